@@ -1,0 +1,67 @@
+// ESLint with typed rules, and an import restriction per folder that enforces the layer
+// table in CONVENTIONS.md: a folder imports only from rows below it.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import globals from 'globals';
+
+/** Folders each layer may NOT import from (everything at its own row or above). */
+const layers = {
+  cli: ['main'],
+  commands: ['cli', 'main'],
+  watch: ['commands', 'cli', 'runner', 'reporters'],
+  runner: ['commands', 'cli', 'watch', 'reporters', 'local-backend'],
+  reporters: ['commands', 'cli', 'watch', 'runner', 'local-backend', 'backend'],
+  workflow: ['commands', 'cli', 'watch', 'runner', 'reporters', 'plan', 'state', 'backend', 'local-backend'],
+  plan: ['commands', 'cli', 'watch', 'runner', 'reporters', 'state', 'backend', 'local-backend'],
+  state: ['commands', 'cli', 'watch', 'runner', 'reporters', 'workflow', 'plan', 'backend', 'local-backend'],
+  backend: ['commands', 'cli', 'watch', 'runner', 'reporters', 'workflow', 'plan', 'state', 'local-backend'],
+  'local-backend': ['commands', 'cli', 'watch', 'runner', 'reporters', 'workflow', 'plan', 'state', 'backend'],
+  contract: ['commands', 'cli', 'watch', 'runner', 'reporters', 'workflow', 'plan', 'state', 'backend', 'local-backend', 'core'],
+  core: ['commands', 'cli', 'watch', 'runner', 'reporters', 'workflow', 'plan', 'state', 'backend', 'local-backend', 'contract'],
+};
+
+const layerRules = Object.entries(layers).map(([folder, forbidden]) => ({
+  files: [`src/${folder}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: forbidden.map((f) => ({
+          group: [`**/${f}/*`, `**/${f}.js`],
+          message: `src/${folder} may not import from src/${f} (see the layer table in CONVENTIONS.md).`,
+        })),
+      },
+    ],
+  },
+}));
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'src/**/generated/**', 'bench/out/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/require-await': 'off',
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      'no-console': 'error',
+    },
+  },
+  {
+    files: ['src/main.ts', 'src/commands/serve.ts'],
+    rules: {},
+  },
+  ...layerRules,
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { globals: globals.node, parserOptions: { projectService: false, program: null } },
+  },
+  {
+    files: ['test/**/*.ts', 'bench/**', 'scripts/**'],
+    rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off', '@typescript-eslint/no-explicit-any': 'off' },
+  },
+);

@@ -1,0 +1,35 @@
+import type { OutputSink } from '../core/redact.js';
+
+/**
+ * What a command may use of the outside world. `main.ts` builds it from the process; tests
+ * build it from buffers. Commands never touch `process` themselves.
+ */
+export interface CommandContext {
+  stdout: OutputSink;
+  stderr: OutputSink;
+  env: Readonly<Record<string, string | undefined>>;
+  cwd: string;
+  /** Aborts on the first SIGINT/SIGTERM. */
+  signal: AbortSignal;
+  version: string;
+}
+
+/** Reporter choice (SPEC §1). `auto` = tty on a terminal, plain otherwise. */
+export type ReporterName = 'auto' | 'tty' | 'plain' | 'json';
+
+/** Flags shared by every command, normalised (SPEC §1). */
+export interface SharedOptions {
+  /** `cloud`, `local` or a URL; undefined = as the workflow says (default cloud). */
+  backend: string | undefined;
+  stateDir: string | undefined;
+  reporter: ReporterName;
+  quiet: boolean;
+  verbose: boolean;
+  color: boolean;
+  /** `--var key=value`, repeatable; overrides the workflow's `vars`. */
+  vars: Record<string, string>;
+  concurrency: number | undefined;
+  fresh: boolean;
+  dryRun: boolean;
+  failFast: boolean;
+}

@@ -1,0 +1,25 @@
+import path from 'node:path';
+
+/** True when `candidate` is `root` or lies inside it (after resolving `..`). */
+export function isInside(root: string, candidate: string): boolean {
+  const rel = path.relative(path.resolve(root), path.resolve(candidate));
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/**
+ * A file name safe to create in a folder we own: no separators, no `..`, no control
+ * characters, bounded length. Empty results become `file`.
+ */
+export function sanitizeFileName(name: string): string {
+  const base = name.split(/[\\/]/).pop() ?? '';
+  // eslint-disable-next-line no-control-regex
+  const cleaned = base.replace(/[\u0000-\u001f\u007f<>:"|?*]/g, '_').replace(/^\.+/, '').slice(0, 200);
+  return cleaned === '' ? 'file' : cleaned;
+}
+
+/** Parts of a path as expressions see them: `inputs.x.{path,name,stem,ext}`. */
+export function fileParts(p: string): { path: string; name: string; stem: string; ext: string } {
+  const name = path.basename(p);
+  const ext = path.extname(name);
+  return { path: p, name, stem: ext ? name.slice(0, -ext.length) : name, ext: ext.replace(/^\./, '') };
+}
