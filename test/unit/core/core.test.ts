@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { createRedactor, REDACTED } from '../../../src/core/redact.js';
+import { formatDuration, parseDuration, sleep, withDeadline } from '../../../src/core/abort.js';
+import { fileParts, isInside, sanitizeFileName } from '../../../src/core/paths.js';
+import { BackendError, CreditsError, ExitCode, InterruptedError, UsageError, exitCodeFor } from '../../../src/core/errors.js';
+import { TimeoutError } from '../../../src/core/errors.js';
+
+describe('redactor', () => {
+  const redact = createRedactor(['s3cr3t-token-value']);
+
+  it('removes API tokens, literal secrets and Authorization values', () => {
+    const text = 'token nmv_usr_abcDEF123 and s3cr3t-token-value; Authorization: Bearer xyz.123 {"authorization":"Bearer q"}';
+    const out = redact(text);
+    expect(out).not.toContain('nmv_usr_abcDEF123');
+    expect(out).not.toContain('s3cr3t-token-value');
+    expect(out).not.toContain('xyz.123');
+    expect(out).not.toMatch(/Bearer q/);
+    expect(out).toContain(REDACTED);
+  });
+
+  it('keeps claim links, which are meant to be shown', () => {
+    const link = 'https://nemovideo.com/workspace/claim?ct=clm_abc123';
+    expect(redact(link)).toBe(link);
+  });
+});
+
+describe('durations', () => {
+  it('parses the forms SPEC §2 allows', () => {
+    expect(parseDuration('30s')).toBe(30_000);
+    expect(parseDuration('15m')).toBe(900_000);
+    expect(parseDuration('1h')).toBe(3_600_000);
+    expect(parseDuration(12)).toBe(12_000);
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('soon')).toBeUndefined();
+    expect(parseDuration(-1)).toBeUndefined();
+  });
+
+  it('formats for people', () => {
+    expect(formatDuration(450)).toBe('450 ms');
+    expect(formatDuration(1500)).toBe('1.5 s');
+    expect(formatDuration(90_000)).toBe('1 min 30 s');
+  });
+});
+
+describe('deadlines and cancellation', () => {
+  it('a deadline aborts with a TimeoutError, distinct from a cancel', async () => {
+    const signal = withDeadline(undefined, 5, 'the test wait');
+    await expect(sleep(10_000, signal)).rejects.toBeInstanceOf(TimeoutError);
+  });
+
+  it('a parent abort propagates as the parent reason', async () => {
+    const parent = new AbortController();
+    const signal = withDeadline(parent.signal, 60_000, 'never');
+    const waiting = sleep(60_000, signal);
+    parent.abort(new InterruptedError('stop'));
+    await expect(waiting).rejects.toBeInstanceOf(InterruptedError);
+  });
+});
+
+describe('paths', () => {
+  it('detects escapes', () => {
+    expect(isInside('/a/b', '/a/b/c.mp4')).toBe(true);
+    expect(isInside('/a/b', '/a/b/../c.mp4')).toBe(false);
+    expect(isInside('/a/b', '/a/bc/d')).toBe(false);
+  });
+
+  it('sanitises file names', () => {
+    expect(sanitizeFileName('../../etc/passwd')).toBe('passwd');
+    expect(sanitizeFileName('..')).toBe('file');
+    expect(sanitizeFileName('a\u0000b?.jpg')).toBe('a_b_.jpg');
+  });
+
+  it('splits parts for expressions', () => {
+    expect(fileParts('/x/anna.face.jpg')).toEqual({ path: '/x/anna.face.jpg', name: 'anna.face.jpg', stem: 'anna.face', ext: 'jpg' });
+  });
+});
+
+describe('exit codes', () => {
+  it('maps each error kind to SPEC §1', () => {
+    expect(exitCodeFor(new UsageError('x'))).toBe(ExitCode.invalid);
+    expect(exitCodeFor(new CreditsError('x'))).toBe(ExitCode.credits);
+    expect(exitCodeFor(new InterruptedError())).toBe(ExitCode.interrupted);
+    expect(exitCodeFor(new BackendError({ message: 'x', route: 'sse' }))).toBe(ExitCode.failed);
+    expect(exitCodeFor(new Error('plain'))).toBe(ExitCode.failed);
+  });
+});
