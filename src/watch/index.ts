@@ -1,0 +1,14 @@
+/** The watch folder engine: what `commands/watch.ts` uses. */
+export { DEFAULT_WATCH_CONFIG, resolveWatchConfig, type PairingMode, type WatchConfig, type WatchSettings } from './config.js';
+export {
+  watchFolder,
+  watchStateDir,
+  type BundleJob,
+  type BundleResult,
+  type RunBundle,
+  type WatchEvent,
+  type WatchFolderOptions,
+  type WatchSummary,
+  type WatcherState,
+} from './folder-watcher.js';
+export type { OnSuccess, Sidecar } from './publisher.js';

@@ -1,0 +1,183 @@
+/**
+ * Publishing a bundle's outcome: the sidecar `<name>.talk.json` beside the output, the sources
+ * moved to `processed/` (or kept, or deleted) after success or to `failed/` with
+ * `<name>.error.txt` after the last failed attempt, and the status file of a bundle whose
+ * partner never arrived. Every file is written atomically; a source is only moved or deleted
+ * when it is still the version that was hashed (a newer copy is a new item, left in place).
+ */
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { sanitizeFileName } from '../core/paths.js';
+import type { IdentifiedBundle } from './bundle-content.js';
+import type { LedgerItem } from './ledger.js';
+import { writeJsonAtomic } from './ledger.js';
+import { sameStamp, statStamp } from './settle-tracker.js';
+
+/** What to do with sources after success (`--on-success`). */
+export type OnSuccess = 'keep' | 'move' | 'delete';
+
+/** Absolute folders the publisher writes to. */
+export interface PublishTargets {
+  root: string;
+  outputDir: string;
+  processedDir: string;
+  failedDir: string;
+  onSuccess: OnSuccess;
+}
+
+/** The sidecar `<bundle>.talk.json`: what happened to one bundle. */
+export interface Sidecar {
+  status: 'done' | 'failed' | 'incomplete';
+  bundle: string;
+  /** Bundle id (content hash); absent for an incomplete bundle. */
+  id?: string;
+  output?: string;
+  sessionIds?: string[];
+  renderIds?: string[];
+  attempts?: number;
+  creditsUsed?: number;
+  error?: { code: string; message: string } | null;
+  /** For `incomplete`: the roles or files still missing, and what is wrong, in words. */
+  missing?: string[];
+  problems?: string[];
+  /** Source files, relative to the watched folder. */
+  sources?: string[];
+  updatedAt: string;
+}
+
+/** The sidecar path for a bundle name. */
+export function sidecarPath(targets: PublishTargets, name: string): string {
+  return path.join(targets.outputDir, `${sanitizeFileName(name)}.talk.json`);
+}
+
+/** The output path a bundle's render is written to. */
+export function outputPathFor(targets: PublishTargets, name: string): string {
+  return path.join(targets.outputDir, `${sanitizeFileName(name)}.mp4`);
+}
+
+function relativeSources(targets: PublishTargets, identified: IdentifiedBundle): string[] {
+  return identified.members.map((m) => path.relative(targets.root, m.path));
+}
+
+/** Success: sidecar, then sources kept, moved to `processed/` or deleted. */
+export async function publishSuccess(targets: PublishTargets, identified: IdentifiedBundle, item: LedgerItem): Promise<void> {
+  const sidecar: Sidecar = {
+    status: 'done',
+    bundle: identified.bundle.name,
+    id: identified.id,
+    ...(item.output === undefined ? {} : { output: path.relative(targets.outputDir, item.output) }),
+    sessionIds: item.sessionIds ?? [],
+    renderIds: item.renderIds ?? [],
+    attempts: item.attempts + 1,
+    creditsUsed: item.creditsUsed ?? 0,
+    error: null,
+    sources: relativeSources(targets, identified),
+    updatedAt: new Date().toISOString(),
+  };
+  await writeJsonAtomic(sidecarPath(targets, identified.bundle.name), sidecar);
+  await disposeSources(targets, identified);
+}
+
+/** Keep, move to `processed/` or delete a done bundle's sources, per `--on-success`. */
+export async function disposeSources(targets: PublishTargets, identified: IdentifiedBundle): Promise<void> {
+  switch (targets.onSuccess) {
+    case 'keep':
+      return;
+    case 'move':
+      await moveSources(targets, identified, targets.processedDir);
+      return;
+    case 'delete':
+      await deleteSources(identified);
+      return;
+    default: {
+      const unreachable: never = targets.onSuccess;
+      return unreachable;
+    }
+  }
+}
+
+/** Last attempt failed: sidecar, sources to `failed/`, and `<name>.error.txt` there. */
+export async function publishFailure(targets: PublishTargets, identified: IdentifiedBundle, item: LedgerItem): Promise<void> {
+  const error = item.error ?? { code: 'internal', message: 'the job failed without a message' };
+  const sidecar: Sidecar = {
+    status: 'failed',
+    bundle: identified.bundle.name,
+    id: identified.id,
+    sessionIds: item.sessionIds ?? [],
+    renderIds: item.renderIds ?? [],
+    attempts: item.attempts,
+    creditsUsed: item.creditsUsed ?? 0,
+    error,
+    sources: relativeSources(targets, identified),
+    updatedAt: new Date().toISOString(),
+  };
+  await writeJsonAtomic(sidecarPath(targets, identified.bundle.name), sidecar);
+  await moveSources(targets, identified, targets.failedDir);
+  const text =
+    `${identified.bundle.name} failed after ${item.attempts} attempt${item.attempts === 1 ? '' : 's'}.\n` +
+    `error (${error.code}): ${error.message}\n` +
+    `sources: ${relativeSources(targets, identified).join(', ')}\n` +
+    `To try again, fix the cause and drop the files into the watched folder again; identical files are ` +
+    `skipped once attempts are used up, so change them (or remove this bundle's ledger entry).\n`;
+  await writeTextAtomic(path.join(targets.failedDir, `${sanitizeFileName(identified.bundle.name)}.error.txt`), text);
+}
+
+/** A bundle is still missing a partner after `bundle_timeout`: say what is missing. */
+export async function publishIncomplete(targets: PublishTargets, name: string, missing: string[], problems: string[], sources: string[]): Promise<void> {
+  const sidecar: Sidecar = {
+    status: 'incomplete',
+    bundle: name,
+    missing,
+    problems,
+    sources: sources.map((s) => path.relative(targets.root, s)),
+    updatedAt: new Date().toISOString(),
+  };
+  await writeJsonAtomic(sidecarPath(targets, name), sidecar);
+}
+
+async function writeTextAtomic(file: string, text: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFile(temp, text);
+  await rename(temp, file);
+}
+
+/** Members that are still the version that was hashed. */
+async function unchangedMembers(identified: IdentifiedBundle): Promise<string[]> {
+  const out: string[] = [];
+  for (const member of identified.members) {
+    const now = await statStamp(member.path);
+    if (now && sameStamp(now, member.stamp)) out.push(member.path);
+  }
+  return out;
+}
+
+async function moveSources(targets: PublishTargets, identified: IdentifiedBundle, destRoot: string): Promise<void> {
+  const folder = identified.bundle.folder;
+  for (const source of await unchangedMembers(identified)) {
+    const dest = path.join(destRoot, path.relative(targets.root, source));
+    await mkdir(path.dirname(dest), { recursive: true });
+    await moveFile(source, dest);
+  }
+  // Leave the folder if anything else is in it (a newer copy, a file of another role).
+  if (folder !== undefined) await rmdir(folder).catch(() => undefined);
+}
+
+async function deleteSources(identified: IdentifiedBundle): Promise<void> {
+  for (const source of await unchangedMembers(identified)) await unlink(source).catch(() => undefined);
+  if (identified.bundle.folder !== undefined) await rmdir(identified.bundle.folder).catch(() => undefined);
+}
+
+async function moveFile(source: string, dest: string): Promise<void> {
+  try {
+    await rename(source, dest);
+  } catch (error) {
+    // processed/ or failed/ on another file system: copy beside the destination, then swap in.
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+    const temp = `${dest}.${randomBytes(6).toString('hex')}.tmp`;
+    await copyFile(source, temp);
+    await rename(temp, dest);
+    await unlink(source);
+  }
+}
