@@ -96,8 +96,13 @@ export class BackendError extends TalkError {
     retryable?: boolean;
     cause?: unknown;
     hint?: string;
+    /**
+     * `credits` for the answers SPEC §1 maps to exit 3 (2001 out of credits, 402 export
+     * blocked by plan); `backend` otherwise.
+     */
+    kind?: 'backend' | 'credits';
   }) {
-    super('backend', init.message, { cause: init.cause, ...(init.hint === undefined ? {} : { hint: init.hint }) });
+    super(init.kind ?? 'backend', init.message, { cause: init.cause, ...(init.hint === undefined ? {} : { hint: init.hint }) });
     this.name = 'BackendError';
     this.envelopeCode = init.envelopeCode;
     this.status = init.status;

@@ -1,0 +1,391 @@
+/**
+ * `createBackendClient`: the `BackendClient` the runner uses, over undici, for the cloud and the
+ * local backend alike (CONTRACT §2, SPEC §4). Each method is one endpoint (or one contract
+ * procedure: a turn, disconnect recovery, a render with its single retry, a download with its
+ * fallback); the mechanics live in the modules it composes.
+ */
+import { randomBytes } from 'node:crypto';
+import { Agent, FormData, type Dispatcher } from 'undici';
+import { abortReason, formatDuration, sleep } from '../core/abort.js';
+import { BackendError, TimeoutError } from '../core/errors.js';
+import { asRenderId, asSessionId, asTaskId, type RenderId, type SessionId } from '../core/ids.js';
+import { APP_NAME, CLOUD_WEB_URL, ME, paths } from '../contract/routes.js';
+import { MAX_UPLOAD_BYTES } from '../contract/media.js';
+import type { ClaimTokenData, CreateSessionData, CreditsData, RenderOutput, SessionStateData, UploadData } from '../contract/bodies.js';
+import { resolveAttribution, type Attribution } from './attribution.js';
+import type { TokenProvider } from './auth.js';
+import { networkCode, networkError, TurnLostError } from './errors.js';
+import { headerOf, Transport } from './http.js';
+import { describeChange, snapshotState, stateChanged } from './state-diff.js';
+import { resolveTiming, type BackendTiming } from './timing.js';
+import { ByteTap, checkUploadSource, openTappedFile, writeAtomically } from './transfer.js';
+import { readTurnStream, TurnWatch } from './turn.js';
+import { translateGuiPhrases } from './gui-phrases.js';
+import type {
+  BackendClient,
+  CallOptions,
+  DownloadResult,
+  RecoveryOutcome,
+  TransferProgress,
+  TurnResult,
+  UploadResult,
+} from './types.js';
+
+/** Options of `createBackendClient`. */
+export interface BackendClientOptions {
+  /** `resolveBackendUrl(...)` for the cloud or a URL; the local backend's URL for `local`. */
+  baseUrl: string;
+  /** One keep-alive dispatcher for the whole run; when absent the client makes (and closes) its own. */
+  dispatcher?: Dispatcher | undefined;
+  auth: TokenProvider;
+  /** Web app for claim and registration links (default `https://nemovideo.com`). */
+  webUrl?: string | undefined;
+  attribution?: Partial<Attribution> | undefined;
+  /** Every wait; defaults depend on whether `baseUrl` is loopback (see `resolveTiming`). */
+  timing?: Partial<BackendTiming> | undefined;
+  /** Environment for attribution defaults (`SKILL_SOURCE`, platform detection). */
+  env?: Readonly<Record<string, string | undefined>> | undefined;
+  /** Local upload size limit (default 200 MiB, the contract's). */
+  maxUploadBytes?: number | undefined;
+}
+
+/** A render reported `failed` (or `cancelled`): the export may retry once with a new id. */
+export class RenderFailedError extends BackendError {
+  readonly renderId: RenderId;
+  constructor(renderId: RenderId, status: string, detail: string | undefined) {
+    super({
+      message: `render ${renderId} ${status}${detail ? `: ${detail}` : ''}`,
+      route: 'render-status',
+      retryable: false,
+      hint: 'run again to retry the export; edits are kept',
+    });
+    this.name = 'RenderFailedError';
+    this.renderId = renderId;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Status, progress, URL and error from either render status shape (CONTRACT §2.9, Q2). */
+export function readRenderStatus(data: unknown): { status: string; progress: number | undefined; outputUrl: string | undefined; error: string | undefined } {
+  const top = isRecord(data) ? data : {};
+  const inner = isRecord(top.data) ? top.data : top;
+  const pick = (key: string): unknown => inner[key] ?? top[key];
+  const output = pick('output');
+  const url = pick('outputUrl') ?? (isRecord(output) ? output.url : undefined);
+  const progress = pick('progress');
+  const error = pick('error');
+  return {
+    status: (typeof pick('status') === 'string' ? (pick('status') as string) : 'unknown').toLowerCase(),
+    progress: typeof progress === 'number' ? progress : undefined,
+    outputUrl: typeof url === 'string' && url !== '' ? url : undefined,
+    error: typeof error === 'string' ? error : undefined,
+  };
+}
+
+/** Create the client. */
+export function createBackendClient(options: BackendClientOptions): BackendClient & BackendClientExtras {
+  const baseUrl = options.baseUrl.replace(/\/+$/, '');
+  const ownDispatcher = options.dispatcher === undefined;
+  const dispatcher = options.dispatcher ?? new Agent({ keepAliveTimeout: 10_000 });
+  const timing = resolveTiming(baseUrl, options.timing);
+  const webUrl = (options.webUrl ?? CLOUD_WEB_URL).replace(/\/+$/, '');
+  const tokens = options.auth;
+  const http = new Transport({
+    baseUrl,
+    dispatcher,
+    tokens,
+    attribution: resolveAttribution(options.attribution, options.env ?? {}),
+    timing,
+    webUrl,
+  });
+  const maxUploadBytes = options.maxUploadBytes ?? MAX_UPLOAD_BYTES;
+
+  const getState = async (sessionId: SessionId, o: CallOptions = {}): Promise<SessionStateData> =>
+    (await http.call({ route: 'state', method: 'GET', path: paths.state(sessionId), repeatable: true }, o)) as SessionStateData;
+
+  const getCredits = async (o: CallOptions = {}): Promise<CreditsData> => {
+    const data = await http.call({ route: 'credits', method: 'GET', path: paths.credits, repeatable: true }, o);
+    const c = isRecord(data) ? data : {};
+    const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+    const available = num(c.available);
+    const frozen = num(c.frozen);
+    return { available, frozen, total: typeof c.total === 'number' ? c.total : available + frozen };
+  };
+
+  const submitRender: BackendClient['submitRender'] = async (input, o = {}) => {
+    await http.call(
+      {
+        route: 'render',
+        method: 'POST',
+        path: paths.renderSubmit,
+        json: { id: input.renderId, sessionId: input.sessionId, draft: input.draft, output: input.output },
+        // Never re-sent as-is: a retry uses a new render id (see `exportRender`).
+        repeatable: false,
+      },
+      o,
+    );
+  };
+
+  const waitForRender: BackendClient['waitForRender'] = async (renderId, o = {}) => {
+    const started = Date.now();
+    for (;;) {
+      const data = await http.call({ route: 'render-status', method: 'GET', path: paths.renderStatus(renderId), repeatable: true }, o);
+      const s = readRenderStatus(data);
+      if (s.progress !== undefined) o.onProgress?.(Math.max(0, Math.min(100, s.progress)));
+      if (s.status === 'completed' || s.status === 'succeeded' || s.status === 'success') return { outputUrl: s.outputUrl };
+      if (s.status === 'failed' || s.status === 'error' || s.status === 'cancelled' || s.status === 'canceled') {
+        throw new RenderFailedError(renderId, s.status, s.error);
+      }
+      // Pending, processing, or a status nobody documented: keep polling until the cap.
+      if (Date.now() - started + timing.renderPollMs > timing.renderCapMs) {
+        throw new TimeoutError(`render ${renderId} did not finish within ${formatDuration(timing.renderCapMs)} (last status: ${s.status})`, {
+          hint: 'run the workflow again later: talk re-attaches to this render instead of starting another',
+        });
+      }
+      await sleep(timing.renderPollMs, o.signal);
+    }
+  };
+
+  /** Download `url` into `dest`; JSON answers that point elsewhere are followed once. */
+  async function downloadFrom(url: string, auth: boolean, dest: string, o: CallOptions & { onProgress?: TransferProgress }, hops = 0): Promise<DownloadResult> {
+    const response = await http.open({ route: 'download', method: 'GET', path: url, auth, repeatable: true }, o);
+    const type = (headerOf(response.headers, 'content-type') ?? '').toLowerCase();
+    if (type.includes('json')) {
+      // Some gateways answer the download route with `{output: {url, size}}` (CONTRACT §8, Q15).
+      const body: unknown = await response.body.json();
+      const s = readRenderStatus(body);
+      if (!s.outputUrl || hops > 0 || !/^https?:\/\//i.test(s.outputUrl)) {
+        throw new BackendError({ message: 'the download route answered with JSON that names no file', route: 'download' });
+      }
+      return downloadFrom(s.outputUrl, false, dest, o, hops + 1);
+    }
+    const length = Number(headerOf(response.headers, 'content-length'));
+    try {
+      return await writeAtomically(response.body, dest, Number.isFinite(length) && length > 0 ? length : undefined, o.onProgress, o.signal);
+    } catch (error) {
+      if (o.signal?.aborted) throw abortReason(o.signal, error);
+      if (error instanceof BackendError) throw error;
+      if (networkCode(error) !== undefined) throw networkError(http.failure('download'), error);
+      throw error;
+    }
+  }
+
+  const client: BackendClient & BackendClientExtras = {
+    baseUrl,
+    timing,
+
+    async createSession(input, o = {}) {
+      const data = (await http.call(
+        { route: 'session', method: 'POST', path: paths.createSession, json: { task_name: input.taskName, language: input.language }, repeatable: true },
+        o,
+      )) as Partial<CreateSessionData> | null;
+      if (!data || typeof data.session_id !== 'string' || typeof data.task_id !== 'string') {
+        throw new BackendError({ message: 'the backend created a session but did not say its id', route: 'session', hint: 'try again; if it persists, the backend changed its protocol' });
+      }
+      return { sessionId: asSessionId(String(data.session_id)), taskId: asTaskId(String(data.task_id)), userId: data.user_id };
+    },
+
+    async uploadFile(sessionId, filePath, o = {}) {
+      const source = await checkUploadSource(filePath, http.failure('upload'), maxUploadBytes);
+      let tap = new ByteTap(source.size, o.onProgress);
+      const data = (await http.call(
+        {
+          route: 'upload',
+          method: 'POST',
+          path: paths.upload(sessionId),
+          // A retry after a reset sends the file again from the start, with a fresh tap.
+          form: async () => {
+            tap = new ByteTap(source.size, o.onProgress);
+            const form = new FormData();
+            form.append('files', await openTappedFile(filePath, source, tap));
+            return form;
+          },
+          repeatable: true,
+        },
+        o,
+      )) as Partial<UploadData> | null;
+      const file = data?.files?.[0];
+      if (!file) throw new BackendError({ message: `the backend accepted ${source.name} but listed no file`, route: 'upload' });
+      return { file, bytes: tap.bytes, sha256: tap.digest() } satisfies UploadResult;
+    },
+
+    async uploadUrl(sessionId, url, o = {}) {
+      if (!/^https?:\/\//i.test(url)) {
+        throw new BackendError({ message: `only http(s) URLs can be uploaded (got ${url.slice(0, 40)})`, route: 'upload', hint: 'use an https:// link or a local file' });
+      }
+      const data = (await http.call(
+        { route: 'upload', method: 'POST', path: paths.upload(sessionId), json: { urls: [url], source_type: 'url' }, repeatable: true },
+        o,
+      )) as Partial<UploadData> | null;
+      return data?.files ?? [];
+    },
+
+    getState,
+    getCredits,
+
+    async captureBaseline(sessionId, o = {}) {
+      const [state, credits] = await Promise.all([getState(sessionId, o), getCredits(o)]);
+      return { snapshot: snapshotState(state), credits };
+    },
+
+    async sendInstruction(sessionId, text, o = {}) {
+      const before = o.baseline?.snapshot ?? snapshotState(await getState(sessionId, o));
+      const onActivity = o.onActivity;
+      const watch = new TurnWatch(
+        { hardLimitMs: timing.sseHardLimitMs, heartbeatOnlyMs: timing.sseHeartbeatOnlyMs, stillWorkingMs: timing.stillWorkingMs },
+        onActivity,
+        o.signal,
+      );
+      let reading;
+      try {
+        const response = await http.open(
+          {
+            route: 'sse',
+            method: 'POST',
+            path: paths.runSse,
+            json: { app_name: APP_NAME, user_id: ME, session_id: sessionId, new_message: { parts: [{ text }] } },
+            headers: { accept: 'text/event-stream' },
+            // Never re-sent (it charges credits); only a 1001 renewal or a 429 — both refused
+            // before the turn starts — lead to a second request.
+            repeatable: false,
+            untimed: true,
+            expect: 'text/event-stream',
+          },
+          { signal: watch.signal, onRetry: o.onRetry },
+        );
+        reading = await readTurnStream(response.body, watch, onActivity);
+      } catch (error) {
+        if (watch.signal.aborted) throw abortReason(watch.signal, error);
+        // The request may have reached the agent before the connection broke: only a refused
+        // connection proves it did not.
+        if (error instanceof BackendError && error.status === undefined && !(error instanceof TurnLostError) && networkCode(error.cause) !== 'ECONNREFUSED') {
+          throw new TurnLostError('dropped', `the connection to the agent broke before its answer began (${networkCode(error.cause) ?? 'network error'})`, error);
+        }
+        throw error;
+      } finally {
+        watch.stop();
+      }
+
+      if (reading.streamError !== undefined) {
+        throw new BackendError({
+          message: http.redact(`the agent's run failed: ${reading.streamError}`),
+          route: 'sse',
+          hint: 'talk did not send the instruction again; check `talk status`, then run again to retry it',
+        });
+      }
+      if (reading.texts.length === 0 && !reading.question && reading.modelError !== undefined) {
+        throw new BackendError({ message: http.redact(`the agent's model failed: ${reading.modelError}`), route: 'sse', hint: 'run again to retry the instruction' });
+      }
+      if (reading.events === 0 || (reading.openTools > 0 && reading.texts.length === 0 && !reading.question)) {
+        throw new TurnLostError('dropped', 'the stream ended before the agent finished its turn');
+      }
+      const reply = translateGuiPhrases(reading.texts.join('\n\n'));
+      const result: TurnResult = { text: reply, tools: reading.tools, silent: reply === '' && !reading.question };
+      if (reading.question) result.question = reading.question;
+      if (result.silent) {
+        // About a third of edits end with tool events only: confirm by reading state (§3.8).
+        result.change = describeChange(before, snapshotState(await getState(sessionId, { signal: o.signal, onRetry: o.onRetry })));
+      }
+      return result;
+    },
+
+    async recoverTurn(sessionId, baseline, o = {}): Promise<RecoveryOutcome> {
+      const started = Date.now();
+      let unchanged = 0;
+      let wait = timing.recoveryFirstMs;
+      for (;;) {
+        await sleep(wait, o.signal);
+        wait = timing.recoveryNextMs;
+        const [state, credits] = await Promise.all([getState(sessionId, o), getCredits(o)]);
+        if (stateChanged(baseline.snapshot, snapshotState(state))) return 'applied';
+        if (credits.frozen > baseline.credits.frozen) {
+          // Still running at the backend: keep watching while the window lasts.
+          if (Date.now() - started + wait > timing.recoveryMaxMs) return 'running';
+          continue;
+        }
+        // Charged without a visible change (e.g. an edit that left the draft as it was): it ran.
+        if (credits.available + credits.frozen < baseline.credits.available + baseline.credits.frozen) return 'applied';
+        unchanged += 1;
+        if (unchanged >= timing.recoveryReads) return 'not-applied';
+      }
+    },
+
+    newRenderId() {
+      return asRenderId(`render_${Date.now()}_${randomBytes(4).toString('hex')}`);
+    },
+
+    submitRender,
+    waitForRender,
+
+    async exportRender(input, o = {}) {
+      for (let attempt = 1; ; attempt += 1) {
+        const renderId = client.newRenderId();
+        o.onRenderId?.(renderId);
+        try {
+          await submitRender({ renderId, sessionId: input.sessionId, draft: input.draft, output: input.output }, o);
+          const done = await waitForRender(renderId, o);
+          return { renderId, outputUrl: done.outputUrl };
+        } catch (error) {
+          if (attempt >= 2 || !isRenderRetryable(error) || o.signal?.aborted) throw error;
+          o.onRetry?.({ attempt, reason: `render failed (${(error as Error).message}); trying once more with a new render id`, delayMs: 0 });
+        }
+      }
+    },
+
+    async downloadRender(renderId, outputUrl, dest, o = {}) {
+      if (outputUrl !== undefined && /^https?:\/\//i.test(outputUrl)) {
+        try {
+          // The output URL is a CDN link: fetched without the token (CONTRACT §4 step 4).
+          return await downloadFrom(outputUrl, false, dest, o);
+        } catch (error) {
+          if (o.signal?.aborted || !(error instanceof BackendError)) throw error;
+          o.onRetry?.({ attempt: 1, reason: `output URL failed (${error.message}); using the download route`, delayMs: 0 });
+        }
+      }
+      return downloadFrom(paths.renderDownload(renderId), true, dest, o);
+    },
+
+    async claimLink(taskId, sessionId, o = {}) {
+      const data = (await http.call(
+        { route: 'claim', method: 'POST', path: paths.claimToken, json: { task_id: taskId, session_id: sessionId }, repeatable: true },
+        o,
+      )) as Partial<ClaimTokenData> | null;
+      if (!data || typeof data.claim_token !== 'string') {
+        throw new BackendError({ message: 'the backend gave no claim token for this project', route: 'claim' });
+      }
+      return `${webUrl}/workspace/claim?ct=${encodeURIComponent(data.claim_token)}`;
+    },
+
+    anonymousUserId: () => tokens.anonymousUserId(),
+
+    async close() {
+      if (ownDispatcher) await dispatcher.close();
+    },
+  };
+  return client;
+}
+
+/** Submit failures, refused or failed renders are worth one more try with a new id; plan limits, credits and timeouts are not. */
+function isRenderRetryable(error: unknown): boolean {
+  if (!(error instanceof BackendError) || error.code === 'credits') return false;
+  if (error.envelopeCode === 1001 || error.envelopeCode === 1002) return false;
+  return true;
+}
+
+/** Methods beyond the `BackendClient` interface. */
+export interface BackendClientExtras {
+  /** The timings in effect (after defaults). */
+  readonly timing: BackendTiming;
+  /**
+   * Submit with a fresh id and poll; when the render fails (or the submit is refused), once
+   * more with a new id (CONTRACT §4.5). `onRenderId` is called before each submit so the runner
+   * can persist the id and re-attach to it on resume.
+   */
+  exportRender(
+    input: { sessionId: SessionId; draft: unknown; output: RenderOutput },
+    options?: CallOptions & { onRenderId?: (id: RenderId) => void; onProgress?: (percent: number) => void },
+  ): Promise<{ renderId: RenderId; outputUrl: string | undefined }>;
+}
