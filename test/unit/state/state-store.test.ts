@@ -1,0 +1,167 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, readdir, rm, writeFile, appendFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  StateLockedError,
+  StateWriteError,
+  acquireLock,
+  openStateStore,
+  readRunState,
+  runDirFor,
+  stateDirFor,
+  type LockEnvironment,
+  type StepState,
+} from '../../../src/state/index.js';
+
+let root: string;
+beforeEach(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'talk-state-'));
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const step = (status: StepState['status'], extra: Partial<StepState> = {}): StepState => ({ kind: 'upload', status, attempts: 1, ...extra });
+
+function envWith(alive: Set<number>, pid: number, host = 'here'): LockEnvironment {
+  return { pid, host, isAlive: (p) => alive.has(p), now: () => new Date('2026-01-01T00:00:00Z') };
+}
+
+describe('state store', () => {
+  it('keeps every acknowledged change across a reopen, without a close (as after kill -9)', async () => {
+    const dir = path.join(root, 'run');
+    const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(new Set(), 1) });
+    await store.updateJob('a', { sessionId: '123', status: 'running' });
+    await store.putStep('a', 'up', step('done', { uploads: [{ name: 'portrait', file: { filename: 'p.jpg' } }] }));
+    await Promise.all([store.putStep('a', 'x', step('running')), store.putStep('b', 'y', step('failed')), store.updateRun({ creditsUsed: 100 })]);
+    // No close: the process "dies" here. The lock stays behind, which is the stale-lock case.
+    const loaded = await readRunState(dir);
+    expect(loaded?.state.jobs['a']?.sessionId).toBe('123');
+    expect(loaded?.state.jobs['a']?.steps['up']?.uploads?.[0]?.name).toBe('portrait');
+    expect(loaded?.state.jobs['a']?.steps['x']?.status).toBe('running');
+    expect(loaded?.state.jobs['b']?.steps['y']?.status).toBe('failed');
+    expect(loaded?.state.creditsUsed).toBe(100);
+  });
+
+  it('ignores a torn last journal line but rejects damage earlier in the file', async () => {
+    const dir = path.join(root, 'run');
+    const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(new Set(), 1) });
+    await store.putStep('a', 's', step('done'));
+    const journal = (await readdir(dir)).find((f) => f.startsWith('journal-'))!;
+    await appendFile(path.join(dir, journal), '{"op":"step","job":"a","step":"t","sta');
+    expect((await readRunState(dir))?.state.jobs['a']?.steps['s']?.status).toBe('done');
+    expect((await readRunState(dir))?.state.jobs['a']?.steps['t']).toBeUndefined();
+    await appendFile(path.join(dir, journal), '\n{"op":"reset-job","job":"a"}\n');
+    await expect(readRunState(dir)).rejects.toThrow(/cannot be read/);
+  });
+
+  it('writes O(change) per change and compacts the journal by rename', async () => {
+    const dir = path.join(root, 'run');
+    const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', compactMinBytes: 4096, lockEnvironment: envWith(new Set(), 1) });
+    const base = store.stats().bytesWritten;
+    for (let i = 0; i < 50; i += 1) await store.putStep(`job-${i}`, 'up', step('done'));
+    const perChange = (store.stats().bytesWritten - base) / 50;
+    // One step line is ~130 bytes; a full rewrite would grow with the number of jobs.
+    expect(perChange).toBeLessThan(400);
+    for (let i = 0; i < 200; i += 1) await store.putStep(`job-${i % 50}`, 'up', step('running', { attempts: i }));
+    expect(store.stats().compactions).toBeGreaterThan(1);
+    const files = await readdir(dir);
+    expect(files.filter((f) => f.startsWith('journal-'))).toHaveLength(1);
+    expect(files.some((f) => f.endsWith('.tmp'))).toBe(false);
+    const loaded = await readRunState(dir);
+    expect(loaded?.state.jobs['job-49']?.steps['up']?.attempts).toBe(199);
+    await store.close();
+    const snapshot = JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8')) as { state: { jobs: Record<string, unknown> } };
+    expect(Object.keys(snapshot.state.jobs)).toHaveLength(50);
+  });
+
+  it('shares one fsync among changes that arrive together', async () => {
+    const dir = path.join(root, 'run');
+    const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(new Set(), 1) });
+    const before = store.stats().flushes;
+    await Promise.all(Array.from({ length: 100 }, (_, i) => store.putStep('j', `s${i}`, step('done'))));
+    expect(store.stats().flushes - before).toBeLessThan(100);
+    expect(Object.keys((await readRunState(dir))!.state.jobs['j']!.steps)).toHaveLength(100);
+    await store.close();
+  });
+
+  it('reset-job forgets a session and its steps; --fresh forgets everything', async () => {
+    const dir = path.join(root, 'run');
+    const env = envWith(new Set(), 1);
+    const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: env });
+    await store.updateJob('a', { sessionId: '1' });
+    await store.putStep('a', 's', step('done'));
+    await store.resetJob('a');
+    await store.putStep('a', 't', step('pending'));
+    await store.close();
+    const again = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: env });
+    expect(again.hadPrevious).toBe(true);
+    expect(again.job('a')?.sessionId).toBeUndefined();
+    expect(Object.keys(again.job('a')!.steps)).toEqual(['t']);
+    await again.close();
+    const fresh = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', fresh: true, lockEnvironment: env });
+    expect(fresh.hadPrevious).toBe(false);
+    expect(fresh.state.jobs).toEqual({});
+    await fresh.close();
+  });
+
+  it('stops every later change after a failed write, loudly', async () => {
+    const dir = path.join(root, 'run');
+    const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(new Set(), 1) });
+    // Replace the run dir by a file: the next append cannot happen.
+    await rm(dir, { recursive: true });
+    await writeFile(dir, 'not a folder');
+    await expect(store.putStep('a', 's', step('running'))).rejects.toBeInstanceOf(StateWriteError);
+    await expect(store.putStep('a', 's', step('done'))).rejects.toBeInstanceOf(StateWriteError);
+    await expect(store.flush()).rejects.toBeInstanceOf(StateWriteError);
+  });
+});
+
+describe('run lock', () => {
+  it('refuses a second runner while the first is alive, with who holds it', async () => {
+    const dir = path.join(root, 'run');
+    const alive = new Set([1]);
+    const first = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(alive, 1) });
+    const second = openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(alive, 2) });
+    await expect(second).rejects.toBeInstanceOf(StateLockedError);
+    await expect(second).rejects.toThrow(/pid 1 on here/);
+    await first.close();
+    const third = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(alive, 3) });
+    expect(third.tookOverFrom).toBeUndefined();
+    await third.close();
+  });
+
+  it('takes over a lock whose process is gone and says from whom', async () => {
+    const dir = path.join(root, 'run');
+    const first = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(new Set(), 41) });
+    await first.putStep('a', 's', step('running'));
+    // pid 41 "died" without closing: its lock is still on disk.
+    const second = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(new Set([42]), 42) });
+    expect(second.tookOverFrom?.pid).toBe(41);
+    expect(second.step('a', 's')?.status).toBe('running');
+    await second.close();
+  });
+
+  it('does not take over a lock from another host', async () => {
+    const file = path.join(root, 'lock');
+    const held = await acquireLock(file, envWith(new Set(), 7, 'elsewhere'));
+    await expect(acquireLock(file, envWith(new Set(), 8, 'here'))).rejects.toMatchObject({ hint: expect.stringMatching(/delete .*lock/) as unknown });
+    await held.release();
+  });
+
+  it('uses this process for real liveness', async () => {
+    const file = path.join(root, 'lock');
+    const held = await acquireLock(file);
+    await expect(acquireLock(file)).rejects.toBeInstanceOf(StateLockedError);
+    await held.release();
+  });
+});
+
+describe('locations', () => {
+  it('puts .talk beside the workflow unless overridden, one run dir per workflow file', () => {
+    expect(stateDirFor('/a/b/w.yaml', undefined, '/cwd')).toBe(path.join('/a/b', '.talk'));
+    expect(stateDirFor('/a/b/w.yaml', 'st', '/cwd')).toBe(path.join('/cwd', 'st'));
+    expect(runDirFor('/s', '/a/b/w.yaml')).toBe(path.join('/s', 'runs', 'w.yaml'));
+  });
+});
