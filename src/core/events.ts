@@ -24,6 +24,11 @@ export interface RunStartEvent {
   jobs: number;
   /** True when an unfinished earlier run is being continued. */
   resumed: boolean;
+  /**
+   * Optional: the jobs and their step ids in plan order. Reporters use it to draw every step
+   * before it starts and to know when a job has finished (all its steps settled).
+   */
+  plan?: { job: string; steps: string[] }[];
 }
 
 /** A step begins its first attempt. */
@@ -64,6 +69,11 @@ export interface StepDoneEvent extends StepRef {
   /** The agent's reply to an instruction, GUI phrases translated. */
   reply?: string;
   creditsUsed?: number;
+  /**
+   * Optional, on a job's last step: the browser link to open the job's project in the editor
+   * (cloud: `<web>/workspace/claim?ct=<claim token>`). Never carries the API token.
+   */
+  link?: string;
 }
 
 /** A step was not run. `reason` says why: `resumed`, `upstream-failed`, `interrupted`, … */

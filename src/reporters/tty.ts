@@ -1,0 +1,376 @@
+/**
+ * The `tty` reporter, drawn by listr2: a header with the run's counts, a task per job and its
+ * steps as subtasks. Each listr2 task waits on a promise that the events settle, so listr2
+ * does the drawing and the engine stays the only source of truth.
+ *
+ * What a step row shows: bytes with rate and ETA for transfers, percent for renders, the
+ * agent's tool activity as a live label, "⏳ still working" after 2 minutes of heartbeats only,
+ * and retries with their reason ("rate limited, retrying in 30 s").
+ *
+ * Big batches: listr2 draws every task it has, so with more than `BIG_BATCH_JOBS` jobs a job
+ * row has an empty title (listr2 draws nothing for it) until the job starts and again once it
+ * has finished; the header counts what is hidden. 1,000 jobs draw as the header plus the
+ * running ones.
+ */
+import { DefaultRenderer, Listr, ListrLogger, PRESET_TIMER, ProcessOutput, SimpleRenderer, TestRenderer, type ListrRendererFactory, type ListrTask, type ListrTaskWrapper } from 'listr2';
+import { Writable } from 'node:stream';
+import type { StepKind, TalkEvent } from '../core/events.js';
+import type { OutputSink } from '../core/redact.js';
+import {
+  STILL_WORKING_EVERY_MS,
+  TransferMeter,
+  describeDone,
+  describeRetry,
+  describeTransfer,
+  formatCredits,
+  formatElapsed,
+  isHeartbeatLabel,
+  oneLine,
+} from './format.js';
+import { describeCounts, type RunTally } from './summary.js';
+
+/** Above this many jobs, finished and waiting jobs collapse into the header's counts. */
+export const BIG_BATCH_JOBS = 10;
+
+/** listr2 renderer to draw with: `default` on a terminal, `test` in unit tests. */
+export type TtyRendererName = 'default' | 'test';
+
+/** Options of the tty view. */
+export interface TtyViewOptions {
+  out: OutputSink;
+  tally: RunTally;
+  verbose: boolean;
+  renderer?: TtyRendererName;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  settled: boolean;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  const d: Deferred<T> = {
+    promise,
+    resolve: (value: T) => {
+      if (d.settled) return;
+      d.settled = true;
+      resolve(value);
+    },
+    settled: false,
+  };
+  return d;
+}
+
+/** How a step's row ends. */
+type StepOutcome = { kind: 'done'; title: string } | { kind: 'skipped'; reason: string } | { kind: 'failed'; message: string };
+
+type Wrapper = ListrTaskWrapper<unknown, ListrRendererFactory, ListrRendererFactory>;
+
+/** What a row should show; applied to the listr2 task when it exists (it starts a tick later). */
+class Row {
+  wrapper: Wrapper | undefined;
+  title: string;
+  output: string | undefined;
+
+  constructor(title: string) {
+    this.title = title;
+  }
+
+  setTitle(title: string): void {
+    this.title = title;
+    if (this.wrapper !== undefined && this.wrapper.title !== title) this.wrapper.title = title;
+  }
+
+  setOutput(output: string | undefined): void {
+    this.output = output;
+    if (this.wrapper !== undefined && output !== undefined) this.wrapper.output = output;
+  }
+
+  attach(wrapper: Wrapper): void {
+    this.wrapper = wrapper;
+    wrapper.title = this.title;
+    if (this.output !== undefined) wrapper.output = this.output;
+  }
+}
+
+interface StepView {
+  id: string;
+  row: Row;
+  kind: StepKind | undefined;
+  meter: TransferMeter;
+  label: string | undefined;
+  lastActivityAt: number | undefined;
+  outcome: Deferred<StepOutcome>;
+}
+
+interface JobView {
+  id: string;
+  row: Row;
+  started: boolean;
+  steps: Map<string, StepView>;
+  done: Deferred<void>;
+}
+
+/** A Writable over our sink, with the terminal size log-update needs to redraw in place. */
+function writableFor(sink: OutputSink): NodeJS.WriteStream {
+  const stream = new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      sink.write(chunk.toString());
+      callback();
+    },
+  });
+  Object.assign(stream, { isTTY: sink.isTTY, columns: sink.columns !== undefined && sink.columns > 0 ? sink.columns : 80, rows: 40 });
+  return stream as unknown as NodeJS.WriteStream;
+}
+
+/** Draws a run with listr2. Feed it events after `tally.observe`; `close` waits for the drawing to end. */
+export class TtyView {
+  private listr: Listr<unknown, ListrRendererFactory, ListrRendererFactory> | undefined;
+  private running: Promise<unknown> | undefined;
+  private readonly jobs = new Map<string, JobView>();
+  /** Job rows not yet bound to a job id (when `run:start` had no plan). */
+  private readonly unbound: JobView[] = [];
+  private readonly header = new Row('');
+  private readonly headerDone = deferred<void>();
+  private big = false;
+  private name = '';
+
+  constructor(private readonly options: TtyViewOptions) {}
+
+  emit(event: TalkEvent, finishedJob: string | undefined): void {
+    switch (event.type) {
+      case 'run:start':
+        this.start(event);
+        break;
+      case 'step:start': {
+        const step = this.step(event.job, event.step);
+        if (step === undefined) break;
+        step.kind = event.kind;
+        step.lastActivityAt = Date.parse(event.ts);
+        step.row.setTitle(`${event.step} · ${event.kind}`);
+        break;
+      }
+      case 'step:progress':
+        this.progress(event);
+        break;
+      case 'step:retry': {
+        const step = this.step(event.job, event.step);
+        step?.row.setOutput(describeRetry(event.reason, event.delayMs, event.attempt));
+        break;
+      }
+      case 'step:done': {
+        const step = this.step(event.job, event.step);
+        step?.row.setOutput(undefined);
+        step?.outcome.resolve({ kind: 'done', title: `${event.step} · ${describeDone(event)}` });
+        break;
+      }
+      case 'step:skipped':
+        this.step(event.job, event.step)?.outcome.resolve({ kind: 'skipped', reason: `${event.step} · skipped (${event.reason})` });
+        break;
+      case 'step:failed': {
+        const hint = event.error.hint === undefined ? '' : ` → ${event.error.hint}`;
+        this.step(event.job, event.step)?.outcome.resolve({ kind: 'failed', message: `${event.step}: ${event.error.message} (${event.error.code})${hint}` });
+        break;
+      }
+      case 'notice':
+        if (event.level === 'debug' && !this.options.verbose) break;
+        this.header.setOutput(`${event.level === 'info' ? '' : `${event.level}: `}${event.job === undefined ? '' : `${event.job}: `}${oneLine(event.message, 200)}`);
+        break;
+      case 'run:done':
+        this.finishAll();
+        break;
+      default: {
+        const unreachable: never = event;
+        return unreachable;
+      }
+    }
+    if (finishedJob !== undefined) this.jobs.get(finishedJob)?.done.resolve();
+    this.updateHeader();
+  }
+
+  /** Settles every row and waits until listr2 has drawn its last frame. */
+  async close(): Promise<void> {
+    this.finishAll();
+    if (this.running !== undefined) await this.running;
+  }
+
+  private start(event: Extract<TalkEvent, { type: 'run:start' }>): void {
+    // A second run:start (watch mode feeding one reporter) adds to the counts only.
+    if (this.listr !== undefined) return;
+    this.name = event.name;
+    this.big = event.jobs > BIG_BATCH_JOBS;
+    const plan = event.plan ?? [];
+    const views: JobView[] = [];
+    for (const declared of plan) {
+      const view = this.newJob(declared.job, declared.steps);
+      this.jobs.set(declared.job, view);
+      views.push(view);
+    }
+    // Without a plan, rows are bound to jobs in the order they first appear.
+    for (let i = plan.length; i < event.jobs; i++) {
+      const view = this.newJob(undefined, []);
+      this.unbound.push(view);
+      views.push(view);
+    }
+    const tasks: ListrTask<unknown, ListrRendererFactory, ListrRendererFactory>[] = [
+      {
+        title: '',
+        task: async (_ctx, wrapper) => {
+          this.header.attach(wrapper);
+          await this.headerDone.promise;
+        },
+        rendererOptions: { outputBar: 3, persistentOutput: true },
+      },
+      ...views.map((view) => this.jobTask(view)),
+    ];
+    const logger = new ListrLogger({ useIcons: true, processOutput: new ProcessOutput(writableFor(this.options.out), writableFor(this.options.out)) });
+    this.listr = new Listr(tasks, {
+      concurrent: true,
+      exitOnError: false,
+      // main.ts owns signals: listr2's own handler would exit the process mid-save.
+      registerSignalListeners: false,
+      renderer: this.options.renderer === 'test' ? TestRenderer : DefaultRenderer,
+      rendererOptions: { logger, collapseSubtasks: true, collapseErrors: false, showErrorMessage: true, timer: PRESET_TIMER, formatOutput: 'truncate' },
+      fallbackRenderer: SimpleRenderer,
+      fallbackRendererOptions: { logger },
+    });
+    this.running = this.listr.run().catch(() => undefined);
+  }
+
+  private newJob(id: string | undefined, steps: readonly string[]): JobView {
+    const view: JobView = {
+      id: id ?? '',
+      row: new Row(this.big || id === undefined ? '' : `${id} · waiting`),
+      started: false,
+      steps: new Map(),
+      done: deferred<void>(),
+    };
+    for (const step of steps) view.steps.set(step, this.newStep(step));
+    return view;
+  }
+
+  private newStep(id: string): StepView {
+    return { id, row: new Row(`${id} · waiting`), kind: undefined, meter: new TransferMeter(), label: undefined, lastActivityAt: undefined, outcome: deferred<StepOutcome>() };
+  }
+
+  private jobTask(view: JobView): ListrTask<unknown, ListrRendererFactory, ListrRendererFactory> {
+    return {
+      title: view.row.title,
+      task: (_ctx, wrapper) => {
+        view.row.attach(wrapper);
+        if (view.steps.size === 0) return view.done.promise;
+        return wrapper.newListr(
+          [...view.steps.values()].map((step) => this.stepTask(step)),
+          { concurrent: true, exitOnError: false },
+        );
+      },
+    };
+  }
+
+  private stepTask(step: StepView): ListrTask<unknown, ListrRendererFactory, ListrRendererFactory> {
+    return {
+      title: step.row.title,
+      task: async (_ctx, wrapper) => {
+        step.row.attach(wrapper);
+        const outcome = await step.outcome.promise;
+        switch (outcome.kind) {
+          case 'done':
+            step.row.setTitle(this.big ? '' : outcome.title);
+            return;
+          case 'skipped':
+            if (this.big) {
+              step.row.setTitle('');
+              return;
+            }
+            wrapper.skip(outcome.reason);
+            return;
+          case 'failed':
+            // A failed row would be drawn even under a hidden job; big batches count it instead.
+            if (this.big) {
+              step.row.setTitle('');
+              return;
+            }
+            step.row.setTitle(`${step.id} · failed`);
+            throw new Error(outcome.message);
+          default: {
+            const unreachable: never = outcome;
+            return unreachable;
+          }
+        }
+      },
+    };
+  }
+
+  /** The view of a job, binding a planless row on first sight; undefined if out of rows. */
+  private job(id: string): JobView | undefined {
+    let view = this.jobs.get(id);
+    if (view === undefined) {
+      view = this.unbound.shift();
+      if (view === undefined) return undefined;
+      view.id = id;
+      this.jobs.set(id, view);
+    }
+    if (!view.started) {
+      view.started = true;
+      view.row.setTitle(id);
+    }
+    return view;
+  }
+
+  private step(jobId: string, stepId: string): StepView | undefined {
+    const view = this.job(jobId);
+    if (view === undefined) return undefined;
+    const existing = view.steps.get(stepId);
+    if (existing !== undefined) return existing;
+    // A step listr2 has no row for (planless run): its activity goes on the job's own row.
+    const step = this.newStep(stepId);
+    step.row = new Row('');
+    const jobRow = view.row;
+    step.row.setTitle = (title: string) => jobRow.setTitle(title === '' ? view.id : `${view.id} › ${title}`);
+    step.row.setOutput = (output: string | undefined) => jobRow.setOutput(output);
+    view.steps.set(stepId, step);
+    return step;
+  }
+
+  private progress(event: Extract<TalkEvent, { type: 'step:progress' }>): void {
+    const step = this.step(event.job, event.step);
+    if (step === undefined) return;
+    const now = Date.parse(event.ts);
+    const parts: string[] = [];
+    if (isHeartbeatLabel(event.label) && event.bytes === undefined && event.percent === undefined) {
+      const quietFor = now - (step.lastActivityAt ?? now);
+      if (quietFor < STILL_WORKING_EVERY_MS) return;
+      parts.push(`⏳ still working (${formatElapsed(quietFor)})`);
+    } else {
+      step.lastActivityAt = now;
+      if (event.label !== undefined) step.label = event.label;
+      if (step.label !== undefined) parts.push(step.label);
+      if (event.bytes !== undefined) parts.push(describeTransfer(step.kind, event.bytes, event.total, step.meter.sample(event.ts, event.bytes, event.total)));
+      if (event.percent !== undefined) parts.push(`rendering ${Math.floor(event.percent)}%`);
+    }
+    step.row.setTitle(`${event.step} · ${parts.join(' · ')}`);
+    step.row.setOutput(undefined);
+  }
+
+  private updateHeader(): void {
+    const counts = this.options.tally.counts();
+    const credits = this.options.tally.totalCredits();
+    this.header.setTitle(`${this.name} · ${describeCounts(counts)}${credits > 0 ? ` · ${formatCredits(credits)}` : ''}`);
+    for (const view of this.jobs.values()) {
+      if (this.big && view.done.settled && view.row.title !== '') view.row.setTitle('');
+    }
+  }
+
+  private finishAll(): void {
+    for (const view of [...this.jobs.values(), ...this.unbound]) {
+      for (const step of view.steps.values()) step.outcome.resolve({ kind: 'skipped', reason: `${step.id} · not run` });
+      view.done.resolve();
+    }
+    this.headerDone.resolve();
+  }
+}
