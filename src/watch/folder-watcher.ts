@@ -17,7 +17,8 @@
  * the status files of incomplete bundles and ends.
  */
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { setMaxListeners } from 'node:events';
+import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { watch as watchFiles, type FSWatcher } from 'chokidar';
 import pLimit from 'p-limit';
@@ -200,6 +201,8 @@ class FolderWatcher {
     this.#leaseTtlMs = options.leaseTtlMs ?? 30_000;
     this.#leases = new LeaseStore({ dir: path.join(base, 'leases'), owner: options.owner ?? currentLeaseOwner(), ttlMs: this.#leaseTtlMs });
     this.#limit = pLimit(Math.max(1, options.concurrency));
+    // Every running job and every hash in flight listens on this one signal.
+    setMaxListeners(0, this.#jobController.signal);
     this.#emit = (event) => {
       try {
         options.onEvent?.(event);
@@ -226,6 +229,7 @@ class FolderWatcher {
       signal.addEventListener('abort', () => resolve(), { once: true });
     });
     try {
+      await mkdir(this.#targets.outputDir, { recursive: true });
       await this.#startWatching();
       const files = await this.#scan();
       this.#emit({ type: 'watch:ready', dir: this.#root, files });

@@ -126,7 +126,8 @@ export function decide(item: LedgerItem | undefined, maxAttempts: number): Ledge
     case 'seen':
     case 'settling':
     case 'ready':
-      return { action: 'run', attempts: item.attempts, resumed: item.state === 'running' };
+      // On disk, `queued` only follows an interrupted start and `running` a crash: both resume.
+      return { action: 'run', attempts: item.attempts, resumed: item.state === 'running' || item.state === 'queued' };
     default: {
       const unreachable: never = item.state;
       return unreachable;

@@ -143,14 +143,17 @@ async function writeTextAtomic(file: string, text: string): Promise<void> {
   await rename(temp, file);
 }
 
-/** Members that are still the version that was hashed. */
+/**
+ * The members, when every one is still the version that was hashed; none otherwise. A bundle
+ * whose files changed meanwhile is a newer item that still needs its unchanged partners, so
+ * the sources stay for it to publish.
+ */
 async function unchangedMembers(identified: IdentifiedBundle): Promise<string[]> {
-  const out: string[] = [];
   for (const member of identified.members) {
     const now = await statStamp(member.path);
-    if (now && sameStamp(now, member.stamp)) out.push(member.path);
+    if (!now || !sameStamp(now, member.stamp)) return [];
   }
-  return out;
+  return identified.members.map((m) => m.path);
 }
 
 async function moveSources(targets: PublishTargets, identified: IdentifiedBundle, destRoot: string): Promise<void> {
