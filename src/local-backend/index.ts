@@ -1,0 +1,191 @@
+/**
+ * The local backend: the NemoVideo protocol (CONTRACT §2) on loopback, doing the work for
+ * real — renders are H.264/AAC MP4 files made with ffmpeg. `talk serve` runs it standalone;
+ * `backend: local` runs it in-process for the length of a run; every integration test talks
+ * to it over real HTTP. It shares only `contract/` and `core/` with the client.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FaultEngine } from './faults.js';
+import { detectCapabilities, findFfmpeg, type FfmpegTools, type RenderCapabilities } from './ffmpeg.js';
+import { MediaStore } from './media-store.js';
+import { DEFAULT_COMPAT, type FaultRule, type LocalBackendOptions, type LocalEvent } from './options.js';
+import { createRandom } from './random.js';
+import { RenderManager } from './renders.js';
+import { handleRequest, type LocalStats, type ServerContext } from './server.js';
+import { Store } from './store.js';
+
+export { parseCompat, parseFaultRule, parseLatency, DEFAULT_COMPAT } from './options.js';
+export type { CompatOptions, FaultKind, FaultRule, LatencyMap, LocalBackendOptions, LocalEvent, LocalLogger } from './options.js';
+export { findFfmpeg, probeMedia } from './ffmpeg.js';
+export type { FfmpegTools, MediaInfo } from './ffmpeg.js';
+export type { LocalStats } from './server.js';
+
+/** A running local backend. */
+export interface LocalBackend {
+  /** `http://HOST:PORT`, no trailing slash. */
+  url: string;
+  port: number;
+  /** Where state and files live (a temp dir when no `dataDir` was given). */
+  dataDir: string;
+  /** A snapshot of the `/__local/stats` counters. */
+  stats(): LocalStats;
+  addFaults(rules: FaultRule[]): void;
+  clearFaults(): void;
+  /** Server events as they happen (same as `GET /__local/events`); returns an unsubscribe. */
+  onEvent(listener: (event: LocalEvent) => void): () => void;
+  /** Stop: ends streams and stalls, stops turns and renders (resumed on the next start), persists. */
+  close(): Promise<void>;
+}
+
+function emptyStats(): LocalStats {
+  return {
+    requests: {},
+    tokensIssued: 0,
+    sessionsCreated: 0,
+    uploads: 0,
+    messages: 0,
+    rendersStarted: 0,
+    rendersCompleted: 0,
+    rendersFailed: 0,
+    renderCacheHits: 0,
+    creditsSpent: 0,
+    faultsFired: {},
+    inFlight: {},
+    maxInFlight: {},
+  };
+}
+
+/** Start a local backend. Resolves once it listens. */
+export async function startLocalBackend(options: LocalBackendOptions = {}): Promise<LocalBackend> {
+  const host = options.host ?? '127.0.0.1';
+  const ephemeral = options.dataDir === undefined;
+  const dataDir = options.dataDir ? path.resolve(options.dataDir) : await mkdtemp(path.join(tmpdir(), 'talk-local-'));
+  const store = new Store(dataDir);
+  await store.open();
+  // Turns in flight when the last server stopped are gone: give their frozen credits back.
+  for (const user of Object.values(store.data.users)) {
+    user.available += user.frozen;
+    user.frozen = 0;
+  }
+
+  const env = options.env ?? {};
+  const found: FfmpegTools | undefined = options.ffmpegPath && options.ffprobePath ? undefined : findFfmpeg(env);
+  const tools: FfmpegTools = { ffmpeg: options.ffmpegPath ?? found?.ffmpeg ?? 'ffmpeg', ffprobe: options.ffprobePath ?? found?.ffprobe ?? 'ffprobe' };
+  const shutdown = new AbortController();
+  let caps: Promise<RenderCapabilities> | undefined;
+  const capabilities = (): Promise<RenderCapabilities> => (caps ??= detectCapabilities(tools.ffmpeg, env, shutdown.signal));
+
+  const listeners = new Set<(event: LocalEvent) => void>();
+  const emit = (event: Omit<LocalEvent, 'at'>): void => {
+    const stamped = { ...event, at: Date.now() } as LocalEvent;
+    for (const listener of listeners) listener(stamped);
+  };
+  const stats = emptyStats();
+  const random = createRandom(options.seed);
+  const faults = new FaultEngine(random);
+  if (options.faults) faults.add(options.faults);
+  const latency = { ...(options.latency ?? {}) };
+
+  const renders = new RenderManager(
+    store,
+    tools,
+    capabilities,
+    () => latency.render ?? 0,
+    ({ type, render }) => {
+      if (type === 'render:completed') {
+        stats.rendersCompleted += 1;
+        if (render.cacheHit) stats.renderCacheHits += 1;
+      }
+      if (type === 'render:failed') stats.rendersFailed += 1;
+      emit({ type, renderId: render.id, sessionId: render.sessionId, status: render.status, progress: render.progress, ...(render.error ? { error: render.error } : {}) });
+    },
+    shutdown.signal,
+  );
+
+  let baseUrl = '';
+  const ctx: ServerContext = {
+    store,
+    media: new MediaStore(store, tools),
+    renders,
+    faults,
+    compat: { ...DEFAULT_COMPAT, ...(options.compat ?? {}) },
+    latency,
+    random,
+    heartbeatMs: Math.max(1, options.heartbeatMs ?? 15_000),
+    tokenTtlMs: options.tokenTtlMs ?? 7 * 24 * 3600 * 1000,
+    silentEditRatio: options.silentEditRatio ?? 0.3,
+    noiseRatio: options.noiseRatio ?? 0,
+    turnDelays: { generation: options.turnDelayMs?.generation ?? 300, edit: options.turnDelayMs?.edit ?? 100 },
+    maxUploadBytes: options.maxUploadBytes ?? 200 * 1024 * 1024,
+    stats,
+    baseUrl: () => baseUrl,
+    emit,
+    subscribe: (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    logger: options.logger,
+    shutdown: shutdown.signal,
+    turns: new Set(),
+    busySessions: new Map(),
+  };
+
+  const sockets = new Set<Socket>();
+  const server: Server = createServer({ requestTimeout: 0 }, (req, res) => {
+    void handleRequest(ctx, req, res);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  // A garbage request line must not take the server down: answer 400 and drop the socket.
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"code":400,"message":"malformed request"}');
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  baseUrl = `http://${urlHost}:${port}`;
+
+  // Renders that were in flight when the last server stopped are finished now.
+  for (const record of Object.values(store.data.renders)) {
+    if (record.status === 'pending' || record.status === 'processing') {
+      emit({ type: 'render:resumed', renderId: record.id, sessionId: record.sessionId });
+      renders.start(record);
+    }
+  }
+  await store.save();
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: baseUrl,
+    port,
+    dataDir,
+    stats: () => structuredClone({ ...stats, faultsFired: { ...faults.fired } }),
+    addFaults: (rules) => faults.add(rules),
+    clearFaults: () => faults.clear(),
+    onEvent: (listener) => ctx.subscribe(listener),
+    close: () =>
+      (closing ??= (async () => {
+        shutdown.abort();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const socket of sockets) socket.destroy();
+        await Promise.allSettled([...ctx.turns]);
+        await renders.settle();
+        await closed;
+        await store.flush();
+        if (ephemeral) await rm(dataDir, { recursive: true, force: true });
+      })()),
+  };
+}

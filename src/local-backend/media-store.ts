@@ -1,0 +1,101 @@
+/**
+ * Storing media: uploaded files under names the server chooses (the client's name is kept as
+ * metadata only, so no path traversal is possible), probed with ffprobe; URL uploads are
+ * stood in for by generated placeholders (the local backend never fetches the network); the
+ * agent's background-music bed is synthesised here.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { sanitizeFileName } from '../core/paths.js';
+import { mediaKindOf, type MediaKind } from '../contract/media.js';
+import { probeMedia, runTool, type FfmpegTools } from './ffmpeg.js';
+import type { Store, UploadRecord } from './store.js';
+
+const MUSIC_NAME = /music|bgm|song|soundtrack|beat|melody|instrumental/i;
+
+function newId(): string {
+  return `u${randomBytes(9).toString('hex')}`;
+}
+
+/** Where stored media are probed and written. */
+export class MediaStore {
+  constructor(
+    private readonly store: Store,
+    private readonly tools: FfmpegTools,
+  ) {}
+
+  pathOf(file: string): string {
+    return path.join(this.store.uploadsDir, file);
+  }
+
+  /** Store one uploaded file (already validated) for a session. */
+  async add(sessionId: string, originalName: string, ext: string, data: Buffer, signal: AbortSignal, generated = false): Promise<UploadRecord> {
+    const kind = mediaKindOf(ext) as MediaKind;
+    const id = newId();
+    const file = `${id}.${ext}`;
+    await writeFile(this.pathOf(file), data);
+    const record: UploadRecord = {
+      id,
+      sessionId,
+      file,
+      originalName: sanitizeFileName(originalName),
+      ext,
+      kind,
+      size: data.length,
+      sha256: createHash('sha256').update(data).digest('hex'),
+    };
+    if (generated) record.generated = true;
+    if (kind === 'audio') record.role = MUSIC_NAME.test(originalName) ? 'music' : 'voice';
+    try {
+      const info = await probeMedia(this.tools.ffprobe, this.pathOf(file), signal);
+      if (info.duration !== undefined && kind !== 'image') record.duration = Math.round(info.duration * 1000) / 1000;
+      if (info.width !== undefined) record.width = info.width;
+      if (info.height !== undefined) record.height = info.height;
+      if (info.fps !== undefined && kind === 'video') record.fps = info.fps;
+      if (kind === 'video' && info.hasVideo) {
+        // A still of the first frame: the agent animates a video's first frame like a portrait.
+        const poster = `${id}-poster.jpg`;
+        await runTool(this.tools.ffmpeg, ['-v', 'error', '-y', '-i', this.pathOf(file), '-frames:v', '1', '-q:v', '3', this.pathOf(poster)], { signal });
+        record.poster = poster;
+      }
+    } catch {
+      // Unreadable media is still stored (the real service accepts by extension); a render
+      // that needs it fails with ffmpeg's reason instead.
+    }
+    return record;
+  }
+
+  /** Stand-in for a URL upload: a placeholder of the URL's media kind (no network access). */
+  async addFromUrl(sessionId: string, url: string, ext: string, signal: AbortSignal): Promise<UploadRecord> {
+    const kind = mediaKindOf(ext) as MediaKind;
+    const tmp = this.pathOf(`${newId()}-placeholder.${kind === 'image' ? 'png' : kind === 'audio' ? 'wav' : 'mp4'}`);
+    const source =
+      kind === 'image'
+        ? ['-f', 'lavfi', '-i', 'color=c=0x808890:s=720x1280:d=0.04', '-frames:v', '1']
+        : kind === 'audio'
+          ? ['-f', 'lavfi', '-i', "aevalsrc='0.4*sin(2*PI*200*t)*(0.5+0.5*sin(2*PI*3*t))':s=22050:d=5"]
+          : ['-f', 'lavfi', '-i', 'testsrc=s=640x360:r=25:d=5', '-pix_fmt', 'yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast'];
+    await runTool(this.tools.ffmpeg, ['-v', 'error', '-y', ...source, tmp], { signal });
+    const data = await readFile(tmp);
+    await rm(tmp, { force: true });
+    const name = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? `remote.${ext}`) || `remote.${ext}`;
+    // The placeholder keeps its own container; record the name the client gave.
+    const record = await this.add(sessionId, name, path.extname(tmp).slice(1), data, signal);
+    record.originalName = sanitizeFileName(name);
+    return record;
+  }
+
+  /** Synthesise a calm music bed (a soft chord with slow tremolo) for `seconds`. */
+  async makeMusic(sessionId: string, seconds: number, signal: AbortSignal): Promise<UploadRecord> {
+    const d = Math.max(1, Math.min(600, Math.ceil(seconds)));
+    const tmp = this.pathOf(`${newId()}-music.wav`);
+    const expr = "(0.18*sin(2*PI*220*t)+0.12*sin(2*PI*277.18*t)+0.1*sin(2*PI*329.63*t))*(0.75+0.25*sin(2*PI*0.5*t))";
+    await runTool(this.tools.ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', `aevalsrc='${expr}':s=22050:d=${d}`, tmp], { signal });
+    const data = await readFile(tmp);
+    await rm(tmp, { force: true });
+    const record = await this.add(sessionId, 'background-music.wav', 'wav', data, signal, true);
+    record.role = 'music';
+    return record;
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Tiny test media made with ffmpeg, once per directory: a 270×480 portrait JPEG (a face-like
+ * disc on a plain background), a 2 s "voice" MP3 whose loudness rises and falls like speech,
+ * and a 2 s music WAV. Small on purpose: the whole suite runs on 2 cores.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { findFfmpeg, runTool } from '../../src/local-backend/ffmpeg.js';
+
+export interface TestMedia {
+  portrait: string;
+  voice: string;
+  music?: string;
+}
+
+const made = new Map<string, Promise<TestMedia>>();
+
+/** ffmpeg/ffprobe as the local backend finds them (FFMPEG_PATH → PATH → npm build). */
+export function testTools(): { ffmpeg: string; ffprobe: string } {
+  return findFfmpeg(process.env);
+}
+
+async function create(dir: string): Promise<TestMedia> {
+  await mkdir(dir, { recursive: true });
+  const { ffmpeg } = testTools();
+  const portrait = path.join(dir, 'portrait.jpg');
+  const voice = path.join(dir, 'voice.mp3');
+  const music = path.join(dir, 'music.wav');
+  const disc = "lt(hypot(X-135,Y-190),70)";
+  const jobs: Promise<unknown>[] = [];
+  if (!existsSync(portrait)) {
+    jobs.push(
+      runTool(ffmpeg, [
+        '-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=0x5a6e8c:s=270x480:d=0.04,format=rgb24',
+        '-vf', `geq=r='90+110*${disc}':g='100+80*${disc}':b='120+20*${disc}'`,
+        '-frames:v', '1', portrait,
+      ]),
+    );
+  }
+  if (!existsSync(voice)) {
+    jobs.push(
+      runTool(ffmpeg, [
+        '-v', 'error', '-y', '-f', 'lavfi', '-i', "aevalsrc='0.6*sin(2*PI*180*t)*(0.5+0.5*sin(2*PI*4*t))':s=22050:d=2",
+        '-c:a', 'libmp3lame', '-b:a', '64k', voice,
+      ]),
+    );
+  }
+  if (!existsSync(music)) {
+    jobs.push(runTool(ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', "aevalsrc='0.2*sin(2*PI*262*t)+0.2*sin(2*PI*330*t)':s=22050:d=2", music]));
+  }
+  await Promise.all(jobs);
+  return { portrait, voice, music };
+}
+
+/** Create (or reuse) the test media in `dir`. Safe to call from many tests at once. */
+export function makeTestMedia(dir: string): Promise<TestMedia> {
+  const key = path.resolve(dir);
+  let pending = made.get(key);
+  if (!pending) {
+    pending = create(key);
+    made.set(key, pending);
+  }
+  return pending;
+}
