@@ -1,12 +1,46 @@
+import { ExitCode } from '../core/errors.js';
+import type { Diagnostic } from '../core/diagnostics.js';
+import { loadWorkflow } from '../workflow/index.js';
+import { formatDiagnostics, summarizeDiagnostics } from '../reporters/diagnostics.js';
 import type { CommandContext, SharedOptions } from './context.js';
-import { notImplemented } from './not-implemented.js';
 
 export interface ValidateOptions extends SharedOptions {
   /** Print diagnostics as JSON. */
   json: boolean;
 }
 
-/** `talk validate`. Returns the exit code. */
-export async function validateCommand(_args: string[], _options: ValidateOptions, _ctx: CommandContext): Promise<number> {
-  return notImplemented('validate');
+/** One file's verdict, as `--json` prints it. */
+export interface ValidateFileResult {
+  file: string;
+  valid: boolean;
+  diagnostics: Omit<Diagnostic, 'sourceLine'>[];
+}
+
+/**
+ * `talk validate <files...>`: schema and rules, no network. Prints every diagnostic of every
+ * file (sorted), or `{"files":[…]}` with --json. Exit 0 when all are valid, 2 otherwise.
+ */
+export async function validateCommand(files: string[], options: ValidateOptions, ctx: CommandContext): Promise<number> {
+  const results: ValidateFileResult[] = [];
+  const text: string[] = [];
+  for (const file of files) {
+    ctx.signal.throwIfAborted();
+    const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal });
+    const shown = diagnostics[0]?.file ?? workflow?.displayFile ?? file;
+    results.push({
+      file: shown,
+      valid: workflow !== undefined,
+      diagnostics: diagnostics.map(({ sourceLine: _sourceLine, ...rest }) => rest),
+    });
+    if (diagnostics.length > 0) text.push(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stdout.isTTY })}\n`);
+    const verdict = workflow !== undefined ? 'valid' : 'invalid';
+    text.push(`${shown}: ${verdict}${diagnostics.length > 0 ? ` (${summarizeDiagnostics(diagnostics)})` : ''}\n`);
+  }
+  const allValid = results.every((r) => r.valid);
+  if (options.json || options.reporter === 'json') {
+    ctx.stdout.write(`${JSON.stringify({ files: results })}\n`);
+  } else {
+    ctx.stdout.write(text.join(''));
+  }
+  return allValid ? ExitCode.ok : ExitCode.invalid;
 }

@@ -89,7 +89,5 @@ export interface CreditsStep extends PlanStepBase {
 
 export type PlanStep = UploadStep | InstructionStep | ExportStep | CreditsStep;
 
-export const DEFAULT_CONCURRENCY = 4;
-export const DEFAULT_RETRIES = 2;
-/** Default step timeout: long enough for a 15-minute SSE turn plus recovery. */
-export const DEFAULT_TIMEOUT_MS = 30 * 60_000;
+// The format's defaults live with the loader that applies them; re-exported under these names.
+export { DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS } from '../workflow/defaults.js';
