@@ -1,0 +1,125 @@
+/**
+ * Step fingerprints: what a step's result depends on, hashed per field so `talk plan` can say
+ * which one changed. Fields:
+ * - `definition`: the step after templating and defaults (kind, text, export options, output,
+ *   input names and URLs). Timeouts and retry counts are left out on purpose: they change how
+ *   a step is tried, not what it produces.
+ * - `inputs`: SHA-256 of each local input file's content (upload steps).
+ * - `backend`: which backend the session lives on (sessions do not move between backends).
+ * - `version`: the state format version.
+ * - `upstream`: the fingerprints of the steps it depends on (see `dependenciesOf`).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { STATE_FORMAT_VERSION } from '../state/types.js';
+import type { PlanJob, PlanStep } from '../plan/types.js';
+import type { SignalOptions } from '../core/abort.js';
+
+/** Names of the fingerprint fields, in the order they are reported. */
+export const FINGERPRINT_FIELDS = ['definition', 'inputs', 'backend', 'version', 'upstream'] as const;
+/** One fingerprint field. */
+export type FingerprintField = (typeof FINGERPRINT_FIELDS)[number];
+
+/** A step's fingerprint and its per-field hashes. */
+export interface StepFingerprint {
+  fingerprint: string;
+  fields: Record<FingerprintField, string>;
+}
+
+/** Hashes a local file's content; the runner shares one cache for a whole run. */
+export type FileHasher = (file: string, options?: SignalOptions) => Promise<string>;
+
+const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/** SHA-256 of a file, streamed (memory does not grow with the file). */
+export async function hashFile(file: string, options: SignalOptions = {}): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash, { signal: options.signal });
+  return hash.digest('hex');
+}
+
+/** A hasher that hashes each path once per run (a shared voice-over is read once, not per job). */
+export function cachedHasher(inner: FileHasher = hashFile): FileHasher {
+  const cache = new Map<string, Promise<string>>();
+  return (file, options) => {
+    let hit = cache.get(file);
+    if (!hit) {
+      hit = inner(file, options);
+      cache.set(file, hit);
+      // A failed read (aborted, file gone) must not stay cached.
+      hit.catch(() => cache.delete(file));
+    }
+    return hit;
+  };
+}
+
+/**
+ * The steps a step waits for: its `needs`, plus the order a session imposes — an instruction
+ * waits for every upload and instruction written before it (one session takes one message at
+ * a time, in order, and acts on the media it has), and an export waits for every instruction
+ * written before it (it renders the draft they made).
+ */
+export function dependenciesOf(job: PlanJob): Map<string, string[]> {
+  const deps = new Map<string, string[]>();
+  const seen: PlanStep[] = [];
+  for (const step of job.steps) {
+    const set = new Set<string>(step.needs);
+    for (const earlier of seen) {
+      if (step.kind === 'instruction' && (earlier.kind === 'instruction' || earlier.kind === 'upload')) set.add(earlier.id);
+      if (step.kind === 'export' && earlier.kind === 'instruction') set.add(earlier.id);
+    }
+    deps.set(step.id, [...set]);
+    seen.push(step);
+  }
+  return deps;
+}
+
+function definitionOf(step: PlanStep): unknown {
+  switch (step.kind) {
+    case 'upload':
+      return { kind: step.kind, id: step.id, inputs: step.inputs.map((i) => ({ name: i.name, url: i.url ?? null, local: i.path !== undefined })) };
+    case 'instruction':
+      return { kind: step.kind, id: step.id, text: step.text };
+    case 'export':
+      return { kind: step.kind, id: step.id, format: step.format, quality: step.quality, resolution: step.resolution, aspect: step.aspect ?? null, output: step.output };
+    case 'credits':
+      return { kind: step.kind, id: step.id, min: step.min };
+    default: {
+      const unreachable: never = step;
+      return unreachable;
+    }
+  }
+}
+
+/** Fingerprints of every step of a job, keyed by step id. */
+export async function fingerprintJob(
+  job: PlanJob,
+  options: { backendId: string; hasher: FileHasher; signal?: AbortSignal | undefined },
+): Promise<Map<string, StepFingerprint>> {
+  const deps = dependenciesOf(job);
+  const out = new Map<string, StepFingerprint>();
+  // Steps are in topological order, so every dependency is fingerprinted first.
+  for (const step of job.steps) {
+    const inputs =
+      step.kind === 'upload'
+        ? await Promise.all(step.inputs.map(async (i) => (i.path ? `${i.name}:${await options.hasher(i.path, { signal: options.signal })}` : `${i.name}:url`)))
+        : [];
+    const upstream = (deps.get(step.id) ?? []).map((d) => `${d}:${out.get(d)?.fingerprint ?? 'missing'}`).sort();
+    const fields: Record<FingerprintField, string> = {
+      definition: sha(JSON.stringify(definitionOf(step))),
+      inputs: sha(JSON.stringify(inputs)),
+      backend: sha(options.backendId),
+      version: sha(String(STATE_FORMAT_VERSION)),
+      upstream: sha(JSON.stringify(upstream)),
+    };
+    out.set(step.id, { fingerprint: sha(JSON.stringify(FINGERPRINT_FIELDS.map((f) => fields[f]))), fields });
+  }
+  return out;
+}
+
+/** Which fields differ between a recorded fingerprint and a new one (all when none was recorded). */
+export function changedFields(recorded: Record<string, string> | undefined, now: StepFingerprint): FingerprintField[] {
+  if (!recorded) return [...FINGERPRINT_FIELDS];
+  return FINGERPRINT_FIELDS.filter((f) => recorded[f] !== now.fields[f]);
+}

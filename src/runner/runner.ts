@@ -1,0 +1,385 @@
+/**
+ * The runner: executes a `Plan` against a `BackendClient`, one job per `foreach` item, each job
+ * with its own session, its steps as a graph by `needs` (plus the order a session imposes, see
+ * `dependenciesOf`). It never knows which backend it talks to.
+ *
+ * Two entry points:
+ * - `executePlan(plan, deps)` for `talk run`: all jobs, `run:start` … `run:done`, the outcome.
+ * - `createRunner(deps)` for jobs that arrive over time (`talk watch`): `runJob(plan, job)` may be
+ *   called whenever a job is ready; every call shares the same limiters, budget and stop switch.
+ *   Emit `run:start`/`run:done` yourself if you want them.
+ *
+ * A step runs once per job however it is reached (its promise is memoised), its attempts are
+ * bounded by `retries` for transient errors only, and it is cut at its `timeout`. A first
+ * SIGINT/SIGTERM aborts `deps.signal`: no new step starts, in-flight requests are cancelled,
+ * their recorded intent stays on disk (a render keeps running at the backend), and the job is
+ * left resumable.
+ */
+import { stat } from 'node:fs/promises';
+import { formatDuration, sleep, withDeadline } from '../core/abort.js';
+import { stamp, type EventSink, type RunStatus, type TalkEventInit } from '../core/events.js';
+import { TalkError } from '../core/errors.js';
+import type { SessionId } from '../core/ids.js';
+import { asSessionId } from '../core/ids.js';
+import type { BackendClient } from '../backend/types.js';
+import type { Plan, PlanJob, PlanStep } from '../plan/types.js';
+import { StateWriteError, type StateStore } from '../state/state-store.js';
+import type { StepState } from '../state/types.js';
+import { CreditBudget } from './budget.js';
+import { describeError, isCreditsError, isSessionLost, isTransient, retryDelayMs, runStatusOf, StopSwitch, type StopReason } from './failure.js';
+import { cachedHasher, dependenciesOf, fingerprintJob, hashFile, type FileHasher, type StepFingerprint } from './fingerprint.js';
+import { createLimiters, type Limiters } from './limiters.js';
+import { decideJob, type StepDecision } from './resume.js';
+import { runCredits, runExport, runInstruction, runUpload, type StepContext, type StepResultInfo } from './steps.js';
+
+/** What the runner needs. Everything with an edge to the outside world is passed in. */
+export interface RunnerDeps {
+  client: BackendClient;
+  store: StateStore;
+  /** Receives every event (the NDJSON of SPEC §1). */
+  emit: EventSink;
+  /** Aborts on the first SIGINT/SIGTERM. */
+  signal: AbortSignal;
+  /**
+   * Stable identity of the backend for fingerprints: `local` for the in-process backend (its
+   * port changes run to run, its data does not), else the base URL.
+   */
+  backendId: string;
+  /** Jobs in flight, uploads in flight, renders in flight. */
+  limits: { concurrency: number; uploads: number; renders: number };
+  budget?: { credits: number } | undefined;
+  /** Stop starting new work after the first failure. */
+  failFast?: boolean | undefined;
+  /** Language sent when creating sessions. */
+  language: string;
+  /** Shared limiters (created from `limits` when absent). */
+  limiters?: Limiters | undefined;
+  /** Content hasher for inputs and outputs (a per-run cache by default). */
+  hasher?: FileHasher | undefined;
+  /** First delay between step attempts (default 1 s; doubles, with jitter). */
+  retryBaseMs?: number | undefined;
+  /** Least time between two `step:progress` events of one step (default 250 ms). */
+  progressIntervalMs?: number | undefined;
+}
+
+/** One written output. */
+export interface OutputInfo {
+  job: string;
+  step: string;
+  path: string;
+  sha256?: string;
+  bytes?: number;
+}
+
+/** How a job ended. */
+export interface JobOutcome {
+  job: string;
+  status: 'done' | 'failed' | 'interrupted' | 'credits';
+  outputs: OutputInfo[];
+  /** The first failure, when the job failed. */
+  error?: { code: string; message: string; hint?: string };
+}
+
+/** How a run ended. */
+export interface RunOutcome {
+  status: RunStatus;
+  jobs: JobOutcome[];
+  outputs: OutputInfo[];
+  creditsUsed: number;
+  durationMs: number;
+}
+
+/** A runner whose jobs share limiters, budget and the stop switch. */
+export interface Runner {
+  runJob(plan: Plan, job: PlanJob): Promise<JobOutcome>;
+  /** Credits charged by this runner's jobs so far. */
+  readonly creditsUsed: number;
+  /** Why new work is no longer started, if it is not. */
+  readonly stopped: StopReason | undefined;
+  /** A fatal error (a failed state write) that must end the run. */
+  readonly fatal: TalkError | undefined;
+}
+
+type StepEnd = 'done' | 'failed' | 'skipped' | 'interrupted' | 'credits';
+
+/** Create a runner. */
+export function createRunner(deps: RunnerDeps): Runner {
+  const limiters = deps.limiters ?? createLimiters(deps.limits);
+  const hasher = deps.hasher ?? cachedHasher(hashFile);
+  const budget = new CreditBudget(deps.budget?.credits, deps.store.state.creditsUsed);
+  const stop = new StopSwitch();
+  // A failed state write aborts everything: paying for work we cannot record is worse than stopping.
+  const fatalController = new AbortController();
+  const signal = AbortSignal.any([deps.signal, fatalController.signal]);
+  let fatal: TalkError | undefined;
+  const emit = (init: TalkEventInit): void => deps.emit(stamp(init));
+
+  const onFatal = (error: unknown): void => {
+    if (error instanceof StateWriteError && !fatal) {
+      fatal = error;
+      stop.stop('interrupted');
+      fatalController.abort(error);
+    }
+  };
+
+  async function runJob(plan: Plan, job: PlanJob): Promise<JobOutcome> {
+    return limiters.jobs(async () => {
+      let outcome = await runJobOnce(plan, job, false);
+      if (outcome.sessionLost && !signal.aborted && !stop.stopped) {
+        const cost = job.steps.reduce((sum, s) => sum + (s.kind === 'instruction' ? s.estimatedCredits : 0), 0);
+        emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id}: the backend no longer knows its session; starting a new session (its instructions are sent again, about ${cost} credits)` });
+        await deps.store.resetJob(job.id).catch(onFatal);
+        outcome = await runJobOnce(plan, job, true);
+      }
+      const { sessionLost: _ignored, ...rest } = outcome;
+      return rest;
+    });
+  }
+
+  async function outputIntact(record: StepState | undefined): Promise<boolean> {
+    const out = record?.output;
+    if (!out) return false;
+    try {
+      if ((await stat(out.path)).size !== out.bytes) return false;
+      return (await hasher(out.path, { signal })) === out.sha256;
+    } catch {
+      return false;
+    }
+  }
+
+  async function runJobOnce(plan: Plan, job: PlanJob, restarted: boolean): Promise<JobOutcome & { sessionLost?: boolean }> {
+    const jobId = job.id as string;
+    const outputs = (): OutputInfo[] => collectOutputs(deps.store, job);
+    if (stop.stopped || signal.aborted) {
+      for (const step of job.steps) emit({ type: 'step:skipped', job: jobId, step: step.id, reason: stop.stopped ?? 'interrupted' });
+      return { job: jobId, status: stop.stopped === 'credits' ? 'credits' : stop.stopped === 'fail-fast' ? 'failed' : 'interrupted', outputs: outputs() };
+    }
+
+    let fingerprints: Map<string, StepFingerprint>;
+    try {
+      fingerprints = await fingerprintJob(job, { backendId: deps.backendId, hasher, signal });
+    } catch (error) {
+      if (signal.aborted) return { job: jobId, status: 'interrupted', outputs: outputs() };
+      const described = describeError(error);
+      for (const step of job.steps) emit({ type: 'step:failed', job: jobId, step: step.id, error: described });
+      return { job: jobId, status: 'failed', outputs: outputs(), error: described };
+    }
+    const recorded = restarted ? undefined : deps.store.job(jobId);
+    const intact = new Map<string, boolean>();
+    for (const step of job.steps) {
+      const r = recorded?.steps[step.id];
+      if (step.kind === 'export' && r?.status === 'done') intact.set(step.id, await outputIntact(r));
+    }
+    const decision = decideJob(job, recorded, fingerprints, (id) => intact.get(id) === true);
+    try {
+      if (decision.newSession) {
+        emit({ type: 'notice', level: 'info', job: jobId, message: `job ${jobId}: starting a new session because ${decision.newSessionReason ?? 'its inputs changed'}` });
+        await deps.store.resetJob(jobId);
+      }
+      await deps.store.updateJob(jobId, { status: 'running' });
+    } catch (error) {
+      onFatal(error);
+      return { job: jobId, status: 'interrupted', outputs: outputs() };
+    }
+
+    let sessionPromise: Promise<SessionId> | undefined;
+    const session = (): Promise<SessionId> =>
+      (sessionPromise ??= (async () => {
+        const existing = deps.store.job(jobId)?.sessionId;
+        if (existing) return asSessionId(existing);
+        const created = await deps.client.createSession({ taskName: plan.jobs.length > 1 ? `${plan.name} ${jobId}` : plan.name, language: deps.language }, { signal });
+        await deps.store.updateJob(jobId, { sessionId: created.sessionId, taskId: created.taskId, ...(created.userId ? { userId: created.userId } : {}) });
+        return created.sessionId;
+      })());
+
+    const deps0 = dependenciesOf(job);
+    const byId = new Map(job.steps.map((s) => [s.id as string, s]));
+    const ends = new Map<string, Promise<StepEnd>>();
+    let firstError: ReturnType<typeof describeError> | undefined;
+    let sessionLost = false;
+    let sawCredits = false;
+
+    const reach = (step: PlanStep): Promise<StepEnd> => {
+      let end = ends.get(step.id);
+      if (!end) {
+        end = (async (): Promise<StepEnd> => {
+          const upstream = await Promise.all((deps0.get(step.id) ?? []).map((d) => reach(byId.get(d)!)));
+          const ref = { job: jobId, step: step.id as string };
+          if (upstream.some((u) => u !== 'done')) {
+            const reason = upstream.includes('interrupted') || signal.aborted ? 'interrupted' : 'upstream-failed';
+            emit({ type: 'step:skipped', ...ref, reason });
+            return reason === 'interrupted' ? 'interrupted' : 'skipped';
+          }
+          const d = decision.steps.get(step.id) ?? { action: 'run', changed: [] };
+          if (d.action === 'skip') {
+            emit({ type: 'step:skipped', ...ref, reason: 'resumed' });
+            return 'done';
+          }
+          if (stop.stopped || signal.aborted) {
+            emit({ type: 'step:skipped', ...ref, reason: signal.aborted ? 'interrupted' : (stop.stopped ?? 'interrupted') });
+            return signal.aborted ? 'interrupted' : 'skipped';
+          }
+          return runStep(step, d, fingerprints.get(step.id)!);
+        })();
+        ends.set(step.id, end);
+      }
+      return end;
+    };
+
+    const runStep = async (step: PlanStep, d: StepDecision, fp: StepFingerprint): Promise<StepEnd> => {
+      const ref = { job: jobId, step: step.id as string };
+      const label = job.steps.length > 0 && plan.jobs.length > 1 ? `step ${step.id} of job ${jobId}` : `step ${step.id}`;
+      const started = Date.now();
+      emit({ type: 'step:start', ...ref, kind: step.kind });
+      let lastProgress = 0;
+      const interval = deps.progressIntervalMs ?? 250;
+      const ctxBase = {
+        jobId,
+        client: deps.client,
+        store: deps.store,
+        limiters,
+        budget,
+        session,
+        progress: (p: { bytes?: number; total?: number; percent?: number; label?: string }) => {
+          const now = Date.now();
+          const final = p.total !== undefined && p.bytes === p.total;
+          if (!final && p.label === undefined && now - lastProgress < interval) return;
+          lastProgress = now;
+          emit({ type: 'step:progress', ...ref, ...p });
+        },
+        retry: (info: { attempt: number; reason: string; delayMs: number }) => emit({ type: 'step:retry', ...ref, ...info }),
+        notice: (level: 'info' | 'warn', message: string) => emit({ type: 'notice', level, message, ...ref }),
+      };
+      for (let attempt = 1; ; attempt += 1) {
+        const prev = deps.store.step(jobId, step.id);
+        const base: StepState =
+          d.action === 'run' && attempt === 1
+            ? { kind: step.kind, status: 'running', attempts: (prev?.attempts ?? 0) + 1 }
+            : { ...(prev ?? { kind: step.kind, attempts: 0 }), status: 'running', attempts: (prev?.attempts ?? 0) + 1 };
+        const stepSignal = withDeadline(signal, step.timeoutMs, `${label} (timeout ${formatDuration(step.timeoutMs)})`);
+        try {
+          // Intent first: a fresh run drops old render and turn records; a resume keeps them.
+          await deps.store.putStep(jobId, step.id, { ...base, fingerprint: fp.fingerprint, fingerprintFields: fp.fields, error: undefined });
+          const info = await execute({ ...ctxBase, signal: stepSignal }, step, label);
+          emit({ type: 'step:done', ...ref, durationMs: Date.now() - started, ...info });
+          return 'done';
+        } catch (error) {
+          onFatal(error);
+          if (signal.aborted) {
+            emit({ type: 'step:skipped', ...ref, reason: 'interrupted' });
+            return 'interrupted';
+          }
+          if (isTransient(error) && attempt <= step.retries) {
+            const delayMs = retryDelayMs(attempt, deps.retryBaseMs);
+            emit({ type: 'step:retry', ...ref, attempt: attempt + 1, reason: (error as Error).message, delayMs });
+            try {
+              await sleep(delayMs, signal);
+            } catch {
+              emit({ type: 'step:skipped', ...ref, reason: 'interrupted' });
+              return 'interrupted';
+            }
+            // Later attempts continue from what the failed one recorded.
+            d = { action: 'check', changed: [] };
+            continue;
+          }
+          const described = describeError(error);
+          firstError ??= described;
+          if (isSessionLost(error) && !restarted) sessionLost = true;
+          const credits = isCreditsError(error);
+          if (credits) {
+            sawCredits = true;
+            stop.stop('credits');
+          } else if (deps.failFast && !sessionLost) {
+            stop.stop('fail-fast');
+          }
+          await deps.store
+            .putStep(jobId, step.id, { ...(deps.store.step(jobId, step.id) ?? base), status: 'failed', error: { code: described.code, message: described.message } })
+            .catch(onFatal);
+          emit({ type: 'step:failed', ...ref, error: described });
+          return credits ? 'credits' : 'failed';
+        }
+      }
+    };
+
+    const execute = (ctx: StepContext, step: PlanStep, label: string): Promise<StepResultInfo> => {
+      switch (step.kind) {
+        case 'upload':
+          return runUpload(ctx, step);
+        case 'instruction':
+          return runInstruction(ctx, step, label);
+        case 'export':
+          return runExport(ctx, step);
+        case 'credits':
+          return runCredits(ctx, step, label);
+        default: {
+          const unreachable: never = step;
+          return unreachable;
+        }
+      }
+    };
+
+    const results = await Promise.all(job.steps.map((s) => reach(s)));
+    const status: JobOutcome['status'] = results.includes('interrupted') || (signal.aborted && results.some((r) => r !== 'done'))
+      ? 'interrupted'
+      : sawCredits || results.includes('credits')
+        ? 'credits'
+        : results.every((r) => r === 'done')
+          ? 'done'
+          : 'failed';
+    if (status === 'done' || status === 'failed') await deps.store.updateJob(jobId, { status: status === 'done' ? 'done' : 'failed' }).catch(onFatal);
+    return { job: jobId, status, outputs: outputs(), ...(firstError ? { error: firstError } : {}), ...(sessionLost ? { sessionLost } : {}) };
+  }
+
+  return {
+    runJob,
+    get creditsUsed() {
+      return budget.spentThisRun;
+    },
+    get stopped() {
+      return stop.stopped;
+    },
+    get fatal() {
+      return fatal;
+    },
+  };
+}
+
+/** Every verified output of a job's export steps, as recorded. */
+function collectOutputs(store: StateStore, job: PlanJob): OutputInfo[] {
+  const out: OutputInfo[] = [];
+  for (const step of job.steps) {
+    const rec = store.step(job.id, step.id);
+    if (step.kind === 'export' && rec?.status === 'done' && rec.output) {
+      out.push({ job: job.id, step: step.id, path: rec.output.path, sha256: rec.output.sha256, bytes: rec.output.bytes });
+    }
+  }
+  return out;
+}
+
+/**
+ * Run every job of a plan (`talk run`): `run:start`, the jobs side by side up to
+ * `concurrency`, `run:done`. Throws only when state could not be written (the run stopped).
+ */
+export async function executePlan(plan: Plan, deps: RunnerDeps): Promise<RunOutcome> {
+  const started = Date.now();
+  const resumed = deps.store.hadPrevious && Object.keys(deps.store.state.jobs).length > 0;
+  deps.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: deps.backendId, jobs: plan.jobs.length, resumed }));
+  if (deps.store.tookOverFrom) {
+    const o = deps.store.tookOverFrom;
+    deps.emit(stamp({ type: 'notice', level: 'warn', message: `took over the run lock of a runner that is gone (pid ${o.pid} on ${o.host}, started ${o.startedAt})` }));
+  }
+  await deps.store.updateRun({ status: 'running', finished: false, backendUrl: deps.client.baseUrl });
+  const runner = createRunner(deps);
+  const jobs = await Promise.all(plan.jobs.map((job) => runner.runJob(plan, job)));
+  if (runner.fatal) throw runner.fatal;
+  const status = runStatusOf({
+    interrupted: deps.signal.aborted || jobs.some((j) => j.status === 'interrupted'),
+    credits: jobs.some((j) => j.status === 'credits'),
+    failed: jobs.some((j) => j.status === 'failed'),
+  });
+  await deps.store.updateRun({ status, finished: status === 'success' });
+  const outputs = jobs.flatMap((j) => j.outputs);
+  const outcome: RunOutcome = { status, jobs, outputs, creditsUsed: runner.creditsUsed, durationMs: Date.now() - started };
+  deps.emit(stamp({ type: 'run:done', status, outputs, creditsUsed: outcome.creditsUsed, durationMs: outcome.durationMs }));
+  return outcome;
+}
