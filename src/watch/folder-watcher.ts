@@ -500,7 +500,7 @@ class FolderWatcher {
         const item = decision.item;
         if (!item.published) {
           await publishSuccess(this.#targets, identified, item);
-          await this.#ledger.write({ ...item, published: true });
+          await this.#ledger.write({ ...item, published: true }, { durable: false });
         } else {
           await disposeSources(this.#targets, identified);
         }
@@ -578,7 +578,7 @@ class FolderWatcher {
         await this.#ledger.write(item);
         await publishSuccess(this.#targets, identified, item);
         item = { ...item, published: true };
-        await this.#ledger.write(item);
+        await this.#ledger.write(item, { durable: false });
         this.#summary.done += 1;
         this.#emit({ type: 'bundle:done', name: bundle.name, id, output: item.output, durationMs: Date.now() - startedAt });
         return;

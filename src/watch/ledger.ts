@@ -135,14 +135,19 @@ export function decide(item: LedgerItem | undefined, maxAttempts: number): Ledge
   }
 }
 
-/** Write JSON so a reader sees the old or the new file, never half of one. */
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+/**
+ * Write JSON so a reader sees the old or the new file, never half of one. `durable` adds an
+ * fsync before the rename, so the new content also survives a power loss; it costs a disk
+ * flush (milliseconds, serialised across writers), so only transitions that decide
+ * exactly-once pay it.
+ */
+export async function writeJsonAtomic(file: string, value: unknown, options: { durable?: boolean } = {}): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
   const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(temp, 'w');
   try {
     await handle.writeFile(`${JSON.stringify(value, null, 2)}\n`);
-    await handle.sync();
+    if (options.durable !== false) await handle.sync();
   } finally {
     await handle.close();
   }
@@ -181,8 +186,11 @@ export class Ledger {
     return item;
   }
 
-  /** Write a record (the caller holds the item's lease). */
-  async write(item: LedgerItem): Promise<void> {
-    await writeJsonAtomic(this.#file(item.id), { ...item, updatedAt: new Date().toISOString() });
+  /**
+   * Write a record (the caller holds the item's lease). `durable: false` for bookkeeping that
+   * is safe to redo after a crash (e.g. `published`, since publishing is idempotent).
+   */
+  async write(item: LedgerItem, options: { durable?: boolean } = {}): Promise<void> {
+    await writeJsonAtomic(this.#file(item.id), { ...item, updatedAt: new Date().toISOString() }, options);
   }
 }

@@ -75,7 +75,7 @@ export async function publishSuccess(targets: PublishTargets, identified: Identi
     sources: relativeSources(targets, identified),
     updatedAt: new Date().toISOString(),
   };
-  await writeJsonAtomic(sidecarPath(targets, identified.bundle.name), sidecar);
+  await writeJsonAtomic(sidecarPath(targets, identified.bundle.name), sidecar, { durable: false });
   await disposeSources(targets, identified);
 }
 
@@ -112,7 +112,7 @@ export async function publishFailure(targets: PublishTargets, identified: Identi
     sources: relativeSources(targets, identified),
     updatedAt: new Date().toISOString(),
   };
-  await writeJsonAtomic(sidecarPath(targets, identified.bundle.name), sidecar);
+  await writeJsonAtomic(sidecarPath(targets, identified.bundle.name), sidecar, { durable: false });
   await moveSources(targets, identified, targets.failedDir);
   const text =
     `${identified.bundle.name} failed after ${item.attempts} attempt${item.attempts === 1 ? '' : 's'}.\n` +
@@ -133,7 +133,7 @@ export async function publishIncomplete(targets: PublishTargets, name: string, m
     sources: sources.map((s) => path.relative(targets.root, s)),
     updatedAt: new Date().toISOString(),
   };
-  await writeJsonAtomic(sidecarPath(targets, name), sidecar);
+  await writeJsonAtomic(sidecarPath(targets, name), sidecar, { durable: false });
 }
 
 async function writeTextAtomic(file: string, text: string): Promise<void> {
