@@ -71,7 +71,7 @@ export function formatPlan(plan: Plan, options: FormatPlanOptions = {}): string 
   if (plan.budget) settings.push(`budget ${plan.budget.credits} credits`);
   lines.push(settings.join(' · '));
   if (plan.jobs.length === 0) {
-    lines.push('', 'no jobs: foreach matched nothing, or the items come from a watch folder ()');
+    lines.push('', 'no jobs: foreach matched nothing, or the items come from a watch folder (`talk watch`)');
   }
   for (const job of plan.jobs) {
     lines.push('', `job ${job.id}${job.item ? ` (${Object.entries(job.item).map(([k, v]) => `${k}: ${shown(v)}`).join(', ')})` : ''}`);
