@@ -43,7 +43,13 @@ code = code.replace(/require\("([^"]+)"\)/g, (_m, specifier) => {
   if (!helpers.has(specifier)) helpers.set(specifier, `__ajvHelper${helpers.size}`);
   return helpers.get(specifier);
 });
-const imports = [...helpers].map(([specifier, name]) => `import ${name} from ${JSON.stringify(specifier.endsWith('.js') ? specifier : `${specifier}.js`)};`);
+// The helpers are CommonJS with `exports.default`. Node (and esbuild in node mode) hand an
+// ESM importer the whole `module.exports` as default; vitest hands it `exports.default`. Take
+// whichever object carries `.default`, as the generated code expects.
+const imports = [...helpers].map(([specifier, name], i) => {
+  const file = JSON.stringify(specifier.endsWith('.js') ? specifier : `${specifier}.js`);
+  return `import * as __ns${i} from ${file};\nconst ${name} = __ns${i}.default && __ns${i}.default.__esModule ? __ns${i}.default : __ns${i};`;
+});
 code = `${imports.join('\n')}\n${code}`;
 
 await mkdir(outDir, { recursive: true });

@@ -313,7 +313,11 @@ export async function applyRules(nw: NormalisedWorkflow, source: YamlSource, ctx
         if (item.placeholder) continue;
         const at = step.output.location ?? step.location;
         const absolute = path.resolve(nw.dir, resolved.value);
-        if (!isInside(nw.dir, absolute) || absolute === nw.dir) {
+        if (absolute === nw.dir) {
+          out.add(at, step.location, 'error', `output ${resolved.value} is the workflow's folder itself, not a file`, 'name the video file, e.g. out/video.mp4');
+          continue;
+        }
+        if (!isInside(nw.dir, absolute)) {
           out.add(at, step.location, 'error', `output ${resolved.value} is outside the workflow's folder`, 'write outputs below the workflow file\'s folder, e.g. out/video.mp4');
           continue;
         }

@@ -38,15 +38,16 @@ const TYPE_WORDS: Record<string, string> = {
   string: 'text',
   number: 'a number',
   integer: 'a whole number',
-  boolean: 'true or false',
+  boolean: 'true/false',
   array: 'a list',
   object: 'a mapping (key: value)',
   null: 'empty',
 };
 
 function typeWords(type: unknown): string {
-  const types = Array.isArray(type) ? type : String(type).split(',');
-  return types.map((t) => TYPE_WORDS[String(t)] ?? String(t)).join(' or ');
+  const types = (Array.isArray(type) ? type : String(type).split(',')).map((t) => TYPE_WORDS[String(t)] ?? String(t));
+  const last = types.pop() ?? '';
+  return types.length === 0 ? last : `${types.join(', ')} or ${last}`;
 }
 
 function actualType(value: unknown): string {
@@ -107,7 +108,8 @@ function propertiesOf(schema: unknown): string[] {
 function usefulErrors(errors: readonly ErrorObject[]): ErrorObject[] {
   const combinators = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
   // A oneOf/anyOf nested inside another's branch is noise too.
-  const kept = errors.filter((e) => !combinators.some((prefix) => e.schemaPath.startsWith(prefix)));
+  // Errors about a key's spelling inside `propertyNames` are summed up by its own error.
+  const kept = errors.filter((e) => !combinators.some((prefix) => e.schemaPath.startsWith(prefix)) && (e.keyword === 'propertyNames' || e.propertyName === undefined));
   // Inside a schema with its own errorMessage, one error per instance is enough.
   const seen = new Set<string>();
   return kept.filter((e) => {
@@ -151,9 +153,13 @@ function toDiagnostic(error: ErrorObject, source: YamlSource): Diagnostic {
       const span = path.length === 0 ? source.spanOfRange(0, 0) : source.spanAt(docPath, 'key');
       return source.diagnostic(span, 'error', path.length === 0 ? `missing \`${missing}\` at the top level` : `${name} is missing \`${missing}\``, `add ${missing}:`);
     }
+    case 'not': {
+      // The only `not` in the schema forbids short-form keys beside `steps`: point at `steps`.
+      const span = path.length === 0 ? source.spanOfKey(docPath, 'steps') : source.spanAt(docPath, 'key');
+      return source.diagnostic(span, 'error', custom ?? `${name} is not allowed in this form`, 'run `talk schema` to see the allowed forms');
+    }
     case 'anyOf':
     case 'oneOf':
-    case 'not':
       return source.diagnostic(source.spanAt(docPath, 'key'), 'error', custom ?? `${name} does not match any allowed form`, 'run `talk schema` to see the allowed forms');
     default:
       break;

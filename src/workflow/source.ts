@@ -244,8 +244,12 @@ export async function readWorkflowSource(
     );
   }
   for (const doc of list.slice(0, 1)) {
+    const erroredAt = new Set<number>();
     for (const error of doc.errors) {
       const [start, end] = error.pos;
+      // yaml often reports one slip twice at the same place; the first says it best.
+      if (erroredAt.has(start)) continue;
+      erroredAt.add(start);
       diagnostics.push(source.diagnostic(source.spanOfRange(start, end), 'error', `YAML: ${firstLine(error.message)}`, yamlHint(error.code)));
     }
     for (const warning of doc.warnings) {
