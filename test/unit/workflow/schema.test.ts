@@ -1,6 +1,6 @@
 // The schema is the single source: it compiles in ajv's strict mode, every property says what
 // it is for, the generated validator agrees with a fresh compile, and every example is valid.
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
