@@ -139,8 +139,9 @@ export class RenderManager {
         record.status = 'completed';
         record.progress = 100;
         record.completedAt = Date.now();
-        await this.store.save();
+        // Count before persisting: a status read may see `completed` while the write runs.
         this.listener({ type: 'render:completed', render: record });
+        await this.store.save();
       });
     } catch (error) {
       // A shutdown leaves the record as it was, so a restarted server picks the job up again.

@@ -311,7 +311,8 @@ export async function handleRequest(ctx: ServerContext, req: IncomingMessage, re
     res.on('close', () => {
       stats.inFlight[route] = (stats.inFlight[route] ?? 1) - 1;
     });
-    const delay = ctx.latency[route] ?? 0;
+    // `render=MS` is the least time a render takes (SPEC §5), not a delay of the submit route.
+    const delay = route === 'render' ? 0 : (ctx.latency[route] ?? 0);
     if (delay > 0) await sleep(delay, ctx.shutdown);
     const decision = ctx.faults.decide(route);
     if (decision.terminal) {

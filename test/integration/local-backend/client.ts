@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-return -- wire JSON is read loosely here; the assertions check its shape */
+/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return -- wire JSON is read loosely here; the assertions check its shape */
 /**
  * A deliberately plain protocol client for the local backend's tests: undici `fetch` and
  * eventsource-parser, nothing from src/backend/, so these tests check the server on its own.
