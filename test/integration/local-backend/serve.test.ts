@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fetch } from 'undici';
+import { serveCommand, type ServeOptions } from '../../../src/commands/serve.js';
+import type { CommandContext } from '../../../src/commands/context.js';
+import { UsageError } from '../../../src/core/errors.js';
+import { createRedactor } from '../../../src/core/redact.js';
+import { anonymousToken, createSession } from './client.js';
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'talk-lb-serve-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A command context over buffers; `firstLine` resolves with the first stdout line. */
+function context(controller: AbortController): { ctx: CommandContext; out: string[]; err: string[]; firstLine: Promise<string> } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const redact = createRedactor();
+  let resolveLine: (line: string) => void = () => undefined;
+  const firstLine = new Promise<string>((resolve) => (resolveLine = resolve));
+  const ctx: CommandContext = {
+    stdout: {
+      write: (t) => {
+        out.push(redact(t));
+        resolveLine(out.join('').split('\n')[0]!);
+      },
+      isTTY: false,
+      columns: undefined,
+    },
+    stderr: { write: (t) => void err.push(redact(t)), isTTY: false, columns: undefined },
+    env: process.env,
+    cwd: dir,
+    signal: controller.signal,
+    version: 'test',
+  };
+  return { ctx, out, err, firstLine };
+}
+
+function options(extra: Partial<ServeOptions> = {}): ServeOptions {
+  return {
+    backend: undefined, stateDir: undefined, reporter: 'plain', quiet: false, verbose: false, color: false, vars: {},
+    concurrency: undefined, fresh: false, dryRun: false, failFast: false,
+    host: '127.0.0.1', port: 0, dataDir: undefined, latency: [], fault: [], seed: undefined, compat: [],
+    ...extra,
+  };
+}
+
+describe('talk serve', () => {
+  it('prints "listening on URL" first, logs requests without tokens, stops within a second of the signal after persisting', async () => {
+    const controller = new AbortController();
+    const { ctx, err, firstLine } = context(controller);
+    const running = serveCommand([], options({ dataDir: 'data', fault: ['credits:status=503:x1'], compat: ['errors=status'], latency: ['state=1'] }), ctx);
+    const line = await firstLine;
+    expect(line).toMatch(/^listening on http:\/\/127\.0\.0\.1:\d+$/);
+    const url = line.slice('listening on '.length);
+    const account = await anonymousToken(url);
+    await createSession(url, account);
+    const faulted = await fetch(`${url}/api/credits/balance/simple`, { headers: account.headers });
+    expect(faulted.status).toBe(503);
+    await faulted.arrayBuffer();
+    const unauth = await fetch(`${url}/api/credits/balance/simple`);
+    expect(unauth.status).toBe(401);
+    await unauth.arrayBuffer();
+
+    const t0 = performance.now();
+    controller.abort();
+    expect(await running).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    const logged = err.join('');
+    expect(logged).toMatch(/POST \/api\/auth\/anonymous-token 200/);
+    expect(logged).not.toContain(account.token);
+    const saved = await readFile(path.join(dir, 'data', 'state.json'), 'utf8');
+    expect(Object.keys((JSON.parse(saved) as { sessions: object }).sessions)).toHaveLength(1);
+    expect(saved).not.toContain(account.token);
+  });
+
+  it('refuses bad flags with a usage error before starting', async () => {
+    const controller = new AbortController();
+    const { ctx, out } = context(controller);
+    await expect(serveCommand([], options({ fault: ['sse:explode'] }), ctx)).rejects.toThrow(UsageError);
+    await expect(serveCommand([], options({ latency: ['nowhere=5'] }), ctx)).rejects.toThrow(UsageError);
+    await expect(serveCommand([], options({ compat: ['errors=loud'] }), ctx)).rejects.toThrow(UsageError);
+    expect(out).toEqual([]);
+  });
+});
