@@ -1,0 +1,133 @@
+/**
+ * The job side of `talk watch`: the backend the workflow names (an in-process local backend for
+ * `local`), one backend client and one set of limiters for the whole watch, and per bundle a
+ * plan job run by the same runner `talk run` uses. Each bundle keeps its run state in its own
+ * run dir (keyed by the bundle id) so that a restarted watcher resumes it — session, edits and
+ * a render in flight — and so two watchers, each holding different bundles' leases, never
+ * contend for one state lock.
+ */
+import path from 'node:path';
+import { InterruptedError } from '../core/errors.js';
+import type { EventSink } from '../core/events.js';
+import { createBackendClient, createTokenProvider, resolveBackendUrl } from '../backend/index.js';
+import { startLocalBackend, type LocalBackend } from '../local-backend/index.js';
+import { planJobForItem, planRun } from '../plan/plan-run.js';
+import { createLimiters, createRunner } from '../runner/index.js';
+import { openStateStore } from '../state/index.js';
+import type { Workflow } from '../workflow/index.js';
+import { watchStateDir, type BundleResult, type RunBundle } from '../watch/index.js';
+import type { CommandContext, SharedOptions } from './context.js';
+
+/** What the watch command needs from the job side. */
+export interface WatchJobRunner {
+  /** `local`, or the base URL, for `run:start`. */
+  backendLabel: string;
+  runBundle: RunBundle;
+  /** Credits charged by bundles of this watch so far. */
+  creditsUsed(): number;
+  /** Close the client and stop an in-process local backend. */
+  close(): Promise<void>;
+}
+
+/** Options of `createWatchJobRunner`. */
+export interface WatchJobOptions {
+  /** The workflow in force now (it may be reloaded between bundles). */
+  workflow: () => Workflow;
+  options: SharedOptions;
+  ctx: CommandContext;
+  stateDir: string;
+  /** The watched folder (absolute): bundles' run dirs live under its watch state. */
+  dir: string;
+  emit: EventSink;
+}
+
+/** Start the backend and return a `runBundle` for the watcher. */
+export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJobRunner> {
+  const first = planRun(o.workflow(), { backend: o.options.backend, concurrency: o.options.concurrency });
+  let local: LocalBackend | undefined;
+  let baseUrl: string;
+  switch (first.backend.kind) {
+    case 'local':
+      local = await startLocalBackend({ env: o.ctx.env });
+      baseUrl = local.url;
+      break;
+    case 'url':
+      baseUrl = resolveBackendUrl(first.backend.url, o.ctx.env);
+      break;
+    case 'cloud':
+      baseUrl = resolveBackendUrl('cloud', o.ctx.env);
+      break;
+    default: {
+      const unreachable: never = first.backend;
+      throw new Error(`unknown backend ${String(unreachable)}`);
+    }
+  }
+  const backendId = local ? 'local' : baseUrl;
+  const auth = createTokenProvider({ env: o.ctx.env, baseUrl });
+  const client = createBackendClient({ baseUrl, auth, env: o.ctx.env });
+  // One set of limiters for every bundle: the workflow's concurrency and limits hold across
+  // the whole watch, as they do across the jobs of one `talk run`.
+  const limits = { concurrency: first.concurrency, uploads: first.limits.uploads, renders: first.limits.renders };
+  const limiters = createLimiters(limits);
+  const runsDir = path.join(watchStateDir(o.stateDir, o.dir), 'runs');
+  let creditsUsed = 0;
+
+  const runBundle: RunBundle = async (job, signal): Promise<BundleResult> => {
+    const workflow = o.workflow();
+    const plan = planRun(workflow, { backend: o.options.backend, concurrency: o.options.concurrency });
+    const planJob = planJobForItem(workflow, { id: job.name, files: job.files, instructions: job.instructions, output: job.output });
+    const store = await openStateStore({ dir: path.join(runsDir, job.id), workflowPath: workflow.file, name: `${workflow.name}:${job.name}`, signal });
+    try {
+      await store.updateRun({ status: 'running', finished: false, backendUrl: client.baseUrl });
+      const runner = createRunner({
+        client,
+        store,
+        emit: o.emit,
+        signal,
+        backendId,
+        limits,
+        limiters,
+        budget: plan.budget,
+        language: plan.language,
+      });
+      const outcome = await runner.runJob({ ...plan, jobs: [planJob] }, planJob);
+      creditsUsed += runner.creditsUsed;
+      if (runner.fatal) throw runner.fatal;
+      const state = store.job(planJob.id);
+      const renderIds = Object.values(state?.steps ?? {}).flatMap((s) => s.renderIds ?? (s.render ? [s.render.id] : []));
+      const facts = {
+        sessionIds: state?.sessionId === undefined ? [] : [state.sessionId],
+        renderIds,
+        creditsUsed: runner.creditsUsed,
+      };
+      switch (outcome.status) {
+        case 'done':
+          await store.updateRun({ status: 'success', finished: true });
+          return { status: 'done', ...facts, ...(outcome.outputs[0] ? { output: outcome.outputs[0].path } : {}) };
+        case 'interrupted':
+          await store.updateRun({ status: 'interrupted' });
+          throw new InterruptedError(`${job.name} stopped; its state is saved`);
+        case 'failed':
+        case 'credits':
+          await store.updateRun({ status: outcome.status });
+          return { status: 'failed', error: outcome.error ?? { code: outcome.status, message: `${job.name} failed` }, ...facts };
+        default: {
+          const unreachable: never = outcome.status;
+          throw new Error(`unknown job status ${String(unreachable)}`);
+        }
+      }
+    } finally {
+      await store.close();
+    }
+  };
+
+  return {
+    backendLabel: backendId,
+    runBundle,
+    creditsUsed: () => creditsUsed,
+    close: async () => {
+      await client.close();
+      await local?.close();
+    },
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * `talk watch` end to end in-process: the real workflow loader, planner, runner and backend
+ * client against the real local backend on loopback, asserting its `/__local/stats`.
+ *
+ * Each anonymous client gets the contract's 100-credit grant, one generation: so these tests
+ * use one talking bundle per watcher identity (config dir). The many-bundle cases (bursts, two
+ * watchers) are covered with an injected job in folder-watcher.test.ts.
+ */
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InterruptedError } from '../../../src/core/errors.js';
+import { startLocalBackend, type LocalBackend } from '../../../src/local-backend/index.js';
+import { watchCommand, type WatchOptions } from '../../../src/commands/watch.js';
+import type { CommandContext } from '../../../src/commands/context.js';
+import { makeTestMedia, type TestMedia } from '../../helpers/media.js';
+import { waitFor } from './watch-helpers.js';
+
+let backend: LocalBackend;
+let media: TestMedia;
+const roots: string[] = [];
+
+beforeAll(async () => {
+  media = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-watch'));
+  // Renders take at least 1.5 s, so a test can stop the watcher while one is in flight.
+  backend = await startLocalBackend({ env: process.env, latency: { render: 1500 }, turnDelayMs: { generation: 0, edit: 0 } });
+});
+afterAll(async () => {
+  await backend.close();
+  for (const root of roots) await rm(root, { recursive: true, force: true });
+});
+
+async function setup(): Promise<{ root: string; inbox: string; workflow: string }> {
+  const root = await mkdtemp(path.join(tmpdir(), 'talk-watch-cmd-'));
+  roots.push(root);
+  const inbox = path.join(root, 'inbox');
+  await mkdir(inbox);
+  const workflow = path.join(root, 'watch.yaml');
+  await writeFile(
+    workflow,
+    ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', '  resolution: 720p', 'watch:', '  settle: 200ms', ''].join('\n'),
+  );
+  return { root, inbox, workflow };
+}
+
+async function drop(inbox: string, stem: string): Promise<void> {
+  await copyFile(media.portrait, path.join(inbox, `${stem}.jpg`));
+  await copyFile(media.voice, path.join(inbox, `${stem}.mp3`));
+}
+
+function context(root: string, signal: AbortSignal): { ctx: CommandContext; output: () => string } {
+  let out = '';
+  const sink = { write: (t: string) => void (out += t), isTTY: false, columns: undefined };
+  const env = { PATH: process.env['PATH'], XDG_CONFIG_HOME: path.join(root, 'config'), HOME: root };
+  return { ctx: { stdout: sink, stderr: sink, env, cwd: root, signal, version: 'test' }, output: () => out };
+}
+
+function options(workflow: string, once: boolean): WatchOptions {
+  return {
+    backend: backend.url,
+    stateDir: undefined,
+    reporter: 'plain',
+    quiet: false,
+    verbose: false,
+    color: false,
+    vars: {},
+    concurrency: undefined,
+    fresh: false,
+    dryRun: false,
+    failFast: false,
+    workflow,
+    once,
+    poll: false,
+    onSuccess: 'move',
+  };
+}
+
+describe('talk watch with the local backend', () => {
+  it('renders a dropped bundle once, records it in the sidecar, and skips the identical bundle dropped again', async () => {
+    const { root, inbox, workflow } = await setup();
+    const before = backend.stats();
+    await drop(inbox, 'anna');
+    const first = context(root, new AbortController().signal);
+    expect(await watchCommand([inbox], options(workflow, true), first.ctx)).toBe(0);
+    const sidecar = JSON.parse(await readFile(path.join(inbox, 'out', 'anna.talk.json'), 'utf8')) as Record<string, unknown>;
+    expect(sidecar).toMatchObject({ status: 'done', output: 'anna.mp4', attempts: 1, creditsUsed: 100, error: null });
+    expect(sidecar['sessionIds']).toHaveLength(1);
+    expect((sidecar['renderIds'] as string[]).length).toBeGreaterThanOrEqual(1);
+    expect((await readFile(path.join(inbox, 'out', 'anna.mp4'))).subarray(4, 8).toString('latin1')).toBe('ftyp');
+    expect((await readdir(path.join(inbox, 'processed'))).sort()).toEqual(['anna.jpg', 'anna.mp3']);
+
+    await drop(inbox, 'anna');
+    const second = context(root, new AbortController().signal);
+    expect(await watchCommand([inbox], options(workflow, true), second.ctx)).toBe(0);
+    expect(second.output()).toMatch(/skipped: identical content was already rendered as out\/anna\.mp4/);
+    const after = backend.stats();
+    expect(after.rendersStarted - before.rendersStarted).toBe(1);
+    expect(after.messages - before.messages).toBe(1);
+    expect(after.sessionsCreated - before.sessionsCreated).toBe(1);
+  });
+
+  it('stopped mid-render and restarted: re-attaches the render, no second render or instruction', async () => {
+    const { root, inbox, workflow } = await setup();
+    const before = backend.stats();
+    await drop(inbox, 'bob');
+    const controller = new AbortController();
+    const first = context(root, controller.signal);
+    let renderStarted = false;
+    const unsubscribe = backend.onEvent((event) => {
+      if (event.type === 'render:started') renderStarted = true;
+    });
+    const running = watchCommand([inbox], options(workflow, false), first.ctx);
+    await waitFor(() => renderStarted, 30_000, () => 'a render to start');
+    unsubscribe();
+    controller.abort(new InterruptedError('test stop'));
+    await expect(running).rejects.toBeInstanceOf(InterruptedError);
+    expect(await readdir(inbox)).toContain('bob.jpg');
+
+    const second = context(root, new AbortController().signal);
+    expect(await watchCommand([inbox], options(workflow, true), second.ctx)).toBe(0);
+    expect(second.output()).toMatch(/resuming where it stopped/);
+    const after = backend.stats();
+    expect(after.rendersStarted - before.rendersStarted).toBe(1);
+    expect(after.messages - before.messages).toBe(1);
+    expect(after.sessionsCreated - before.sessionsCreated).toBe(1);
+    expect(await readdir(path.join(inbox, 'out'))).toContain('bob.mp4');
+  });
+
+  it('reports a missing partner in a status file at the end of --once', async () => {
+    const { root, inbox, workflow } = await setup();
+    await copyFile(media.voice, path.join(inbox, 'carl.mp3'));
+    const run = context(root, new AbortController().signal);
+    expect(await watchCommand([inbox], options(workflow, true), run.ctx)).toBe(0);
+    const status = JSON.parse(await readFile(path.join(inbox, 'out', 'carl.talk.json'), 'utf8')) as Record<string, unknown>;
+    expect(status).toMatchObject({ status: 'incomplete', missing: ['portrait'] });
+    expect(run.output()).toMatch(/carl.*incomplete: no portrait file/);
+  });
+});
