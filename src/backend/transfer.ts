@@ -3,11 +3,11 @@
  * - Upload: a file-backed Blob (`fs.openAsBlob`) inside undici's FormData, part name `files`;
  *   its stream is tapped for SHA-256 and progress as undici pulls it.
  * - Download: the undici body piped through a hashing tap into a temp file beside the target,
- *   size checked, fsync'd, renamed into place.
+ *   fsync'd as it closes, size checked, renamed into place.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { openAsBlob } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream, openAsBlob } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -131,10 +131,10 @@ export async function writeAtomically(
 ): Promise<{ bytes: number; sha256: string }> {
   const temp = tempPathFor(dest);
   const tap = new ByteTap(expected, onProgress);
-  const handle = await open(temp, 'w', 0o644);
   let renamed = false;
   try {
-    await pipeline(body, tap.transform(), handle.createWriteStream({ autoClose: false }), { signal });
+    // `flush: true` fsyncs the file before the stream closes, so the rename publishes complete bytes.
+    await pipeline(body, tap.transform(), createWriteStream(temp, { flush: true, mode: 0o644 }), { signal });
     if (expected !== undefined && tap.bytes !== expected) {
       throw new BackendError({
         message: `the download ended after ${tap.bytes} of ${expected} bytes`,
@@ -143,15 +143,10 @@ export async function writeAtomically(
         hint: 'run again; the export is re-downloaded without rendering again',
       });
     }
-    await handle.sync();
-    await handle.close();
     await rename(temp, dest);
     renamed = true;
     return { bytes: tap.bytes, sha256: tap.digest() };
   } finally {
-    if (!renamed) {
-      await handle.close().catch(() => undefined);
-      await rm(temp, { force: true });
-    }
+    if (!renamed) await rm(temp, { force: true });
   }
 }

@@ -3,6 +3,7 @@
  * temp config dir (never the real home), one keep-alive Agent, and tiny media made with ffmpeg.
  */
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -66,11 +67,19 @@ export async function startRig(
   };
 }
 
-/** A 270x480 portrait and a 1 s voice-over (wav: no encoder dependency). */
-export function makeMedia(dir: string): { portrait: string; voice: string } {
+let shared: { portrait: string; voice: string } | undefined;
+
+/**
+ * A 270x480 portrait and a 1 s voice-over (wav: no encoder dependency), made once per test
+ * file in its own temp dir (removed with the OS temp dir; the files are a few KB).
+ */
+export function makeMedia(_dir?: string): { portrait: string; voice: string } {
+  if (shared) return shared;
+  const dir = mkdtempSync(path.join(tmpdir(), 'talk-backend-media-'));
   const portrait = path.join(dir, 'portrait.jpg');
   const voice = path.join(dir, 'voice.wav');
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=gray:s=270x480', '-frames:v', '1', portrait]);
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=300:duration=1', '-ac', '1', '-ar', '16000', voice]);
-  return { portrait, voice };
+  shared = { portrait, voice };
+  return shared;
 }

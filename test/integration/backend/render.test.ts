@@ -1,0 +1,179 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MockAgent } from 'undici';
+import { createBackendClient, createTokenProvider, RenderFailedError } from '../../../src/backend/index.js';
+import type { RetryInfo } from '../../../src/backend/types.js';
+import { asRenderId, asSessionId } from '../../../src/core/ids.js';
+import { parseFaultRule, type LocalBackendOptions } from '../../../src/local-backend/index.js';
+import { FAST, makeMedia, startRig, type Rig } from './rig.js';
+
+let rig: Rig | undefined;
+afterEach(async () => {
+  await rig?.close();
+  rig = undefined;
+});
+
+/** A session with a generated talking-avatar draft, ready to export. */
+async function drafted(local: LocalBackendOptions = {}) {
+  const r = await startRig({ local });
+  rig = r;
+  const media = makeMedia();
+  const { sessionId } = await r.client.createSession({ taskName: 'p', language: 'en' });
+  await r.client.uploadFile(sessionId, media.portrait);
+  await r.client.uploadFile(sessionId, media.voice);
+  await r.client.sendInstruction(sessionId, 'Make this photo talk using my voiceover');
+  const draft = (await r.client.getState(sessionId)).state.draft;
+  return { r, sessionId, draft };
+}
+const output = { format: 'mp4', quality: 'low', resolution: '720p' } as const;
+
+describe('render lifecycle against the local backend', () => {
+  it.each(['data', 'top-level'] as const)('reads the "%s" status shape and downloads the result', async (renderStatus) => {
+    const { r, sessionId, draft } = await drafted({ compat: { renderStatus } });
+    const result = await r.client.exportRender({ sessionId, draft, output });
+    expect(result.outputUrl).toMatch(/\/static\/render-result\/.+\.mp4$/);
+    const dest = path.join(r.dir, 'a.mp4');
+    const download = await r.client.downloadRender(result.renderId, result.outputUrl, dest);
+    expect(download.sha256).toBe(createHash('sha256').update(await readFile(dest)).digest('hex'));
+  });
+
+  it('a refused submit is retried once with a new render id', async () => {
+    const { r, sessionId, draft } = await drafted({ faults: [parseFaultRule('render:status=500:x1')] });
+    const ids: string[] = [];
+    const retries: RetryInfo[] = [];
+    const result = await r.client.exportRender({ sessionId, draft, output }, { onRenderId: (id) => ids.push(id), onRetry: (x) => retries.push(x) });
+    expect(ids).toHaveLength(2);
+    expect(ids[0]).not.toBe(ids[1]);
+    expect(result.renderId).toBe(ids[1]);
+    expect(retries[0]?.reason).toMatch(/new render id/);
+    expect(r.backend.stats().requests.render).toBe(2);
+  });
+
+  it('falls back to the download route when the output URL fails, and follows its JSON form', async () => {
+    const { r, sessionId, draft } = await drafted({ compat: { download: 'json' } });
+    const result = await r.client.exportRender({ sessionId, draft, output });
+    r.backend.addFaults([parseFaultRule('download:status=404:x1')]);
+    const retries: RetryInfo[] = [];
+    const dest = path.join(r.dir, 'b.mp4');
+    const download = await r.client.downloadRender(result.renderId, result.outputUrl, dest, { onRetry: (x) => retries.push(x) });
+    expect(download.bytes).toBeGreaterThan(1000);
+    expect(retries[0]?.reason).toMatch(/using the download route/);
+    // static (404) → download route (JSON) → static again.
+    expect(r.backend.stats().requests.download).toBe(3);
+    expect((await readdir(r.dir)).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+
+  it('re-attaches to a render by id and keeps polling through transient status errors', async () => {
+    const { r, sessionId, draft } = await drafted({ latency: { render: 300 } });
+    const renderId = r.client.newRenderId();
+    await r.client.submitRender({ renderId, sessionId, draft, output });
+    r.backend.addFaults([parseFaultRule('render-status:status=502:x1')]);
+    const retries: RetryInfo[] = [];
+    await expect(r.client.waitForRender(renderId, { onRetry: (x) => retries.push(x) })).resolves.toMatchObject({ outputUrl: expect.stringContaining(renderId) as unknown });
+    expect(retries[0]?.reason).toBe('HTTP 502');
+    expect(r.backend.stats().rendersStarted).toBe(1);
+  });
+
+  it('stops polling at the cap with a timeout that says how to resume', async () => {
+    const r = await startRig({ local: { latency: { render: 1_500 } }, timing: { renderCapMs: 200 } });
+    rig = r;
+    const media = makeMedia();
+    const { sessionId } = await r.client.createSession({ taskName: 'p', language: 'en' });
+    await r.client.uploadFile(sessionId, media.portrait);
+    await r.client.uploadFile(sessionId, media.voice);
+    await r.client.sendInstruction(sessionId, 'Make this photo talk using my voiceover');
+    const draft = (await r.client.getState(sessionId)).state.draft;
+    const error = await r.client.exportRender({ sessionId, draft, output }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'timeout' });
+    expect((error as Error & { hint: string }).hint).toMatch(/re-attaches/);
+    expect(r.backend.stats().rendersStarted).toBe(1);
+  });
+});
+
+/**
+ * Shapes the local backend cannot produce: a render that reports `failed` and then succeeds
+ * under a new id, unknown statuses, a CDN on another origin, a cloud host that is down, and a
+ * server that echoes the token back.
+ */
+describe('shapes only a mock can produce (undici MockAgent)', () => {
+  const BASE = 'https://api.mock.test';
+  const CDN = 'https://cdn.mock.test';
+  async function mocked() {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const dir = await mkdtemp(path.join(tmpdir(), 'talk-mock-'));
+    const tokens = createTokenProvider({ env: { NEMO_TOKEN: 'nmv_usr_mocktoken77' }, baseUrl: BASE, dispatcher: agent });
+    const client = createBackendClient({ baseUrl: BASE, dispatcher: agent, auth: tokens, timing: { ...FAST, renderPollMs: 1 } });
+    return { agent, client, dir, api: agent.get(BASE), close: async () => { await agent.close(); await rm(dir, { recursive: true, force: true }); } };
+  }
+
+  it('failed → a new id once; unknown statuses keep polling', async () => {
+    const m = await mocked();
+    const submitted: string[] = [];
+    m.api.intercept({ path: '/api/render/proxy/lambda', method: 'POST' }).reply(200, (opts) => {
+      submitted.push((JSON.parse(opts.body as string) as { id: string }).id);
+      return { success: true, data: { status: 'pending' } };
+    }).times(2);
+    m.api.intercept({ path: /\/api\/render\/proxy\/lambda\/render_/, method: 'GET' }).reply(200, { success: true, data: { status: 'failed', error: 'gpu lost' } });
+    m.api.intercept({ path: /\/api\/render\/proxy\/lambda\/render_/, method: 'GET' }).reply(200, { success: true, data: { status: 'queued_on_gpu', progress: 10 } });
+    m.api.intercept({ path: /\/api\/render\/proxy\/lambda\/render_/, method: 'GET' }).reply(200, { status: 'completed', output: { url: `${CDN}/x.mp4` } });
+    const result = await m.client.exportRender({ sessionId: asSessionId('1'), draft: { t: [] }, output: { format: 'mp4' } });
+    expect(submitted).toHaveLength(2);
+    expect(result).toEqual({ renderId: submitted[1], outputUrl: `${CDN}/x.mp4` });
+    await m.close();
+  });
+
+  it('failed twice is a RenderFailedError', async () => {
+    const m = await mocked();
+    m.api.intercept({ path: '/api/render/proxy/lambda', method: 'POST' }).reply(200, { success: true, data: {} }).times(2);
+    m.api.intercept({ path: /\/api\/render\/proxy\/lambda\/render_/, method: 'GET' }).reply(200, { success: true, data: { status: 'failed', error: 'gpu lost' } }).times(2);
+    await expect(m.client.exportRender({ sessionId: asSessionId('1'), draft: {}, output: { format: 'mp4' } })).rejects.toBeInstanceOf(RenderFailedError);
+    await m.close();
+  });
+
+  it('downloads from a CDN without the token, checks the size, and leaves no temp file on a short body', async () => {
+    const m = await mocked();
+    const cdn = m.agent.get(CDN);
+    let authSeen: unknown = 'unset';
+    cdn.intercept({ path: '/ok.mp4', method: 'GET' }).reply(200, (opts) => {
+      authSeen = (opts.headers as Record<string, string>).authorization;
+      return Buffer.from('0123456789');
+    }, { headers: { 'content-type': 'video/mp4', 'content-length': '10' } });
+    const dest = path.join(m.dir, 'ok.mp4');
+    await expect(m.client.downloadRender(asRenderId('render_1'), `${CDN}/ok.mp4`, dest)).resolves.toMatchObject({ bytes: 10 });
+    expect(authSeen).toBeUndefined();
+    expect(await readFile(dest, 'utf8')).toBe('0123456789');
+    // A body shorter than its Content-Length fails, for both URLs, and leaves nothing behind.
+    for (const p of ['/short.mp4', '/api/render/proxy/render_2/download']) {
+      (p.startsWith('/api') ? m.api : cdn).intercept({ path: p, method: 'GET' }).reply(200, Buffer.from('01234'), { headers: { 'content-type': 'video/mp4', 'content-length': '10' } });
+    }
+    const short = path.join(m.dir, 'short.mp4');
+    await expect(m.client.downloadRender(asRenderId('render_2'), `${CDN}/short.mp4`, short)).rejects.toThrow();
+    expect((await readdir(m.dir)).sort()).toEqual(['ok.mp4']);
+    await m.close();
+  });
+
+  it('says the cloud is unreachable and suggests --backend local', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    agent.get('https://mega-api-prod.nemovideo.ai').intercept({ path: '/api/credits/balance/simple', method: 'GET' }).replyWithError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })).times(4);
+    const tokens = createTokenProvider({ env: { NEMO_TOKEN: 'nmv_usr_x123456' }, baseUrl: 'https://mega-api-prod.nemovideo.ai', dispatcher: agent });
+    const client = createBackendClient({ baseUrl: 'https://mega-api-prod.nemovideo.ai', dispatcher: agent, auth: tokens, timing: FAST });
+    const error = (await client.getCredits().then(() => new Error('resolved'), (e: unknown) => e)) as Error & { hint?: string };
+    expect(error.message).toMatch(/NemoVideo cloud backend .* could not be reached/);
+    expect(error.hint).toMatch(/--backend local/);
+    await agent.close();
+  });
+
+  it('redacts a token the server echoes back, in message and hint', async () => {
+    const m = await mocked();
+    m.api.intercept({ path: '/api/credits/balance/simple', method: 'GET' }).reply(400, { code: 4000, message: 'bad header Authorization: Bearer nmv_usr_mocktoken77' });
+    const error = (await m.client.getCredits().then(() => new Error('resolved'), (e: unknown) => e)) as Error;
+    expect(error.message).not.toContain('mocktoken77');
+    expect(error.message).toContain('[redacted]');
+    await m.close();
+  });
+});
