@@ -21,12 +21,19 @@ export interface ValidateFileResult {
  * file (sorted), or `{"files":[…]}` with --json. Exit 0 when all are valid, 2 otherwise.
  */
 export async function validateCommand(files: string[], options: ValidateOptions, ctx: CommandContext): Promise<number> {
-  const results: ValidateFileResult[] = [];
-  const text: string[] = [];
+  const loaded: { shown: string; result: Awaited<ReturnType<typeof loadWorkflow>> }[] = [];
   for (const file of files) {
     ctx.signal.throwIfAborted();
-    const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal });
-    const shown = diagnostics[0]?.file ?? workflow?.displayFile ?? file;
+    const result = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal });
+    loaded.push({ shown: result.diagnostics[0]?.file ?? result.workflow?.displayFile ?? file, result });
+  }
+  // All diagnostics sorted (by file, then position), whatever order the files were named in.
+  loaded.sort((a, b) => (a.shown < b.shown ? -1 : a.shown > b.shown ? 1 : 0));
+
+  const results: ValidateFileResult[] = [];
+  const text: string[] = [];
+  for (const { shown, result } of loaded) {
+    const { workflow, diagnostics } = result;
     results.push({
       file: shown,
       valid: workflow !== undefined,

@@ -50,7 +50,7 @@ export function segmentToRegex(segment: string): RegExp {
  * Files matching `pattern` (relative to `cwd`, or absolute), as absolute paths sorted by
  * code point so the order is the same on every machine. Unreadable folders are skipped.
  */
-export async function globFiles(pattern: string, cwd: string, fs: WorkflowFs): Promise<string[]> {
+export async function globFiles(pattern: string, cwd: string, fs: WorkflowFs, signal?: AbortSignal): Promise<string[]> {
   const normalised = pattern.replace(/\\/g, '/');
   const absolute = path.posix.isAbsolute(normalised) || path.isAbsolute(pattern);
   const segments = normalised.split('/').filter((s) => s !== '' && s !== '.');
@@ -62,7 +62,7 @@ export async function globFiles(pattern: string, cwd: string, fs: WorkflowFs): P
     index += 1;
   }
   const results = new Set<string>();
-  await walk(base, segments.slice(index), fs, results);
+  await walk(base, segments.slice(index), fs, results, signal);
   return [...results].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
@@ -75,19 +75,20 @@ async function entriesOf(dir: string, fs: WorkflowFs): Promise<{ name: string; i
   }
 }
 
-async function walk(dir: string, segments: string[], fs: WorkflowFs, results: Set<string>): Promise<void> {
+async function walk(dir: string, segments: string[], fs: WorkflowFs, results: Set<string>, signal: AbortSignal | undefined): Promise<void> {
+  signal?.throwIfAborted();
   const [segment, ...rest] = segments;
   if (segment === undefined) return;
   if (segment === '**') {
     // `**` matches zero or more folders.
-    await walk(dir, rest, fs, results);
+    await walk(dir, rest, fs, results, signal);
     for (const entry of await entriesOf(dir, fs)) {
-      if (entry.isDirectory && !entry.name.startsWith('.')) await walk(path.join(dir, entry.name), segments, fs, results);
+      if (entry.isDirectory && !entry.name.startsWith('.')) await walk(path.join(dir, entry.name), segments, fs, results, signal);
     }
     return;
   }
   if (segment === '..') {
-    await walk(path.dirname(dir), rest, fs, results);
+    await walk(path.dirname(dir), rest, fs, results, signal);
     return;
   }
   if (!hasGlobMagic(segment)) {
@@ -99,7 +100,7 @@ async function walk(dir: string, segments: string[], fs: WorkflowFs, results: Se
         // Missing: no match.
       }
     } else {
-      await walk(target, rest, fs, results);
+      await walk(target, rest, fs, results, signal);
     }
     return;
   }
@@ -110,7 +111,7 @@ async function walk(dir: string, segments: string[], fs: WorkflowFs, results: Se
     if (rest.length === 0) {
       if (entry.isFile) results.add(full);
     } else if (entry.isDirectory) {
-      await walk(full, rest, fs, results);
+      await walk(full, rest, fs, results, signal);
     }
   }
 }

@@ -213,7 +213,7 @@ export async function applyRules(nw: NormalisedWorkflow, source: YamlSource, ctx
       if (!pattern.ok) {
         out.addExpressionErrors(pattern.errors, first.template, first.location);
       } else {
-        const matches = await globFiles(pattern.value, nw.dir, ctx.fs);
+        const matches = await globFiles(pattern.value, nw.dir, ctx.fs, ctx.signal);
         if (matches.length === 0) {
           out.add(first.location, top, 'warning', `\`foreach.${first.key}\`: ${pattern.value} matches no files`, 'the batch has no jobs; check the pattern (it is relative to the workflow file)');
         }
@@ -229,7 +229,7 @@ export async function applyRules(nw: NormalisedWorkflow, source: YamlSource, ctx
               break;
             }
             const target = path.resolve(nw.dir, resolved.value);
-            const found = hasGlobMagic(resolved.value) ? (await globFiles(resolved.value, nw.dir, ctx.fs))[0] : target;
+            const found = hasGlobMagic(resolved.value) ? (await globFiles(resolved.value, nw.dir, ctx.fs, ctx.signal))[0] : target;
             let exists = false;
             if (found !== undefined) {
               try {
