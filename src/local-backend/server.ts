@@ -498,8 +498,7 @@ const routeHandlers: Record<RouteName, Handler> = {
       video_analyses: {},
       generated_media: session.generatedMedia.map((g) => ({ ...g, url: g.url.replace(/^https?:\/\/[^/]+(?=\/media\/)/, ctx.baseUrl()) })),
     };
-    if (session.draft && isExportReady(session.draft)) state['draft'] = withCurrentUrls(ctx, session.draft);
-    else if (session.draft && Object.keys(session.draft).length > 0) state['draft'] = withCurrentUrls(ctx, session.draft);
+    if (session.draft && Object.keys(session.draft).length > 0) state['draft'] = withCurrentUrls(ctx, session.draft);
     else if (ctx.compat.noDraft === 'null') state['draft'] = null;
     else if (ctx.compat.noDraft === 'empty') state['draft'] = {};
     sendOk(res, { session_id: session.id, task_id: session.taskId, task_name: session.taskName, user_id: user.id, state });

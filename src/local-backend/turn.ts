@@ -185,12 +185,14 @@ export async function runTurn(deps: TurnDeps, p: TurnParams): Promise<void> {
         ],
       }, false);
       settle(false);
+      deps.emit('turn:done', { sessionId: p.sessionId, cost: 0, silent: true, connected: writer.isConnected, scenario: 'ask' });
       return;
     }
     if (p.scenario === 'stall') {
       // Heartbeats only, for as long as the client listens.
       while (writer.isConnected) await work(deps.heartbeatMs, deps, writer);
       settle(false);
+      deps.emit('turn:done', { sessionId: p.sessionId, cost: 0, silent: true, connected: false, scenario: 'stall' });
       return;
     }
     let first = true;
