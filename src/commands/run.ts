@@ -1,9 +1,113 @@
+import { ExitCode, UsageError, WorkflowInvalidError } from '../core/errors.js';
+import { loadWorkflow, displayPath } from '../workflow/index.js';
+import { formatPlan, planRun, type Plan } from '../plan/index.js';
+import { formatDiagnostics } from '../reporters/diagnostics.js';
+import { createReporter } from '../reporters/index.js';
+import { executePlan, previewResume } from '../runner/index.js';
+import { openStateStore, readRunState, runDirFor, stateDirFor } from '../state/index.js';
+import { connectBackend } from './connect.js';
 import type { CommandContext, SharedOptions } from './context.js';
-import { notImplemented } from './not-implemented.js';
 
 export type RunOptions = SharedOptions;
 
-/** `talk run`. Returns the exit code. */
-export async function runCommand(_args: string[], _options: RunOptions, _ctx: CommandContext): Promise<number> {
-  return notImplemented('run');
+/** Exit code for a run status (SPEC §1). */
+function exitFor(status: 'success' | 'failed' | 'interrupted' | 'credits'): number {
+  switch (status) {
+    case 'success':
+      return ExitCode.ok;
+    case 'failed':
+      return ExitCode.failed;
+    case 'credits':
+      return ExitCode.credits;
+    case 'interrupted':
+      return ExitCode.interrupted;
+    default: {
+      const unreachable: never = status;
+      return unreachable;
+    }
+  }
+}
+
+/** A shell-safe rendering of an argument for the "resume with" line. */
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * `talk run <workflow>...`: validate, plan, execute; an unfinished run of the same workflow is
+ * continued (SPEC §3). Workflows run one after another; the first interrupt stops the rest.
+ * Returns the most severe exit code (130 > 3 > 2 > 1 > 0).
+ */
+export async function runCommand(args: string[], options: RunOptions, ctx: CommandContext): Promise<number> {
+  if (args.length === 0) throw new UsageError('talk run needs a workflow file', { hint: 'e.g. talk run examples/hello.yaml' });
+  const rank = [ExitCode.ok, ExitCode.failed, ExitCode.invalid, ExitCode.credits, ExitCode.interrupted] as number[];
+  let worst: number = ExitCode.ok;
+  for (const file of args) {
+    if (ctx.signal.aborted) break;
+    const code = await runOne(file, options, ctx);
+    if (rank.indexOf(code) > rank.indexOf(worst)) worst = code;
+    if (code === ExitCode.interrupted) break;
+  }
+  return worst;
+}
+
+async function runOne(file: string, options: RunOptions, ctx: CommandContext): Promise<number> {
+  const json = options.reporter === 'json';
+  const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal });
+  // Diagnostics go to stderr: in json mode stdout carries events only.
+  if (diagnostics.length > 0) ctx.stderr.write(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY })}\n`);
+  if (!workflow) throw new WorkflowInvalidError(diagnostics, `${file} is invalid`);
+  // planRun applies `--backend` over the workflow's `backend:`.
+  const plan: Plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
+  const choice = plan.backend;
+  const stateDir = stateDirFor(plan.workflowPath, options.stateDir, ctx.cwd);
+  const runDir = runDirFor(stateDir, plan.workflowPath);
+  const shown = displayPath(plan.workflowPath, ctx.cwd);
+
+  if (options.dryRun) {
+    const previous = options.fresh ? undefined : (await readRunState(runDir, { signal: ctx.signal }))?.state;
+    const backendId = choice.kind === 'local' ? 'local' : choice.kind === 'url' ? choice.url.replace(/\/+$/, '') : (previous?.backendUrl ?? 'cloud');
+    const preview = previous ? await previewResume(plan, previous, { backendId, signal: ctx.signal }) : undefined;
+    const text = formatPlan(plan, { cwd: ctx.cwd, ...(preview ? { annotate: (job: string, step: string) => preview.jobs.get(job)?.steps.get(step) } : {}) });
+    if (json) ctx.stdout.write(`${JSON.stringify({ plan })}\n`);
+    else ctx.stdout.write(text);
+    return ExitCode.ok;
+  }
+
+  const store = await openStateStore({ dir: runDir, workflowPath: plan.workflowPath, name: plan.name, fresh: options.fresh, signal: ctx.signal });
+  const reporter = createReporter({
+    name: options.reporter,
+    stdout: ctx.stdout,
+    stderr: ctx.stderr,
+    quiet: options.quiet,
+    verbose: options.verbose,
+    color: options.color,
+    env: ctx.env,
+    workflowFile: shown,
+  });
+  let connection;
+  try {
+    connection = await connectBackend(choice, stateDir, ctx);
+    const outcome = await executePlan(plan, {
+      client: connection.client,
+      store,
+      emit: (event) => reporter.emit(event),
+      signal: ctx.signal,
+      backendId: connection.backendId,
+      limits: { concurrency: plan.concurrency, uploads: plan.limits.uploads, renders: plan.limits.renders },
+      budget: plan.budget,
+      failFast: options.failFast,
+      language: plan.language,
+    });
+    await reporter.close();
+    if (outcome.status === 'interrupted') {
+      // Stated on stderr in every mode: the one thing to do next.
+      ctx.stderr.write(`interrupted: state saved; renders already started keep running at the backend.\nresume with: talk run ${shellQuote(shown)}\n`);
+    }
+    return exitFor(outcome.status);
+  } finally {
+    await reporter.close();
+    await store.close().catch((error: unknown) => ctx.stderr.write(`talk: ${(error as Error).message}\n`));
+    await connection?.close();
+  }
 }

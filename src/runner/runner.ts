@@ -362,7 +362,7 @@ function collectOutputs(store: StateStore, job: PlanJob): OutputInfo[] {
  */
 export async function executePlan(plan: Plan, deps: RunnerDeps): Promise<RunOutcome> {
   const started = Date.now();
-  const resumed = deps.store.hadPrevious && Object.keys(deps.store.state.jobs).length > 0;
+  const resumed = deps.store.hadPrevious && !deps.store.state.finished && Object.keys(deps.store.state.jobs).length > 0;
   deps.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: deps.backendId, jobs: plan.jobs.length, resumed }));
   if (deps.store.tookOverFrom) {
     const o = deps.store.tookOverFrom;

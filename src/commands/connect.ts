@@ -1,0 +1,96 @@
+/**
+ * Connecting a command to its backend: `local` starts the local backend in-process on a free
+ * loopback port, with its data (and the token cache) inside the state dir, so a run killed
+ * mid-render resumes against the same sessions and renders; `cloud` or a URL builds a client
+ * for it. Used by `talk run`, `talk status` and `talk credits`.
+ *
+ * Test knobs for the in-process local backend (the public flag set stays as SPEC §1 fixes it):
+ * TALK_LOCAL_LATENCY (`ROUTE=MS[,ROUTE=MS…]`), TALK_LOCAL_FAULTS (rules separated by spaces),
+ * TALK_LOCAL_TURN_DELAY_MS, TALK_LOCAL_HEARTBEAT_MS, TALK_LOCAL_SILENT_EDIT_RATIO, TALK_LOCAL_SEED.
+ */
+import path from 'node:path';
+import { UsageError } from '../core/errors.js';
+import { createBackendClient, createTokenProvider, defaultConfigDir, resolveBackendUrl } from '../backend/index.js';
+import type { BackendClient } from '../backend/types.js';
+import { parseFaultRule, parseLatency, startLocalBackend, type LocalBackend, type LocalBackendOptions } from '../local-backend/index.js';
+import type { BackendChoice } from '../plan/types.js';
+import type { CommandContext } from './context.js';
+
+/** A connected backend. */
+export interface Connection {
+  client: BackendClient;
+  /** Stable identity for fingerprints: `local` for the in-process backend, else the URL. */
+  backendId: string;
+  /** The in-process local backend, when one was started. */
+  local: LocalBackend | undefined;
+  close(): Promise<void>;
+}
+
+function numberFromEnv(env: CommandContext['env'], name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a non-negative number, got "${raw}"`);
+  return n;
+}
+
+/** Local backend options from the TALK_LOCAL_* test knobs. */
+function localOptionsFromEnv(env: CommandContext['env']): LocalBackendOptions {
+  const options: LocalBackendOptions = { env };
+  const latency = env['TALK_LOCAL_LATENCY'];
+  if (latency) options.latency = parseLatency(latency);
+  const faults = env['TALK_LOCAL_FAULTS'];
+  if (faults) options.faults = faults.split(/\s+/).filter(Boolean).map(parseFaultRule);
+  const turnDelay = numberFromEnv(env, 'TALK_LOCAL_TURN_DELAY_MS');
+  if (turnDelay !== undefined) options.turnDelayMs = { generation: turnDelay, edit: Math.round(turnDelay / 3) };
+  const heartbeat = numberFromEnv(env, 'TALK_LOCAL_HEARTBEAT_MS');
+  if (heartbeat !== undefined) options.heartbeatMs = heartbeat;
+  const silent = numberFromEnv(env, 'TALK_LOCAL_SILENT_EDIT_RATIO');
+  if (silent !== undefined) options.silentEditRatio = silent;
+  const seed = numberFromEnv(env, 'TALK_LOCAL_SEED');
+  if (seed !== undefined) options.seed = seed;
+  return options;
+}
+
+/** `--backend` wins over the workflow's `backend:`; no workflow and no flag means cloud. */
+export function chooseBackend(flag: string | undefined, fromPlan: BackendChoice | undefined): BackendChoice {
+  if (flag === 'local') return { kind: 'local' };
+  if (flag === 'cloud') return { kind: 'cloud' };
+  if (flag !== undefined) return { kind: 'url', url: flag };
+  return fromPlan ?? { kind: 'cloud' };
+}
+
+/** Connect to the chosen backend; `stateDir` holds the local backend's data and token cache. */
+export async function connectBackend(choice: BackendChoice, stateDir: string, ctx: CommandContext): Promise<Connection> {
+  let local: LocalBackend | undefined;
+  let baseUrl: string;
+  let configDir: string | undefined;
+  let backendId: string;
+  if (choice.kind === 'local') {
+    local = await startLocalBackend({ ...localOptionsFromEnv(ctx.env), dataDir: path.join(stateDir, 'local-backend') });
+    baseUrl = local.url;
+    // Tokens of the in-process backend belong beside its data, never in the user's home.
+    configDir = path.join(stateDir, 'config');
+    backendId = 'local';
+  } else {
+    baseUrl = resolveBackendUrl(choice.kind === 'cloud' ? 'cloud' : choice.url, ctx.env);
+    configDir = defaultConfigDir(ctx.env);
+    backendId = baseUrl;
+  }
+  try {
+    const auth = createTokenProvider({ env: ctx.env, configDir, baseUrl });
+    const client = createBackendClient({ baseUrl, auth, env: ctx.env });
+    return {
+      client,
+      backendId,
+      local,
+      async close() {
+        await client.close();
+        await local?.close();
+      },
+    };
+  } catch (error) {
+    await local?.close();
+    throw error;
+  }
+}
