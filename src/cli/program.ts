@@ -5,17 +5,12 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { CommandContext, ReporterName, SharedOptions } from '../commands/context.js';
-import { runCommand } from '../commands/run.js';
-import { validateCommand } from '../commands/validate.js';
-import { planCommand } from '../commands/plan.js';
-import { watchCommand } from '../commands/watch.js';
-import { statusCommand } from '../commands/status.js';
-import { creditsCommand } from '../commands/credits.js';
-import { serveCommand } from '../commands/serve.js';
-import { schemaCommand } from '../commands/schema.js';
-import { initCommand } from '../commands/init.js';
 
 type Raw = Record<string, unknown>;
+
+// Commands are imported when they run: the bundle then evaluates only the command in use
+// (esbuild defers each module's top level), so `talk validate` does not pay for the
+// runner's HTTP stack or the local backend at start-up.
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -99,14 +94,14 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .description('validate, plan and execute workflows; resumes an unfinished run automatically')
     .argument('<workflow...>', 'workflow YAML files')
     .addHelpText('after', examples('talk run examples/hello.yaml'))
-    .action(async (files: string[], raw: Raw) => onExit(await runCommand(files, sharedFrom(raw, ctx), ctx)));
+    .action(async (files: string[], raw: Raw) => onExit(await (await import('../commands/run.js')).runCommand(files, sharedFrom(raw, ctx), ctx)));
 
   withShared(program.command('validate'))
     .description('check workflows against the schema and the rules; no network')
     .argument('<workflow...>', 'workflow YAML files')
     .addHelpText('after', examples('talk validate examples/*.yaml'))
     .action(async (files: string[], raw: Raw) =>
-      onExit(await validateCommand(files, { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
+      onExit(await (await import('../commands/validate.js')).validateCommand(files, { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
     );
 
   withShared(program.command('plan'))
@@ -114,7 +109,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .argument('<workflow>', 'workflow YAML file')
     .addHelpText('after', examples('talk plan examples/batch.yaml'))
     .action(async (file: string, raw: Raw) =>
-      onExit(await planCommand([file], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
+      onExit(await (await import('../commands/plan.js')).planCommand([file], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
     );
 
   withShared(program.command('watch'))
@@ -127,7 +122,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .addHelpText('after', examples('talk watch inbox/ --workflow examples/watch.yaml'))
     .action(async (dir: string, raw: Raw) =>
       onExit(
-        await watchCommand(
+        await (await import('../commands/watch.js')).watchCommand(
           [dir],
           {
             ...sharedFrom(raw, ctx),
@@ -146,13 +141,13 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .argument('[workflow]', 'workflow YAML file')
     .addHelpText('after', examples('talk status examples/hello.yaml'))
     .action(async (file: string | undefined, raw: Raw) =>
-      onExit(await statusCommand(file ? [file] : [], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
+      onExit(await (await import('../commands/status.js')).statusCommand(file ? [file] : [], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
     );
 
   withShared(program.command('credits'))
     .description('credit balance on the selected backend')
     .addHelpText('after', examples('talk credits --backend local'))
-    .action(async (raw: Raw) => onExit(await creditsCommand([], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)));
+    .action(async (raw: Raw) => onExit(await (await import('../commands/credits.js')).creditsCommand([], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)));
 
   program
     .command('serve')
@@ -167,7 +162,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .addHelpText('after', examples('talk serve --port 8787 --latency render=2000'))
     .action(async (raw: Raw) =>
       onExit(
-        await serveCommand(
+        await (await import('../commands/serve.js')).serveCommand(
           [],
           {
             ...sharedFrom({}, ctx),
@@ -188,7 +183,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .command('schema')
     .description('print the workflow JSON Schema')
     .addHelpText('after', examples('talk schema > workflow.schema.json'))
-    .action(async () => onExit(await schemaCommand([], sharedFrom({}, ctx), ctx)));
+    .action(async () => onExit(await (await import('../commands/schema.js')).schemaCommand([], sharedFrom({}, ctx), ctx)));
 
   program
     .command('init')
@@ -197,7 +192,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .option('--force', 'overwrite an existing file')
     .addHelpText('after', examples('talk init my-avatar.yaml'))
     .action(async (file: string, raw: Raw) =>
-      onExit(await initCommand([file], { ...sharedFrom({}, ctx), force: raw['force'] === true }, ctx)),
+      onExit(await (await import('../commands/init.js')).initCommand([file], { ...sharedFrom({}, ctx), force: raw['force'] === true }, ctx)),
     );
 
   return program;
