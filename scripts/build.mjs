@@ -17,7 +17,11 @@ const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
 await mkdir(path.join(root, 'dist'), { recursive: true });
 await build({
   entryPoints: [path.join(root, 'src', 'main.ts')],
-  outfile: path.join(root, 'dist', 'talk.js'),
+  // Split at the commands' dynamic imports: start-up parses the chunks the command in use
+  // needs, not the whole program (talk validate stays near bare `node` start-up).
+  outdir: path.join(root, 'dist'),
+  entryNames: 'talk',
+  splitting: true,
   bundle: true,
   platform: 'node',
   format: 'esm',
