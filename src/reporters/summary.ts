@@ -129,9 +129,10 @@ export class RunTally {
           if (!job.outputs.includes(output.path)) job.outputs.push(output.path);
         }
         for (const job of this.jobs.values()) {
-          if (job.status === 'running' || job.status === 'waiting') {
-            job.status = event.status === 'interrupted' ? 'interrupted' : settledStatus(job) ?? (job.status === 'waiting' ? 'skipped' : 'interrupted');
-          }
+          if (job.status !== 'running' && job.status !== 'waiting') continue;
+          if (job.failure !== undefined) job.status = 'failed';
+          else if (event.status === 'interrupted') job.status = 'interrupted';
+          else job.status = settledStatus(job) ?? (job.status === 'waiting' ? 'skipped' : 'interrupted');
         }
         return undefined;
       }

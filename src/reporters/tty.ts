@@ -7,10 +7,11 @@
  * agent's tool activity as a live label, "⏳ still working" after 2 minutes of heartbeats only,
  * and retries with their reason ("rate limited, retrying in 30 s").
  *
- * Big batches: listr2 draws every task it has, so with more than `BIG_BATCH_JOBS` jobs a job
- * row has an empty title (listr2 draws nothing for it) until the job starts and again once it
- * has finished; the header counts what is hidden. 1,000 jobs draw as the header plus the
- * running ones.
+ * Big batches (more than `BIG_BATCH_JOBS` jobs): listr2 redraws every task on every change,
+ * so a task per job and step costs O(tasks) per event — 200 jobs took minutes. Instead a few
+ * "lanes" (listr2 tasks) show the running jobs, each with its steps as lines under it; a lane
+ * with an empty title draws nothing (idle), and the header counts finished and waiting jobs.
+ * 1,000 jobs draw as the header plus at most `LANES` running ones.
  */
 import { DefaultRenderer, Listr, ListrLogger, PRESET_TIMER, ProcessOutput, SimpleRenderer, TestRenderer, type ListrRendererFactory, type ListrTask, type ListrTaskWrapper } from 'listr2';
 import { Writable } from 'node:stream';
@@ -31,6 +32,9 @@ import { describeCounts, type RunTally } from './summary.js';
 
 /** Above this many jobs, finished and waiting jobs collapse into the header's counts. */
 export const BIG_BATCH_JOBS = 10;
+
+/** Rows for running jobs in a big batch; more running jobs are counted in the header. */
+export const LANES = 6;
 
 /** listr2 renderer to draw with: `default` on a terminal, `test` in unit tests. */
 export type TtyRendererName = 'default' | 'test';
@@ -86,9 +90,12 @@ class Row {
     if (this.wrapper !== undefined && this.wrapper.title !== title) this.wrapper.title = title;
   }
 
+  /** `undefined` clears the row's output line (listr2 draws nothing for an empty one). */
   setOutput(output: string | undefined): void {
+    // Every change makes listr2 redraw the whole list: skip the ones that change nothing.
+    if (output === this.output) return;
+    if (this.wrapper !== undefined) this.wrapper.output = output ?? '';
     this.output = output;
-    if (this.wrapper !== undefined && output !== undefined) this.wrapper.output = output;
   }
 
   attach(wrapper: Wrapper): void {
@@ -98,9 +105,12 @@ class Row {
   }
 }
 
+type StepState = 'waiting' | 'running' | 'done' | 'skipped' | 'failed';
+
 interface StepView {
   id: string;
   row: Row;
+  state: StepState;
   kind: StepKind | undefined;
   meter: TransferMeter;
   label: string | undefined;
@@ -112,8 +122,17 @@ interface JobView {
   id: string;
   row: Row;
   started: boolean;
+  finished: boolean;
   steps: Map<string, StepView>;
   done: Deferred<void>;
+  /** Big batches: the lane showing this job, while it runs. */
+  lane: Lane | undefined;
+}
+
+/** A big-batch row that shows one running job at a time. */
+interface Lane {
+  row: Row;
+  job: JobView | undefined;
 }
 
 /** A Writable over our sink, with the terminal size log-update needs to redraw in place. */
@@ -128,13 +147,16 @@ function writableFor(sink: OutputSink): NodeJS.WriteStream {
   return stream as unknown as NodeJS.WriteStream;
 }
 
+const STATE_ICON: Record<StepState, string> = { waiting: '◻', running: '›', done: '✔', skipped: '↓', failed: '✖' };
+
 /** Draws a run with listr2. Feed it events after `tally.observe`; `close` waits for the drawing to end. */
 export class TtyView {
   private listr: Listr<unknown, ListrRendererFactory, ListrRendererFactory> | undefined;
   private running: Promise<unknown> | undefined;
   private readonly jobs = new Map<string, JobView>();
-  /** Job rows not yet bound to a job id (when `run:start` had no plan). */
+  /** Job rows not yet bound to a job id (small runs whose `run:start` had no plan). */
   private readonly unbound: JobView[] = [];
+  private readonly lanes: Lane[] = [];
   private readonly header = new Row('');
   private readonly headerDone = deferred<void>();
   private big = false;
@@ -151,6 +173,7 @@ export class TtyView {
         const step = this.step(event.job, event.step);
         if (step === undefined) break;
         step.kind = event.kind;
+        step.state = 'running';
         step.lastActivityAt = Date.parse(event.ts);
         step.row.setTitle(`${event.step} · ${event.kind}`);
         break;
@@ -165,16 +188,31 @@ export class TtyView {
       }
       case 'step:done': {
         const step = this.step(event.job, event.step);
-        step?.row.setOutput(undefined);
-        step?.outcome.resolve({ kind: 'done', title: `${event.step} · ${describeDone(event)}` });
+        if (step === undefined) break;
+        step.state = 'done';
+        step.row.setOutput(undefined);
+        const title = `${event.step} · ${describeDone(event)}`;
+        if (this.big) step.row.setTitle(title);
+        step.outcome.resolve({ kind: 'done', title });
         break;
       }
-      case 'step:skipped':
-        this.step(event.job, event.step)?.outcome.resolve({ kind: 'skipped', reason: `${event.step} · skipped (${event.reason})` });
+      case 'step:skipped': {
+        const step = this.step(event.job, event.step);
+        if (step === undefined) break;
+        step.state = 'skipped';
+        const reason = `${event.step} · skipped (${event.reason})`;
+        if (this.big) step.row.setTitle(reason);
+        step.outcome.resolve({ kind: 'skipped', reason });
         break;
+      }
       case 'step:failed': {
+        const step = this.step(event.job, event.step);
+        if (step === undefined) break;
+        step.state = 'failed';
         const hint = event.error.hint === undefined ? '' : ` → ${event.error.hint}`;
-        this.step(event.job, event.step)?.outcome.resolve({ kind: 'failed', message: `${event.step}: ${event.error.message} (${event.error.code})${hint}` });
+        const message = `${event.step}: ${event.error.message} (${event.error.code})${hint}`;
+        if (this.big) step.row.setTitle(message);
+        step.outcome.resolve({ kind: 'failed', message });
         break;
       }
       case 'notice':
@@ -189,7 +227,18 @@ export class TtyView {
         return unreachable;
       }
     }
-    if (finishedJob !== undefined) this.jobs.get(finishedJob)?.done.resolve();
+    if (this.big && 'job' in event && event.job !== undefined) {
+      const view = this.jobs.get(event.job);
+      if (view !== undefined && !view.finished) this.paintLane(view);
+    }
+    if (finishedJob !== undefined) {
+      const view = this.jobs.get(finishedJob);
+      if (view !== undefined) {
+        view.finished = true;
+        view.done.resolve();
+        if (this.big) this.releaseLane(view);
+      }
+    }
     this.updateHeader();
   }
 
@@ -205,17 +254,31 @@ export class TtyView {
     this.name = event.name;
     this.big = event.jobs > BIG_BATCH_JOBS;
     const plan = event.plan ?? [];
-    const views: JobView[] = [];
-    for (const declared of plan) {
-      const view = this.newJob(declared.job, declared.steps);
-      this.jobs.set(declared.job, view);
-      views.push(view);
-    }
-    // Without a plan, rows are bound to jobs in the order they first appear.
-    for (let i = plan.length; i < event.jobs; i++) {
-      const view = this.newJob(undefined, []);
-      this.unbound.push(view);
-      views.push(view);
+    const rows: ListrTask<unknown, ListrRendererFactory, ListrRendererFactory>[] = [];
+    for (const declared of plan) this.jobs.set(declared.job, this.newJob(declared.job, declared.steps));
+    if (this.big) {
+      for (let i = 0; i < Math.min(LANES, event.jobs); i++) {
+        // A blank title, not an empty one: listr2 sends output of untitled tasks to the bottom bar.
+        const lane: Lane = { row: new Row(' '), job: undefined };
+        this.lanes.push(lane);
+        rows.push({
+          title: ' ',
+          rendererOptions: { ...this.rowOptions(lane.row), outputBar: 1 },
+          task: async (_ctx, wrapper) => {
+            lane.row.attach(wrapper);
+            await this.headerDone.promise;
+            lane.row.setTitle('');
+          },
+        });
+      }
+    } else {
+      for (const view of this.jobs.values()) rows.push(this.jobTask(view));
+      // Without a plan, rows are bound to jobs in the order they first appear.
+      for (let i = plan.length; i < event.jobs; i++) {
+        const view = this.newJob(undefined, []);
+        this.unbound.push(view);
+        rows.push(this.jobTask(view));
+      }
     }
     const tasks: ListrTask<unknown, ListrRendererFactory, ListrRendererFactory>[] = [
       {
@@ -226,7 +289,7 @@ export class TtyView {
         },
         rendererOptions: { outputBar: 3, persistentOutput: true },
       },
-      ...views.map((view) => this.jobTask(view)),
+      ...rows,
     ];
     const logger = new ListrLogger({ useIcons: true, processOutput: new ProcessOutput(writableFor(this.options.out), writableFor(this.options.out)) });
     this.listr = new Listr(tasks, {
@@ -247,20 +310,32 @@ export class TtyView {
       id: id ?? '',
       row: new Row(this.big || id === undefined ? '' : `${id} · waiting`),
       started: false,
+      finished: false,
       steps: new Map(),
       done: deferred<void>(),
+      lane: undefined,
     };
     for (const step of steps) view.steps.set(step, this.newStep(step));
     return view;
   }
 
   private newStep(id: string): StepView {
-    return { id, row: new Row(`${id} · waiting`), kind: undefined, meter: new TransferMeter(), label: undefined, lastActivityAt: undefined, outcome: deferred<StepOutcome>() };
+    return {
+      id,
+      row: new Row(`${id} · waiting`),
+      state: 'waiting',
+      kind: undefined,
+      meter: new TransferMeter(),
+      label: undefined,
+      lastActivityAt: undefined,
+      outcome: deferred<StepOutcome>(),
+    };
   }
 
   private jobTask(view: JobView): ListrTask<unknown, ListrRendererFactory, ListrRendererFactory> {
     return {
       title: view.row.title,
+      rendererOptions: this.rowOptions(view.row),
       task: (_ctx, wrapper) => {
         view.row.attach(wrapper);
         if (view.steps.size === 0) return view.done.promise;
@@ -275,26 +350,18 @@ export class TtyView {
   private stepTask(step: StepView): ListrTask<unknown, ListrRendererFactory, ListrRendererFactory> {
     return {
       title: step.row.title,
+      rendererOptions: this.rowOptions(step.row),
       task: async (_ctx, wrapper) => {
         step.row.attach(wrapper);
         const outcome = await step.outcome.promise;
         switch (outcome.kind) {
           case 'done':
-            step.row.setTitle(this.big ? '' : outcome.title);
+            step.row.setTitle(outcome.title);
             return;
           case 'skipped':
-            if (this.big) {
-              step.row.setTitle('');
-              return;
-            }
             wrapper.skip(outcome.reason);
             return;
           case 'failed':
-            // A failed row would be drawn even under a hidden job; big batches count it instead.
-            if (this.big) {
-              step.row.setTitle('');
-              return;
-            }
             step.row.setTitle(`${step.id} · failed`);
             throw new Error(outcome.message);
           default: {
@@ -306,18 +373,27 @@ export class TtyView {
     };
   }
 
-  /** The view of a job, binding a planless row on first sight; undefined if out of rows. */
+  /**
+   * Per-row renderer options. `persistentOutput` keeps listr2 from re-creating a row's output
+   * buffer (and a listener) on every frame after the row finished; the timer is drawn only on
+   * visible rows, since a hidden row's timer alone would bring it back as `✔ [2s]`.
+   */
+  private rowOptions(row: Row): { persistentOutput: true; timer: typeof PRESET_TIMER } {
+    return { persistentOutput: true, timer: { ...PRESET_TIMER, condition: () => row.title.trim() !== '' } };
+  }
+
+  /** The view of a job, created or bound on first sight; undefined if a small run is out of rows. */
   private job(id: string): JobView | undefined {
     let view = this.jobs.get(id);
     if (view === undefined) {
-      view = this.unbound.shift();
+      view = this.big ? this.newJob(id, []) : this.unbound.shift();
       if (view === undefined) return undefined;
       view.id = id;
       this.jobs.set(id, view);
     }
     if (!view.started) {
       view.started = true;
-      view.row.setTitle(id);
+      if (!this.big) view.row.setTitle(id);
     }
     return view;
   }
@@ -327,14 +403,45 @@ export class TtyView {
     if (view === undefined) return undefined;
     const existing = view.steps.get(stepId);
     if (existing !== undefined) return existing;
-    // A step listr2 has no row for (planless run): its activity goes on the job's own row.
     const step = this.newStep(stepId);
-    step.row = new Row('');
+    view.steps.set(stepId, step);
+    if (this.big) return step;
+    // A step listr2 has no row for (planless small run): its activity goes on the job's own row.
     const jobRow = view.row;
     step.row.setTitle = (title: string) => jobRow.setTitle(title === '' ? view.id : `${view.id} › ${title}`);
     step.row.setOutput = (output: string | undefined) => jobRow.setOutput(output);
-    view.steps.set(stepId, step);
     return step;
+  }
+
+  /** Shows a running job of a big batch on a lane (its own, or a free one). */
+  private paintLane(view: JobView): void {
+    if (view.lane === undefined) {
+      const free = this.lanes.find((lane) => lane.job === undefined);
+      if (free === undefined) return;
+      free.job = view;
+      view.lane = free;
+    }
+    const lines = [...view.steps.values()]
+      .filter((step) => step.state !== 'waiting')
+      .map((step) => `${STATE_ICON[step.state]} ${step.row.title}${step.row.output === undefined ? '' : ` — ${step.row.output}`}`);
+    view.lane.row.setTitle(view.id);
+    view.lane.row.setOutput(lines.join('\n'));
+  }
+
+  /** Frees a finished job's lane and gives it to a running job that had none. */
+  private releaseLane(view: JobView): void {
+    const lane = view.lane;
+    if (lane === undefined) return;
+    view.lane = undefined;
+    lane.job = undefined;
+    lane.row.setTitle('');
+    lane.row.setOutput(undefined);
+    for (const other of this.jobs.values()) {
+      if (other.started && !other.finished && other.lane === undefined) {
+        this.paintLane(other);
+        break;
+      }
+    }
   }
 
   private progress(event: Extract<TalkEvent, { type: 'step:progress' }>): void {
@@ -353,6 +460,7 @@ export class TtyView {
       if (event.bytes !== undefined) parts.push(describeTransfer(step.kind, event.bytes, event.total, step.meter.sample(event.ts, event.bytes, event.total)));
       if (event.percent !== undefined) parts.push(`rendering ${Math.floor(event.percent)}%`);
     }
+    step.state = 'running';
     step.row.setTitle(`${event.step} · ${parts.join(' · ')}`);
     step.row.setOutput(undefined);
   }
@@ -360,16 +468,20 @@ export class TtyView {
   private updateHeader(): void {
     const counts = this.options.tally.counts();
     const credits = this.options.tally.totalCredits();
-    this.header.setTitle(`${this.name} · ${describeCounts(counts)}${credits > 0 ? ` · ${formatCredits(credits)}` : ''}`);
-    for (const view of this.jobs.values()) {
-      if (this.big && view.done.settled && view.row.title !== '') view.row.setTitle('');
-    }
+    const unseen = this.big ? counts.running - this.lanes.filter((l) => l.job !== undefined).length : 0;
+    const more = unseen > 0 ? ` (${unseen} not shown)` : '';
+    this.header.setTitle(`${this.name} · ${describeCounts(counts)}${more}${credits > 0 ? ` · ${formatCredits(credits)}` : ''}`);
   }
 
   private finishAll(): void {
     for (const view of [...this.jobs.values(), ...this.unbound]) {
       for (const step of view.steps.values()) step.outcome.resolve({ kind: 'skipped', reason: `${step.id} · not run` });
       view.done.resolve();
+    }
+    for (const lane of this.lanes) {
+      lane.job = undefined;
+      lane.row.setTitle('');
+      lane.row.setOutput(undefined);
     }
     this.headerDone.resolve();
   }

@@ -1,0 +1,125 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { stripVTControlCharacters } from 'node:util';
+import type { TalkEvent } from '../../../src/core/events.js';
+import { createReporter } from '../../../src/reporters/index.js';
+import { Clock, captureSink, runStart, successfulJob } from './fixtures.js';
+
+interface ListrTestLine {
+  event: string;
+  data: unknown;
+}
+
+/** Lines listr2's own test renderer wrote (one JSON object each). */
+function listrEvents(text: string): ListrTestLine[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as ListrTestLine);
+}
+
+/** Lets listr2 run its pending task callbacks (a turn of the event loop; not a timed sleep). */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Waits until listr2 has started drawing: its first write to the sink. */
+async function drawing(sink: { chunks: string[] }): Promise<void> {
+  while (sink.chunks.length === 0) await turn();
+  await turn();
+}
+
+describe('tty reporter (listr2 test renderer)', () => {
+  it('titles steps with transfer rate and ETA, tool labels, retries, still working and results', async () => {
+    const clock = new Clock();
+    const stdout = captureSink(true, 100);
+    const reporter = createReporter({ name: 'tty', stdout, stderr: captureSink(), quiet: false, verbose: false, color: false, env: {}, ttyRenderer: 'test' });
+    reporter.emit(runStart(clock, ['main']));
+    await drawing(stdout);
+    const job = successfulJob(clock, 'main');
+    const sequence = [
+      ...job.slice(0, 8),
+      clock.at({ type: 'step:retry', job: 'main', step: 'talk', attempt: 2, reason: 'rate limited', delayMs: 30_000 }),
+      clock.at({ type: 'step:progress', job: 'main', step: 'talk', label: 'still working' }, 60_000),
+      clock.at({ type: 'step:progress', job: 'main', step: 'talk', label: 'still working' }, 61_000),
+      ...job.slice(8).map((e) => ({ ...e, ts: new Date(Date.parse(e.ts) + 121_000).toISOString() })),
+    ];
+    for (const event of sequence) {
+      reporter.emit(event);
+      await turn();
+    }
+    reporter.emit(clock.at({ type: 'run:done', status: 'success', outputs: [], creditsUsed: 100, durationMs: 130_000 }));
+    await reporter.close();
+
+    const events = listrEvents(stdout.text());
+    const titles = events.filter((e) => e.event === 'TITLE').map((e) => e.data);
+    expect(titles).toContain('portrait · uploading 500 KB / 1.0 MB (50%) · 500 KB/s · ETA 1 s');
+    expect(titles).toContain('talk · generating video');
+    // 60 s of heartbeats is not yet news; 2 minutes is.
+    const still = titles.filter((t) => String(t).includes('still working'));
+    expect(still).toHaveLength(1);
+    expect(still[0]).toMatch(/^talk · ⏳ still working \(2 min \d+ s\)$/);
+    expect(titles).toContain('export · rendering 50%');
+    expect(titles).toContain('export · done in 2 s → out/main.mp4');
+    expect(titles).toContain('hello · 1 done · 100 credits');
+    const outputs = events.filter((e) => e.event === 'OUTPUT').map((e) => e.data);
+    expect(outputs).toContain('rate limited, retrying in 30 s (attempt 2)');
+    // The summary follows listr2's last line.
+    expect(stdout.text()).toMatch(/\nSummary: success · 1 job · 2 min 10 s · 100 credits\n {2}✔ main {2}out\/main.mp4/);
+  });
+
+  it('shows a failed step with its error and the next action', async () => {
+    const clock = new Clock();
+    const stdout = captureSink(true, 100);
+    const reporter = createReporter({ name: 'tty', stdout, stderr: captureSink(), quiet: false, verbose: false, color: false, env: {}, ttyRenderer: 'test', workflowFile: 'w.yaml' });
+    reporter.emit(runStart(clock, ['main']));
+    reporter.emit(clock.at({ type: 'step:start', job: 'main', step: 'export', kind: 'export' }));
+    reporter.emit(clock.at({ type: 'step:failed', job: 'main', step: 'export', error: { code: 'backend', message: 'render failed', hint: 'resume with `talk run w.yaml`' } }));
+    reporter.emit(clock.at({ type: 'run:done', status: 'failed', outputs: [], creditsUsed: 0, durationMs: 1 }));
+    await reporter.close();
+    const events = listrEvents(stdout.text());
+    const errors = events.filter((e) => e.event === 'MESSAGE').map((e) => JSON.stringify(e.data));
+    expect(errors.some((e) => e.includes('export: render failed (backend) → resume with `talk run w.yaml`'))).toBe(true);
+    expect(stdout.text()).toContain('      → resume with `talk run w.yaml`\n');
+  });
+});
+
+describe('tty reporter (listr2 default renderer on a terminal)', () => {
+  const wasTTY = process.stdout.isTTY;
+  afterEach(() => {
+    process.stdout.isTTY = wasTTY;
+  });
+
+  it('keeps a 16-job batch to a header and the running jobs', async () => {
+    // listr2 draws only when the process's stdout is a terminal; pretend it is.
+    process.stdout.isTTY = true;
+    const clock = new Clock();
+    const stdout = captureSink(true, 120);
+    const reporter = createReporter({ name: 'tty', stdout, stderr: captureSink(), quiet: false, verbose: false, color: false, env: {} });
+    const jobs = Array.from({ length: 16 }, (_, i) => `face-${String(i).padStart(3, '0')}`);
+    reporter.emit(runStart(clock, jobs));
+    await drawing(stdout);
+    // Four jobs in flight at a time, their events interleaved.
+    for (let i = 0; i < jobs.length; i += 4) {
+      const batch = jobs.slice(i, i + 4).map((job) => successfulJob(clock, job));
+      for (let k = 0; k < batch[0]!.length; k++) {
+        for (const events of batch) reporter.emit(events[k]!);
+        await turn();
+      }
+    }
+    reporter.emit(clock.at({ type: 'run:done', status: 'success', outputs: [], creditsUsed: 1600, durationMs: 1 }));
+    await reporter.close();
+    // Every frame log-update drew fits a terminal: the header, six lanes of a job and its steps, notices.
+    const frames = stdout.chunks.map((c) => stripVTControlCharacters(c)).filter((c) => c.includes('hello ·'));
+    expect(frames.length).toBeGreaterThan(30);
+    expect(Math.max(...frames.map((f) => f.split('\n').length))).toBeLessThanOrEqual(1 + 6 * 5 + 1);
+    // Mid-run, the running jobs are on screen with their steps.
+    expect(frames.some((f) => /face-01\d\n\s+› ✔ portrait · done in 2 s\n/.test(f))).toBe(true);
+    const text = stripVTControlCharacters(stdout.text());
+    // The final frame (before the summary): only the header with its counts.
+    const final = frames.at(-1)!.split('\n').filter((l) => l.trim() !== '');
+    expect(final).toEqual([expect.stringMatching(/^✔ hello · 16 done · 1600 credits/)]);
+    expect(text).toContain('Summary: success · 16 jobs');
+    expect(text.match(/^ {2}✔ face-\d{3} {2}out\/face-\d{3}\.mp4/gm)).toHaveLength(16);
+  });
+});
+
+/** Keeps the import of TalkEvent meaningful for readers: the fixtures build these. */
+export type { TalkEvent };
