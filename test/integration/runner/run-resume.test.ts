@@ -1,0 +1,115 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createRig, shortForm, type Rig } from './rig.js';
+import { readRunState, runDirFor, stateDirFor, openStateStore, StateLockedError } from '../../../src/state/index.js';
+import type { TalkEvent } from '../../../src/core/events.js';
+
+let rig: Rig | undefined;
+afterEach(async () => {
+  await rig?.close();
+  rig = undefined;
+});
+
+const isMp4 = async (file: string): Promise<boolean> => (await readFile(file)).subarray(4, 8).toString() === 'ftyp';
+const skippedSteps = (events: TalkEvent[]): string[] => events.filter((e) => e.type === 'step:skipped').map((e) => (e as { step: string }).step);
+const startedSteps = (events: TalkEvent[]): string[] => events.filter((e) => e.type === 'step:start').map((e) => (e as { step: string }).step);
+
+async function sessionOf(r: Rig): Promise<string | undefined> {
+  const state = await readRunState(runDirFor(stateDirFor(r.workflow, undefined, r.dir), r.workflow));
+  return state?.state.jobs['main']?.sessionId;
+}
+
+describe('resume', () => {
+  it('skips everything when nothing changed and the output is intact; re-downloads a deleted output without rendering', async () => {
+    rig = await createRig(shortForm());
+    expect((await rig.run()).outcome.status).toBe('success');
+    const again = await rig.run();
+    expect(again.outcome.status).toBe('success');
+    expect(startedSteps(again.events)).toEqual([]);
+    expect(skippedSteps(again.events)).toHaveLength(4);
+    const out = path.join(rig.dir, 'out', 'rig.mp4');
+    await rm(out);
+    const third = await rig.run();
+    expect(startedSteps(third.events)).toEqual(['export']);
+    expect(await isMp4(out)).toBe(true);
+    const stats = rig.backend.stats();
+    expect(stats.rendersStarted).toBe(1);
+    expect(stats.messages).toBe(1);
+    expect(stats.sessionsCreated).toBe(1);
+  });
+
+  it('export option changed: same session, one new render, no new turn', async () => {
+    rig = await createRig(shortForm());
+    await rig.run();
+    const session = await sessionOf(rig);
+    await rig.writeWorkflow(shortForm({ exportLines: '  resolution: 720p\n  quality: low\n  aspect: "1:1"\n  output: out/${{ workflow.name }}.mp4' }));
+    const { outcome, events } = await rig.run();
+    expect(outcome.status).toBe('success');
+    expect(startedSteps(events)).toEqual(['export']);
+    expect(await sessionOf(rig)).toBe(session);
+    const stats = rig.backend.stats();
+    expect(stats.rendersStarted).toBe(2);
+    expect(stats.messages).toBe(1);
+    expect(stats.sessionsCreated).toBe(1);
+  });
+
+  it('instruction changed: a new session, the turn and the render run again', async () => {
+    rig = await createRig(shortForm());
+    await rig.run();
+    const session = await sessionOf(rig);
+    await rig.writeWorkflow(shortForm({ instructions: ['Make this photo talk using my voiceover and loop it'] }));
+    const { outcome, events } = await rig.run();
+    expect(outcome.status).toBe('success');
+    expect(events.some((e) => e.type === 'notice' && /new session/.test(e.message))).toBe(true);
+    expect(await sessionOf(rig)).not.toBe(session);
+    const stats = rig.backend.stats();
+    expect(stats.sessionsCreated).toBe(2);
+    expect(stats.messages).toBe(2);
+    expect(stats.rendersStarted).toBe(2);
+  });
+
+  it('an interrupt during render polling exits interrupted; the resumed run re-attaches to the same render', async () => {
+    rig = await createRig(shortForm(), { latency: { render: 1500 } });
+    const controller = new AbortController();
+    const off = rig.backend.onEvent((e) => {
+      if (e.type === 'render:submitted') controller.abort();
+    });
+    const first = await rig.run({ signal: controller.signal });
+    off();
+    expect(first.outcome.status).toBe('interrupted');
+    expect(first.events.at(-1)).toMatchObject({ type: 'run:done', status: 'interrupted' });
+    const state = await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow));
+    const render = state?.state.jobs['main']?.steps['export']?.render;
+    expect(render?.phase).toMatch(/submitting|submitted/);
+    const second = await rig.run();
+    expect(second.outcome.status).toBe('success');
+    expect(await isMp4(path.join(rig.dir, 'out', 'rig.mp4'))).toBe(true);
+    const stats = rig.backend.stats();
+    expect(stats.rendersStarted).toBe(1);
+    expect(stats.messages).toBe(1);
+  });
+
+  it('budget too small: exit status credits before any credit is spent', async () => {
+    rig = await createRig(shortForm({ top: 'budget:\n  credits: 50' }));
+    const { outcome, events } = await rig.run();
+    expect(outcome.status).toBe('credits');
+    const failed = events.find((e) => e.type === 'step:failed');
+    expect(failed).toMatchObject({ step: 'instruction-1', error: { code: 'credits' } });
+    expect(rig.backend.stats().creditsSpent).toBe(0);
+    expect(rig.backend.stats().messages).toBe(0);
+  });
+
+  it('a second runner on the same state gets a clear error; a stale lock is taken over with a notice', async () => {
+    rig = await createRig(shortForm());
+    const dir = runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow);
+    const holder = await openStateStore({ dir, workflowPath: rig.workflow, name: 'rig' });
+    await expect(rig.run()).rejects.toBeInstanceOf(StateLockedError);
+    await holder.close();
+    // A lock left by a process that is gone (pid far above any live one on this host).
+    await writeFile(path.join(dir, 'lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), startedAt: '2026-01-01T00:00:00Z' }));
+    const { outcome, events } = await rig.run();
+    expect(outcome.status).toBe('success');
+    expect(events.some((e) => e.type === 'notice' && /took over the run lock/.test(e.message))).toBe(true);
+  });
+});
