@@ -24,6 +24,10 @@ const ANSI = {
   reset: '\u001b[0m',
 };
 
+/** Longest source line shown whole, and how much of it to keep before the span otherwise. */
+const MAX_SHOWN = 120;
+const CONTEXT = 40;
+
 /** Tabs would shift the caret; show them as one space each so columns stay aligned. */
 function visible(line: string): string {
   return line.replace(/\t/g, ' ');
@@ -38,9 +42,18 @@ export function formatDiagnostic(d: Diagnostic, options: DiagnosticPrintOptions 
   if (d.sourceLine !== undefined) {
     const gutter = String(d.line);
     const pad = ' '.repeat(gutter.length);
-    const source = visible(d.sourceLine);
-    const start = Math.max(1, d.col);
-    const end = d.endLine === d.line && d.endCol !== undefined && d.endCol > start ? d.endCol : start + 1;
+    let source = visible(d.sourceLine);
+    let start = Math.max(1, d.col);
+    let end = d.endLine === d.line && d.endCol !== undefined && d.endCol > start ? d.endCol : start + 1;
+    // A very long line (minified JSON, a runaway value) is shown as a window around the span.
+    if (source.length > MAX_SHOWN) {
+      const from = Math.max(0, start - 1 - CONTEXT);
+      const shown = source.slice(from, from + MAX_SHOWN);
+      const prefix = from > 0 ? '…' : '';
+      source = `${prefix}${shown}${from + MAX_SHOWN < source.length ? '…' : ''}`;
+      start = start - from + prefix.length;
+      end = Math.min(end - from + prefix.length, prefix.length + shown.length + 1);
+    }
     const width = Math.max(1, Math.min(end, source.length + 1) - start);
     lines.push(`  ${paint(ANSI.dim, `${gutter} |`)} ${source}`);
     lines.push(`  ${paint(ANSI.dim, `${pad} |`)} ${' '.repeat(start - 1)}${paint(severityColor, '^'.repeat(width))}`);
