@@ -3,9 +3,10 @@ import { loadWorkflow, displayPath } from '../workflow/index.js';
 import { formatPlan, planRun, type Plan } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import { createReporter } from '../reporters/index.js';
-import { executePlan, previewResume } from '../runner/index.js';
-import { openStateStore, readRunState, runDirFor, stateDirFor } from '../state/index.js';
+import { executePlan } from '../runner/index.js';
+import { openStateStore, runDirFor, stateDirFor } from '../state/index.js';
 import { connectBackend } from './connect.js';
+import { resumeAnnotator } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
 
 export type RunOptions = SharedOptions;
@@ -65,12 +66,11 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   const shown = displayPath(plan.workflowPath, ctx.cwd);
 
   if (options.dryRun) {
-    const previous = options.fresh ? undefined : (await readRunState(runDir, { signal: ctx.signal }))?.state;
-    const backendId = choice.kind === 'local' ? 'local' : choice.kind === 'url' ? choice.url.replace(/\/+$/, '') : (previous?.backendUrl ?? 'cloud');
-    const preview = previous ? await previewResume(plan, previous, { backendId, signal: ctx.signal }) : undefined;
-    const text = formatPlan(plan, { cwd: ctx.cwd, ...(preview ? { annotate: (job: string, step: string) => preview.jobs.get(job)?.steps.get(step) } : {}) });
     if (json) ctx.stdout.write(`${JSON.stringify({ plan })}\n`);
-    else ctx.stdout.write(text);
+    else {
+      const annotate = await resumeAnnotator(plan, { stateDir: options.stateDir, fresh: options.fresh }, ctx);
+      ctx.stdout.write(formatPlan(plan, { cwd: ctx.cwd, ...(annotate ? { annotate } : {}) }));
+    }
     return ExitCode.ok;
   }
 

@@ -1,11 +1,140 @@
+import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { ExitCode } from '../core/errors.js';
+import { asSessionId } from '../core/ids.js';
+import { TrackType, type Draft } from '../contract/draft.js';
+import { listRunDirs, readRunState, runDirFor, stateDirFor, type RunState } from '../state/index.js';
+import { currentLockEnvironment, type LockOwner } from '../state/lock.js';
+import { displayPath } from '../workflow/index.js';
+import { connectBackend, type Connection } from './connect.js';
 import type { CommandContext, SharedOptions } from './context.js';
-import { notImplemented } from './not-implemented.js';
 
 export interface StatusOptions extends SharedOptions {
   json: boolean;
 }
 
-/** `talk status`. Returns the exit code. */
-export async function statusCommand(_args: string[], _options: StatusOptions, _ctx: CommandContext): Promise<number> {
-  return notImplemented('status');
+const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))}s`;
+
+/**
+ * A draft in the seed's summary form:
+ * `Timeline (3 tracks): 1. Video: clip (0-10s) 2. BGM: Lo-fi (0-10s, 35%) 3. Title: "Hi" (0-3s)`.
+ */
+export function formatTimeline(draft: unknown): string {
+  const tracks = (draft as Draft | null | undefined)?.t;
+  if (!Array.isArray(tracks) || tracks.length === 0) return 'Timeline: empty (nothing generated yet)';
+  const parts = tracks.map((track, i) => {
+    const segments = Array.isArray(track.sg) ? track.sg : [];
+    const start = Math.min(...segments.map((s) => s.st ?? 0), 0);
+    const end = Math.max(...segments.map((s) => (s.st ?? 0) + (s.d ?? 0)), 0);
+    const first = segments[0];
+    const span = `${seconds(start).replace(/s$/, '')}-${seconds(end)}`;
+    switch (track.tt) {
+      case TrackType.video:
+        return `${i + 1}. Video: ${first?.name ?? 'clip'} (${span})`;
+      case TrackType.audio: {
+        const kind = first?.role === 'voice' ? 'Voice' : 'BGM';
+        const vol = typeof first?.vol === 'number' ? `, ${Math.round(first.vol * 100)}%` : '';
+        return `${i + 1}. ${kind}: ${first?.name ?? 'audio'} (${span}${vol})`;
+      }
+      case TrackType.text:
+        return `${i + 1}. Title: "${first?.text ?? ''}" (${span})`;
+      default:
+        return `${i + 1}. Track ${track.tt}: ${segments.length} segments (${span})`;
+    }
+  });
+  return `Timeline (${tracks.length} ${tracks.length === 1 ? 'track' : 'tracks'}): ${parts.join(' ')}`;
+}
+
+/** The lock owner, when a live runner holds this run dir. */
+async function liveOwner(runDir: string): Promise<LockOwner | undefined> {
+  try {
+    const owner = JSON.parse(await readFile(path.join(runDir, 'lock'), 'utf8')) as LockOwner;
+    const env = currentLockEnvironment();
+    return owner.host !== env.host || env.isAlive(owner.pid) ? owner : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface RunReport {
+  runDir: string;
+  state: RunState;
+  runningNow: LockOwner | undefined;
+  timelines: Record<string, string>;
+}
+
+/**
+ * `talk status [workflow]`: what the state dir knows — per run its status and credits, per job
+ * its session, per step its status, attempts, render ids and outputs — and, when the backend
+ * answers, each session's timeline. An in-process local backend is started only when no runner
+ * holds the state (two servers must not share one data dir).
+ */
+export async function statusCommand(args: string[], options: StatusOptions, ctx: CommandContext): Promise<number> {
+  const file = args[0];
+  const stateDir = file ? stateDirFor(path.resolve(ctx.cwd, file), options.stateDir, ctx.cwd) : path.resolve(ctx.cwd, options.stateDir ?? '.talk');
+  const runDirs = file ? [runDirFor(stateDir, path.resolve(ctx.cwd, file))] : await listRunDirs(stateDir, { signal: ctx.signal });
+  const reports: RunReport[] = [];
+  for (const runDir of runDirs) {
+    const loaded = await readRunState(runDir, { signal: ctx.signal });
+    if (loaded) reports.push({ runDir, state: loaded.state, runningNow: await liveOwner(runDir), timelines: {} });
+  }
+  if (reports.length === 0) {
+    const where = displayPath(stateDir, ctx.cwd);
+    if (options.json) ctx.stdout.write(`${JSON.stringify({ runs: [] })}\n`);
+    else ctx.stdout.write(`no runs recorded in ${where}${file ? ` for ${file}` : ''}\n`);
+    return ExitCode.ok;
+  }
+
+  for (const report of reports) await addTimelines(report, stateDir, ctx);
+
+  if (options.json) {
+    ctx.stdout.write(`${JSON.stringify({ runs: reports.map((r) => ({ ...r.state, runDir: r.runDir, runningNow: r.runningNow ?? null, timelines: r.timelines })) })}\n`);
+    return ExitCode.ok;
+  }
+  const lines: string[] = [];
+  for (const { state, runningNow, timelines } of reports) {
+    const status = runningNow ? `running now (pid ${runningNow.pid})` : (state.status ?? 'unknown');
+    lines.push(`${state.name} (${displayPath(state.workflowPath, ctx.cwd)}): ${status} · ${state.creditsUsed} credits used · updated ${state.updatedAt}`);
+    if (state.backend ?? state.backendUrl) lines.push(`  backend ${state.backend === 'local' ? 'local (in-process)' : (state.backendUrl ?? state.backend ?? '')}`);
+    for (const [jobId, job] of Object.entries(state.jobs)) {
+      lines.push(`  job ${jobId}: ${job.status}${job.sessionId ? ` · session ${job.sessionId}` : ''}`);
+      for (const [stepId, step] of Object.entries(job.steps)) {
+        const bits = [`${step.kind}`, step.status, `${step.attempts} ${step.attempts === 1 ? 'attempt' : 'attempts'}`];
+        if (step.renderIds?.length) bits.push(`render ${step.renderIds.join(', ')}`);
+        if (step.output) bits.push(`→ ${displayPath(step.output.path, ctx.cwd)} (${step.output.bytes} bytes, sha256 ${step.output.sha256.slice(0, 12)}…)`);
+        if (step.error) bits.push(`error: ${step.error.message}`);
+        lines.push(`    ${stepId}: ${bits.join(' · ')}`);
+      }
+      const timeline = timelines[jobId];
+      if (timeline) lines.push(`    ${timeline}`);
+    }
+  }
+  ctx.stdout.write(`${lines.join('\n')}\n`);
+  return ExitCode.ok;
+}
+
+/** Ask the backend for each session's timeline; silently leave them out when it does not answer. */
+async function addTimelines(report: RunReport, stateDir: string, ctx: CommandContext): Promise<void> {
+  const sessions = Object.entries(report.state.jobs).filter(([, job]) => job.sessionId !== undefined);
+  const backend = report.state.backend ?? report.state.backendUrl;
+  if (sessions.length === 0 || !backend) return;
+  const local = backend === 'local';
+  if (local && report.runningNow) return;
+  let connection: Connection | undefined;
+  try {
+    connection = await connectBackend(local ? { kind: 'local' } : { kind: 'url', url: backend }, stateDir, ctx);
+    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(10_000)]);
+    for (const [jobId, job] of sessions) {
+      try {
+        const data = await connection.client.getState(asSessionId(job.sessionId ?? ''), { signal });
+        report.timelines[jobId] = formatTimeline(data.state.draft);
+      } catch {
+        // The session may be gone (1002) or the backend down: status still shows what is on disk.
+      }
+    }
+  } catch {
+    // No backend: the on-disk view is still useful.
+  } finally {
+    await connection?.close();
+  }
 }

@@ -368,7 +368,7 @@ export async function executePlan(plan: Plan, deps: RunnerDeps): Promise<RunOutc
     const o = deps.store.tookOverFrom;
     deps.emit(stamp({ type: 'notice', level: 'warn', message: `took over the run lock of a runner that is gone (pid ${o.pid} on ${o.host}, started ${o.startedAt})` }));
   }
-  await deps.store.updateRun({ status: 'running', finished: false, backendUrl: deps.client.baseUrl });
+  await deps.store.updateRun({ status: 'running', finished: false, backendUrl: deps.client.baseUrl, backend: deps.backendId });
   const runner = createRunner(deps);
   const jobs = await Promise.all(plan.jobs.map((job) => runner.runJob(plan, job)));
   if (runner.fatal) throw runner.fatal;

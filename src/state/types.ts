@@ -99,7 +99,10 @@ export interface RunMeta {
   version: number;
   workflowPath: string;
   name: string;
+  /** The backend's base URL during the last run. */
   backendUrl?: string;
+  /** `local` for the in-process local backend (its URL changes run to run), else the URL. */
+  backend?: string;
   startedAt: string;
   updatedAt: string;
   /** True once a run ended with every job done; a later `talk run` then starts clean steps only where fingerprints changed. */
