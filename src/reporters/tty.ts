@@ -192,7 +192,7 @@ export class TtyView {
         step.state = 'done';
         step.row.setOutput(undefined);
         const title = `${event.step} · ${describeDone(event)}`;
-        if (this.big) step.row.setTitle(title);
+        step.row.setTitle(title);
         step.outcome.resolve({ kind: 'done', title });
         break;
       }
@@ -201,7 +201,7 @@ export class TtyView {
         if (step === undefined) break;
         step.state = 'skipped';
         const reason = `${event.step} · skipped (${event.reason})`;
-        if (this.big) step.row.setTitle(reason);
+        step.row.setTitle(reason);
         step.outcome.resolve({ kind: 'skipped', reason });
         break;
       }
@@ -211,7 +211,7 @@ export class TtyView {
         step.state = 'failed';
         const hint = event.error.hint === undefined ? '' : ` → ${event.error.hint}`;
         const message = `${event.step}: ${event.error.message} (${event.error.code})${hint}`;
-        if (this.big) step.row.setTitle(message);
+        step.row.setTitle(this.big ? message : `${event.step} · failed`);
         step.outcome.resolve({ kind: 'failed', message });
         break;
       }
@@ -474,6 +474,8 @@ export class TtyView {
   }
 
   private finishAll(): void {
+    // Planless rows carried their steps' activity in the title; at the end they read as the job.
+    for (const view of this.jobs.values()) if (!this.big && view.started && view.row.title.startsWith(`${view.id} › `)) view.row.setTitle(view.id);
     for (const view of [...this.jobs.values(), ...this.unbound]) {
       for (const step of view.steps.values()) step.outcome.resolve({ kind: 'skipped', reason: `${step.id} · not run` });
       view.done.resolve();

@@ -103,6 +103,8 @@ export interface CliProcess {
   events(): TalkEvent[];
   /** Resolves with the first event (already seen or future) that matches; rejects if the process ends first. */
   waitForEvent(predicate: (event: TalkEvent) => boolean): Promise<TalkEvent>;
+  /** Resolves with the first match of `pattern` in stdout (ANSI stripped), e.g. `talk serve`'s `listening on …`. */
+  waitForOutput(pattern: RegExp): Promise<RegExpMatchArray>;
   /** Resolves once the child has exited and its output is complete. */
   done: Promise<CliResult>;
 }
@@ -118,6 +120,16 @@ function watchChild(child: ChildProcess, options: CliOptions): CliProcess {
   let rawStderr = '';
   let timedOut = false;
   const waiters: { predicate: (e: TalkEvent) => boolean; resolve: (e: TalkEvent) => void; reject: (e: Error) => void }[] = [];
+  const outputWaiters: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void; reject: (e: Error) => void }[] = [];
+  const checkOutput = (): void => {
+    const text = stripAnsi(rawStdout);
+    for (const waiter of [...outputWaiters]) {
+      const match = text.match(waiter.pattern);
+      if (match === null) continue;
+      outputWaiters.splice(outputWaiters.indexOf(waiter), 1);
+      waiter.resolve(match);
+    }
+  };
   let seen = 0;
   let parsed: TalkEvent[] = [];
 
@@ -140,6 +152,7 @@ function watchChild(child: ChildProcess, options: CliOptions): CliProcess {
   child.stdout?.on('data', (chunk: string) => {
     rawStdout += chunk;
     checkWaiters();
+    checkOutput();
   });
   child.stderr?.on('data', (chunk: string) => {
     rawStderr += chunk;
@@ -160,6 +173,9 @@ function watchChild(child: ChildProcess, options: CliOptions): CliProcess {
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       checkWaiters();
+      for (const waiter of outputWaiters.splice(0)) {
+        waiter.reject(new Error(`talk exited (code ${String(code)}) before printing ${String(waiter.pattern)}.\nstderr:\n${stripAnsi(rawStderr)}`));
+      }
       for (const waiter of waiters.splice(0)) {
         waiter.reject(new Error(`talk exited (code ${String(code)}, signal ${String(signal)}) before the awaited event.\nstderr:\n${stripAnsi(rawStderr)}`));
       }
@@ -185,6 +201,19 @@ function watchChild(child: ChildProcess, options: CliOptions): CliProcess {
           return;
         }
         waiters.push({ predicate, resolve, reject });
+      }),
+    waitForOutput: (pattern) =>
+      new Promise<RegExpMatchArray>((resolve, reject) => {
+        const match = stripAnsi(rawStdout).match(pattern);
+        if (match !== null) {
+          resolve(match);
+          return;
+        }
+        if (child.exitCode !== null || child.signalCode !== null) {
+          reject(new Error('talk has already exited'));
+          return;
+        }
+        outputWaiters.push({ pattern, resolve, reject });
       }),
     done,
   };
