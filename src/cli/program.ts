@@ -86,7 +86,20 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
     })
-    .exitOverride();
+    .exitOverride()
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Get started (offline, on the local backend):',
+        '  talk init my-avatar.yaml      write a commented starter workflow',
+        '  talk run my-avatar.yaml       validate, render, download the MP4',
+        '',
+        'Output: --reporter auto|tty|plain|json (--json), --quiet, --verbose, --no-color / NO_COLOR.',
+        'Every command has an example: talk <command> --help',
+        '',
+      ].join('\n'),
+    );
 
   const examples = (text: string): string => `\nExample:\n  ${text}\n`;
 
