@@ -1,0 +1,107 @@
+// Upload and download throughput and peak RSS of the backend client against the local
+// backend, side by side with curl on the same server in the same run. The client runs in a
+// child process (this file with --child) so its peak RSS is its own; curl's comes from
+// /usr/bin/time. Prints figures; asserts nothing. Sizes: BENCH_SIZES_MB (default "50,200").
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, openSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent } from 'undici';
+import { createBackendClient, createTokenProvider } from '../src/backend/index.js';
+import { asRenderId, asSessionId } from '../src/core/ids.js';
+
+const MB = 1024 * 1024;
+
+async function child(): Promise<void> {
+  const [, , , mode, url, sessionId, file, dest] = process.argv;
+  const baselineRss = process.memoryUsage().rss;
+  const agent = new Agent();
+  const client = createBackendClient({ baseUrl: url!, dispatcher: agent, auth: createTokenProvider({ env: process.env, baseUrl: url!, dispatcher: agent }) });
+  const started = performance.now();
+  let extra: Record<string, unknown> = {};
+  if (mode === 'upload') {
+    const r = await client.uploadFile(asSessionId(sessionId!), file!);
+    extra = { cdnUrl: r.file.cdn_url, bytes: r.bytes };
+  } else {
+    const r = await client.downloadRender(asRenderId('render_bench'), file, dest!);
+    extra = { bytes: r.bytes };
+  }
+  const ms = performance.now() - started;
+  await agent.close();
+  process.stdout.write(JSON.stringify({ ms, maxRssMB: process.resourceUsage().maxRSS / 1024, baselineRssMB: baselineRss / MB, ...extra }));
+}
+
+// Async spawns only: the local backend runs in this process's event loop.
+const run = promisify(execFile);
+
+async function curl(args: string[]): Promise<{ ms: number; maxRssMB: number }> {
+  const result = await run('/usr/bin/time', ['-f', '%M', 'curl', '-s', '-S', '-w', '%{time_total}', ...args], { encoding: 'utf8' });
+  const seconds = Number(/([\d.]+)\s*$/.exec(result.stdout)?.[1]);
+  const kb = Number(/(\d+)\s*$/.exec(result.stderr.trim())?.[1]);
+  return { ms: seconds * 1000, maxRssMB: kb / 1024 };
+}
+
+async function runChild(args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; maxRssMB: number; baselineRssMB: number; cdnUrl?: string }> {
+  const self = fileURLToPath(import.meta.url);
+  const out = (await run(process.execPath, ['--import', 'tsx', self, '--child', ...args], { env, encoding: 'utf8', maxBuffer: 1 << 20 })).stdout;
+  return JSON.parse(out) as { ms: number; maxRssMB: number; baselineRssMB: number; cdnUrl?: string };
+}
+
+async function main(): Promise<void> {
+  const { startLocalBackend } = await import('../src/local-backend/index.js');
+  const sizes = (process.env.BENCH_SIZES_MB ?? '50,200').split(',').map(Number);
+  const dir = mkdtempSync(path.join(tmpdir(), 'talk-bench-transfer-'));
+  const backend = await startLocalBackend({ maxUploadBytes: (Math.max(...sizes) + 1) * MB });
+  const agent = new Agent();
+  try {
+    const tokens = createTokenProvider({ env: {}, configDir: path.join(dir, 'config'), baseUrl: backend.url, dispatcher: agent });
+    const client = createBackendClient({ baseUrl: backend.url, dispatcher: agent, auth: tokens });
+    const { sessionId } = await client.createSession({ taskName: 'bench', language: 'en' });
+    const token = await tokens.token();
+    const env = { ...process.env, NEMO_TOKEN: token };
+    const headers = ['-H', `Authorization: Bearer ${token}`, '-H', 'X-Skill-Source: bench', '-H', 'X-Skill-Version: 0', '-H', 'X-Skill-Platform: unknown'];
+    const uploadUrl = `${backend.url}/api/upload-video/nemo_agent/me/${sessionId}`;
+    const rows: string[] = [];
+    for (const sizeMb of sizes) {
+      // Random bytes named .jpg: the server stores them as they are (probing fails fast).
+      const file = path.join(dir, `blob-${sizeMb}.jpg`);
+      const fd = openSync(file, 'w');
+      const chunk = randomBytes(MB);
+      for (let i = 0; i < sizeMb; i += 1) writeSync(fd, chunk);
+      closeSync(fd);
+      const bytes = statSync(file).size;
+      // Best of two, run one after another (never concurrently: they share the server).
+      const best = async <T extends { ms: number }>(once: () => Promise<T>): Promise<T> => {
+        const a = await once();
+        const b = await once();
+        return b.ms < a.ms ? b : a;
+      };
+      const curlUp = await best(() => curl([...headers, '-o', '/dev/null', '-F', `files=@${file};type=image/jpeg`, uploadUrl]));
+      const clientUp = await best(() => runChild(['upload', backend.url, sessionId, file], env));
+      const cdnUrl = clientUp.cdnUrl!;
+      const dest = path.join(dir, `down-${sizeMb}.bin`);
+      const curlDown = await best(() => curl(['-o', dest, cdnUrl]));
+      const clientDown = await best(() => runChild(['download', backend.url, sessionId, cdnUrl, dest], env));
+      const mbps = (ms: number): string => (bytes / MB / (ms / 1000)).toFixed(0);
+      rows.push(
+        `| upload ${sizeMb} MB | ${curlUp.ms.toFixed(0)} ms (${mbps(curlUp.ms)} MB/s), ${curlUp.maxRssMB.toFixed(0)} MB | ${clientUp.ms.toFixed(0)} ms (${mbps(clientUp.ms)} MB/s), ${clientUp.maxRssMB.toFixed(0)} MB (idle ${clientUp.baselineRssMB.toFixed(0)}) | ${(curlUp.ms / clientUp.ms).toFixed(2)}× |`,
+        `| download ${sizeMb} MB | ${curlDown.ms.toFixed(0)} ms (${mbps(curlDown.ms)} MB/s), ${curlDown.maxRssMB.toFixed(0)} MB | ${clientDown.ms.toFixed(0)} ms (${mbps(clientDown.ms)} MB/s), ${clientDown.maxRssMB.toFixed(0)} MB (idle ${clientDown.baselineRssMB.toFixed(0)}) | ${(curlDown.ms / clientDown.ms).toFixed(2)}× |`,
+      );
+      rmSync(file);
+      rmSync(dest, { force: true });
+    }
+    console.log('| transfer | curl: time, peak RSS | talk client: time, peak RSS | speed vs curl |');
+    console.log('|---|---|---|---|');
+    for (const row of rows) console.log(row);
+  } finally {
+    await agent.close();
+    await backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--child') await child();
+else await main();
