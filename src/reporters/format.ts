@@ -3,6 +3,7 @@
  * description of each event. Pure functions, so plain, tty and GitHub output say the same thing
  * in the same words.
  */
+import { isAbsolute, relative } from 'node:path';
 import { styleText } from 'node:util';
 import { formatDuration } from '../core/abort.js';
 import type { StepKind, TalkEvent } from '../core/events.js';
@@ -131,9 +132,9 @@ export function oneLine(text: string, max = 100): string {
 }
 
 /** `step:done` in words: `done in 1.2 s → out/a.mp4 · 100 credits · "Your video is ready"`. */
-export function describeDone(event: Extract<TalkEvent, { type: 'step:done' }>): string {
+export function describeDone(event: Extract<TalkEvent, { type: 'step:done' }>, cwd?: string): string {
   let text = `done in ${formatElapsed(event.durationMs)}`;
-  if (event.output !== undefined) text += ` → ${event.output}`;
+  if (event.output !== undefined) text += ` → ${displayOutput(event.output, cwd)}`;
   if (event.creditsUsed !== undefined && event.creditsUsed > 0) text += ` · ${formatCredits(event.creditsUsed)}`;
   if (event.reply !== undefined && event.reply.trim() !== '') text += ` · "${oneLine(event.reply, 80)}"`;
   if (event.link !== undefined) text += ` · open: ${event.link}`;
@@ -143,4 +144,20 @@ export function describeDone(event: Extract<TalkEvent, { type: 'step:done' }>): 
 /** `step:failed` in words: the message, then the stable code. */
 export function describeFailure(error: { code: string; message: string }): string {
   return `failed: ${error.message} (${error.code})`;
+}
+
+/**
+ * A `--verbose` request line: `POST session 200 · 143 ms`. The engine sends it as a `notice`
+ * of level `debug` (shown only with `--verbose`); it names the route, never a URL with a
+ * query, a header or a body, so it cannot carry a secret.
+ */
+export function formatRequestLine(request: { method: string; route: string; status: number | undefined; durationMs: number }): string {
+  return `${request.method} ${request.route} ${request.status ?? 'no response'} · ${formatElapsed(request.durationMs)}`;
+}
+
+/** `/work/x/out/a.mp4` → `out/a.mp4` when inside `cwd`; other paths unchanged. */
+export function displayOutput(path: string, cwd: string | undefined): string {
+  if (cwd === undefined || !isAbsolute(path)) return path;
+  const rel = relative(cwd, path);
+  return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? path : rel;
 }

@@ -5,6 +5,7 @@
  */
 import { appendFile } from 'node:fs/promises';
 import type { TalkEvent } from '../core/events.js';
+import type { Plan } from '../plan/types.js';
 import { createRedactor, type OutputSink } from '../core/redact.js';
 import { createPaint } from './format.js';
 import { formatAnnotation, isGitHubActions, runAnnotations } from './github.js';
@@ -33,7 +34,15 @@ export interface ReporterOptions {
   env: Readonly<Record<string, string | undefined>>;
   /** The workflow file as the user named it: annotations point at it, next actions quote it. */
   workflowFile?: string | undefined;
+  /** Defaults to the locations in `plan`, when given. */
   stepLocations?: StepLocator | undefined;
+  /**
+   * The plan being run: lets the tty view draw every step before it starts and know when a
+   * job is finished even if `run:start` carries no `plan` listing, and places annotations.
+   */
+  plan?: Plan | undefined;
+  /** Output paths inside this folder are shown relative to it (usually the user's cwd). */
+  cwd?: string | undefined;
   /** listr2 renderer for `tty` (tests use `test`). */
   ttyRenderer?: TtyRendererName | undefined;
 }
@@ -68,6 +77,20 @@ export function redactingSink(sink: OutputSink, env: Readonly<Record<string, str
   };
 }
 
+/** Where each step of a plan is written in its workflow file, for annotations. */
+export function stepLocatorFor(plan: Plan): StepLocator {
+  const index = new Map<string, { line: number; col: number }>();
+  for (const job of plan.jobs) {
+    for (const step of job.steps) if (step.location !== undefined) index.set(`${job.id}\u0000${step.id}`, { line: step.location.line, col: step.location.col });
+  }
+  return (job, step) => index.get(`${job}\u0000${step}`);
+}
+
+/** The `run:start.plan` listing of a plan: jobs and their step ids in plan order. */
+export function planListing(plan: Plan): { job: string; steps: string[] }[] {
+  return plan.jobs.map((job) => ({ job: job.id, steps: job.steps.map((step) => step.id) }));
+}
+
 /** Builds the reporter for a run. */
 export function createReporter(options: ReporterOptions): Reporter {
   const stdout = redactingSink(options.stdout, options.env);
@@ -76,14 +99,16 @@ export function createReporter(options: ReporterOptions): Reporter {
   const name = resolveReporterName(options.name, options.stdout);
   const github = isGitHubActions(options.env);
   const tally = new RunTally();
+  const stepLocations = options.stepLocations ?? (options.plan === undefined ? undefined : stepLocatorFor(options.plan));
+  const paint = createPaint(name === 'tty' && options.color);
 
   let json: JsonWriter | undefined;
   let plain: PlainWriter | undefined;
   let tty: TtyView | undefined;
   if (name === 'json') json = new JsonWriter(stdout);
   // Quiet output is a few lines at most: no live view, just errors and the summary.
-  else if (name === 'plain' || options.quiet) plain = new PlainWriter({ out: stdout, quiet: options.quiet, verbose: options.verbose, github: github && name === 'plain', tally });
-  else tty = new TtyView({ out: stdout, tally, verbose: options.verbose, ...(options.ttyRenderer === undefined ? {} : { renderer: options.ttyRenderer }) });
+  else if (name === 'plain' || options.quiet) plain = new PlainWriter({ out: stdout, quiet: options.quiet, verbose: options.verbose, github: github && name === 'plain', tally, cwd: options.cwd });
+  else tty = new TtyView({ out: stdout, tally, verbose: options.verbose, cwd: options.cwd, ...(options.ttyRenderer === undefined ? {} : { renderer: options.ttyRenderer }) });
 
   let closed: Promise<void> | undefined;
   const finish = async (): Promise<void> => {
@@ -91,14 +116,11 @@ export function createReporter(options: ReporterOptions): Reporter {
     if (tty !== undefined) await tty.close();
     const ran = tally.jobs.size > 0 || tally.status !== undefined;
     if (!ran) return;
-    if (json === undefined) {
-      const paint = createPaint(name === 'tty' && options.color);
-      stdout.write(`\n${formatSummary(tally, { paint, workflowFile: options.workflowFile })}`);
-    }
+    if (json === undefined) stdout.write(`\n${formatSummary(tally, { paint, workflowFile: options.workflowFile, cwd: options.cwd })}`);
     if (!github) return;
     // Annotations go where GitHub reads workflow commands; in json mode stdout is NDJSON only.
     const annotationSink = json === undefined ? stdout : stderr;
-    for (const annotation of runAnnotations(tally, { workflowFile: options.workflowFile, stepLocations: options.stepLocations })) {
+    for (const annotation of runAnnotations(tally, { workflowFile: options.workflowFile, stepLocations })) {
       annotationSink.write(formatAnnotation(annotation));
     }
     const summaryFile = options.env['GITHUB_STEP_SUMMARY'];
@@ -114,10 +136,12 @@ export function createReporter(options: ReporterOptions): Reporter {
   return {
     emit(event: TalkEvent): void {
       if (closed !== undefined) return;
-      const finishedJob = tally.observe(event);
       json?.emit(event);
-      plain?.emit(event, finishedJob);
-      tty?.emit(event, finishedJob);
+      // The views (not the NDJSON) get the plan listing when the engine left it out.
+      const seen = event.type === 'run:start' && event.plan === undefined && options.plan !== undefined ? { ...event, plan: planListing(options.plan) } : event;
+      const finishedJob = tally.observe(seen);
+      plain?.emit(seen, finishedJob);
+      tty?.emit(seen, finishedJob);
     },
     close(): Promise<void> {
       closed ??= finish();
@@ -127,5 +151,6 @@ export function createReporter(options: ReporterOptions): Reporter {
 }
 
 export { RunTally, formatStepSummaryMarkdown, formatSummary, nextAction } from './summary.js';
+export { formatRequestLine } from './format.js';
 export { formatDiagnosticAnnotations, formatAnnotation, isGitHubActions } from './github.js';
 export { formatJsonLine } from './json.js';

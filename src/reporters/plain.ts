@@ -48,6 +48,8 @@ export interface PlainWriterOptions {
   /** Fold jobs into `::group::` blocks (GitHub Actions). */
   github: boolean;
   tally: RunTally;
+  /** Output paths inside it are shown relative. */
+  cwd?: string | undefined;
 }
 
 /** Turns events into plain lines. `emit` must be called after `tally.observe` for the same event. */
@@ -165,7 +167,7 @@ export class PlainWriter {
         return at(event.job, event.step, describeRetry(event.reason, event.delayMs, event.attempt));
       case 'step:done':
         if (quiet) return undefined;
-        return at(event.job, event.step, describeDone(event));
+        return at(event.job, event.step, describeDone(event, this.options.cwd));
       case 'step:skipped':
         if (quiet) return undefined;
         return at(event.job, event.step, `skipped (${event.reason})`);

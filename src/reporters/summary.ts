@@ -4,7 +4,7 @@
  * Every reporter keeps one `RunTally`, so they all agree on what happened.
  */
 import type { RunStatus, StepKind, TalkEvent } from '../core/events.js';
-import { type Paint, formatCredits, formatElapsed } from './format.js';
+import { type Paint, displayOutput, formatCredits, formatElapsed } from './format.js';
 
 /** Where a job stands, as far as the events tell. */
 export type JobStatus = 'waiting' | 'running' | 'success' | 'failed' | 'skipped' | 'interrupted';
@@ -261,7 +261,10 @@ const SUMMARY_ROWS = 20;
  * link; each failure with its error in one sentence and the next action. Big batches list the
  * failures and the first rows, then count the rest.
  */
-export function formatSummary(tally: RunTally, options: { paint: Paint; workflowFile?: string | undefined; errorsOnly?: boolean }): string {
+export function formatSummary(
+  tally: RunTally,
+  options: { paint: Paint; workflowFile?: string | undefined; errorsOnly?: boolean; cwd?: string | undefined },
+): string {
   const { paint } = options;
   const lines: string[] = [];
   const counts = tally.counts();
@@ -282,7 +285,7 @@ export function formatSummary(tally: RunTally, options: { paint: Paint; workflow
   for (const job of shown) {
     const parts = [job.id.padEnd(width)];
     const duration = jobDuration(job);
-    if (job.outputs.length > 0) parts.push(job.outputs.join(', '));
+    if (job.outputs.length > 0) parts.push(job.outputs.map((o) => displayOutput(o, options.cwd)).join(', '));
     if (duration !== undefined) parts.push(formatElapsed(duration));
     if (job.creditsUsed > 0) parts.push(formatCredits(job.creditsUsed));
     if (job.status === 'skipped' || job.status === 'interrupted') parts.push(job.status === 'skipped' ? 'not run' : 'interrupted');

@@ -45,6 +45,8 @@ export interface TtyViewOptions {
   tally: RunTally;
   verbose: boolean;
   renderer?: TtyRendererName;
+  /** Output paths inside it are shown relative. */
+  cwd?: string | undefined;
 }
 
 interface Deferred<T> {
@@ -191,7 +193,7 @@ export class TtyView {
         if (step === undefined) break;
         step.state = 'done';
         step.row.setOutput(undefined);
-        const title = `${event.step} · ${describeDone(event)}`;
+        const title = `${event.step} · ${describeDone(event, this.options.cwd)}`;
         step.row.setTitle(title);
         step.outcome.resolve({ kind: 'done', title });
         break;
