@@ -11,8 +11,12 @@ import type { StepKind, TalkEvent } from '../core/events.js';
 /** The label the runner forwards on a `step:progress` while only SSE heartbeats arrive. */
 export const STILL_WORKING_LABEL = 'still working';
 
-/** How long only heartbeats must arrive before reporters say "⏳ still working" (again). */
-export const STILL_WORKING_EVERY_MS = 120_000;
+/**
+ * How long only heartbeats must arrive before reporters say "⏳ still working" (again). The
+ * backend client already reports heartbeat-only waits every 2 minutes measured from its own
+ * clock, a few milliseconds off the events' stamps: 5 s of slack keeps those from being dropped.
+ */
+export const STILL_WORKING_EVERY_MS = 115_000;
 
 /** True for a heartbeat-only progress label (`still working`, `still working (4 min)`). */
 export function isHeartbeatLabel(label: string | undefined): boolean {

@@ -4,11 +4,12 @@
  * summary. `createReporter` is the one entry point commands use.
  */
 import { appendFile } from 'node:fs/promises';
+import type { Diagnostic } from '../core/diagnostics.js';
 import type { TalkEvent } from '../core/events.js';
 import type { Plan } from '../plan/types.js';
 import { createRedactor, type OutputSink } from '../core/redact.js';
 import { createPaint } from './format.js';
-import { formatAnnotation, isGitHubActions, runAnnotations } from './github.js';
+import { formatAnnotation, formatDiagnosticAnnotations, isGitHubActions, runAnnotations } from './github.js';
 import { JsonWriter } from './json.js';
 import { PlainWriter } from './plain.js';
 import { RunTally, formatStepSummaryMarkdown, formatSummary } from './summary.js';
@@ -89,6 +90,15 @@ export function stepLocatorFor(plan: Plan): StepLocator {
 /** The `run:start.plan` listing of a plan: jobs and their step ids in plan order. */
 export function planListing(plan: Plan): { job: string; steps: string[] }[] {
   return plan.jobs.map((job) => ({ job: job.id, steps: job.steps.map((step) => step.id) }));
+}
+
+/**
+ * GitHub annotations for validation diagnostics when running in GitHub Actions, else ''.
+ * For `talk validate` and `talk run` on an invalid workflow: write it to stdout after the
+ * pretty diagnostics (stderr in json mode).
+ */
+export function diagnosticAnnotations(diagnostics: readonly Diagnostic[], env: Readonly<Record<string, string | undefined>>): string {
+  return isGitHubActions(env) ? formatDiagnosticAnnotations(diagnostics) : '';
 }
 
 /** Builds the reporter for a run. */

@@ -138,3 +138,12 @@ describe('GitHub Actions output', () => {
     expect(capAnnotations([{ level: 'error', message: 'x' }], 'see log')).toEqual([{ level: 'error', message: 'x' }]);
   });
 });
+
+describe('diagnosticAnnotations', () => {
+  it('is empty outside GitHub Actions and annotates inside', async () => {
+    const { diagnosticAnnotations } = await import('../../../src/reporters/index.js');
+    const d: Diagnostic[] = [{ file: 'w.yaml', line: 3, col: 7, severity: 'error', message: 'unknown key `exprot`', hint: 'did you mean `export`?' }];
+    expect(diagnosticAnnotations(d, {})).toBe('');
+    expect(diagnosticAnnotations(d, { GITHUB_ACTIONS: 'true' })).toBe('::error file=w.yaml,line=3,col=7,title=talk validate::unknown key `exprot`. did you mean `export`?\n');
+  });
+});
