@@ -15,6 +15,7 @@
  * their recorded intent stays on disk (a render keeps running at the backend), and the job is
  * left resumable.
  */
+import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { formatDuration, sleep, withDeadline } from '../core/abort.js';
 import { stamp, type EventSink, type RunStatus, type TalkEventInit } from '../core/events.js';
@@ -111,6 +112,9 @@ export function createRunner(deps: RunnerDeps): Runner {
   // A failed state write aborts everything: paying for work we cannot record is worse than stopping.
   const fatalController = new AbortController();
   const signal = AbortSignal.any([deps.signal, fatalController.signal]);
+  // Every step in flight listens on the run's signal (its deadline composes with it); a batch
+  // legitimately has hundreds at once, which is not the leak Node's default warning is about.
+  setMaxListeners(0, signal);
   let fatal: TalkError | undefined;
   const emit = (init: TalkEventInit): void => deps.emit(stamp(init));
 

@@ -135,11 +135,11 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
   ctx.budget.reserve(cost, label);
   let committed = false;
   try {
-    if (cost > 0) {
-      const credits = await ctx.client.getCredits(callOptions(ctx));
-      if (credits.available < cost) throw notEnoughCredits(label, cost, credits.available, ctx.client.anonymousUserId());
-    }
+    // The baseline carries the live balance: checked before anything is sent.
     const baseline = await ctx.client.captureBaseline(sessionId, callOptions(ctx));
+    if (cost > 0 && baseline.credits.available < cost) {
+      throw notEnoughCredits(label, cost, baseline.credits.available, ctx.client.anonymousUserId());
+    }
     // Write-ahead: the turn is on disk before it is sent, with what it was sent against.
     const sentAt = new Date().toISOString();
     await update(ctx, step, { turn: { draftRevision: baseline.snapshot.draftHash, baseline, sentAt } });

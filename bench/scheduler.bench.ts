@@ -1,0 +1,143 @@
+// Scheduler efficiency of the runner, and its footprint on a big batch.
+//
+//   node --import tsx bench/scheduler.bench.ts [--jobs 200] [--concurrency 20] [--big 10000]
+//
+// Part 1: N jobs × (2 uploads → 1 instruction → export) against the local backend with fixed
+// latencies, at `--concurrency`. Ideal = critical path of one job alone × ⌈jobs ÷ concurrency⌉;
+// the figure is wall ÷ ideal (goal ≤ 1.03). Uploads and renders are not limited below the
+// concurrency, so only `concurrency` shapes the schedule, as the formula assumes.
+//
+// Part 2: a `--big`-item plan (default 10,000) with zero latencies: peak RSS of the runner
+// process (goal ≤ 300 MB) and state bytes written per step (journal + snapshots ÷ steps).
+// Renders are cache copies after the first (same media, same options), so this measures
+// scheduling and state, not ffmpeg.
+//
+// Figures and conditions: bench/notes/runner.md.
+import { mkdtemp, rm, writeFile, copyFile, mkdir } from 'node:fs/promises';
+import { loadavg, tmpdir, cpus } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startLocalBackend, type LatencyMap } from '../src/local-backend/index.js';
+import { asJobId } from '../src/core/ids.js';
+import { loadWorkflow } from '../src/workflow/index.js';
+import { planRun, type Plan } from '../src/plan/index.js';
+import { openStateStore } from '../src/state/index.js';
+import { executePlan } from '../src/runner/index.js';
+import { makeTestMedia } from '../test/helpers/media.js';
+import { sessionIdentities } from '../test/helpers/session-identities.js';
+
+const { values } = parseArgs({
+  options: {
+    jobs: { type: 'string', default: '200' },
+    concurrency: { type: 'string', default: '20' },
+    big: { type: 'string', default: '10000' },
+  },
+});
+const jobs = Number(values.jobs);
+const concurrency = Number(values.concurrency);
+const bigItems = Number(values.big);
+
+const root = await mkdtemp(path.join(tmpdir(), 'talk-scheduler-bench-'));
+const media = await makeTestMedia(path.join(root, 'media'));
+await copyFile(media.portrait, path.join(root, 'portrait.jpg'));
+await copyFile(media.voice, path.join(root, 'voice.mp3'));
+
+const WORKFLOW = [
+  'version: 1',
+  'name: bench',
+  'inputs:',
+  '  portrait: portrait.jpg',
+  '  voice: voice.mp3',
+  'instructions:',
+  '  - Make this photo talk using my voiceover',
+  'export:',
+  '  resolution: 720p',
+  '  quality: low',
+  '  output: out/${{ workflow.name }}.mp4',
+  '',
+].join('\n');
+
+/** The workflow's one job, repeated `n` times with distinct ids and outputs. */
+async function planOf(n: number, conc: number, withExport = true): Promise<Plan> {
+  const file = path.join(root, 'bench.yaml');
+  await writeFile(file, WORKFLOW);
+  const { workflow } = await loadWorkflow(file, { env: {}, cwd: root });
+  if (!workflow) throw new Error('bench workflow is invalid');
+  const one = planRun(workflow, { backend: 'local', concurrency: conc });
+  const template = one.jobs[0]!;
+  const planJobs = Array.from({ length: n }, (_, i) => ({
+    ...template,
+    id: asJobId(`j${i}`),
+    steps: template.steps
+      .filter((s) => withExport || s.kind !== 'export')
+      .map((s) => (s.kind === 'export' ? { ...s, output: path.join(root, 'out', `j${i}.mp4`) } : s)),
+  }));
+  return { ...one, concurrency: conc, limits: { uploads: conc * 2, renders: conc }, jobs: planJobs };
+}
+
+async function runPlan(plan: Plan, latency: LatencyMap, turnMs: number, label: string): Promise<{ wallMs: number; stateBytes: number; steps: number; peakRss: number }> {
+  const dataDir = path.join(root, `backend-${label}`);
+  const backend = await startLocalBackend({ dataDir, latency, turnDelayMs: { generation: turnMs, edit: turnMs }, silentEditRatio: 0 });
+  const stateDir = path.join(root, `state-${label}`);
+  await mkdir(path.join(root, 'out'), { recursive: true });
+  const store = await openStateStore({ dir: stateDir, workflowPath: path.join(root, 'bench.yaml'), name: 'bench', fresh: true });
+  const identities = sessionIdentities(backend.url, path.join(root, `config-${label}`));
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  const before = store.stats().bytesWritten;
+  const started = performance.now();
+  try {
+    const outcome = await executePlan(plan, {
+      client: identities.client(),
+      store,
+      emit: (e) => {
+        if (process.env['BENCH_DEBUG'] && (e.type === 'step:done' || e.type === 'step:retry')) {
+          const d = e.type === 'step:done' ? e.durationMs : -1;
+          const key = `${e.type} ${e.step.replace(/-.*/, '')}`;
+          debug.set(key, [...(debug.get(key) ?? []), d]);
+        }
+      },
+      signal: new AbortController().signal,
+      backendId: backend.url,
+      limits: { concurrency: plan.concurrency, uploads: plan.limits.uploads, renders: plan.limits.renders },
+      language: 'en',
+    });
+    if (outcome.status !== 'success') throw new Error(`${label}: run ended ${outcome.status}: ${JSON.stringify(outcome.jobs.find((j) => j.error)?.error)}`);
+    const wallMs = performance.now() - started;
+    const steps = plan.jobs.reduce((n, j) => n + j.steps.length, 0);
+    return { wallMs, stateBytes: store.stats().bytesWritten - before, steps, peakRss };
+  } finally {
+    clearInterval(sampler);
+    await store.close();
+    await identities.close();
+    await backend.close();
+  }
+}
+
+const debug = new Map<string, number[]>();
+process.on('exit', () => {
+  for (const [k, v] of debug) console.log(k, v.length, Math.round(v.reduce((a, b) => a + b, 0) / v.length));
+});
+const latency: LatencyMap = { session: 50, upload: 100, state: 20, credits: 20, 'render-status': 10, download: 50 };
+const turnMs = 200;
+console.log(`cpus ${cpus().length} · load ${loadavg().map((l) => l.toFixed(1)).join(' ')} · latencies ${JSON.stringify(latency)} · turn ${turnMs} ms`);
+
+// Warm the render cache (first encode) so renders that can be cache copies are.
+if (jobs > 0) await runPlan(await planOf(1, 1), {}, 0, 'warm');
+for (const withExport of jobs > 0 ? [true, false] : []) {
+  const shape = withExport ? '2 uploads → instruction → export' : '2 uploads → instruction (no export)';
+  const single = await runPlan(await planOf(1, 1, withExport), latency, turnMs, `single-${withExport}`);
+  const batch = await runPlan(await planOf(jobs, concurrency, withExport), latency, turnMs, `batch-${withExport}`);
+  const ideal = single.wallMs * Math.ceil(jobs / concurrency);
+  console.log(`${shape}: critical path (1 job alone) ${single.wallMs.toFixed(0)} ms`);
+  console.log(`  ${jobs} jobs at concurrency ${concurrency}: wall ${batch.wallMs.toFixed(0)} ms · ideal ${ideal.toFixed(0)} ms · wall ÷ ideal = ${(batch.wallMs / ideal).toFixed(3)} (goal ≤ 1.03)`);
+}
+
+if (bigItems > 0) {
+  // Without exports: every local render is a real ffmpeg encode, one at a time (see the note).
+  const big = await runPlan(await planOf(bigItems, concurrency, false), {}, 0, 'big');
+  console.log(
+    `${bigItems} jobs (2 uploads → instruction), zero latency: wall ${(big.wallMs / 1000).toFixed(1)} s · peak RSS ${(big.peakRss / 1024 / 1024).toFixed(0)} MB (goal ≤ 300 MB; includes the in-process backend) · state ${(big.stateBytes / big.steps).toFixed(0)} bytes written per step (${big.steps} steps)`,
+  );
+}
+await rm(root, { recursive: true, force: true });
