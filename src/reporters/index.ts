@@ -46,6 +46,8 @@ export interface ReporterOptions {
   cwd?: string | undefined;
   /** listr2 renderer for `tty` (tests use `test`). */
   ttyRenderer?: TtyRendererName | undefined;
+  /** Least time between two tty frames (default 100 ms; tests use 0 to see every change). */
+  ttyFrameMs?: number | undefined;
 }
 
 /** Receives every event of a run; `close` prints the end-of-run summary and waits for output to finish. */
@@ -118,7 +120,7 @@ export function createReporter(options: ReporterOptions): Reporter {
   if (name === 'json') json = new JsonWriter(stdout);
   // Quiet output is a few lines at most: no live view, just errors and the summary.
   else if (name === 'plain' || options.quiet) plain = new PlainWriter({ out: stdout, quiet: options.quiet, verbose: options.verbose, github: github && name === 'plain', tally, cwd: options.cwd });
-  else tty = new TtyView({ out: stdout, tally, verbose: options.verbose, cwd: options.cwd, ...(options.ttyRenderer === undefined ? {} : { renderer: options.ttyRenderer }) });
+  else tty = new TtyView({ out: stdout, tally, verbose: options.verbose, cwd: options.cwd, ...(options.ttyRenderer === undefined ? {} : { renderer: options.ttyRenderer }), ...(options.ttyFrameMs === undefined ? {} : { frameMs: options.ttyFrameMs }) });
 
   let closed: Promise<void> | undefined;
   const finish = async (): Promise<void> => {

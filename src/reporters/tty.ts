@@ -45,6 +45,8 @@ export interface TtyViewOptions {
   tally: RunTally;
   verbose: boolean;
   renderer?: TtyRendererName;
+  /** Least time between two applications of changes to listr2 (default 100 ms; 0 with the test renderer). */
+  frameMs?: number;
   /** Output paths inside it are shown relative. */
   cwd?: string | undefined;
 }
@@ -77,33 +79,86 @@ type StepOutcome = { kind: 'done'; title: string } | { kind: 'skipped'; reason: 
 
 type Wrapper = ListrTaskWrapper<unknown, ListrRendererFactory, ListrRendererFactory>;
 
+/**
+ * Coalesces row changes into one application per frame. listr2 redraws the whole list on every
+ * title or output change, and a redraw costs milliseconds (string widths for wrapping), so a
+ * burst of progress events would otherwise cost a redraw each.
+ */
+class FrameScheduler {
+  private readonly dirty = new Set<Row>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private frameMs: number) {}
+
+  mark(row: Row): void {
+    if (this.frameMs <= 0) {
+      row.apply();
+      return;
+    }
+    this.dirty.add(row);
+    if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.flush(), this.frameMs);
+      // A pending frame never keeps the process alive; close() flushes it.
+      this.timer.unref();
+    }
+  }
+
+  flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const rows = [...this.dirty];
+    this.dirty.clear();
+    for (const row of rows) row.apply();
+  }
+
+  /** From now on apply every change at once (the run is ending: the last frame must be complete). */
+  immediate(): void {
+    this.frameMs = 0;
+    this.flush();
+  }
+}
+
 /** What a row should show; applied to the listr2 task when it exists (it starts a tick later). */
 class Row {
   wrapper: Wrapper | undefined;
   title: string;
   output: string | undefined;
+  private outputChanged = false;
 
-  constructor(title: string) {
+  constructor(
+    title: string,
+    private readonly frames: FrameScheduler,
+  ) {
     this.title = title;
   }
 
   setTitle(title: string): void {
+    if (title === this.title) return;
     this.title = title;
-    if (this.wrapper !== undefined && this.wrapper.title !== title) this.wrapper.title = title;
+    this.frames.mark(this);
   }
 
   /** `undefined` clears the row's output line (listr2 draws nothing for an empty one). */
   setOutput(output: string | undefined): void {
-    // Every change makes listr2 redraw the whole list: skip the ones that change nothing.
     if (output === this.output) return;
-    if (this.wrapper !== undefined) this.wrapper.output = output ?? '';
     this.output = output;
+    this.outputChanged = true;
+    this.frames.mark(this);
+  }
+
+  /** Hands pending changes to listr2 (each assignment there is a redraw). */
+  apply(): void {
+    if (this.wrapper === undefined) return;
+    if (this.wrapper.title !== this.title) this.wrapper.title = this.title;
+    if (this.outputChanged) this.wrapper.output = this.output ?? '';
+    this.outputChanged = false;
   }
 
   attach(wrapper: Wrapper): void {
     this.wrapper = wrapper;
     wrapper.title = this.title;
     if (this.output !== undefined) wrapper.output = this.output;
+    this.outputChanged = false;
   }
 }
 
@@ -159,12 +214,17 @@ export class TtyView {
   /** Job rows not yet bound to a job id (small runs whose `run:start` had no plan). */
   private readonly unbound: JobView[] = [];
   private readonly lanes: Lane[] = [];
-  private readonly header = new Row('');
+  private readonly frames: FrameScheduler;
+  private readonly header: Row;
   private readonly headerDone = deferred<void>();
   private big = false;
   private name = '';
 
-  constructor(private readonly options: TtyViewOptions) {}
+  constructor(private readonly options: TtyViewOptions) {
+    // The test renderer records every change; a terminal gets at most one frame per 100 ms.
+    this.frames = new FrameScheduler(options.frameMs ?? (options.renderer === 'test' ? 0 : 100));
+    this.header = new Row('', this.frames);
+  }
 
   emit(event: TalkEvent, finishedJob: string | undefined): void {
     switch (event.type) {
@@ -261,7 +321,7 @@ export class TtyView {
     if (this.big) {
       for (let i = 0; i < Math.min(LANES, event.jobs); i++) {
         // A blank title, not an empty one: listr2 sends output of untitled tasks to the bottom bar.
-        const lane: Lane = { row: new Row(' '), job: undefined };
+        const lane: Lane = { row: new Row(' ', this.frames), job: undefined };
         this.lanes.push(lane);
         rows.push({
           title: ' ',
@@ -310,7 +370,7 @@ export class TtyView {
   private newJob(id: string | undefined, steps: readonly string[]): JobView {
     const view: JobView = {
       id: id ?? '',
-      row: new Row(this.big || id === undefined ? '' : `${id} · waiting`),
+      row: new Row(this.big || id === undefined ? '' : `${id} · waiting`, this.frames),
       started: false,
       finished: false,
       steps: new Map(),
@@ -324,7 +384,7 @@ export class TtyView {
   private newStep(id: string): StepView {
     return {
       id,
-      row: new Row(`${id} · waiting`),
+      row: new Row(`${id} · waiting`, this.frames),
       state: 'waiting',
       kind: undefined,
       meter: new TransferMeter(),
@@ -476,6 +536,7 @@ export class TtyView {
   }
 
   private finishAll(): void {
+    this.frames.immediate();
     // Planless rows carried their steps' activity in the title; at the end they read as the job.
     for (const view of this.jobs.values()) if (!this.big && view.started && view.row.title.startsWith(`${view.id} › `)) view.row.setTitle(view.id);
     for (const view of [...this.jobs.values(), ...this.unbound]) {

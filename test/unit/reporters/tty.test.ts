@@ -81,6 +81,28 @@ describe('tty reporter (listr2 test renderer)', () => {
   });
 });
 
+describe('tty frames', () => {
+  it('coalesces a burst of progress into one change per frame', async () => {
+    const clock = new Clock();
+    const stdout = captureSink(true, 100);
+    const reporter = createReporter({ name: 'tty', stdout, stderr: captureSink(), quiet: false, verbose: false, color: false, env: {}, ttyRenderer: 'test', ttyFrameMs: 60_000 });
+    reporter.emit(runStart(clock, ['main']));
+    await drawing(stdout);
+    reporter.emit(clock.at({ type: 'step:start', job: 'main', step: 'export', kind: 'export' }));
+    for (let p = 0; p <= 100; p++) reporter.emit(clock.at({ type: 'step:progress', job: 'main', step: 'export', percent: p }, 10));
+    await turn();
+    // Within one (long) frame nothing reached listr2 yet.
+    const changed = (e: ListrTestLine): boolean => e.event === 'TITLE' && String(e.data).startsWith('export') && !String(e.data).endsWith('· waiting');
+    expect(listrEvents(stdout.text()).filter(changed)).toEqual([]);
+    reporter.emit(clock.at({ type: 'step:done', job: 'main', step: 'export', durationMs: 1000, output: 'out/x.mp4' }));
+    reporter.emit(clock.at({ type: 'run:done', status: 'success', outputs: [], creditsUsed: 0, durationMs: 1000 }));
+    await reporter.close();
+    // Closing applies the last state at once: the final title, not the 101 in between.
+    const titles = listrEvents(stdout.text()).filter(changed).map((e) => e.data);
+    expect(titles).toEqual(['export · done in 1 s → out/x.mp4']);
+  });
+});
+
 describe('tty reporter (listr2 default renderer on a terminal)', () => {
   const wasTTY = process.stdout.isTTY;
   afterEach(() => {
@@ -92,7 +114,8 @@ describe('tty reporter (listr2 default renderer on a terminal)', () => {
     process.stdout.isTTY = true;
     const clock = new Clock();
     const stdout = captureSink(true, 120);
-    const reporter = createReporter({ name: 'tty', stdout, stderr: captureSink(), quiet: false, verbose: false, color: false, env: {} });
+    // Every change drawn at once (no 100 ms frames), so each frame can be checked.
+    const reporter = createReporter({ name: 'tty', stdout, stderr: captureSink(), quiet: false, verbose: false, color: false, env: {}, ttyFrameMs: 0 });
     const jobs = Array.from({ length: 16 }, (_, i) => `face-${String(i).padStart(3, '0')}`);
     reporter.emit(runStart(clock, jobs));
     await drawing(stdout);
