@@ -129,6 +129,22 @@ describe('talk run output (e2e)', () => {
     }
   });
 
+  it('tty: NO_COLOR turns colours off on a terminal; --quiet prints only the summary', async () => {
+    const dir = await project();
+    try {
+      const colourless = await runCliInTerminal(['run', 'examples/hello.yaml', '--backend', server.url], { cwd: dir, env: { NEMO_CLIENT_ID: 'e2e-nocolor', NO_COLOR: '1' } });
+      expect(colourless.code, colourless.stdout).toBe(0);
+      expect(colourless.rawStdout).toContain('\u001b[?25l');
+      // No SGR sequence (ESC [ … m) at all: cursor moves remain, colours do not.
+      expect(colourless.rawStdout).not.toMatch(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`));
+      const quiet = await runCli(['run', 'examples/hello.yaml', '--backend', server.url, '--quiet', '--fresh'], { cwd: dir, env: { NEMO_CLIENT_ID: 'e2e-quiet' } });
+      expect(quiet.code, quiet.stderr).toBe(0);
+      expect(quiet.stdout).toMatch(/^\nSummary: success · 1 job · .* · 100 credits\n {2}✔ main .*\n$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('GitHub Actions: groups, an error annotation for the failed step, and the step summary', async () => {
     const failing = await serve(['--fault', 'render:status=400:x10']);
     const dir = await project();
