@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRig, type Rig } from './rig.js';
+import { parseFaultRule } from '../../../src/local-backend/index.js';
 import type { TalkEvent } from '../../../src/core/events.js';
 
 let rig: Rig | undefined;
@@ -136,5 +137,47 @@ describe('batches and the long form', () => {
     expect(outcome.status).toBe('credits');
     expect(events.find((e) => e.type === 'step:skipped' && e.step === 'up')).toMatchObject({ reason: 'upstream-failed' });
     expect(rig.backend.stats().uploads).toBe(0);
+  });
+});
+
+describe('failure policy', () => {
+  const twoItems = [
+    'version: 1',
+    'name: pair',
+    'concurrency: 1',
+    'foreach:',
+    '  portrait: faces/*.jpg',
+    '  voice: voices/${{ item.portrait.stem }}.mp3',
+    'instructions:',
+    '  - Make this photo talk using my voiceover',
+    'export:',
+    '  resolution: 720p',
+    '  quality: low',
+    '  output: out/${{ item.portrait.stem }}.mp4',
+    '',
+  ].join('\n');
+
+  it('--fail-fast stops starting new work after the first failure; without it the other job still runs', async () => {
+    rig = await createRig(twoItems, {}, 2);
+    rig.backend.addFaults([parseFaultRule('upload:status=400:x2')]);
+    const { outcome, events } = await rig.run({ failFast: true });
+    expect(outcome.status).toBe('failed');
+    const second = outcome.jobs.find((j) => j.job === 'p01');
+    expect(second?.status).toBe('failed');
+    expect(events.filter((e) => e.type === 'step:skipped' && e.job === 'p01').every((e) => (e as { reason: string }).reason === 'fail-fast')).toBe(true);
+    expect(rig.backend.stats().sessionsCreated).toBe(1);
+
+    rig.backend.addFaults([parseFaultRule('upload:status=400:x2')]);
+    const again = await rig.run({ fresh: true });
+    expect(again.outcome.jobs.map((j) => j.status)).toEqual(['failed', 'done']);
+  });
+
+  it('transient backend errors are retried and reported as step:retry', async () => {
+    rig = await createRig(twoItems.replace('concurrency: 1', 'concurrency: 2'), {}, 1);
+    rig.backend.addFaults([parseFaultRule('state:status=503:x2')]);
+    const { outcome, events } = await rig.run();
+    expect(outcome.status).toBe('success');
+    expect(events.some((e) => e.type === 'step:retry')).toBe(true);
+    expect(rig.backend.stats().messages).toBe(1);
   });
 });
