@@ -106,12 +106,15 @@ export async function fingerprintJob(
         ? await Promise.all(step.inputs.map(async (i) => (i.path ? `${i.name}:${await options.hasher(i.path, { signal: options.signal })}` : `${i.name}:url`)))
         : [];
     const upstream = (deps.get(step.id) ?? []).map((d) => `${d}:${out.get(d)?.fingerprint ?? 'missing'}`).sort();
+    // Field hashes only answer "which field changed?", so 64 bits each is plenty; they are
+    // written with every step transition, and a batch writes many.
+    const field = (text: string): string => sha(text).slice(0, 16);
     const fields: Record<FingerprintField, string> = {
-      definition: sha(JSON.stringify(definitionOf(step))),
-      inputs: sha(JSON.stringify(inputs)),
-      backend: sha(options.backendId),
-      version: sha(String(STATE_FORMAT_VERSION)),
-      upstream: sha(JSON.stringify(upstream)),
+      definition: field(JSON.stringify(definitionOf(step))),
+      inputs: field(JSON.stringify(inputs)),
+      backend: field(options.backendId),
+      version: field(String(STATE_FORMAT_VERSION)),
+      upstream: field(JSON.stringify(upstream)),
     };
     out.set(step.id, { fingerprint: sha(JSON.stringify(FINGERPRINT_FIELDS.map((f) => fields[f]))), fields });
   }
