@@ -17,6 +17,8 @@ import { mkdtemp, rm, writeFile, copyFile, mkdir } from 'node:fs/promises';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { startLocalBackend, type LatencyMap } from '../src/local-backend/index.js';
 import { asJobId } from '../src/core/ids.js';
 import { loadWorkflow } from '../src/workflow/index.js';
@@ -37,6 +39,7 @@ const jobs = Number(values.jobs);
 const concurrency = Number(values.concurrency);
 const bigItems = Number(values.big);
 
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const root = await mkdtemp(path.join(tmpdir(), 'talk-scheduler-bench-'));
 const media = await makeTestMedia(path.join(root, 'media'));
 await copyFile(media.portrait, path.join(root, 'portrait.jpg'));
@@ -75,9 +78,11 @@ async function planOf(n: number, conc: number, withExport = true): Promise<Plan>
   return { ...one, concurrency: conc, limits: { uploads: conc * 2, renders: conc }, jobs: planJobs };
 }
 
-async function runPlan(plan: Plan, latency: LatencyMap, turnMs: number, label: string): Promise<{ wallMs: number; stateBytes: number; steps: number; peakRss: number }> {
+async function runPlan(plan: Plan, latency: LatencyMap, turnMs: number, label: string, externalUrl?: string): Promise<{ wallMs: number; stateBytes: number; steps: number; peakRss: number }> {
   const dataDir = path.join(root, `backend-${label}`);
-  const backend = await startLocalBackend({ dataDir, latency, turnDelayMs: { generation: turnMs, edit: turnMs }, silentEditRatio: 0 });
+  const backend = externalUrl
+    ? { url: externalUrl, close: async () => undefined }
+    : await startLocalBackend({ dataDir, latency, turnDelayMs: { generation: turnMs, edit: turnMs }, silentEditRatio: 0 });
   const stateDir = path.join(root, `state-${label}`);
   await mkdir(path.join(root, 'out'), { recursive: true });
   const store = await openStateStore({ dir: stateDir, workflowPath: path.join(root, 'bench.yaml'), name: 'bench', fresh: true });
@@ -134,10 +139,28 @@ for (const withExport of jobs > 0 ? [true, false] : []) {
 }
 
 if (bigItems > 0) {
+  // The backend runs in its own process here, so the RSS figure is the runner's alone.
   // Without exports: every local render is a real ffmpeg encode, one at a time (see the note).
-  const big = await runPlan(await planOf(bigItems, concurrency, false), {}, 0, 'big');
-  console.log(
-    `${bigItems} jobs (2 uploads → instruction), zero latency: wall ${(big.wallMs / 1000).toFixed(1)} s · peak RSS ${(big.peakRss / 1024 / 1024).toFixed(0)} MB (goal ≤ 300 MB; includes the in-process backend) · state ${(big.stateBytes / big.steps).toFixed(0)} bytes written per step (${big.steps} steps)`,
-  );
+  const server = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'main.ts'), 'serve', '--data-dir', path.join(root, 'big-backend')], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, TALK_LOCAL_SILENT_EDIT_RATIO: '0' },
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let seen = '';
+    server.stdout.setEncoding('utf8').on('data', (d: string) => {
+      seen += d;
+      const m = /listening on (\S+)/.exec(seen);
+      if (m?.[1]) resolve(m[1]);
+    });
+    server.once('exit', () => reject(new Error('talk serve exited')));
+  });
+  try {
+    const big = await runPlan(await planOf(bigItems, concurrency, false), {}, 0, 'big', url);
+    console.log(
+      `${bigItems} jobs (2 uploads → instruction), zero latency, backend in its own process: wall ${(big.wallMs / 1000).toFixed(1)} s · runner peak RSS ${(big.peakRss / 1024 / 1024).toFixed(0)} MB (goal ≤ 300 MB) · state ${(big.stateBytes / big.steps).toFixed(0)} bytes written per step (${big.steps} steps)`,
+    );
+  } finally {
+    server.kill('SIGTERM');
+  }
 }
 await rm(root, { recursive: true, force: true });
