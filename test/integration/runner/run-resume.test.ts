@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createRig, shortForm, type Rig } from './rig.js';
 import { readRunState, runDirFor, stateDirFor, openStateStore, StateLockedError } from '../../../src/state/index.js';
 import type { TalkEvent } from '../../../src/core/events.js';
+import { parseFaultRule } from '../../../src/local-backend/index.js';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -98,6 +99,20 @@ describe('resume', () => {
     expect(failed).toMatchObject({ step: 'instruction-1', error: { code: 'credits' } });
     expect(rig.backend.stats().creditsSpent).toBe(0);
     expect(rig.backend.stats().messages).toBe(0);
+  });
+
+  it('2001 from the backend: status credits with the registration link (bind), and the refused turn is sent by the next run', async () => {
+    rig = await createRig(shortForm());
+    rig.backend.addFaults([parseFaultRule('sse:code=2001:x1')]);
+    const { outcome, events } = await rig.run();
+    expect(outcome.status).toBe('credits');
+    const failed = events.find((e) => e.type === 'step:failed');
+    expect(failed?.type === 'step:failed' ? failed.error.hint : '').toMatch(/register\?bind=anon_/);
+    expect(rig.backend.stats().creditsSpent).toBe(0);
+    // The refused turn was never started, so the next run sends it (once).
+    const again = await rig.run();
+    expect(again.outcome.status).toBe('success');
+    expect(rig.backend.stats().messages).toBe(1);
   });
 
   it('a second runner on the same state gets a clear error; a stale lock is taken over with a notice', async () => {
