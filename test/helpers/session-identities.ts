@@ -3,6 +3,7 @@
  * anonymous identity on the local backend (see below).
  */
 import path from 'node:path';
+import { Agent } from 'undici';
 import { createBackendClient, createTokenProvider } from '../../src/backend/index.js';
 import type { BackendClient } from '../../src/backend/types.js';
 import type { RenderId, SessionId } from '../../src/core/ids.js';
@@ -17,12 +18,14 @@ import type { RenderId, SessionId } from '../../src/core/ids.js';
 export function sessionIdentities(baseUrl: string, configDir: string): { client(): BackendClient; close(): Promise<void> } {
   const owner = new Map<string, number>();
   const clients = new Map<number, BackendClient>();
+  // One connection pool for every identity, as one process of talk would have.
+  const dispatcher = new Agent({ keepAliveTimeout: 10_000 });
   let next = 0;
   const clientFor = (i: number): BackendClient => {
     let c = clients.get(i);
     if (!c) {
       const env = { NEMO_CLIENT_ID: `rig-client-${i}` };
-      c = createBackendClient({ baseUrl, auth: createTokenProvider({ env, configDir: path.join(configDir, String(i)), baseUrl }), env: {} });
+      c = createBackendClient({ baseUrl, dispatcher, auth: createTokenProvider({ env, configDir: path.join(configDir, String(i)), baseUrl, dispatcher }), env: {} });
       clients.set(i, c);
     }
     return c;
@@ -60,6 +63,7 @@ export function sessionIdentities(baseUrl: string, configDir: string): { client(
     async close() {
       await Promise.all([...clients.values()].map((c) => c.close()));
       clients.clear();
+      await dispatcher.close();
     },
   };
 }
