@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRig, shortForm, type Rig } from './rig.js';
+import { probeMedia } from '../../../src/local-backend/index.js';
+import { testTools } from '../../helpers/media.js';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -17,6 +19,10 @@ describe('runner against the local backend', () => {
     const out = path.join(rig.dir, 'out', 'rig.mp4');
     const bytes = await readFile(out);
     expect(bytes.subarray(4, 8).toString()).toBe('ftyp');
+    // A playable H.264 file with the voice-over: video and audio streams, the export's size, the voice's length.
+    const info = await probeMedia(testTools().ffprobe, out);
+    expect(info).toMatchObject({ hasVideo: true, hasAudio: true, width: 720, height: 1280 });
+    expect(info.duration).toBeGreaterThan(1.5);
     expect(events.at(-1)?.type).toBe('run:done');
     const stats = rig.backend.stats();
     expect(stats.rendersStarted).toBe(1);
