@@ -240,7 +240,6 @@ class JournalStore implements StateStore {
   private generation: number;
   private snapshotBytes: number;
   private journalBytes = 0;
-  private journal: FileHandle | undefined;
   private pending: string[] = [];
   private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private flushing: Promise<void> | undefined;
@@ -321,8 +320,6 @@ class JournalStore implements StateStore {
       await this.compact();
     } finally {
       this.closed = true;
-      await this.journal?.close().catch(() => undefined);
-      this.journal = undefined;
       await this.lock.release();
     }
   }
@@ -347,9 +344,15 @@ class JournalStore implements StateStore {
         this.pending = [];
         this.waiters = [];
         try {
-          const handle = await this.openJournal();
-          await handle.appendFile(lines);
-          await handle.datasync();
+          // Opened per group commit, not kept: a state dir removed under a running runner must
+          // fail the next write, not fill a deleted file nobody will ever read.
+          const handle = await open(path.join(this.dir, journalName(this.generation)), 'a');
+          try {
+            await handle.appendFile(lines);
+            await handle.datasync();
+          } finally {
+            await handle.close();
+          }
           const bytes = Buffer.byteLength(lines);
           this.journalBytes += bytes;
           this.counters.bytesWritten += bytes;
@@ -373,11 +376,6 @@ class JournalStore implements StateStore {
     return this.flushing;
   }
 
-  private async openJournal(): Promise<FileHandle> {
-    this.journal ??= await open(path.join(this.dir, journalName(this.generation)), 'a');
-    return this.journal;
-  }
-
   /** Write the full state as snapshot g+1 (temp, fsync, rename), then drop journal g. */
   private async compact(): Promise<void> {
     const next = this.generation + 1;
@@ -399,8 +397,6 @@ class JournalStore implements StateStore {
       throw new StateWriteError(target, error);
     }
     const old = this.generation;
-    await this.journal?.close().catch(() => undefined);
-    this.journal = undefined;
     this.generation = next;
     this.snapshotBytes = Buffer.byteLength(text);
     this.journalBytes = 0;

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRig, shortForm, type Rig } from './rig.js';
-import { readRunState, runDirFor, stateDirFor, openStateStore, StateLockedError } from '../../../src/state/index.js';
+import { readRunState, runDirFor, stateDirFor, openStateStore, StateLockedError, StateWriteError } from '../../../src/state/index.js';
+import { rmSync, writeFileSync } from 'node:fs';
 import type { TalkEvent } from '../../../src/core/events.js';
 import { parseFaultRule } from '../../../src/local-backend/index.js';
 
@@ -113,6 +114,21 @@ describe('resume', () => {
     const again = await rig.run();
     expect(again.outcome.status).toBe('success');
     expect(rig.backend.stats().messages).toBe(1);
+  });
+
+  it('a failed state write stops the run loudly, before anything is paid', async () => {
+    rig = await createRig(shortForm());
+    const runDir = runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow);
+    const off = rig.backend.onEvent((e) => {
+      if (e.type !== 'session:created') return;
+      off();
+      // The state folder turns into a file: the next append cannot land.
+      rmSync(runDir, { recursive: true, force: true });
+      writeFileSync(runDir, 'not a folder');
+    });
+    await expect(rig.run()).rejects.toBeInstanceOf(StateWriteError);
+    expect(rig.backend.stats().messages).toBe(0);
+    expect(rig.backend.stats().creditsSpent).toBe(0);
   });
 
   it('a second runner on the same state gets a clear error; a stale lock is taken over with a notice', async () => {
