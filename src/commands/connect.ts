@@ -6,7 +6,8 @@
  *
  * Test knobs for the in-process local backend (the public flag set stays as SPEC §1 fixes it):
  * TALK_LOCAL_LATENCY (`ROUTE=MS[,ROUTE=MS…]`), TALK_LOCAL_FAULTS (rules separated by spaces),
- * TALK_LOCAL_TURN_DELAY_MS, TALK_LOCAL_HEARTBEAT_MS, TALK_LOCAL_SILENT_EDIT_RATIO, TALK_LOCAL_SEED.
+ * TALK_LOCAL_TURN_DELAY_MS, TALK_LOCAL_HEARTBEAT_MS, TALK_LOCAL_SILENT_EDIT_RATIO, TALK_LOCAL_SEED,
+ * TALK_LOCAL_ANONYMOUS_CREDITS.
  */
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
@@ -49,6 +50,8 @@ function localOptionsFromEnv(env: CommandContext['env']): LocalBackendOptions {
   if (silent !== undefined) options.silentEditRatio = silent;
   const seed = numberFromEnv(env, 'TALK_LOCAL_SEED');
   if (seed !== undefined) options.seed = seed;
+  const credits = numberFromEnv(env, 'TALK_LOCAL_ANONYMOUS_CREDITS');
+  if (credits !== undefined) options.anonymousCredits = credits;
   return options;
 }
 

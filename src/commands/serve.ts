@@ -39,7 +39,8 @@ function numberFromEnv(env: CommandContext['env'], name: string): number | undef
  *
  * Knobs beyond SPEC §5's flags come from the environment so the public flag set stays as
  * specified: TALK_LOCAL_HEARTBEAT_MS, TALK_LOCAL_TOKEN_TTL_MS, TALK_LOCAL_SILENT_EDIT_RATIO,
- * TALK_LOCAL_TURN_DELAY_MS (generation; edits take a third of it).
+ * TALK_LOCAL_TURN_DELAY_MS (generation; edits take a third of it), TALK_LOCAL_ANONYMOUS_CREDITS
+ * (a new anonymous account's credits, for batch tests beyond one generation).
  */
 export async function serveCommand(_args: string[], options: ServeOptions, ctx: CommandContext): Promise<number> {
   if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new UsageError('--seed takes a whole number');
@@ -52,6 +53,7 @@ export async function serveCommand(_args: string[], options: ServeOptions, ctx: 
   const heartbeatMs = numberFromEnv(ctx.env, 'TALK_LOCAL_HEARTBEAT_MS');
   const tokenTtlMs = numberFromEnv(ctx.env, 'TALK_LOCAL_TOKEN_TTL_MS');
   const silentEditRatio = numberFromEnv(ctx.env, 'TALK_LOCAL_SILENT_EDIT_RATIO');
+  const anonymousCredits = numberFromEnv(ctx.env, 'TALK_LOCAL_ANONYMOUS_CREDITS');
 
   const backendOptions: LocalBackendOptions = {
     host: options.host,
@@ -67,6 +69,7 @@ export async function serveCommand(_args: string[], options: ServeOptions, ctx: 
   if (heartbeatMs !== undefined) backendOptions.heartbeatMs = heartbeatMs;
   if (tokenTtlMs !== undefined) backendOptions.tokenTtlMs = tokenTtlMs;
   if (silentEditRatio !== undefined) backendOptions.silentEditRatio = silentEditRatio;
+  if (anonymousCredits !== undefined) backendOptions.anonymousCredits = anonymousCredits;
   if (turnDelay !== undefined) backendOptions.turnDelayMs = { generation: turnDelay, edit: Math.round(turnDelay / 3) };
 
   const backend = await startLocalBackend(backendOptions);

@@ -9,13 +9,12 @@
 import path from 'node:path';
 import { InterruptedError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
-import { createBackendClient, createTokenProvider, resolveBackendUrl } from '../backend/index.js';
-import { startLocalBackend, type LocalBackend } from '../local-backend/index.js';
 import { planJobForItem, planRun } from '../plan/plan-run.js';
-import { createLimiters, createRunner } from '../runner/index.js';
+import { createLimiters, createRunner, type JobOutcome } from '../runner/index.js';
 import { openStateStore } from '../state/index.js';
 import type { Workflow } from '../workflow/index.js';
-import { watchStateDir, type BundleResult, type RunBundle } from '../watch/index.js';
+import { watchStateDir, type BundleError, type BundleResult, type RunBundle } from '../watch/index.js';
+import { chooseBackend, connectBackend } from './connect.js';
 import type { CommandContext, SharedOptions } from './context.js';
 
 /** What the watch command needs from the job side. */
@@ -44,27 +43,10 @@ export interface WatchJobOptions {
 /** Start the backend and return a `runBundle` for the watcher. */
 export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJobRunner> {
   const first = planRun(o.workflow(), { backend: o.options.backend, concurrency: o.options.concurrency });
-  let local: LocalBackend | undefined;
-  let baseUrl: string;
-  switch (first.backend.kind) {
-    case 'local':
-      local = await startLocalBackend({ env: o.ctx.env });
-      baseUrl = local.url;
-      break;
-    case 'url':
-      baseUrl = resolveBackendUrl(first.backend.url, o.ctx.env);
-      break;
-    case 'cloud':
-      baseUrl = resolveBackendUrl('cloud', o.ctx.env);
-      break;
-    default: {
-      const unreachable: never = first.backend;
-      throw new Error(`unknown backend ${String(unreachable)}`);
-    }
-  }
-  const backendId = local ? 'local' : baseUrl;
-  const auth = createTokenProvider({ env: o.ctx.env, baseUrl });
-  const client = createBackendClient({ baseUrl, auth, env: o.ctx.env });
+  // The same connection `talk run` makes: an in-process local backend keeps its data beside the
+  // state, so a restarted watcher re-attaches renders it left in flight.
+  const connection = await connectBackend(chooseBackend(o.options.backend, first.backend), o.stateDir, o.ctx);
+  const { client, backendId } = connection;
   // One set of limiters for every bundle: the workflow's concurrency and limits hold across
   // the whole watch, as they do across the jobs of one `talk run`.
   const limits = { concurrency: first.concurrency, uploads: first.limits.uploads, renders: first.limits.renders };
@@ -110,7 +92,7 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
         case 'failed':
         case 'credits':
           await store.updateRun({ status: outcome.status });
-          return { status: 'failed', error: outcome.error ?? { code: outcome.status, message: `${job.name} failed` }, ...facts };
+          return { status: 'failed', error: bundleError(outcome, job.name), ...facts };
         default: {
           const unreachable: never = outcome.status;
           throw new Error(`unknown job status ${String(unreachable)}`);
@@ -125,9 +107,15 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
     backendLabel: backendId,
     runBundle,
     creditsUsed: () => creditsUsed,
-    close: async () => {
-      await client.close();
-      await local?.close();
-    },
+    close: () => connection.close(),
   };
+}
+
+/** The job's first failure; a credits stop without a step error still says what to do. */
+function bundleError(outcome: JobOutcome, name: string): BundleError {
+  if (outcome.error) return outcome.error;
+  if (outcome.status === 'credits') {
+    return { code: 'credits', message: `${name} was not run: the account is out of credits`, hint: 'top up or bind the account (`talk credits` shows the balance), then drop the files again' };
+  }
+  return { code: outcome.status, message: `${name} failed` };
 }

@@ -9,6 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { ANONYMOUS_GRANT } from '../contract/pricing.js';
 import { FaultEngine } from './faults.js';
 import { detectCapabilities, findFfmpeg, type FfmpegTools, type RenderCapabilities } from './ffmpeg.js';
 import { MediaStore } from './media-store.js';
@@ -117,6 +118,7 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     random,
     heartbeatMs: Math.max(1, options.heartbeatMs ?? 15_000),
     tokenTtlMs: options.tokenTtlMs ?? 7 * 24 * 3600 * 1000,
+    anonymousCredits: options.anonymousCredits ?? ANONYMOUS_GRANT,
     silentEditRatio: options.silentEditRatio ?? 0.3,
     noiseRatio: options.noiseRatio ?? 0,
     turnDelays: { generation: options.turnDelayMs?.generation ?? 300, edit: options.turnDelayMs?.edit ?? 100 },

@@ -106,6 +106,8 @@ export interface LocalBackendOptions {
   heartbeatMs?: number;
   /** Anonymous token lifetime; default 7 days. */
   tokenTtlMs?: number;
+  /** Credits a new anonymous account starts with; default the contract's grant (100, one generation). */
+  anonymousCredits?: number;
   /** Share of edit turns that end without text; default 0.3. */
   silentEditRatio?: number;
   /** Share of replies followed by the "temporary issue" noise text; default 0. */

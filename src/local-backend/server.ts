@@ -12,12 +12,11 @@ import { sleep } from '../core/abort.js';
 import { ErrorCodes } from '../contract/codes.js';
 import { isExportReady, type Draft } from '../contract/draft.js';
 import { isAcceptedExtension, MIME_TYPES, ACCEPTED_EXTENSIONS, type AcceptedExtension } from '../contract/media.js';
-import { ANONYMOUS_GRANT } from '../contract/pricing.js';
 import { APP_NAME, ATTRIBUTION_HEADERS, type RouteName } from '../contract/routes.js';
 import type { UploadedFile } from '../contract/bodies.js';
 import { planTurn } from './agent.js';
 import type { FaultEngine } from './faults.js';
-import { readJson, readMultipart, RequestProblem, sendCodeError, sendFailure, sendJson, sendOk, sendSuccess, statusForCode } from './http.js';
+import { discardParts, readJson, readMultipart, RequestProblem, sendCodeError, sendFailure, sendJson, sendOk, sendSuccess, statusForCode } from './http.js';
 import type { MediaStore } from './media-store.js';
 import { parseFaultRule, type CompatOptions, type FaultKind, type LatencyMap, type LocalEvent, type LocalLogger } from './options.js';
 import type { Random } from './random.js';
@@ -53,6 +52,8 @@ export interface ServerContext {
   random: Random;
   heartbeatMs: number;
   tokenTtlMs: number;
+  /** Credits of a new anonymous account. */
+  anonymousCredits: number;
   silentEditRatio: number;
   noiseRatio: number;
   turnDelays: { generation: number; edit: number };
@@ -357,7 +358,7 @@ const routeHandlers: Record<RouteName, Handler> = {
     }
     let user = Object.values(ctx.store.data.users).find((u) => u.clientId === clientId);
     if (!user) {
-      user = { id: `anon_${randomBytes(8).toString('hex')}`, clientId, available: ANONYMOUS_GRANT, frozen: 0, spent: 0 };
+      user = { id: `anon_${randomBytes(8).toString('hex')}`, clientId, available: ctx.anonymousCredits, frozen: 0, spent: 0 };
       ctx.store.data.users[user.id] = user;
     }
     let token: string;
@@ -430,21 +431,28 @@ const routeHandlers: Record<RouteName, Handler> = {
     const accepted = `accepted types: ${ACCEPTED_EXTENSIONS.join(', ')}`;
     const stored: UploadRecord[] = [];
     if (type.startsWith('multipart/form-data')) {
-      const parts = await readMultipart(req, ctx.maxUploadBytes);
-      if (parts.length === 0) throw new RequestProblem(400, 400, 'no file in the upload; send files in multipart parts named "files"');
-      // All or nothing: validate every part before storing any (CONTRACT §9 Q12).
-      for (const part of parts) {
-        const ext = path.extname(part.name).slice(1).toLowerCase();
-        if (!isAcceptedExtension(ext)) {
-          fail(ctx, res, 'upload', ErrorCodes.unsupportedType, `unsupported file type "${ext || part.name}"; ${accepted}`);
-          return;
+      const extOf = (name: string): string => path.extname(name).slice(1).toLowerCase();
+      // Streamed to temp files in the media store as they arrive; refused types are not written.
+      const parts = await readMultipart(req, ctx.maxUploadBytes, () => ctx.media.incomingPath(), (name) => isAcceptedExtension(extOf(name)));
+      try {
+        if (parts.length === 0) throw new RequestProblem(400, 400, 'no file in the upload; send files in multipart parts named "files"');
+        // All or nothing: validate every part before storing any (CONTRACT §9 Q12).
+        for (const part of parts) {
+          if (part.tempPath === undefined) {
+            fail(ctx, res, 'upload', ErrorCodes.unsupportedType, `unsupported file type "${extOf(part.name) || part.name}"; ${accepted}`);
+            return;
+          }
+          if (part.size > ctx.maxUploadBytes) {
+            fail(ctx, res, 'upload', ErrorCodes.fileTooLarge, 'file too large; compress or trim it');
+            return;
+          }
         }
-        if (part.data.length > ctx.maxUploadBytes) {
-          fail(ctx, res, 'upload', ErrorCodes.fileTooLarge, 'file too large; compress or trim it');
-          return;
+        for (const part of parts) {
+          stored.push(await ctx.media.addFile(session.id, part.name, extOf(part.name), part.tempPath as string, part.size, part.sha256, ctx.shutdown));
         }
+      } finally {
+        await discardParts(parts);
       }
-      for (const part of parts) stored.push(await ctx.media.add(session.id, part.name, path.extname(part.name).slice(1).toLowerCase(), part.data, ctx.shutdown));
     } else {
       const body = (await readJson(req)) as Record<string, unknown>;
       const urls = body['urls'];

@@ -57,7 +57,14 @@ export interface BundleJob {
 /** What a job reports. A thrown error counts as `failed` (or as interrupted when aborted). */
 export type BundleResult =
   | { status: 'done'; output?: string; sessionIds?: string[]; renderIds?: string[]; creditsUsed?: number }
-  | { status: 'failed'; error: { code: string; message: string }; sessionIds?: string[]; renderIds?: string[]; creditsUsed?: number };
+  | { status: 'failed'; error: BundleError; sessionIds?: string[]; renderIds?: string[]; creditsUsed?: number };
+
+/** Why a job failed; `hint` is the next thing the user can do (it lands in `error.txt`). */
+export interface BundleError {
+  code: string;
+  message: string;
+  hint?: string;
+}
 
 /** Runs one bundle as a job. Must honour `signal` (stop, leaving state resumable). */
 export type RunBundle = (job: BundleJob, signal: AbortSignal) => Promise<BundleResult>;
@@ -73,7 +80,7 @@ export type WatchEvent =
   /** Rendered and published. */
   | { type: 'bundle:done'; name: string; id: string; output: string | undefined; durationMs: number }
   /** An attempt failed; `willRetry` says whether another attempt follows. */
-  | { type: 'bundle:failed'; name: string; id: string; attempt: number; willRetry: boolean; error: { code: string; message: string } }
+  | { type: 'bundle:failed'; name: string; id: string; attempt: number; willRetry: boolean; error: BundleError }
   /** Not run: identical content was done, or failed too often. `reason` is a sentence. */
   | { type: 'bundle:skipped'; name: string; id: string; reason: string }
   /** Another watcher holds the bundle's lease; it is left to that watcher. */
@@ -129,8 +136,8 @@ export function watchStateDir(stateDir: string, dir: string): string {
   return path.join(stateDir, 'watch', `${path.basename(path.resolve(dir)) || 'root'}-${key}`);
 }
 
-function errorInfo(error: unknown): { code: string; message: string } {
-  if (error instanceof TalkError) return { code: error.code, message: error.message };
+function errorInfo(error: unknown): BundleError {
+  if (error instanceof TalkError) return { code: error.code, message: error.message, ...(error.hint === undefined ? {} : { hint: error.hint }) };
   if (error instanceof Error) return { code: 'internal', message: error.message };
   return { code: 'internal', message: String(error) };
 }
@@ -331,6 +338,10 @@ class FolderWatcher {
     };
     this.#scanning = run().finally(() => {
       this.#scanning = undefined;
+      // A job or evaluation that ended while this scan ran saw `#scanning` set and left the
+      // idle check to us: without it `--once` waits forever (e.g. the scan a moved bundle
+      // folder's `unlinkDir` starts, after the last job already finished).
+      this.#checkIdle();
     });
     await this.#scanning;
     return found;
@@ -396,6 +407,8 @@ class FolderWatcher {
       case 'settling':
         return;
       case 'incomplete': {
+        // No bundle_timeout timer once stopping: shutdown has cleared them and would not again.
+        if (this.#state === 'stopping' || this.#state === 'stopped') return;
         const existing = this.#incomplete.get(key);
         if (existing) {
           existing.missing = status.missing;
@@ -420,8 +433,14 @@ class FolderWatcher {
         if (this.#decided.get(key) === fingerprint) return;
         const readyAt = Date.now();
         const identified = await identifyBundle(status.bundle, this.#cache, this.#jobController.signal);
-        // A member changed while being read: it will settle again and come back here.
-        if (!identified) return;
+        if (!identified) {
+          // A member changed or vanished while being read. Make the tracker look now rather than
+          // wait for an event that may never come (polling, a missed event): otherwise `--once`
+          // could see nothing unsettled and end without this bundle.
+          const unchanged = await Promise.all(paths.map((p) => this.#tracker.recheck(p)));
+          if (!unchanged.every(Boolean)) this.#dirty.add(key);
+          return;
+        }
         this.#decided.set(key, fingerprint);
         this.#enqueue(identified, readyAt);
         return;
@@ -528,7 +547,7 @@ class FolderWatcher {
     }
 
     let instructions: string[] | undefined;
-    let readError: { code: string; message: string } | undefined;
+    let readError: BundleError | undefined;
     try {
       instructions = await readBundleInstructions(bundle, this.#jobController.signal);
     } catch (error) {
@@ -584,11 +603,15 @@ class FolderWatcher {
         return;
       }
       item = { ...item, ...facts, state: nextItemState('running', 'failed'), attempts: attempt, error: result.error };
-      const willRetry = attempt < this.#o.config.maxAttempts && readError === undefined;
+      // Out of credits is not transient: another attempt would only fail the same way (and a
+      // real backend might charge for the turn), so the bundle fails now with what to do next.
+      const outOfCredits = result.error.code === 'credits';
+      const willRetry = attempt < this.#o.config.maxAttempts && readError === undefined && !outOfCredits;
       await this.#ledger.write(item);
       this.#emit({ type: 'bundle:failed', name: bundle.name, id, attempt, willRetry, error: result.error });
       if (!willRetry) {
-        item = { ...item, attempts: Math.max(attempt, this.#o.config.maxAttempts) };
+        // After a top-up the same files must run again, so credits failures keep their attempts.
+        if (!outOfCredits) item = { ...item, attempts: Math.max(attempt, this.#o.config.maxAttempts) };
         await publishFailure(this.#targets, identified, item);
         item = { ...item, published: true };
         await this.#ledger.write(item);
@@ -660,6 +683,8 @@ class FolderWatcher {
     if (interrupted) this.#jobController.abort(this.#o.signal.reason);
     await Promise.allSettled([...this.#jobs]);
     await Promise.allSettled([...this.#evaluating.values()]);
+    // Nothing may keep the process alive after `--once`: clear timers set while we waited.
+    for (const key of [...this.#incomplete.keys()]) this.#clearIncomplete(key);
     this.#summary.interrupted = interrupted;
     this.#state = 'stopped';
   }

@@ -3,6 +3,7 @@ export { DEFAULT_WATCH_CONFIG, resolveWatchConfig, type PairingMode, type WatchC
 export {
   watchFolder,
   watchStateDir,
+  type BundleError,
   type BundleJob,
   type BundleResult,
   type RunBundle,

@@ -97,7 +97,8 @@ export interface LedgerItem {
   sessionIds?: string[];
   renderIds?: string[];
   creditsUsed?: number;
-  error?: { code: string; message: string };
+  /** The last failure; `hint` says what to do next. */
+  error?: { code: string; message: string; hint?: string };
   /** Sidecar written and sources moved (a crash between done and publishing leaves it false). */
   published: boolean;
   createdAt: string;

@@ -37,7 +37,7 @@ export interface Sidecar {
   renderIds?: string[];
   attempts?: number;
   creditsUsed?: number;
-  error?: { code: string; message: string } | null;
+  error?: { code: string; message: string; hint?: string } | null;
   /** For `incomplete`: the roles or files still missing, and what is wrong, in words. */
   missing?: string[];
   problems?: string[];
@@ -117,9 +117,13 @@ export async function publishFailure(targets: PublishTargets, identified: Identi
   const text =
     `${identified.bundle.name} failed after ${item.attempts} attempt${item.attempts === 1 ? '' : 's'}.\n` +
     `error (${error.code}): ${error.message}\n` +
+    (error.hint === undefined ? '' : `next: ${error.hint}\n`) +
     `sources: ${relativeSources(targets, identified).join(', ')}\n` +
-    `To try again, fix the cause and drop the files into the watched folder again; identical files are ` +
-    `skipped once attempts are used up, so change them (or remove this bundle's ledger entry).\n`;
+    (error.code === 'credits'
+      ? `Out of credits: top up (or bind the account, see \`talk credits\`), then drop the same files into the ` +
+        `watched folder again; they run again without a change.\n`
+      : `To try again, fix the cause and drop the files into the watched folder again; identical files are ` +
+        `skipped once attempts are used up, so change them (or remove this bundle's ledger entry).\n`);
   await writeTextAtomic(path.join(targets.failedDir, `${sanitizeFileName(identified.bundle.name)}.error.txt`), text);
 }
 

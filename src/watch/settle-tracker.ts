@@ -129,6 +129,22 @@ export class SettleTracker {
     });
   }
 
+  /**
+   * Stat a tracked file now (not on the next event). Resolves true when it is still settled at
+   * the same version; false when it changed (it is settling again) or is gone (removed).
+   */
+  async recheck(absPath: string): Promise<boolean> {
+    const entry = this.#entries.get(absPath);
+    if (!entry || this.#closed) return false;
+    if (entry.checking) {
+      entry.recheck = true;
+      return false;
+    }
+    const before = entry.stamp;
+    await this.#check(absPath, entry);
+    return this.#entries.get(absPath) === entry && entry.settled && sameStamp(before, entry.stamp);
+  }
+
   /** The file is gone (an unlink event, or a scan no longer finds it). */
   forget(absPath: string): void {
     const entry = this.#entries.get(absPath);
