@@ -5,7 +5,7 @@
  * fallback); the mechanics live in the modules it composes.
  */
 import { randomBytes } from 'node:crypto';
-import { Agent, FormData, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { abortReason, formatDuration, sleep } from '../core/abort.js';
 import { BackendError, TimeoutError } from '../core/errors.js';
 import { asRenderId, asSessionId, asTaskId, type RenderId, type SessionId } from '../core/ids.js';
@@ -18,7 +18,7 @@ import { networkCode, networkError, TurnLostError } from './errors.js';
 import { headerOf, Transport } from './http.js';
 import { describeChange, snapshotState, stateChanged } from './state-diff.js';
 import { resolveTiming, type BackendTiming } from './timing.js';
-import { ByteTap, checkUploadSource, openTappedFile, writeAtomically } from './transfer.js';
+import { ByteTap, checkUploadSource, multipartUpload, writeAtomically } from './transfer.js';
 import { readTurnStream, TurnWatch } from './turn.js';
 import { translateGuiPhrases } from './gui-phrases.js';
 import type {
@@ -197,11 +197,9 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
           method: 'POST',
           path: paths.upload(sessionId),
           // A retry after a reset sends the file again from the start, with a fresh tap.
-          form: async () => {
+          stream: () => {
             tap = new ByteTap(source.size, o.onProgress);
-            const form = new FormData();
-            form.append('files', await openTappedFile(filePath, source, tap));
-            return form;
+            return multipartUpload(filePath, source, tap);
           },
           repeatable: true,
         },

@@ -3,9 +3,9 @@
  * dispatcher, envelope decoding, and the retry layer around it. Every endpoint method of the
  * client is a thin call to `call` (JSON answers) or `open` (streamed answers).
  */
-import { request, type Dispatcher, type FormData } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { abortReason } from '../core/abort.js';
-import { BackendError } from '../core/errors.js';
+import { BackendError, TalkError } from '../core/errors.js';
 import { createRedactor } from '../core/redact.js';
 import type { RouteName } from '../contract/routes.js';
 import { attributionHeaders, type Attribution } from './attribution.js';
@@ -14,6 +14,7 @@ import { decodeAnswer } from './envelope.js';
 import { networkError, type FailureContext } from './errors.js';
 import { withRetries } from './retry.js';
 import type { BackendTiming } from './timing.js';
+import type { StreamBody } from './transfer.js';
 import type { CallOptions } from './types.js';
 
 /** One logical request. */
@@ -23,8 +24,11 @@ export interface CallSpec {
   /** A path under the base URL, or an absolute http(s) URL (render output on a CDN). */
   path: string;
   json?: unknown;
-  /** Built afresh for every attempt, because a streamed body can be sent only once. */
-  form?: () => FormData | Promise<FormData>;
+  /**
+   * A streamed body with its exact length and content type, built afresh for every attempt
+   * because a stream can be sent only once.
+   */
+  stream?: () => StreamBody | Promise<StreamBody>;
   headers?: Record<string, string>;
   /** Send the bearer token (default true; false for CDN downloads). */
   auth?: boolean;
@@ -133,12 +137,16 @@ export class Transport {
   private async send(spec: CallSpec, token: string | undefined, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = { ...this.headers, ...spec.headers };
     if (token !== undefined) headers.authorization = `Bearer ${token}`;
-    let body: string | FormData | undefined;
+    let body: string | StreamBody['body'] | undefined;
     if (spec.json !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(spec.json);
-    } else if (spec.form) {
-      body = await spec.form();
+    } else if (spec.stream) {
+      const streamed = await spec.stream();
+      headers['content-type'] = streamed.contentType;
+      // An exact length: undici then sends the stream as is, checks the count, and never chunks.
+      headers['content-length'] = String(streamed.length);
+      body = streamed.body;
     }
     const timeout = spec.untimed ? 0 : this.timing.requestTimeoutMs;
     try {
@@ -153,6 +161,8 @@ export class Transport {
       });
     } catch (error) {
       if (signal?.aborted) throw abortReason(signal, error);
+      // Our own errors from inside a streamed body (a file that changed size) keep their words.
+      if (error instanceof TalkError) throw error;
       throw networkError(this.failure(spec.route), error);
     }
   }

@@ -1,15 +1,16 @@
 /**
  * Streamed transfers (SPEC §4: memory does not grow with file size).
- * - Upload: a file-backed Blob (`fs.openAsBlob`) inside undici's FormData, part name `files`;
- *   its stream is tapped for SHA-256 and progress as undici pulls it.
+ * - Upload: a hand-framed multipart body (one part named `files`) as a Node Readable with an
+ *   exact Content-Length; the file is read in chunks through a SHA-256/progress tap, pulled
+ *   only as fast as the socket drains.
  * - Download: the undici body piped through a hashing tap into a temp file beside the target,
  *   fsync'd as it closes, size checked, renamed into place.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createWriteStream, openAsBlob } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackendError } from '../core/errors.js';
 import { ErrorCodes } from '../contract/codes.js';
@@ -50,35 +51,6 @@ export class ByteTap {
   }
 }
 
-/**
- * A File whose stream passes through a tap. undici's FormData keeps File instances as they are
- * and pulls `stream()` while sending, so hashing and progress follow the bytes on the wire.
- * A new one is built for every attempt (a stream can be read once).
- */
-class TappedFile extends File {
-  constructor(
-    private readonly source: Blob,
-    name: string,
-    type: string,
-    private readonly tap: ByteTap,
-  ) {
-    // The File holds a reference to the file-backed blob; no bytes are read here.
-    super([source], name, { type });
-  }
-
-  override stream(): ReadableStream<Uint8Array<ArrayBuffer>> {
-    const tap = this.tap;
-    return this.source.stream().pipeThrough(
-      new TransformStream<Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>>({
-        transform(chunk, controller) {
-          tap.take(chunk);
-          controller.enqueue(chunk);
-        },
-      }),
-    );
-  }
-}
-
 /** What a local upload pre-check found. */
 export interface UploadSource {
   name: string;
@@ -107,10 +79,65 @@ export async function checkUploadSource(filePath: string, ctx: FailureContext, m
   return { name, ext, size: info.size, mime: MIME_TYPES[ext] };
 }
 
-/** A fresh tapped File for one upload attempt. */
-export async function openTappedFile(filePath: string, source: UploadSource, tap: ByteTap): Promise<File> {
-  const blob = await openAsBlob(filePath, { type: source.mime });
-  return new TappedFile(blob, source.name, source.mime, tap);
+/** A request body ready to send: a fresh stream of exactly `length` bytes. */
+export interface StreamBody {
+  body: Readable;
+  length: number;
+  contentType: string;
+}
+
+/**
+ * Read size for uploaded files. Larger than fs's 64 KiB default so fewer, bigger socket
+ * writes carry the file; small enough that the one chunk the body buffers stays negligible.
+ */
+export const UPLOAD_CHUNK_BYTES = 256 * 1024;
+
+/** Escape a part's file name the way browsers' FormData does (HTML form-data encoding). */
+function quoteFileName(name: string): string {
+  return name.replace(/"/g, '%22').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+}
+
+/**
+ * One upload attempt as a multipart body with a single part named `files`: the preamble, the
+ * file's bytes through `tap` (SHA-256 and progress follow the bytes as the socket takes them),
+ * the epilogue. The length is exact, so the request carries a Content-Length (no chunked
+ * encoding) and undici's stream writer pauses the file whenever the socket is full, which keeps
+ * memory flat however large the file. A new body is built for every attempt.
+ */
+export function multipartUpload(filePath: string, source: UploadSource, tap: ByteTap): StreamBody {
+  const boundary = `----talk${randomBytes(12).toString('hex')}`;
+  const preamble = Buffer.from(
+    `--${boundary}\r\n` +
+      `Content-Disposition: form-data; name="files"; filename="${quoteFileName(source.name)}"\r\n` +
+      `Content-Type: ${source.mime}\r\n\r\n`,
+    'utf8',
+  );
+  const epilogue = Buffer.from(`\r\n--${boundary}--\r\n`, 'utf8');
+  const changed = (): BackendError =>
+    new BackendError({
+      message: `${source.name} changed size while it was uploading (expected ${source.size} bytes)`,
+      route: 'upload',
+      hint: 'wait until the file is completely written, then run again',
+    });
+  async function* parts(): AsyncGenerator<Buffer> {
+    yield preamble;
+    let sent = 0;
+    for await (const chunk of createReadStream(filePath, { highWaterMark: UPLOAD_CHUNK_BYTES }) as AsyncIterable<Buffer>) {
+      sent += chunk.length;
+      // The Content-Length is already promised; a growing file must not overrun it.
+      if (sent > source.size) throw changed();
+      tap.take(chunk);
+      yield chunk;
+    }
+    if (sent !== source.size) throw changed();
+    yield epilogue;
+  }
+  return {
+    // Byte mode, one chunk of buffer: the generator is pulled only as undici drains it.
+    body: Readable.from(parts(), { objectMode: false, highWaterMark: UPLOAD_CHUNK_BYTES }),
+    length: preamble.length + source.size + epilogue.length,
+    contentType: `multipart/form-data; boundary=${boundary}`,
+  };
 }
 
 /** Where a download goes while it is written: beside the target, so the rename is atomic. */

@@ -3,9 +3,13 @@
  * envelopes for most routes, success envelopes for the render proxy, and the error-status
  * variants selected by `compat.errors`.
  */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable, Transform } from 'node:stream';
-import { Request } from 'undici';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import busboy from 'busboy';
 import { ErrorCodes } from '../contract/codes.js';
 import type { CompatOptions } from './options.js';
 
@@ -44,22 +48,42 @@ export async function readJson(req: IncomingMessage, limit = MAX_JSON_BYTES): Pr
   }
 }
 
-/** One file part of a multipart upload. */
+/** One file part of a multipart upload, already on disk (or skipped). */
 export interface UploadedPart {
+  /** The client's file name (metadata only; never used as a path). */
   name: string;
-  data: Buffer;
+  /** Where the bytes were written; undefined when the part's type was refused unread. */
+  tempPath: string | undefined;
+  size: number;
+  sha256: string;
 }
 
 /**
- * Parse a multipart body with undici's form-data parser, capped at `limit` bytes of body: a
- * body that runs over is cut off and answered with 413 + 4002 (CONTRACT §9 Q13). Parts named
- * `files` (and the alias `file`) are returned; other fields are ignored.
+ * Stream a multipart body with busboy, capped at `limit` bytes of body: a body that runs over
+ * is cut off and answered with 413 + 4002 (CONTRACT §9 Q13). Parts named `files` (and the
+ * alias `file`) are written as they arrive to fresh paths from `tempPath`, hashed on the way,
+ * so memory does not grow with the upload; parts whose name `accept` refuses are drained
+ * unwritten. Other fields are ignored. On failure every temp file is removed; on success the
+ * caller owns them (see `discardParts`).
  */
-export async function readMultipart(req: IncomingMessage, limit: number): Promise<UploadedPart[]> {
-  const contentType = req.headers['content-type'] ?? '';
+export async function readMultipart(
+  req: IncomingMessage,
+  limit: number,
+  tempPath: () => string,
+  accept: (name: string) => boolean,
+): Promise<UploadedPart[]> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   const tooLarge = (): RequestProblem => new RequestProblem(413, ErrorCodes.fileTooLarge, `upload over the ${Math.round(limit / 1024 / 1024)} MiB limit; compress or trim the file`);
+  const unreadable = (error: unknown): RequestProblem =>
+    new RequestProblem(400, 400, `the multipart body could not be read (${error instanceof Error ? error.message : String(error)}); send files in parts named "files"`);
   if (declared > limit) throw tooLarge();
+  let parser: busboy.Busboy;
+  try {
+    // utf8: browsers and undici send non-ASCII file names as raw UTF-8 in the part header.
+    parser = busboy({ headers: req.headers, defParamCharset: 'utf8' });
+  } catch (error) {
+    throw unreadable(error);
+  }
   let size = 0;
   let overran = false;
   const counter = new Transform({
@@ -73,29 +97,58 @@ export async function readMultipart(req: IncomingMessage, limit: number): Promis
       callback(null, chunk);
     },
   });
-  req.pipe(counter);
-  req.on('error', (error) => counter.destroy(error));
-  const request = new Request('http://local.invalid/', {
-    method: 'POST',
-    headers: { 'content-type': contentType },
-    body: Readable.toWeb(counter) as ReadableStream<Uint8Array>,
-    duplex: 'half',
-  });
-  let form: Awaited<ReturnType<Request['formData']>>;
-  try {
-    form = await request.formData();
-  } catch (error) {
-    if (overran) throw tooLarge();
-    throw new RequestProblem(400, 400, `the multipart body could not be read (${(error as Error).message}); send files in parts named "files"`);
-  }
   const parts: UploadedPart[] = [];
-  for (const field of ['files', 'file']) {
-    for (const value of form.getAll(field)) {
-      if (typeof value === 'string') continue;
-      parts.push({ name: value.name, data: Buffer.from(await value.arrayBuffer()) });
+  const writes: Promise<void>[] = [];
+  parser.on('file', (field, file, info) => {
+    if (field !== 'files' && field !== 'file') {
+      file.resume();
+      return;
     }
+    const part: UploadedPart = { name: info.filename ?? '', tempPath: undefined, size: 0, sha256: '' };
+    parts.push(part);
+    if (!accept(part.name)) {
+      file.resume();
+      return;
+    }
+    part.tempPath = tempPath();
+    const hash = createHash('sha256');
+    const tap = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        part.size += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    const written = pipeline(file, tap, createWriteStream(part.tempPath)).then(() => {
+      part.sha256 = hash.digest('hex');
+    });
+    // Observed here so a failing write is never an unhandled rejection; awaited below.
+    written.catch(() => undefined);
+    writes.push(written);
+  });
+  // `pipe`, not `pipeline`, from the request: an overrun must not destroy the socket the 413
+  // answer goes out on.
+  const parsed = pipeline(counter, parser);
+  req.on('error', (error) => counter.destroy(error));
+  req.on('close', () => {
+    if (!req.complete) counter.destroy(new Error('the client closed the connection mid-upload'));
+  });
+  req.pipe(counter);
+  try {
+    await parsed;
+    await Promise.all(writes);
+    return parts;
+  } catch (error) {
+    await Promise.allSettled(writes);
+    await discardParts(parts);
+    if (overran) throw tooLarge();
+    throw unreadable(error);
   }
-  return parts;
+}
+
+/** Remove whatever temp files of `parts` are still there (adopted ones were renamed away). */
+export async function discardParts(parts: readonly UploadedPart[]): Promise<void> {
+  await Promise.all(parts.flatMap((p) => (p.tempPath === undefined ? [] : [rm(p.tempPath, { force: true })])));
 }
 
 /** Send a JSON body with a status. */

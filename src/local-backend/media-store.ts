@@ -5,7 +5,7 @@
  * agent's background-music bed is synthesised here.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sanitizeFileName } from '../core/paths.js';
 import { mediaKindOf, type MediaKind } from '../contract/media.js';
@@ -29,12 +29,43 @@ export class MediaStore {
     return path.join(this.store.uploadsDir, file);
   }
 
+  /** A fresh path in the uploads folder for bytes still arriving (never a stored name). */
+  incomingPath(): string {
+    return this.pathOf(`.incoming-${randomBytes(8).toString('hex')}.part`);
+  }
+
   /** Store one uploaded file (already validated) for a session. */
   async add(sessionId: string, originalName: string, ext: string, data: Buffer, signal: AbortSignal, generated = false): Promise<UploadRecord> {
-    const kind = mediaKindOf(ext) as MediaKind;
     const id = newId();
     const file = `${id}.${ext}`;
     await writeFile(this.pathOf(file), data);
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    return this.register(id, file, sessionId, originalName, ext, data.length, sha256, signal, generated);
+  }
+
+  /**
+   * Store an upload that was streamed to `tempPath` (from `incomingPath`): renamed into place
+   * under a server-chosen name, never read into memory.
+   */
+  async addFile(sessionId: string, originalName: string, ext: string, tempPath: string, size: number, sha256: string, signal: AbortSignal): Promise<UploadRecord> {
+    const id = newId();
+    const file = `${id}.${ext}`;
+    await rename(tempPath, this.pathOf(file));
+    return this.register(id, file, sessionId, originalName, ext, size, sha256, signal, false);
+  }
+
+  private async register(
+    id: string,
+    file: string,
+    sessionId: string,
+    originalName: string,
+    ext: string,
+    size: number,
+    sha256: string,
+    signal: AbortSignal,
+    generated: boolean,
+  ): Promise<UploadRecord> {
+    const kind = mediaKindOf(ext) as MediaKind;
     const record: UploadRecord = {
       id,
       sessionId,
@@ -42,8 +73,8 @@ export class MediaStore {
       originalName: sanitizeFileName(originalName),
       ext,
       kind,
-      size: data.length,
-      sha256: createHash('sha256').update(data).digest('hex'),
+      size,
+      sha256,
     };
     if (generated) record.generated = true;
     if (kind === 'audio') record.role = MUSIC_NAME.test(originalName) ? 'music' : 'voice';
