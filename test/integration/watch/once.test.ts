@@ -3,7 +3,7 @@
  * must end when the last job finishes during a reconciliation scan, and an out-of-credits
  * failure must fail the bundle at once (no retries) with the next action in its error file.
  */
-import { readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveWatchConfig, watchFolder, type BundleJob, type RunBundle, type WatchConfig, type WatchFolderOptions, type WatchSummary } from '../../../src/watch/index.js';
