@@ -167,7 +167,6 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       renders.start(record);
     }
   }
-  await store.save();
 
   let closing: Promise<void> | undefined;
   return {

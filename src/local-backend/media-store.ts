@@ -1,15 +1,16 @@
 /**
  * Storing media: uploaded files under names the server chooses (the client's name is kept as
- * metadata only, so no path traversal is possible), probed with ffprobe; URL uploads are
+ * metadata only, so no path traversal is possible), probed with ffprobe once per distinct
+ * content (by the SHA-256 the upload path computed while writing); URL uploads are
  * stood in for by generated placeholders (the local backend never fetches the network); the
  * agent's background-music bed is synthesised here.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sanitizeFileName } from '../core/paths.js';
 import { mediaKindOf, type MediaKind } from '../contract/media.js';
-import { probeMedia, runTool, type FfmpegTools } from './ffmpeg.js';
+import { probeMedia, runTool, type FfmpegTools, type MediaInfo } from './ffmpeg.js';
 import type { Store, UploadRecord } from './store.js';
 
 const MUSIC_NAME = /music|bgm|song|soundtrack|beat|melody|instrumental/i;
@@ -18,8 +19,21 @@ function newId(): string {
   return `u${randomBytes(9).toString('hex')}`;
 }
 
+/** What probing a file found, kept per content hash. */
+interface Probed {
+  info: MediaInfo;
+  /** A poster already taken from identical bytes (video only). */
+  poster: string | undefined;
+}
+
 /** Where stored media are probed and written. */
 export class MediaStore {
+  /**
+   * Probe results by content hash and kind: identical bytes have the same duration and size,
+   * so a batch of identical uploads runs ffprobe (and the poster extraction) once.
+   */
+  private readonly probed = new Map<string, Promise<Probed>>();
+
   constructor(
     private readonly store: Store,
     private readonly tools: FfmpegTools,
@@ -79,15 +93,15 @@ export class MediaStore {
     if (generated) record.generated = true;
     if (kind === 'audio') record.role = MUSIC_NAME.test(originalName) ? 'music' : 'voice';
     try {
-      const info = await probeMedia(this.tools.ffprobe, this.pathOf(file), signal);
+      const { info, poster: posterSource } = await this.probe(sha256, kind, id, file, signal);
       if (info.duration !== undefined && kind !== 'image') record.duration = Math.round(info.duration * 1000) / 1000;
       if (info.width !== undefined) record.width = info.width;
       if (info.height !== undefined) record.height = info.height;
       if (info.fps !== undefined && kind === 'video') record.fps = info.fps;
-      if (kind === 'video' && info.hasVideo) {
-        // A still of the first frame: the agent animates a video's first frame like a portrait.
+      if (posterSource !== undefined) {
+        // Each upload owns its poster file; identical bytes give an identical first frame.
         const poster = `${id}-poster.jpg`;
-        await runTool(this.tools.ffmpeg, ['-v', 'error', '-y', '-i', this.pathOf(file), '-frames:v', '1', '-q:v', '3', this.pathOf(poster)], { signal });
+        if (posterSource !== poster) await copyFile(this.pathOf(posterSource), this.pathOf(poster));
         record.poster = poster;
       }
     } catch {
@@ -95,6 +109,26 @@ export class MediaStore {
       // that needs it fails with ffmpeg's reason instead.
     }
     return record;
+  }
+
+  /** Probe `file` (and take a video's poster), or reuse what identical bytes gave before. */
+  private probe(sha256: string, kind: MediaKind, id: string, file: string, signal: AbortSignal): Promise<Probed> {
+    const key = `${kind}:${sha256}`;
+    let probed = this.probed.get(key);
+    if (!probed) {
+      probed = (async (): Promise<Probed> => {
+        const info = await probeMedia(this.tools.ffprobe, this.pathOf(file), signal);
+        if (kind !== 'video' || !info.hasVideo) return { info, poster: undefined };
+        // A still of the first frame: the agent animates a video's first frame like a portrait.
+        const poster = `${id}-poster.jpg`;
+        await runTool(this.tools.ffmpeg, ['-v', 'error', '-y', '-i', this.pathOf(file), '-frames:v', '1', '-q:v', '3', this.pathOf(poster)], { signal });
+        return { info, poster };
+      })();
+      this.probed.set(key, probed);
+      // A failed probe (or one aborted with its request) is not remembered: the next try runs anew.
+      probed.catch(() => this.probed.delete(key));
+    }
+    return probed;
   }
 
   /** Stand-in for a URL upload: a placeholder of the URL's media kind (no network access). */

@@ -37,9 +37,19 @@ function isAspect(value: unknown): value is Aspect {
   return value === '16:9' || value === '9:16' || value === '1:1';
 }
 
+/** One encode in flight, shared by every render that needs its cache key. */
+interface SharedEncode {
+  waiters: number;
+  controller: AbortController;
+  progress: Set<(fraction: number) => void>;
+  done: Promise<{ notes: string[] }>;
+}
+
 /** Runs and tracks render jobs for one server. */
 export class RenderManager {
-  private readonly limit = pLimit(Math.max(1, Math.floor(availableParallelism() / 2)));
+  /** Real encodes only: one per core (ffmpeg's x264 uses several threads; this bounds memory). */
+  private readonly limit = pLimit(Math.max(1, availableParallelism()));
+  private readonly encoding = new Map<string, SharedEncode>();
   private readonly controllers = new Map<string, AbortController>();
   private readonly running = new Set<Promise<void>>();
 
@@ -70,7 +80,7 @@ export class RenderManager {
     record.status = 'cancelled';
     record.completedAt = Date.now();
     this.controllers.get(record.id)?.abort();
-    void this.store.save();
+    void this.store.save({ renders: record.id });
     this.listener({ type: 'render:cancelled', render: record });
     return true;
   }
@@ -100,59 +110,117 @@ export class RenderManager {
     };
     const ticker = setInterval(update, 100);
     try {
-      await this.limit(async () => {
-        if (signal.aborted || record.status !== 'pending' && record.status !== 'processing') return;
-        record.status = 'processing';
-        record.progress = Math.max(record.progress, 5);
-        void this.store.save();
-        this.listener({ type: 'render:started', render: record });
-        const { job, stillSize, cacheKey } = this.resolve(record);
-        record.cacheKey = cacheKey;
-        const cached = path.join(this.store.rendersDir, `cache-${cacheKey}.mp4`);
-        const fileName = `r-${createHash('sha256').update(record.id).digest('hex').slice(0, 24)}.mp4`;
-        const target = path.join(this.store.rendersDir, fileName);
-        if (existsSync(cached)) {
-          record.cacheHit = true;
-          encodeFraction = 1;
-          await copyFile(cached, target);
-        } else {
-          const partial = `${cached}.${randomBytes(4).toString('hex')}.part`;
-          const { notes } = await encodeRender(this.tools, await this.caps(), job, stillSize, path.join(this.store.workDir, fileName), partial, {
-            signal,
-            onProgress: (f) => {
-              encodeFraction = f;
-              update();
-            },
-          });
-          if (notes.length > 0) record.notes = notes;
-          encodeFraction = 1;
-          await rename(partial, cached);
-          await copyFile(cached, target);
-        }
-        const remaining = minMs - (Date.now() - startedAt);
-        if (remaining > 0) await sleep(remaining, signal);
-        if (signal.aborted) return;
-        const info = await stat(target);
-        record.file = fileName;
-        record.size = info.size;
-        record.duration = job.durationSec;
-        record.status = 'completed';
-        record.progress = 100;
-        record.completedAt = Date.now();
-        // Count before persisting: a status read may see `completed` while the write runs.
-        this.listener({ type: 'render:completed', render: record });
-        await this.store.save();
-      });
+      if (signal.aborted || (record.status !== 'pending' && record.status !== 'processing')) return;
+      record.status = 'processing';
+      record.progress = Math.max(record.progress, 5);
+      void this.store.save({ renders: record.id });
+      this.listener({ type: 'render:started', render: record });
+      const { job, stillSize, cacheKey } = this.resolve(record);
+      record.cacheKey = cacheKey;
+      const cached = this.cacheFile(cacheKey);
+      const fileName = `r-${createHash('sha256').update(record.id).digest('hex').slice(0, 24)}.mp4`;
+      const target = path.join(this.store.rendersDir, fileName);
+      if (existsSync(cached)) {
+        record.cacheHit = true;
+      } else {
+        // Only real encodes take a slot; identical renders in flight share one encode.
+        const { notes } = await this.encodeOnce(cacheKey, job, stillSize, signal, (f) => {
+          encodeFraction = f;
+          update();
+        });
+        if (notes.length > 0) record.notes = notes;
+      }
+      encodeFraction = 1;
+      await copyFile(cached, target);
+      // `render=MS` is a floor on the whole render, waited outside any slot so it never
+      // delays another render's encode.
+      const remaining = minMs - (Date.now() - startedAt);
+      if (remaining > 0) await sleep(remaining, signal);
+      if (signal.aborted) return;
+      const info = await stat(target);
+      record.file = fileName;
+      record.size = info.size;
+      record.duration = job.durationSec;
+      record.status = 'completed';
+      record.progress = 100;
+      record.completedAt = Date.now();
+      // Count before persisting: a status read may see `completed` while the write runs.
+      this.listener({ type: 'render:completed', render: record });
+      await this.store.save({ renders: record.id });
     } catch (error) {
       // A shutdown leaves the record as it was, so a restarted server picks the job up again.
       if (this.shutdown.aborted || record.status === 'cancelled') return;
       record.status = 'failed';
       record.error = error instanceof Error ? error.message : String(error);
       record.completedAt = Date.now();
-      void this.store.save();
+      void this.store.save({ renders: record.id });
       this.listener({ type: 'render:failed', render: record });
     } finally {
       clearInterval(ticker);
+    }
+  }
+
+  private cacheFile(cacheKey: string): string {
+    return path.join(this.store.rendersDir, `cache-${cacheKey}.mp4`);
+  }
+
+  /**
+   * Encode `job` into the cache file of `cacheKey`, in an encoder slot. A render asking for a
+   * key already being encoded joins that encode instead of starting its own; the encode is
+   * aborted only when every render waiting for it has gone (cancelled) or the server stops.
+   */
+  private async encodeOnce(
+    cacheKey: string,
+    job: RenderJob,
+    stillSize: { width: number; height: number } | undefined,
+    signal: AbortSignal,
+    onProgress: (fraction: number) => void,
+  ): Promise<{ notes: string[] }> {
+    let shared = this.encoding.get(cacheKey);
+    if (!shared) {
+      const controller = new AbortController();
+      const entry: SharedEncode = { waiters: 0, controller, progress: new Set(), done: Promise.resolve({ notes: [] }) };
+      const encodeSignal = AbortSignal.any([controller.signal, this.shutdown]);
+      entry.done = this.limit(async () => {
+        encodeSignal.throwIfAborted();
+        const cached = this.cacheFile(cacheKey);
+        const partial = `${cached}.${randomBytes(4).toString('hex')}.part`;
+        const result = await encodeRender(this.tools, await this.caps(), job, stillSize, path.join(this.store.workDir, `${cacheKey}-${randomBytes(4).toString('hex')}`), partial, {
+          signal: encodeSignal,
+          onProgress: (f) => {
+            for (const listener of entry.progress) listener(f);
+          },
+        });
+        await rename(partial, cached);
+        return result;
+      }).finally(() => this.encoding.delete(cacheKey));
+      this.encoding.set(cacheKey, entry);
+      shared = entry;
+    }
+    const entry = shared;
+    entry.waiters += 1;
+    entry.progress.add(onProgress);
+    const leave = (): void => {
+      entry.progress.delete(onProgress);
+      entry.waiters -= 1;
+      if (entry.waiters > 0) return;
+      // Nobody wants this encode any more: forget it first so a new render starts afresh.
+      if (this.encoding.get(cacheKey) === entry) this.encoding.delete(cacheKey);
+      entry.controller.abort();
+    };
+    try {
+      // This render's own cancel ends its wait at once; the shared encode goes on for others.
+      return await new Promise<{ notes: string[] }>((resolve, reject) => {
+        const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('render aborted'));
+        if (signal.aborted) {
+          onAbort();
+          return;
+        }
+        signal.addEventListener('abort', onAbort, { once: true });
+        entry.done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+      });
+    } finally {
+      leave();
     }
   }
 
@@ -209,9 +277,25 @@ export class RenderManager {
       texts: textsOf(draft, durationSec),
       loopMotion: videoSeg?.loop === true,
     };
-    const media = [visual, ...segmentsOf(draft, TrackType.audio).map((s) => this.upload(s.src))].map((u) => u?.sha256 ?? null);
+    // The key names media by content hash (computed once at upload), never by the file names
+    // the server chose, so identical media in different sessions share one cached render.
+    const hashOf = new Map<string, string>();
+    for (const seg of segmentsOf(draft, TrackType.audio)) {
+      const media = this.upload(seg.src);
+      if (media) hashOf.set(fileOf(media), media.sha256);
+    }
     const cacheKey = createHash('sha256')
-      .update(JSON.stringify({ v: RENDER_VERSION, job: { ...job, still: visual?.sha256 ?? null, voices: voices.map((v) => ({ ...v, file: path.basename(v.file) })), music: music.map((m) => ({ ...m, file: path.basename(m.file) })) }, media }))
+      .update(
+        JSON.stringify({
+          v: RENDER_VERSION,
+          job: {
+            ...job,
+            still: visual?.sha256 ?? null,
+            voices: voices.map((v) => ({ ...v, file: hashOf.get(v.file) ?? null })),
+            music: music.map((m) => ({ ...m, file: hashOf.get(m.file) ?? null })),
+          },
+        }),
+      )
       .digest('hex')
       .slice(0, 32);
     return { job, stillSize, cacheKey };

@@ -373,7 +373,7 @@ const routeHandlers: Record<RouteName, Handler> = {
       ctx.store.data.tokens[tokenHash(token)] = { userId: user.id, clientId, expiresAt };
       ctx.store.liveTokens.set(clientId, token);
       ctx.stats.tokensIssued += 1;
-      await ctx.store.save();
+      await ctx.store.save({ users: user.id, tokens: tokenHash(token) });
     }
     ctx.emit({ type: 'token:issued', userId: user.id });
     sendOk(res, { token, user_id: user.id, credits: user.available, expires_at: new Date(expiresAt).toISOString() });
@@ -402,7 +402,7 @@ const routeHandlers: Record<RouteName, Handler> = {
     };
     ctx.store.data.sessions[id] = session;
     ctx.stats.sessionsCreated += 1;
-    await ctx.store.save();
+    await ctx.store.save({ sessions: id });
     ctx.emit({ type: 'session:created', sessionId: id });
     sendOk(res, { task_id: session.taskId, session_id: id, user_id: user.id });
   },
@@ -481,7 +481,7 @@ const routeHandlers: Record<RouteName, Handler> = {
       ctx.emit({ type: 'upload:received', sessionId: session.id, file: u.originalName, kind: u.kind, size: u.size });
     }
     ctx.stats.uploads += stored.length;
-    await ctx.store.save();
+    await ctx.store.save({ uploads: stored.map((u) => u.id), sessions: session.id });
     sendOk(res, { files: stored.map((u) => describeUpload(ctx, u)), session_state_applied: true });
   },
 
@@ -553,7 +553,8 @@ const routeHandlers: Record<RouteName, Handler> = {
         compat: ctx.compat,
         heartbeatMs: ctx.heartbeatMs,
         delays: ctx.turnDelays,
-        save: () => ctx.store.save(),
+        // A turn changes the user's credits, the session (draft, canvas) and may add uploads.
+        save: () => ctx.store.save({ users: user.id, sessions: session.id, uploads: session.uploads }),
         onSpent: (credits) => {
           ctx.stats.creditsSpent += credits;
         },
@@ -641,7 +642,7 @@ const routeHandlers: Record<RouteName, Handler> = {
     };
     ctx.store.data.renders[id] = record;
     ctx.stats.rendersStarted += 1;
-    await ctx.store.save();
+    await ctx.store.save({ renders: id });
     ctx.emit({ type: 'render:submitted', renderId: id, sessionId: session.id });
     ctx.renders.start(record);
     sendSuccess(res, { id, status: 'pending', progress: record.progress });
@@ -708,7 +709,10 @@ const routeHandlers: Record<RouteName, Handler> = {
 };
 
 async function handleMedia(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, file: string): Promise<void> {
-  const record = Object.values(ctx.store.data.uploads).find((u) => u.file === file);
+  // Stored names are `<upload id>.<ext>` (posters `<id>-poster.jpg` are not served), so the
+  // record is found by key, not by a scan of every upload.
+  const byId = ctx.store.data.uploads[file.replace(/\.[^.]+$/, '')];
+  const record = byId?.file === file ? byId : undefined;
   if (!record) {
     sendCodeError(res, ctx.compat, 404, 'no such media file', { forceStatus: 404 });
     return;

@@ -1,14 +1,15 @@
 /**
  * The local backend's database: users, tokens, sessions, uploads and renders, kept in memory
- * and persisted to `<dataDir>/state.json` with atomic writes (temp file, fsync, rename), so a
- * restarted server keeps every session and can finish renders that were in flight.
+ * and persisted under `<dataDir>` as a snapshot plus a journal of changed records (see
+ * `Store`), so a restarted server keeps every session and can finish renders that were in
+ * flight, and a write costs the size of the change, not of the whole state.
  *
  * Tokens are stored only as SHA-256 hashes: the data dir of `backend: local` lives inside a
  * run's state dir, which must never hold a token. The plain token is kept in memory only, to
  * answer a repeated anonymous-token request with the same live token.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Draft } from '../contract/draft.js';
 import type { RenderOutput } from '../contract/bodies.js';
@@ -100,19 +101,56 @@ interface Persisted {
   renders: Record<string, RenderRecord>;
 }
 
+/** The tables of the store. */
+export type StoreTable = Exclude<keyof Persisted, 'version'>;
+
+/** Records a change touched, by table: one key or several. */
+export type StoreChange = Partial<Record<StoreTable, string | readonly string[]>>;
+
+const TABLES: readonly StoreTable[] = ['users', 'tokens', 'sessions', 'uploads', 'renders'];
+
+/** The journal is folded into a new snapshot once it outgrows this many bytes and 4× the snapshot. */
+const COMPACT_MIN_BYTES = 1024 * 1024;
+
+/** One journal line: the whole current record at `k` of table `t` (`v: null` = removed). */
+interface JournalLine {
+  t: StoreTable;
+  k: string;
+  v: unknown;
+}
+
 /** Hash of a token, the only form in which tokens are stored. */
 export function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-/** In-memory tables plus serialized atomic persistence. */
+/**
+ * In-memory tables plus crash-safe persistence whose cost follows the change, not the state:
+ *
+ * - `state.json` is a snapshot with a generation number, replaced atomically (temp file,
+ *   fsync, rename);
+ * - `state.<generation>.journal` holds one JSON line per changed record (its whole current
+ *   value) appended after that snapshot, with one fsync per group of concurrent changes;
+ * - once the journal outgrows 4× the snapshot, a new snapshot of the next generation is written
+ *   and the old journal deleted. A journal of another generation is never replayed, so a crash
+ *   between the rename and the delete cannot roll records back; a torn last line (crash during
+ *   an append) is ignored, because its change was never acknowledged.
+ */
 export class Store {
   data: Persisted = { version: 1, users: {}, tokens: {}, sessions: {}, uploads: {}, renders: {} };
   /** Plain live tokens by client id; memory only (see the file comment). */
   readonly liveTokens = new Map<string, string>();
   private saving: Promise<void> = Promise.resolve();
-  private dirty = false;
+  private scheduled = false;
+  private pendingFull = false;
+  private readonly pending = new Map<StoreTable, Set<string>>();
+  private generation = 0;
+  private journal: FileHandle | undefined;
+  private journalBytes = 0;
+  private snapshotBytes = 0;
   private tmpCounter = 0;
+  /** Bytes written to state files since open (snapshots + journal), for benchmarks. */
+  bytesWritten = 0;
 
   constructor(readonly dir: string) {}
 
@@ -128,8 +166,11 @@ export class Store {
   private get file(): string {
     return path.join(this.dir, 'state.json');
   }
+  private journalFile(generation: number): string {
+    return path.join(this.dir, `state.${generation}.journal`);
+  }
 
-  /** Create folders and load an earlier state if there is one. */
+  /** Create folders and load an earlier state (snapshot + its journal) if there is one. */
   async open(): Promise<void> {
     await Promise.all([this.uploadsDir, this.rendersDir, this.workDir].map((d) => mkdir(d, { recursive: true })));
     let text: string | undefined;
@@ -139,7 +180,8 @@ export class Store {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
     if (text !== undefined) {
-      const loaded = JSON.parse(text) as Partial<Persisted>;
+      const loaded = JSON.parse(text) as Partial<Persisted> & { generation?: number };
+      this.generation = typeof loaded.generation === 'number' ? loaded.generation : 0;
       this.data = {
         version: 1,
         users: loaded.users ?? {},
@@ -149,28 +191,92 @@ export class Store {
         renders: loaded.renders ?? {},
       };
     }
+    await this.replay(this.journalFile(this.generation));
+    // Start from one fresh snapshot, so the journal only ever holds this run's changes.
+    await this.compact();
+  }
+
+  private async replay(file: string): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      let entry: JournalLine;
+      try {
+        entry = JSON.parse(line) as JournalLine;
+      } catch {
+        break; // a torn tail: the change it held was never acknowledged
+      }
+      if (!TABLES.includes(entry.t) || typeof entry.k !== 'string') continue;
+      const table = this.data[entry.t] as Record<string, unknown>;
+      if (entry.v === null) delete table[entry.k];
+      else table[entry.k] = entry.v;
+    }
   }
 
   /**
-   * Persist soon. Writes are serialized; a change made while a write runs triggers exactly one
-   * more write, so the file always ends up holding the latest state.
+   * Persist soon and resolve once it is on disk. With `change`, only the named records are
+   * appended to the journal; without, a full snapshot is written. Writes are serialized, and
+   * every change requested while a write runs goes into the one next write (group commit).
    */
-  save(): Promise<void> {
-    if (this.dirty) return this.saving;
-    this.dirty = true;
+  save(change?: StoreChange): Promise<void> {
+    if (change === undefined) this.pendingFull = true;
+    else {
+      for (const table of TABLES) {
+        const keys = change[table];
+        if (keys === undefined) continue;
+        let set = this.pending.get(table);
+        if (!set) this.pending.set(table, (set = new Set()));
+        for (const key of typeof keys === 'string' ? [keys] : keys) set.add(key);
+      }
+    }
+    if (this.scheduled) return this.saving;
+    this.scheduled = true;
     this.saving = this.saving.then(async () => {
-      this.dirty = false;
-      await this.writeAtomic(JSON.stringify(this.data));
+      this.scheduled = false;
+      await this.writeChanges();
     });
     return this.saving;
   }
 
-  /** Wait until every requested write is on disk. */
+  /** Wait until every requested write is on disk, and fold the journal into a snapshot. */
   async flush(): Promise<void> {
     await this.save();
+    await this.journal?.close();
+    this.journal = undefined;
   }
 
-  private async writeAtomic(text: string): Promise<void> {
+  private async writeChanges(): Promise<void> {
+    const full = this.pendingFull;
+    this.pendingFull = false;
+    const lines: string[] = [];
+    for (const [table, keys] of this.pending) {
+      for (const key of keys) lines.push(JSON.stringify({ t: table, k: key, v: this.data[table][key] ?? null } satisfies JournalLine));
+    }
+    this.pending.clear();
+    if (full || !this.journal || this.journalBytes > Math.max(COMPACT_MIN_BYTES, 4 * this.snapshotBytes)) {
+      await this.compact();
+      return;
+    }
+    if (lines.length === 0) return;
+    const text = lines.join('\n') + '\n';
+    await this.journal.appendFile(text, 'utf8');
+    await this.journal.sync();
+    const bytes = Buffer.byteLength(text);
+    this.journalBytes += bytes;
+    this.bytesWritten += bytes;
+  }
+
+  /** Write the whole state as the next generation's snapshot and start its empty journal. */
+  private async compact(): Promise<void> {
+    const previous = this.generation;
+    const next = previous + 1;
+    const text = JSON.stringify({ ...this.data, generation: next });
     const tmp = `${this.file}.${randomBytes(4).toString('hex')}.${++this.tmpCounter}.tmp`;
     const handle = await open(tmp, 'w');
     try {
@@ -180,5 +286,12 @@ export class Store {
       await handle.close();
     }
     await rename(tmp, this.file);
+    this.generation = next;
+    this.snapshotBytes = Buffer.byteLength(text);
+    this.bytesWritten += this.snapshotBytes;
+    await this.journal?.close();
+    this.journal = await open(this.journalFile(next), 'a');
+    this.journalBytes = 0;
+    await rm(this.journalFile(previous), { force: true });
   }
 }
