@@ -47,6 +47,12 @@ export interface TokenProviderOptions {
   /** Where `client_id` and the token cache live (default `$XDG_CONFIG_HOME/nemovideo` or `~/.config/nemovideo`). */
   configDir?: string | undefined;
   baseUrl: string;
+  /**
+   * Keep the anonymous token in `<configDir>/tokens.json` (default true). Off for the in-process
+   * local backend, whose config dir sits inside the run's state dir where tokens never go: the
+   * same client id gets its live token back from the backend instead.
+   */
+  persistToken?: boolean | undefined;
   dispatcher?: Dispatcher | undefined;
   attribution?: Partial<Attribution> | undefined;
   timing?: Partial<BackendTiming> | undefined;
@@ -134,6 +140,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
   const configDir = options.configDir ?? defaultConfigDir(options.env);
   const cacheFile = path.join(configDir, CACHE_FILE);
+  const persistToken = options.persistToken ?? true;
   const timing = resolveTiming(baseUrl, options.timing);
   const attribution = resolveAttribution(options.attribution, options.env);
   // Without an injected dispatcher, use undici's default one (never replace it: no setGlobalDispatcher).
@@ -154,6 +161,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
   };
 
   async function readCache(): Promise<TokenCacheFile> {
+    if (!persistToken) return { version: 1, tokens: {} };
     try {
       const parsed = JSON.parse(await readFile(cacheFile, 'utf8')) as Partial<TokenCacheFile>;
       if (parsed.version === 1 && typeof parsed.tokens === 'object' && parsed.tokens !== null) return parsed as TokenCacheFile;
@@ -164,6 +172,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
   }
 
   async function store(entry: CachedToken | undefined): Promise<void> {
+    if (!persistToken) return;
     const cache = await readCache();
     if (entry) cache.tokens[baseUrl] = entry;
     else delete cache.tokens[baseUrl];

@@ -1,6 +1,6 @@
 /**
  * Connecting a command to its backend: `local` starts the local backend in-process on a free
- * loopback port, with its data (and the token cache) inside the state dir, so a run killed
+ * loopback port, with its data (and its client id, never a token) inside the state dir, so a run killed
  * mid-render resumes against the same sessions and renders; `cloud` or a URL builds a client
  * for it. Used by `talk run`, `talk status` and `talk credits`.
  *
@@ -63,17 +63,21 @@ export function chooseBackend(flag: string | undefined, fromPlan: BackendChoice 
   return fromPlan ?? { kind: 'cloud' };
 }
 
-/** Connect to the chosen backend; `stateDir` holds the local backend's data and token cache. */
+/** Connect to the chosen backend; `stateDir` holds the local backend's data and client id. */
 export async function connectBackend(choice: BackendChoice, stateDir: string, ctx: CommandContext): Promise<Connection> {
   let local: LocalBackend | undefined;
   let baseUrl: string;
   let configDir: string | undefined;
+  let persistToken = true;
   let backendId: string;
   if (choice.kind === 'local') {
     local = await startLocalBackend({ ...localOptionsFromEnv(ctx.env), dataDir: path.join(stateDir, 'local-backend') });
     baseUrl = local.url;
-    // Tokens of the in-process backend belong beside its data, never in the user's home.
+    // The client id of the in-process backend lives beside its data, never in the user's home;
+    // its token is not written at all (tokens never go into the state dir): the same client id
+    // gets its live token back on the next run, so sessions survive.
     configDir = path.join(stateDir, 'config');
+    persistToken = false;
     backendId = 'local';
   } else {
     baseUrl = resolveBackendUrl(choice.kind === 'cloud' ? 'cloud' : choice.url, ctx.env);
@@ -81,7 +85,7 @@ export async function connectBackend(choice: BackendChoice, stateDir: string, ct
     backendId = baseUrl;
   }
   try {
-    const auth = createTokenProvider({ env: ctx.env, configDir, baseUrl });
+    const auth = createTokenProvider({ env: ctx.env, configDir, baseUrl, persistToken });
     const client = createBackendClient({ baseUrl, auth, env: ctx.env });
     return {
       client,

@@ -1,7 +1,7 @@
 // The built CLI end to end: `talk run examples/hello.yaml` offline on the in-process local
 // backend, `talk status`, the resume column of `talk plan`, NDJSON on stdout, SIGINT → 130 and a
 // resumed run, a budget stop → 3, and a second runner on the same state → a clear error.
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -65,6 +65,12 @@ describe('talk run (built CLI)', () => {
 
     const plan = await runCli(['plan', 'hello.yaml'], { cwd });
     expect(plan.stdout).toMatch(/export .*skip \(done\)/);
+
+    // Tokens are never written to the state dir, not even the in-process backend's.
+    const stateFiles = await readdir(path.join(cwd, '.talk'), { recursive: true, withFileTypes: true });
+    const files = stateFiles.filter((d) => d.isFile()).map((d) => path.join(d.parentPath, d.name));
+    expect(files.length).toBeGreaterThan(2);
+    for (const file of files) expect((await readFile(file)).toString('latin1'), file).not.toMatch(/nmv_usr_/);
   });
 
   it('SIGINT exits 130 with the resume command; the resumed run re-attaches and finishes', async () => {
