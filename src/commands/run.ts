@@ -2,7 +2,7 @@ import { ExitCode, UsageError, WorkflowInvalidError } from '../core/errors.js';
 import { loadWorkflow, displayPath } from '../workflow/index.js';
 import { formatPlan, planRun, type Plan } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
-import { createReporter } from '../reporters/index.js';
+import { createReporter, diagnosticAnnotations } from '../reporters/index.js';
 import { executePlan } from '../runner/index.js';
 import { openStateStore, runDirFor, stateDirFor } from '../state/index.js';
 import { connectBackend } from './connect.js';
@@ -56,7 +56,10 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   const json = options.reporter === 'json';
   const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal });
   // Diagnostics go to stderr: in json mode stdout carries events only.
-  if (diagnostics.length > 0) ctx.stderr.write(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY })}\n`);
+  if (diagnostics.length > 0) {
+    ctx.stderr.write(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY })}\n`);
+    ctx.stderr.write(diagnosticAnnotations(diagnostics, ctx.env));
+  }
   if (!workflow) throw new WorkflowInvalidError(diagnostics, `${file} is invalid`);
   // planRun applies `--backend` over the workflow's `backend:`.
   const plan: Plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
@@ -84,6 +87,8 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     color: options.color,
     env: ctx.env,
     workflowFile: shown,
+    plan,
+    cwd: ctx.cwd,
   });
   let connection;
   try {

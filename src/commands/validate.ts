@@ -2,6 +2,7 @@ import { ExitCode } from '../core/errors.js';
 import type { Diagnostic } from '../core/diagnostics.js';
 import { loadWorkflow } from '../workflow/index.js';
 import { formatDiagnostics, summarizeDiagnostics } from '../reporters/diagnostics.js';
+import { diagnosticAnnotations } from '../reporters/index.js';
 import type { CommandContext, SharedOptions } from './context.js';
 
 export interface ValidateOptions extends SharedOptions {
@@ -44,10 +45,16 @@ export async function validateCommand(files: string[], options: ValidateOptions,
     text.push(`${shown}: ${verdict}${diagnostics.length > 0 ? ` (${summarizeDiagnostics(diagnostics)})` : ''}\n`);
   }
   const allValid = results.every((r) => r.valid);
+  const annotations = diagnosticAnnotations(
+    loaded.flatMap(({ result }) => result.diagnostics),
+    ctx.env,
+  );
   if (options.json || options.reporter === 'json') {
     ctx.stdout.write(`${JSON.stringify({ files: results })}\n`);
+    // stdout stays pure JSON; GitHub reads workflow commands from stderr as well.
+    ctx.stderr.write(annotations);
   } else {
-    ctx.stdout.write(text.join(''));
+    ctx.stdout.write(text.join('') + annotations);
   }
   return allValid ? ExitCode.ok : ExitCode.invalid;
 }

@@ -91,3 +91,8 @@ export type PlanStep = UploadStep | InstructionStep | ExportStep | CreditsStep;
 
 // The format's defaults live with the loader that applies them; re-exported under these names.
 export { DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS } from '../workflow/defaults.js';
+
+/** Jobs and their step ids in plan order: what `run:start.plan` carries for reporters. */
+export function planListing(plan: Plan): { job: string; steps: string[] }[] {
+  return plan.jobs.map((job) => ({ job: job.id, steps: job.steps.map((step) => step.id) }));
+}

@@ -6,7 +6,9 @@
 import { appendFile } from 'node:fs/promises';
 import type { Diagnostic } from '../core/diagnostics.js';
 import type { TalkEvent } from '../core/events.js';
-import type { Plan } from '../plan/types.js';
+import { planListing, type Plan } from '../plan/types.js';
+
+export { planListing };
 import { createRedactor, type OutputSink } from '../core/redact.js';
 import { createPaint } from './format.js';
 import { formatAnnotation, formatDiagnosticAnnotations, isGitHubActions, runAnnotations } from './github.js';
@@ -90,9 +92,6 @@ export function stepLocatorFor(plan: Plan): StepLocator {
 }
 
 /** The `run:start.plan` listing of a plan: jobs and their step ids in plan order. */
-export function planListing(plan: Plan): { job: string; steps: string[] }[] {
-  return plan.jobs.map((job) => ({ job: job.id, steps: job.steps.map((step) => step.id) }));
-}
 
 /**
  * GitHub annotations for validation diagnostics when running in GitHub Actions, else ''.

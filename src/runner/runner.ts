@@ -23,7 +23,7 @@ import { TalkError } from '../core/errors.js';
 import type { SessionId } from '../core/ids.js';
 import { asSessionId } from '../core/ids.js';
 import type { BackendClient } from '../backend/types.js';
-import type { Plan, PlanJob, PlanStep } from '../plan/types.js';
+import { planListing, type Plan, type PlanJob, type PlanStep } from '../plan/types.js';
 import { StateWriteError, type StateStore } from '../state/state-store.js';
 import type { StepState } from '../state/types.js';
 import { CreditBudget } from './budget.js';
@@ -367,7 +367,7 @@ function collectOutputs(store: StateStore, job: PlanJob): OutputInfo[] {
 export async function executePlan(plan: Plan, deps: RunnerDeps): Promise<RunOutcome> {
   const started = Date.now();
   const resumed = deps.store.hadPrevious && !deps.store.state.finished && Object.keys(deps.store.state.jobs).length > 0;
-  deps.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: deps.backendId, jobs: plan.jobs.length, resumed }));
+  deps.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: deps.backendId, jobs: plan.jobs.length, resumed, plan: planListing(plan) }));
   if (deps.store.tookOverFrom) {
     const o = deps.store.tookOverFrom;
     deps.emit(stamp({ type: 'notice', level: 'warn', message: `took over the run lock of a runner that is gone (pid ${o.pid} on ${o.host}, started ${o.startedAt})` }));
