@@ -103,6 +103,8 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
       budget: plan.budget,
       failFast: options.failFast,
       language: plan.language,
+      // The claim link opens the project in NemoVideo's web editor: only the cloud has one.
+      projectLinks: choice.kind === 'cloud',
     });
     await reporter.close();
     if (outcome.status === 'interrupted') {

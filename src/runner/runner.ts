@@ -21,7 +21,7 @@ import { formatDuration, sleep, withDeadline } from '../core/abort.js';
 import { stamp, type EventSink, type RunStatus, type TalkEventInit } from '../core/events.js';
 import { TalkError } from '../core/errors.js';
 import type { SessionId } from '../core/ids.js';
-import { asSessionId } from '../core/ids.js';
+import { asSessionId, asTaskId } from '../core/ids.js';
 import type { BackendClient } from '../backend/types.js';
 import { planListing, type Plan, type PlanJob, type PlanStep } from '../plan/types.js';
 import { StateWriteError, type StateStore } from '../state/state-store.js';
@@ -61,6 +61,11 @@ export interface RunnerDeps {
   retryBaseMs?: number | undefined;
   /** Least time between two `step:progress` events of one step (default 250 ms). */
   progressIntervalMs?: number | undefined;
+  /**
+   * Put the browser link of each job's project (the claim link, CONTRACT §2.3) on the
+   * `step:done` of its last step. On for the cloud, where the link opens the NemoVideo editor.
+   */
+  projectLinks?: boolean | undefined;
 }
 
 /** One written output. */
@@ -196,6 +201,18 @@ export function createRunner(deps: RunnerDeps): Runner {
         return created.sessionId;
       })());
 
+    /** The job's claim link, or nothing: a missing link never fails a finished job. */
+    const projectLink = async (linkSignal: AbortSignal): Promise<string | undefined> => {
+      const recorded = deps.store.job(jobId);
+      if (!recorded?.sessionId || !recorded.taskId) return undefined;
+      try {
+        return await deps.client.claimLink(asTaskId(recorded.taskId), asSessionId(recorded.sessionId), { signal: linkSignal });
+      } catch (error) {
+        emit({ type: 'notice', level: 'debug', job: jobId, message: `no browser link for job ${jobId}: ${(error as Error).message}` });
+        return undefined;
+      }
+    };
+
     const deps0 = dependenciesOf(job);
     const byId = new Map(job.steps.map((s) => [s.id as string, s]));
     const ends = new Map<string, Promise<StepEnd>>();
@@ -265,7 +282,8 @@ export function createRunner(deps: RunnerDeps): Runner {
           // Intent first: a fresh run drops old render and turn records; a resume keeps them.
           await deps.store.putStep(jobId, step.id, { ...base, fingerprint: fp.fingerprint, fingerprintFields: fp.fields, error: undefined });
           const info = await execute({ ...ctxBase, signal: stepSignal }, step, label);
-          emit({ type: 'step:done', ...ref, durationMs: Date.now() - started, ...info });
+          const link = deps.projectLinks && step.id === job.steps.at(-1)?.id ? await projectLink(signal) : undefined;
+          emit({ type: 'step:done', ...ref, durationMs: Date.now() - started, ...info, ...(link ? { link } : {}) });
           return 'done';
         } catch (error) {
           onFatal(error);

@@ -41,7 +41,7 @@ export interface Rig {
   backend: LocalBackend;
   workflow: string;
   writeWorkflow(yaml: string): Promise<void>;
-  run(options?: { signal?: AbortSignal; fresh?: boolean; concurrency?: number; failFast?: boolean; onEvent?: (e: TalkEvent) => void }): Promise<{ outcome: RunOutcome; events: TalkEvent[]; plan: Plan }>;
+  run(options?: { signal?: AbortSignal; fresh?: boolean; concurrency?: number; failFast?: boolean; projectLinks?: boolean; onEvent?: (e: TalkEvent) => void }): Promise<{ outcome: RunOutcome; events: TalkEvent[]; plan: Plan }>;
   close(): Promise<void>;
 }
 
@@ -83,6 +83,7 @@ export async function createRig(yaml: string, backendOptions: LocalBackendOption
           failFast: options.failFast,
           language: plan.language,
           retryBaseMs: 20,
+          projectLinks: options.projectLinks,
         });
         return { outcome, events, plan };
       } finally {

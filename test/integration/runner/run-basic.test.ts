@@ -29,4 +29,16 @@ describe('runner against the local backend', () => {
     expect(stats.messages).toBe(1);
     expect(stats.creditsSpent).toBe(100);
   });
+
+  it('puts the project\'s browser link (a claim token, never the API token) on the job\'s last step', async () => {
+    rig = await createRig(shortForm());
+    const { outcome, events } = await rig.run({ projectLinks: true });
+    expect(outcome.status).toBe('success');
+    const done = events.filter((e) => e.type === 'step:done');
+    const withLink = done.filter((e) => e.link !== undefined);
+    expect(withLink.map((e) => e.step)).toEqual(['export']);
+    expect(withLink[0]!.link).toMatch(/\/workspace\/claim\?ct=clm_[\w-]+$/);
+    expect(withLink[0]!.link).not.toMatch(/nmv_usr_/);
+    expect(rig.backend.stats().requests['claim']).toBe(1);
+  });
 });
