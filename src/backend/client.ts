@@ -26,6 +26,7 @@ import type {
   CallOptions,
   DownloadResult,
   RecoveryOutcome,
+  RequestInfo,
   TransferProgress,
   TurnResult,
   UploadResult,
@@ -47,6 +48,8 @@ export interface BackendClientOptions {
   env?: Readonly<Record<string, string | undefined>> | undefined;
   /** Local upload size limit (default 200 MiB, the contract's). */
   maxUploadBytes?: number | undefined;
+  /** Told about every request (for `--verbose`); never sees headers, bodies or tokens. */
+  onRequest?: ((info: RequestInfo) => void) | undefined;
 }
 
 /** A render reported `failed` (or `cancelled`): the export may retry once with a new id. */
@@ -100,6 +103,7 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
     attribution: resolveAttribution(options.attribution, options.env ?? {}),
     timing,
     webUrl,
+    onRequest: options.onRequest,
   });
   const maxUploadBytes = options.maxUploadBytes ?? MAX_UPLOAD_BYTES;
 

@@ -15,7 +15,7 @@ import { networkError, type FailureContext } from './errors.js';
 import { withRetries } from './retry.js';
 import type { BackendTiming } from './timing.js';
 import type { StreamBody } from './transfer.js';
-import type { CallOptions } from './types.js';
+import type { CallOptions, RequestInfo } from './types.js';
 
 /** One logical request. */
 export interface CallSpec {
@@ -48,6 +48,8 @@ export interface TransportOptions {
   attribution: Attribution;
   timing: BackendTiming;
   webUrl?: string | undefined;
+  /** Told about every request once its response head (or its failure) arrives. */
+  onRequest?: ((info: RequestInfo) => void) | undefined;
 }
 
 /** The transport the client's methods share. */
@@ -58,8 +60,10 @@ export class Transport {
   readonly tokens: TokenProvider;
   private readonly headers: Record<string, string>;
   private readonly webUrl: string | undefined;
+  private readonly onRequest: ((info: RequestInfo) => void) | undefined;
 
   constructor(options: TransportOptions) {
+    this.onRequest = options.onRequest;
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.timing = options.timing;
     this.dispatcher = options.dispatcher;
@@ -149,8 +153,11 @@ export class Transport {
       body = streamed.body;
     }
     const timeout = spec.untimed ? 0 : this.timing.requestTimeoutMs;
+    const started = Date.now();
+    const report = (status: number | undefined): void =>
+      this.onRequest?.({ method: spec.method, route: spec.route, status, durationMs: Date.now() - started });
     try {
-      return await request(this.url(spec.path), {
+      const response = await request(this.url(spec.path), {
         method: spec.method,
         headers,
         body,
@@ -159,7 +166,10 @@ export class Transport {
         headersTimeout: timeout,
         bodyTimeout: timeout,
       });
+      report(response.statusCode);
+      return response;
     } catch (error) {
+      report(undefined);
       if (signal?.aborted) throw abortReason(signal, error);
       // Our own errors from inside a streamed body (a file that changed size) keep their words.
       if (error instanceof TalkError) throw error;

@@ -19,6 +19,15 @@ export interface RetryInfo {
   delayMs: number;
 }
 
+/** One request as `--verbose` shows it: never a header, a body or a token. */
+export interface RequestInfo {
+  method: string;
+  route: string;
+  /** HTTP status, or undefined when no response arrived. */
+  status: number | undefined;
+  durationMs: number;
+}
+
 /** Byte progress of a transfer. `total` is unknown for some downloads. */
 export type TransferProgress = (bytes: number, total: number | undefined) => void;
 

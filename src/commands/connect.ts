@@ -12,7 +12,7 @@
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { createBackendClient, createTokenProvider, defaultConfigDir, resolveBackendUrl } from '../backend/index.js';
-import type { BackendClient } from '../backend/types.js';
+import type { BackendClient, RequestInfo } from '../backend/types.js';
 import { parseFaultRule, parseLatency, startLocalBackend, type LocalBackend, type LocalBackendOptions } from '../local-backend/index.js';
 import type { BackendChoice } from '../plan/types.js';
 import type { CommandContext } from './context.js';
@@ -64,7 +64,12 @@ export function chooseBackend(flag: string | undefined, fromPlan: BackendChoice 
 }
 
 /** Connect to the chosen backend; `stateDir` holds the local backend's data and client id. */
-export async function connectBackend(choice: BackendChoice, stateDir: string, ctx: CommandContext): Promise<Connection> {
+export async function connectBackend(
+  choice: BackendChoice,
+  stateDir: string,
+  ctx: CommandContext,
+  options: { onRequest?: ((info: RequestInfo) => void) | undefined } = {},
+): Promise<Connection> {
   let local: LocalBackend | undefined;
   let baseUrl: string;
   let configDir: string | undefined;
@@ -86,7 +91,7 @@ export async function connectBackend(choice: BackendChoice, stateDir: string, ct
   }
   try {
     const auth = createTokenProvider({ env: ctx.env, configDir, baseUrl, persistToken });
-    const client = createBackendClient({ baseUrl, auth, env: ctx.env });
+    const client = createBackendClient({ baseUrl, auth, env: ctx.env, onRequest: options.onRequest });
     return {
       client,
       backendId,

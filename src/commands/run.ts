@@ -2,10 +2,12 @@ import { ExitCode, UsageError, WorkflowInvalidError } from '../core/errors.js';
 import { loadWorkflow, displayPath } from '../workflow/index.js';
 import { formatPlan, planRun, type Plan } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
-import { createReporter, diagnosticAnnotations } from '../reporters/index.js';
+import { createReporter, diagnosticAnnotations, formatRequestLine } from '../reporters/index.js';
+import { stamp } from '../core/events.js';
 import { executePlan } from '../runner/index.js';
 import { openStateStore, runDirFor, stateDirFor } from '../state/index.js';
 import { connectBackend } from './connect.js';
+import type { RequestInfo } from '../backend/types.js';
 import { resumeAnnotator } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
 
@@ -92,7 +94,11 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   });
   let connection;
   try {
-    connection = await connectBackend(choice, stateDir, ctx);
+    // --verbose: one line per request (method, route, status, duration), as debug notices.
+    const onRequest = options.verbose
+      ? (info: RequestInfo) => reporter.emit(stamp({ type: 'notice', level: 'debug', message: formatRequestLine(info) }))
+      : undefined;
+    connection = await connectBackend(choice, stateDir, ctx, { onRequest });
     const outcome = await executePlan(plan, {
       client: connection.client,
       store,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackendError, exitCodeFor } from '../../../src/core/errors.js';
 import { createTokenProvider, createBackendClient } from '../../../src/backend/index.js';
-import type { RetryInfo } from '../../../src/backend/types.js';
+import type { RequestInfo, RetryInfo } from '../../../src/backend/types.js';
 import { parseFaultRule } from '../../../src/local-backend/index.js';
 import { asSessionId } from '../../../src/core/ids.js';
 import { FAST, makeMedia, startRig, type Rig } from './rig.js';
@@ -183,5 +183,19 @@ describe('the rest of the error table', () => {
     expect(error.message).toContain(`the backend at ${url} could not be reached`);
     expect(error.retryable).toBe(true);
     rig.backend = { ...rig.backend, close: async () => undefined };
+  });
+});
+
+describe('request log for --verbose', () => {
+  it('reports each request with method, route and status, and retried requests each time', async () => {
+    const seen: RequestInfo[] = [];
+    rig = await startRig({ onRequest: (info) => seen.push(info) });
+    faults(rig, 'credits:status=503:x1');
+    await rig.client.getCredits();
+    expect(seen.map(({ method, route, status }) => ({ method, route, status }))).toEqual([
+      { method: 'GET', route: 'credits', status: 503 },
+      { method: 'GET', route: 'credits', status: 200 },
+    ]);
+    expect(JSON.stringify(seen)).not.toMatch(/nmv_usr_|Bearer/);
   });
 });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Agent } from 'undici';
 import { startLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../../src/local-backend/index.js';
 import { createBackendClient, createTokenProvider, type BackendClientExtras, type BackendTiming, type TokenProvider } from '../../../src/backend/index.js';
-import type { BackendClient } from '../../../src/backend/types.js';
+import type { BackendClient, RequestInfo } from '../../../src/backend/types.js';
 
 /** Fast timings so limits and recovery are exercised in milliseconds. */
 export const FAST: Partial<BackendTiming> = {
@@ -34,7 +34,7 @@ export interface Rig {
 }
 
 export async function startRig(
-  options: { local?: LocalBackendOptions; timing?: Partial<BackendTiming>; env?: Record<string, string>; maxUploadBytes?: number } = {},
+  options: { local?: LocalBackendOptions; timing?: Partial<BackendTiming>; env?: Record<string, string>; maxUploadBytes?: number; onRequest?: (info: RequestInfo) => void } = {},
 ): Promise<Rig> {
   const dir = await mkdtemp(path.join(tmpdir(), 'talk-backend-test-'));
   const configDir = path.join(dir, 'config');
@@ -50,6 +50,7 @@ export async function startRig(
     timing: { ...FAST, ...options.timing },
     maxUploadBytes: options.maxUploadBytes,
     webUrl: 'https://web.example',
+    onRequest: options.onRequest,
   });
   return {
     backend,
