@@ -1,13 +1,15 @@
 /**
  * Render jobs: `pending` → `processing` (progress) → `completed` | `failed` (or `cancelled`).
  *
- *   submit ─▶ pending ─(encoder slot)─▶ processing ─▶ completed
+ *   submit ─▶ pending ─▶ processing (copy, or encoder slot) ─▶ completed
  *                │                          │    └──▶ failed
  *                └──────── cancel ──────────┴───────▶ cancelled
  *
  * A render takes its real encoding time and at least `render=MS`; progress follows elapsed
  * time against that floor. Finished files are cached by the content hash of draft, media and
- * output options, so a repeated render is a copy, not an encode (SPEC §5).
+ * output options, so a repeated render is a copy, not an encode (SPEC §5). Only real encodes
+ * are bounded (one per core); copies and the `render=MS` wait hold no slot, so a batch of
+ * identical renders takes about one encode plus the floor, not N of them.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, rename, stat } from 'node:fs/promises';
@@ -124,11 +126,13 @@ export class RenderManager {
         record.cacheHit = true;
       } else {
         // Only real encodes take a slot; identical renders in flight share one encode.
-        const { notes } = await this.encodeOnce(cacheKey, job, stillSize, signal, (f) => {
+        const { notes, joined } = await this.encodeOnce(cacheKey, job, stillSize, signal, (f) => {
           encodeFraction = f;
           update();
         });
         if (notes.length > 0) record.notes = notes;
+        // Joining another render's encode is a hit too: this render encoded nothing itself.
+        if (joined) record.cacheHit = true;
       }
       encodeFraction = 1;
       await copyFile(cached, target);
@@ -175,8 +179,9 @@ export class RenderManager {
     stillSize: { width: number; height: number } | undefined,
     signal: AbortSignal,
     onProgress: (fraction: number) => void,
-  ): Promise<{ notes: string[] }> {
+  ): Promise<{ notes: string[]; joined: boolean }> {
     let shared = this.encoding.get(cacheKey);
+    const joined = shared !== undefined;
     if (!shared) {
       const controller = new AbortController();
       const entry: SharedEncode = { waiters: 0, controller, progress: new Set(), done: Promise.resolve({ notes: [] }) };
@@ -210,7 +215,7 @@ export class RenderManager {
     };
     try {
       // This render's own cancel ends its wait at once; the shared encode goes on for others.
-      return await new Promise<{ notes: string[] }>((resolve, reject) => {
+      const { notes } = await new Promise<{ notes: string[] }>((resolve, reject) => {
         const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('render aborted'));
         if (signal.aborted) {
           onAbort();
@@ -219,6 +224,7 @@ export class RenderManager {
         signal.addEventListener('abort', onAbort, { once: true });
         entry.done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
       });
+      return { notes, joined };
     } finally {
       leave();
     }
