@@ -4,16 +4,13 @@
  * mid-render resumes against the same sessions and renders; `cloud` or a URL builds a client
  * for it. Used by `talk run`, `talk status` and `talk credits`.
  *
- * Test knobs for the in-process local backend (the public flag set stays as SPEC §1 fixes it):
- * TALK_LOCAL_LATENCY (`ROUTE=MS[,ROUTE=MS…]`), TALK_LOCAL_FAULTS (rules separated by spaces),
- * TALK_LOCAL_TURN_DELAY_MS, TALK_LOCAL_HEARTBEAT_MS, TALK_LOCAL_SILENT_EDIT_RATIO, TALK_LOCAL_SEED,
- * TALK_LOCAL_ANONYMOUS_CREDITS.
+ * The in-process backend reads the TALK_LOCAL_* knobs (see local-knobs.ts).
  */
 import path from 'node:path';
-import { UsageError } from '../core/errors.js';
 import { createBackendClient, createTokenProvider, defaultConfigDir, resolveBackendUrl } from '../backend/index.js';
 import type { BackendClient, RequestInfo } from '../backend/types.js';
-import { parseFaultRule, parseLatency, startLocalBackend, type LocalBackend, type LocalBackendOptions } from '../local-backend/index.js';
+import { startLocalBackend, type LocalBackend } from '../local-backend/index.js';
+import { localKnobsFromEnv } from './local-knobs.js';
 import type { BackendChoice } from '../plan/types.js';
 import type { CommandContext } from './context.js';
 
@@ -25,34 +22,6 @@ export interface Connection {
   /** The in-process local backend, when one was started. */
   local: LocalBackend | undefined;
   close(): Promise<void>;
-}
-
-function numberFromEnv(env: CommandContext['env'], name: string): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a non-negative number, got "${raw}"`);
-  return n;
-}
-
-/** Local backend options from the TALK_LOCAL_* test knobs. */
-function localOptionsFromEnv(env: CommandContext['env']): LocalBackendOptions {
-  const options: LocalBackendOptions = { env };
-  const latency = env['TALK_LOCAL_LATENCY'];
-  if (latency) options.latency = parseLatency(latency);
-  const faults = env['TALK_LOCAL_FAULTS'];
-  if (faults) options.faults = faults.split(/\s+/).filter(Boolean).map(parseFaultRule);
-  const turnDelay = numberFromEnv(env, 'TALK_LOCAL_TURN_DELAY_MS');
-  if (turnDelay !== undefined) options.turnDelayMs = { generation: turnDelay, edit: Math.round(turnDelay / 3) };
-  const heartbeat = numberFromEnv(env, 'TALK_LOCAL_HEARTBEAT_MS');
-  if (heartbeat !== undefined) options.heartbeatMs = heartbeat;
-  const silent = numberFromEnv(env, 'TALK_LOCAL_SILENT_EDIT_RATIO');
-  if (silent !== undefined) options.silentEditRatio = silent;
-  const seed = numberFromEnv(env, 'TALK_LOCAL_SEED');
-  if (seed !== undefined) options.seed = seed;
-  const credits = numberFromEnv(env, 'TALK_LOCAL_ANONYMOUS_CREDITS');
-  if (credits !== undefined) options.anonymousCredits = credits;
-  return options;
 }
 
 /** `--backend` wins over the workflow's `backend:`; no workflow and no flag means cloud. */
@@ -76,7 +45,7 @@ export async function connectBackend(
   let persistToken = true;
   let backendId: string;
   if (choice.kind === 'local') {
-    local = await startLocalBackend({ ...localOptionsFromEnv(ctx.env), dataDir: path.join(stateDir, 'local-backend') });
+    local = await startLocalBackend({ ...localKnobsFromEnv(ctx.env), dataDir: path.join(stateDir, 'local-backend') });
     baseUrl = local.url;
     // The client id of the in-process backend lives beside its data, never in the user's home;
     // its token is not written at all (tokens never go into the state dir): the same client id

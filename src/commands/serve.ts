@@ -10,6 +10,7 @@ import {
   type LocalBackendOptions,
 } from '../local-backend/index.js';
 import type { CommandContext, SharedOptions } from './context.js';
+import { localKnobsFromEnv } from './local-knobs.js';
 
 export interface ServeOptions extends SharedOptions {
   host: string;
@@ -24,38 +25,25 @@ export interface ServeOptions extends SharedOptions {
   compat: string[];
 }
 
-function numberFromEnv(env: CommandContext['env'], name: string): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a non-negative number, got "${raw}"`);
-  return n;
-}
-
 /**
  * `talk serve`: the local backend as a standalone server. Prints `listening on URL` as its
  * first stdout line, logs requests to stderr (never tokens: paths and statuses only), and on
  * SIGINT/SIGTERM stops within a second after persisting its state, returning 0.
  *
- * Knobs beyond SPEC §5's flags come from the environment so the public flag set stays as
- * specified: TALK_LOCAL_HEARTBEAT_MS, TALK_LOCAL_TOKEN_TTL_MS, TALK_LOCAL_SILENT_EDIT_RATIO,
- * TALK_LOCAL_TURN_DELAY_MS (generation; edits take a third of it), TALK_LOCAL_ANONYMOUS_CREDITS
- * (a new anonymous account's credits, for batch tests beyond one generation).
+ * Knobs beyond SPEC §5's flags come from the TALK_LOCAL_* variables (see local-knobs.ts);
+ * `--latency`, `--fault` and `--seed` add to or override theirs.
  */
 export async function serveCommand(_args: string[], options: ServeOptions, ctx: CommandContext): Promise<number> {
   if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new UsageError('--seed takes a whole number');
-  const latency: LatencyMap = {};
+  const knobs = localKnobsFromEnv(ctx.env);
+  const latency: LatencyMap = { ...knobs.latency };
   for (const spec of options.latency) Object.assign(latency, parseLatency(spec));
   const compat: Partial<CompatOptions> = {};
   for (const spec of options.compat) Object.assign(compat, parseCompat(spec));
-  const faults = options.fault.map(parseFaultRule);
-  const turnDelay = numberFromEnv(ctx.env, 'TALK_LOCAL_TURN_DELAY_MS');
-  const heartbeatMs = numberFromEnv(ctx.env, 'TALK_LOCAL_HEARTBEAT_MS');
-  const tokenTtlMs = numberFromEnv(ctx.env, 'TALK_LOCAL_TOKEN_TTL_MS');
-  const silentEditRatio = numberFromEnv(ctx.env, 'TALK_LOCAL_SILENT_EDIT_RATIO');
-  const anonymousCredits = numberFromEnv(ctx.env, 'TALK_LOCAL_ANONYMOUS_CREDITS');
+  const faults = [...(knobs.faults ?? []), ...options.fault.map(parseFaultRule)];
 
   const backendOptions: LocalBackendOptions = {
+    ...knobs,
     host: options.host,
     port: options.port,
     latency,
@@ -66,11 +54,6 @@ export async function serveCommand(_args: string[], options: ServeOptions, ctx: 
   };
   if (options.dataDir !== undefined) backendOptions.dataDir = path.resolve(ctx.cwd, options.dataDir);
   if (options.seed !== undefined) backendOptions.seed = options.seed;
-  if (heartbeatMs !== undefined) backendOptions.heartbeatMs = heartbeatMs;
-  if (tokenTtlMs !== undefined) backendOptions.tokenTtlMs = tokenTtlMs;
-  if (silentEditRatio !== undefined) backendOptions.silentEditRatio = silentEditRatio;
-  if (anonymousCredits !== undefined) backendOptions.anonymousCredits = anonymousCredits;
-  if (turnDelay !== undefined) backendOptions.turnDelayMs = { generation: turnDelay, edit: Math.round(turnDelay / 3) };
 
   const backend = await startLocalBackend(backendOptions);
   ctx.stdout.write(`listening on ${backend.url}\n`);
