@@ -4,6 +4,7 @@
  * `backend: local` runs it in-process for the length of a run; every integration test talks
  * to it over real HTTP. It shares only `contract/` and `core/` with the client.
  */
+import { setMaxListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -77,6 +78,8 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
   const found: FfmpegTools | undefined = options.ffmpegPath && options.ffprobePath ? undefined : findFfmpeg(env);
   const tools: FfmpegTools = { ffmpeg: options.ffmpegPath ?? found?.ffmpeg ?? 'ffmpeg', ffprobe: options.ffprobePath ?? found?.ffprobe ?? 'ffprobe' };
   const shutdown = new AbortController();
+  // Every request, turn and render in flight listens for shutdown; hundreds at once are normal.
+  setMaxListeners(0, shutdown.signal);
   let caps: Promise<RenderCapabilities> | undefined;
   const capabilities = (): Promise<RenderCapabilities> => (caps ??= detectCapabilities(tools.ffmpeg, env, shutdown.signal));
 

@@ -33,6 +33,7 @@ export class MediaStore {
    * so a batch of identical uploads runs ffprobe (and the poster extraction) once.
    */
   private readonly probed = new Map<string, Promise<Probed>>();
+  private seeded = false;
 
   constructor(
     private readonly store: Store,
@@ -114,6 +115,20 @@ export class MediaStore {
   /** Probe `file` (and take a video's poster), or reuse what identical bytes gave before. */
   private probe(sha256: string, kind: MediaKind, id: string, file: string, signal: AbortSignal): Promise<Probed> {
     const key = `${kind}:${sha256}`;
+    if (!this.seeded) {
+      // What earlier runs of this data dir probed counts too: a restarted server does not
+      // probe bytes it has already seen.
+      this.seeded = true;
+      for (const u of Object.values(this.store.data.uploads)) {
+        if (u.duration === undefined && u.width === undefined) continue;
+        const info: MediaInfo = { hasVideo: u.kind === 'image' || u.poster !== undefined, hasAudio: u.kind !== 'image' };
+        if (u.duration !== undefined) info.duration = u.duration;
+        if (u.width !== undefined) info.width = u.width;
+        if (u.height !== undefined) info.height = u.height;
+        if (u.fps !== undefined) info.fps = u.fps;
+        this.probed.set(`${u.kind}:${u.sha256}`, Promise.resolve({ info, poster: u.poster }));
+      }
+    }
     let probed = this.probed.get(key);
     if (!probed) {
       probed = (async (): Promise<Probed> => {

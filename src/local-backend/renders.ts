@@ -12,7 +12,7 @@
  * identical renders takes about one encode plus the floor, not N of them.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, rename, stat } from 'node:fs/promises';
+import { copyFile, link, rename, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -29,6 +29,19 @@ export type RenderListener = (event: { type: 'render:started' | 'render:progress
 
 /** Bumped whenever the encoder's output for the same inputs changes, to void old cache files. */
 const RENDER_VERSION = 1;
+
+/**
+ * Give a render its own name for a cached file: a hard link (instant, no bytes copied; cache
+ * files are never rewritten in place, only replaced by rename), else a copy.
+ */
+async function linkOrCopy(cached: string, target: string): Promise<void> {
+  await rm(target, { force: true });
+  try {
+    await link(cached, target);
+  } catch {
+    await copyFile(cached, target);
+  }
+}
 
 function aspectOfSize(width: number, height: number): Aspect {
   if (Math.abs(width - height) / Math.max(width, height) < 0.05) return '1:1';
@@ -104,7 +117,10 @@ export class RenderManager {
     const update = (): void => {
       if (record.status !== 'processing') return;
       const timeFraction = minMs > 0 ? Math.min(1, (Date.now() - startedAt) / minMs) : 1;
-      const progress = Math.max(record.progress, Math.min(99, Math.round(5 + 94 * Math.min(encodeFraction, timeFraction))));
+      // ffmpeg reports every half second, so a short encode may say nothing until it ends;
+      // meanwhile the floor's clock alone moves the bar, up to halfway.
+      const fraction = Math.min(Math.max(encodeFraction, timeFraction / 2), timeFraction);
+      const progress = Math.max(record.progress, Math.min(99, Math.round(5 + 94 * fraction)));
       if (progress !== record.progress) {
         record.progress = progress;
         this.listener({ type: 'render:progress', render: record });
@@ -135,7 +151,7 @@ export class RenderManager {
         if (joined) record.cacheHit = true;
       }
       encodeFraction = 1;
-      await copyFile(cached, target);
+      await linkOrCopy(cached, target);
       // `render=MS` is a floor on the whole render, waited outside any slot so it never
       // delays another render's encode.
       const remaining = minMs - (Date.now() - startedAt);

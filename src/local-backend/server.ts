@@ -642,9 +642,11 @@ const routeHandlers: Record<RouteName, Handler> = {
     };
     ctx.store.data.renders[id] = record;
     ctx.stats.rendersStarted += 1;
-    await ctx.store.save({ renders: id });
     ctx.emit({ type: 'render:submitted', renderId: id, sessionId: session.id });
+    // The job starts while its record is written (a cached render is done in milliseconds);
+    // the answer still waits until the record is on disk.
     ctx.renders.start(record);
+    await ctx.store.save({ renders: id });
     sendSuccess(res, { id, status: 'pending', progress: record.progress });
   },
 
