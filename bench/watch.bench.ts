@@ -4,15 +4,24 @@
 // 250 ms) and ready-to-start latency (queued → job started, which includes waiting for a slot).
 //
 //   node --import tsx bench/watch.bench.ts [--bundles 1000] [--concurrency 8] [--job-ms 200] [--settle-ms 2000]
+//   node --import tsx bench/watch.bench.ts --backend local [--bundles 100] [--concurrency 4] [--job-ms 500]
 //
-// The job is a fixed-latency stand-in (the bench measures the watcher, not ffmpeg); see
+// By default the job is a fixed-latency stand-in (the bench measures the watcher, not ffmpeg).
+// `--backend local` runs every bundle through the real runner against an in-process local
+// backend (renders take at least --job-ms; tiny real media in 10 variants, so most renders are
+// the backend's cache copies; each bundle is distinct by its own instructions file). See
 // bench/notes/watch.md for figures and how they were taken.
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { readFile } from 'node:fs/promises';
 import { resolveWatchConfig, watchFolder, type RunBundle, type WatchEvent } from '../src/watch/index.js';
+import { startLocalBackend, type LocalBackend } from '../src/local-backend/index.js';
+import { createWatchJobRunner, type WatchJobRunner } from '../src/commands/watch-jobs.js';
+import { loadWorkflow } from '../src/workflow/index.js';
+import { makeTestMedia } from '../test/helpers/media.js';
 
 const { values } = parseArgs({
   options: {
@@ -20,8 +29,11 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     'job-ms': { type: 'string', default: '200' },
     'settle-ms': { type: 'string', default: '2000' },
+    backend: { type: 'string' },
   },
 });
+const localMode = values.backend === 'local';
+if (values.backend !== undefined && !localMode) throw new Error('--backend takes only `local`');
 const bundles = Number(values.bundles);
 const concurrency = Number(values.concurrency);
 const jobMs = Number(values['job-ms']);
@@ -39,11 +51,44 @@ const events: WatchEvent[] = [];
 const written = new Map<string, number>();
 const controller = new AbortController();
 
-const runBundle: RunBundle = async (job, signal) => {
+let runBundle: RunBundle = async (job, signal) => {
   await delay(jobMs, undefined, { signal });
   await writeFile(job.output, job.id);
   return { status: 'done', output: job.output };
 };
+let backend: LocalBackend | undefined;
+let jobs: WatchJobRunner | undefined;
+let media: { portrait: Buffer; voice: Buffer } | undefined;
+if (localMode) {
+  const made = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-watch'));
+  media = { portrait: await readFile(made.portrait), voice: await readFile(made.voice) };
+  backend = await startLocalBackend({ env: process.env, latency: { render: jobMs }, turnDelayMs: { generation: 0, edit: 0 }, anonymousCredits: bundles * 100 });
+  const workflowFile = path.join(root, 'watch.yaml');
+  await writeFile(workflowFile, ['version: 1', 'name: bench', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', '  resolution: 720p', 'watch:', `  settle: ${settleMs}ms`, ''].join('\n'));
+  const env = { PATH: process.env['PATH'], XDG_CONFIG_HOME: path.join(root, 'config'), HOME: root };
+  const sink = { write: () => undefined, isTTY: false, columns: undefined };
+  const loaded = await loadWorkflow(workflowFile, { vars: {}, env, cwd: root });
+  const workflow = loaded.workflow;
+  if (!workflow) throw new Error('bench workflow is invalid');
+  jobs = await createWatchJobRunner({
+    workflow: () => workflow,
+    options: { backend: backend.url, stateDir: undefined, reporter: 'plain', quiet: true, verbose: false, color: false, vars: {}, concurrency, fresh: false, dryRun: false, failFast: false },
+    ctx: { stdout: sink, stderr: sink, env, cwd: root, signal: controller.signal, version: 'bench' },
+    stateDir: path.join(root, 'state'),
+    dir: inbox,
+    emit: () => undefined,
+  });
+  runBundle = jobs.runBundle;
+}
+
+/** A few bytes that make a variant's media distinct (a JPEG comment after the start marker). */
+function portraitVariant(jpeg: Buffer, tag: string): Buffer {
+  const body = Buffer.from(tag, 'latin1');
+  const head = Buffer.alloc(4);
+  head.writeUInt16BE(0xfffe, 0);
+  head.writeUInt16BE(body.length + 2, 2);
+  return Buffer.concat([jpeg.subarray(0, 2), head, body, jpeg.subarray(2)]);
+}
 
 let readyResolve!: () => void;
 const watching = new Promise<void>((resolve) => {
@@ -62,7 +107,11 @@ const run = watchFolder({
   onEvent: (event) => {
     events.push(event);
     if (event.type === 'watch:ready') readyResolve();
-    if (event.type === 'bundle:done' && events.filter((e) => e.type === 'bundle:done').length === bundles) controller.abort();
+    if (event.type === 'bundle:failed') console.error(`${event.name}: attempt ${event.attempt} failed: ${event.error.message}`);
+    if (event.type === 'watch:error') console.error(event.message);
+    // Every bundle reached its end (done, or failed for good): stop.
+    const ended = events.filter((e) => e.type === 'bundle:done' || (e.type === 'bundle:failed' && !e.willRetry)).length;
+    if ((event.type === 'bundle:done' || event.type === 'bundle:failed') && ended === bundles) controller.abort();
   },
 });
 await watching;
@@ -72,10 +121,17 @@ await watching;
 const dropStart = Date.now();
 for (let i = 0; i < bundles; i += 1) {
   const stem = `b${String(i).padStart(5, '0')}`;
-  for (const [ext, text] of [
-    ['jpg', `portrait ${i}`],
-    ['mp3', `voice ${i}`],
-  ] as const) {
+  const files: [string, string | Buffer][] = media
+    ? [
+        ['jpg', portraitVariant(media.portrait, `v${i % 10}`)],
+        ['mp3', media.voice],
+        ['yaml', `# bundle ${stem}\ninstructions: [Make this photo talk using my voiceover]\n`],
+      ]
+    : [
+        ['jpg', `portrait ${i}`],
+        ['mp3', `voice ${i}`],
+      ];
+  for (const [ext, text] of files) {
     const file = path.join(inbox, `${stem}.${ext}`);
     await writeFile(`${file}.part`, text);
     await rename(`${file}.part`, file);
@@ -85,6 +141,9 @@ for (let i = 0; i < bundles; i += 1) {
 const dropEnd = Date.now();
 const summary = await run;
 const end = Date.now();
+const localStats = backend?.stats();
+await jobs?.close();
+await backend?.close();
 
 const queued = new Map<string, number>();
 const pickup: number[] = [];
@@ -98,11 +157,18 @@ for (const event of events) {
 }
 pickup.sort((a, b) => a - b);
 readyToStart.sort((a, b) => a - b);
+// With the local backend a job's time is what the runner measured (median), not --job-ms.
+const jobDurations = events.flatMap((e) => (e.type === 'bundle:done' ? [e.durationMs] : [])).sort((a, b) => a - b);
+const effectiveJobMs = localMode ? percentile(jobDurations, 50) : jobMs;
 // Work cannot start before the first bundle settles nor end before the last one settled and ran.
-const ideal = Math.max(dropEnd - dropStart + settleMs + jobMs, settleMs + Math.ceil(bundles / concurrency) * jobMs);
+const ideal = Math.max(dropEnd - dropStart + settleMs + effectiveJobMs, settleMs + Math.ceil(bundles / concurrency) * effectiveJobMs);
 const total = end - dropStart;
 
-console.log(`bundles ${bundles}, concurrency ${concurrency}, job ${jobMs} ms, settle ${settleMs} ms`);
+console.log(`bundles ${bundles}, concurrency ${concurrency}, job ${jobMs} ms, settle ${settleMs} ms${localMode ? ', local backend (render floor = job ms)' : ''}`);
+if (localMode && localStats) {
+  console.log(`job (runner, start → done): p50 ${percentile(jobDurations, 50)} ms, p95 ${percentile(jobDurations, 95)} ms`);
+  console.log(`backend: renders started ${localStats.rendersStarted}, messages ${localStats.messages}, sessions ${localStats.sessionsCreated}, render cache hits ${localStats.renderCacheHits}`);
+}
 console.log(`done ${summary.done}, failed ${summary.failed}, starts ${readyToStart.length} (duplicates: ${readyToStart.length - new Set(events.filter((e) => e.type === 'bundle:start').map((e) => (e as { id: string }).id)).size})`);
 console.log(`drop took ${dropEnd - dropStart} ms`);
 console.log(`total ${total} ms; ideal ${ideal} ms (max(drop + settle + job, settle + ceil(N/c) × job)); overhead ${((total / ideal - 1) * 100).toFixed(1)} %`);
