@@ -46,6 +46,13 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
     for (const d of loaded.diagnostics) ctx.stderr.write(`${formatDiagnosticLine(d)}\n`);
     throw new WorkflowInvalidError(loaded.diagnostics);
   }
+  if (loaded.workflow.inputs.length === 0) {
+    // Without inputs no bundle file is ever uploaded: every job would pay for a turn that has
+    // nothing to work on, then fail at export.
+    throw new UsageError(`${options.workflow} uploads nothing, so the bundles' files would never reach the backend`, {
+      hint: 'add a `watch:` key (e.g. `watch: { settle: 2s }`) so each bundle\'s portrait and voice are uploaded, or inputs from `${item.portrait}`',
+    });
+  }
   const current: CurrentWorkflow = { workflow: loaded.workflow, revision: 1 };
   const config = resolveWatchConfig(current.workflow.watch);
   const stateDir = stateDirFor(workflowFile, options.stateDir, ctx.cwd);

@@ -3,8 +3,9 @@
  * client against the real local backend on loopback, asserting its `/__local/stats`.
  *
  * Each anonymous client gets the contract's 100-credit grant, one generation: so these tests
- * use one talking bundle per watcher identity (config dir). The many-bundle cases (bursts, two
- * watchers) are covered with an injected job in folder-watcher.test.ts.
+ * use one talking bundle per watcher identity (config dir). The burst of many bundles against
+ * the local backend (with a raised grant) is burst.test.ts; two watchers are covered with an
+ * injected job in folder-watcher.test.ts.
  */
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -125,6 +126,17 @@ describe('talk watch with the local backend', () => {
     expect(after.messages - before.messages).toBe(1);
     expect(after.sessionsCreated - before.sessionsCreated).toBe(1);
     expect(await readdir(path.join(inbox, 'out'))).toContain('bob.mp4');
+  });
+
+  it('refuses a workflow that uploads nothing (no `watch:` key, no inputs) before any paid turn', async () => {
+    const { root, inbox, workflow } = await setup();
+    await writeFile(workflow, ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', ''].join('\n'));
+    await drop(inbox, 'dora');
+    const before = backend.stats();
+    const run = context(root, new AbortController().signal);
+    await expect(watchCommand([inbox], options(workflow, true), run.ctx)).rejects.toThrow(/uploads nothing/);
+    expect(backend.stats().messages - before.messages).toBe(0);
+    expect((await readdir(inbox)).sort()).toEqual(['dora.jpg', 'dora.mp3']);
   });
 
   it('reports a missing partner in a status file at the end of --once', async () => {
