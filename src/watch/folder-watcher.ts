@@ -668,6 +668,14 @@ class FolderWatcher {
     if (this.#tracker.unsettledCount > 0 || this.#evaluating.size > 0 || this.#jobs.size > 0 || this.#scanning) return;
     this.#state = 'draining';
     void (async () => {
+      // A finished bundle's sources are moved one by one, and the file events saying so may
+      // not have arrived yet: its group then looks like it lacks a partner. Stat the members
+      // of every incomplete group now, so a published bundle is never reported as incomplete
+      // (its status file would overwrite the sidecar).
+      for (const key of [...this.#incomplete.keys()]) {
+        await Promise.all([...(this.#groupFiles.get(key) ?? [])].map((p) => this.#tracker.recheck(p)));
+      }
+      await Promise.allSettled([...this.#evaluating.values()]);
       for (const key of [...this.#incomplete.keys()]) await this.#reportIncomplete(key);
       this.#idle?.();
     })();
