@@ -18,12 +18,14 @@ import type { RenderId, SessionId } from '../../src/core/ids.js';
 export function sessionIdentities(baseUrl: string, configDir: string): { client(): BackendClient; close(): Promise<void> } {
   const owner = new Map<string, number>();
   const clients = new Map<number, BackendClient>();
-  // One connection pool for every identity, as one process of talk would have.
-  const dispatcher = new Agent({ keepAliveTimeout: 10_000 });
+  // One connection pool for every identity, as one process of talk would have; made again
+  // after `close()`, since a rig runs several times (a resumed run is a new process).
+  let dispatcher: Agent | undefined;
   let next = 0;
   const clientFor = (i: number): BackendClient => {
     let c = clients.get(i);
     if (!c) {
+      dispatcher ??= new Agent({ keepAliveTimeout: 10_000 });
       const env = { NEMO_CLIENT_ID: `rig-client-${i}` };
       c = createBackendClient({ baseUrl, dispatcher, auth: createTokenProvider({ env, configDir: path.join(configDir, String(i)), baseUrl, dispatcher }), env: {} });
       clients.set(i, c);
@@ -63,7 +65,8 @@ export function sessionIdentities(baseUrl: string, configDir: string): { client(
     async close() {
       await Promise.all([...clients.values()].map((c) => c.close()));
       clients.clear();
-      await dispatcher.close();
+      await dispatcher?.close();
+      dispatcher = undefined;
     },
   };
 }
