@@ -127,14 +127,25 @@ export interface WorkflowJob {
 
 /** Parsed `watch:` settings with defaults applied and durations in milliseconds. */
 export interface WatchSettings {
+  /**
+   * How files are grouped into one job: `stem` (`anna.jpg` + `anna.mp3`, optional
+   * `anna.txt`/`anna.yaml`), `folder` (one subfolder per job), or `manifest` (one subfolder per
+   * job, complete once its manifest file, written last, has settled).
+   */
   pairing: 'stem' | 'folder' | 'manifest';
   /** Role → accepted extensions (lower case, no dot), in written order. */
   roles: Record<string, string[]>;
+  /** The manifest's file name, for `pairing: manifest`. */
   manifest: string;
+  /** A file is ready when its size and mtime have not changed for this long. */
   settleMs: number;
+  /** An incomplete bundle older than this gets a status file saying what is missing. */
   bundleTimeoutMs: number;
+  /** Full reconciliation scan interval; events can be lost (network shares, overflow). */
   scanIntervalMs: number;
+  /** Attempts per bundle content; after that it runs again only when its content changes. */
   maxAttempts: number;
+  /** Relative to the watched folder (or absolute). Never watched as input. */
   outputDir: string;
   processedDir: string;
   failedDir: string;
