@@ -7,7 +7,8 @@
  * - TALK_LOCAL_TURN_DELAY_MS (how long a generation "works"; edits take a third of it),
  *   TALK_LOCAL_HEARTBEAT_MS, TALK_LOCAL_TOKEN_TTL_MS, TALK_LOCAL_SILENT_EDIT_RATIO;
  * - TALK_LOCAL_ANONYMOUS_CREDITS (a new anonymous account's credits, default 100 as the
- *   contract grants; raise it to preview batches offline).
+ *   contract grants; raise it to preview batches offline), TALK_LOCAL_IP_QUOTA (new anonymous
+ *   tokens per IP address per 7 days; off unless set).
  */
 import { UsageError } from '../core/errors.js';
 import { parseFaultRule, parseLatency, type LocalBackendOptions } from '../local-backend/index.js';
@@ -41,5 +42,7 @@ export function localKnobsFromEnv(env: Env): LocalBackendOptions {
   if (silent !== undefined) options.silentEditRatio = silent;
   const credits = numberFromEnv(env, 'TALK_LOCAL_ANONYMOUS_CREDITS');
   if (credits !== undefined) options.anonymousCredits = credits;
+  const ipQuota = numberFromEnv(env, 'TALK_LOCAL_IP_QUOTA');
+  if (ipQuota !== undefined) options.ipQuota = ipQuota;
   return options;
 }

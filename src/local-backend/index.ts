@@ -122,6 +122,8 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     heartbeatMs: Math.max(1, options.heartbeatMs ?? 15_000),
     tokenTtlMs: options.tokenTtlMs ?? 7 * 24 * 3600 * 1000,
     anonymousCredits: options.anonymousCredits ?? ANONYMOUS_GRANT,
+    ipQuota: options.ipQuota,
+    tokensByIp: new Map(),
     silentEditRatio: options.silentEditRatio ?? 0.3,
     noiseRatio: options.noiseRatio ?? 0,
     turnDelays: { generation: options.turnDelayMs?.generation ?? 300, edit: options.turnDelayMs?.edit ?? 100 },

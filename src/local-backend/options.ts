@@ -108,6 +108,12 @@ export interface LocalBackendOptions {
   tokenTtlMs?: number;
   /** Credits a new anonymous account starts with; default the contract's grant (100, one generation). */
   anonymousCredits?: number;
+  /**
+   * New anonymous tokens one IP address may get per 7 days (the contract's "10 per IP"), then
+   * 429. Off by default: every loopback client shares one address, so tests and batches would
+   * trip it; turn it on to exercise the quota.
+   */
+  ipQuota?: number;
   /** Share of edit turns that end without text; default 0.3. */
   silentEditRatio?: number;
   /** Share of replies followed by the "temporary issue" noise text; default 0. */

@@ -54,6 +54,10 @@ export interface ServerContext {
   tokenTtlMs: number;
   /** Credits of a new anonymous account. */
   anonymousCredits: number;
+  /** New anonymous tokens per IP per 7 days, when the quota is on. */
+  ipQuota: number | undefined;
+  /** When each new anonymous token was issued, per remote address (in memory, like a rate limiter). */
+  tokensByIp: Map<string, number[]>;
   silentEditRatio: number;
   noiseRatio: number;
   turnDelays: { generation: number; edit: number };
@@ -339,6 +343,9 @@ export async function handleRequest(ctx: ServerContext, req: IncomingMessage, re
   }
 }
 
+/** The anonymous-token quota window per IP (CONTRACT §2.1: 10 per 7 days). */
+const IP_QUOTA_WINDOW_MS = 7 * 24 * 3600 * 1000;
+
 type Handler = (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, params: string[], faults: { drop: boolean; notext: boolean }) => Promise<void>;
 
 const routeHandlers: Record<RouteName, Handler> = {
@@ -367,6 +374,15 @@ const routeHandlers: Record<RouteName, Handler> = {
       token = live;
       expiresAt = liveRecord.expiresAt;
     } else {
+      if (ctx.ipQuota !== undefined) {
+        const ip = req.socket.remoteAddress ?? 'unknown';
+        const recent = (ctx.tokensByIp.get(ip) ?? []).filter((t) => t > now - IP_QUOTA_WINDOW_MS);
+        if (recent.length >= ctx.ipQuota) {
+          sendCodeError(res, ctx.compat, 429, `at most ${ctx.ipQuota} anonymous tokens per IP address per 7 days; wait and retry`, { forceStatus: 429, headers: { 'retry-after': '30' } });
+          return;
+        }
+        ctx.tokensByIp.set(ip, [...recent, now]);
+      }
       // After expiry (or a restart, which forgets plain tokens) a new token for the same user.
       token = `nmv_usr_${randomBytes(24).toString('base64url')}`;
       expiresAt = now + ctx.tokenTtlMs;

@@ -56,6 +56,23 @@ describe('anonymous token', () => {
     }
   });
 
+  it('answers 429 once an IP address has had its quota of new tokens, when the quota is on', async () => {
+    const strict = await startLocalBackend({ env: process.env, ipQuota: 2 });
+    try {
+      const ask = (id: string) => fetch(`${strict.url}/api/auth/anonymous-token`, { method: 'POST', headers: { 'x-client-id': id } });
+      expect((await ask('a')).status).toBe(200);
+      expect((await ask('b')).status).toBe(200);
+      // The live token of a known client id is not a new token: no quota spent.
+      expect((await ask('a')).status).toBe(200);
+      const third = await ask('c');
+      expect(third.status).toBe(429);
+      expect(third.headers.get('retry-after')).toBe('30');
+      expect(strict.stats().tokensIssued).toBe(2);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('after expiry answers 1001, and the same client id gets a new token for the same user and sessions', async () => {
     const short = await startLocalBackend({ env: process.env, tokenTtlMs: 150 });
     try {
