@@ -296,6 +296,23 @@ describe('render routes', () => {
     expect(download.status).toBe(404);
     await download.arrayBuffer();
   });
+
+  it('a draft it cannot render ends as failed with the reason, and rendersCompleted does not move', async () => {
+    const { account, sessionId } = await preparedSession(backend.url, media);
+    const before = backend.stats().rendersCompleted;
+    // Export-ready (a track with a segment) but with no duration: nothing to render.
+    const draft = { t: [{ tt: 0, sg: [{ id: 'v1', st: 0, d: 0 }] }], d: 0 };
+    const submitted = await fetch(`${backend.url}/api/render/proxy/lambda`, {
+      method: 'POST',
+      headers: { ...account.headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'r-fail', sessionId, draft }),
+    });
+    expect((await json(submitted))['success']).toBe(true);
+    await expect
+      .poll(async () => (await json(await fetch(`${backend.url}/api/render/proxy/lambda/r-fail`, { headers: account.headers })))['data'], { timeout: 10_000 })
+      .toMatchObject({ status: 'failed', error: expect.stringMatching(/no duration/) as unknown });
+    expect(backend.stats().rendersCompleted).toBe(before);
+  });
 });
 
 describe('robustness', () => {
