@@ -309,7 +309,7 @@ describe('render routes', () => {
     });
     expect((await json(submitted))['success']).toBe(true);
     await expect
-      .poll(async () => (await json(await fetch(`${backend.url}/api/render/proxy/lambda/r-fail`, { headers: account.headers })))['data'], { timeout: 10_000 })
+      .poll(async (): Promise<unknown> => (await json(await fetch(`${backend.url}/api/render/proxy/lambda/r-fail`, { headers: account.headers })))['data'] as unknown, { timeout: 10_000 })
       .toMatchObject({ status: 'failed', error: expect.stringMatching(/no duration/) as unknown });
     expect(backend.stats().rendersCompleted).toBe(before);
   });
