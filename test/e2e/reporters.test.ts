@@ -113,8 +113,11 @@ describe('talk run output (e2e)', () => {
 
   it('tty: on a terminal, auto draws with listr2 and ends with the summary', async () => {
     const dir = await project();
+    // A render floor far above the 100 ms frames and the client's polls, so the render's
+    // progress is on screen for many frames (a cached render is otherwise instant).
+    const slow = await serve(['--latency', 'render=2500']);
     try {
-      const result = await runCliInTerminal(['run', 'examples/hello.yaml', '--backend', server.url], { cwd: dir, env: { NEMO_CLIENT_ID: 'e2e-tty' }, columns: 120 });
+      const result = await runCliInTerminal(['run', 'examples/hello.yaml', '--backend', slow.url], { cwd: dir, env: { NEMO_CLIENT_ID: 'e2e-tty' }, columns: 120 });
       expect(result.code, result.stdout).toBe(0);
       // listr2 hides the cursor while drawing and redraws in place.
       expect(result.rawStdout).toContain('\u001b[?25l');
@@ -125,6 +128,7 @@ describe('talk run output (e2e)', () => {
       // No plain-mode timestamps: this is the live view.
       expect(result.stdout).not.toMatch(/^\d\d:\d\d:\d\d main /m);
     } finally {
+      await stopServer(slow);
       await rm(dir, { recursive: true, force: true });
     }
   });
