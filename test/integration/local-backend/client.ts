@@ -3,11 +3,14 @@
  * A deliberately plain protocol client for the local backend's tests: undici `fetch` and
  * eventsource-parser, nothing from src/backend/, so these tests check the server on its own.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { afterAll, beforeAll } from 'vitest';
+import { makeTestMedia, type TestMedia } from '../../helpers/media.js';
 import path from 'node:path';
 import { fetch, FormData, type Response } from 'undici';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
-import type { LocalBackend, LocalEvent } from '../../../src/local-backend/index.js';
+import { startLocalBackend, type LocalBackend, type LocalBackendOptions, type LocalEvent } from '../../../src/local-backend/index.js';
 
 export const SKILL_HEADERS = { 'x-skill-source': 'infinite-talk-ai', 'x-skill-version': '1.0', 'x-skill-platform': 'unknown' };
 
@@ -125,4 +128,37 @@ export async function waitForRender(backend: LocalBackend, account: Account, id:
   if (status === 'completed' || status === 'failed' || status === 'cancelled') return first;
   await ended;
   return json(await fetch(`${backend.url}/api/render/proxy/lambda/${id}`, { headers: account.headers }));
+}
+
+/**
+ * A test file's backends and media: a temp dir with tiny test media made once, `start()` for
+ * quick backends (short turns, no silent edits), everything closed and removed after the file.
+ */
+export function backendFixture(name: string): { start: (options?: LocalBackendOptions) => Promise<LocalBackend>; readonly media: TestMedia; readonly dir: string } {
+  let dir: string | undefined;
+  let media: TestMedia | undefined;
+  const started: LocalBackend[] = [];
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), `talk-lb-${name}-`));
+    media = await makeTestMedia(path.join(dir, 'media'));
+  });
+  afterAll(async () => {
+    await Promise.all(started.map((b) => b.close()));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    start: async (options: LocalBackendOptions = {}) => {
+      const b = await startLocalBackend({ env: process.env, turnDelayMs: { generation: 5, edit: 5 }, silentEditRatio: 0, ...options });
+      started.push(b);
+      return b;
+    },
+    get media() {
+      if (!media) throw new Error('backendFixture: media is made in beforeAll');
+      return media;
+    },
+    get dir() {
+      if (!dir) throw new Error('backendFixture: dir is made in beforeAll');
+      return dir;
+    },
+  };
 }

@@ -1,32 +1,12 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access -- wire JSON is read loosely here; the assertions check its shape */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { fetch } from 'undici';
 import { UsageError } from '../../../src/core/errors.js';
-import { parseCompat, parseFaultRule, parseLatency, startLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../../src/local-backend/index.js';
-import { makeTestMedia, type TestMedia } from '../../helpers/media.js';
-import { anonymousToken, callsOf, credits, json, nextEvent, preparedSession, readSse, sendTurn, state, textsOf } from './client.js';
+import { parseCompat, parseFaultRule, parseLatency } from '../../../src/local-backend/index.js';
+import { backendFixture, anonymousToken, callsOf, credits, json, nextEvent, preparedSession, readSse, sendTurn, state, textsOf } from './client.js';
 
-let dir: string;
-let media: TestMedia;
-const started: LocalBackend[] = [];
-
-async function start(options: LocalBackendOptions = {}): Promise<LocalBackend> {
-  const b = await startLocalBackend({ env: process.env, turnDelayMs: { generation: 5, edit: 5 }, silentEditRatio: 0, ...options });
-  started.push(b);
-  return b;
-}
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'talk-lb-faults-'));
-  media = await makeTestMedia(path.join(dir, 'media'));
-});
-afterAll(async () => {
-  await Promise.all(started.map((b) => b.close()));
-  await rm(dir, { recursive: true, force: true });
-});
+const fx = backendFixture('faults');
+const start = fx.start;
 
 describe('spec parsers', () => {
   it('parse fault rules exactly as SPEC §5 writes them', () => {
@@ -82,14 +62,14 @@ describe('fault kinds', () => {
 
   it('reset destroys the socket mid-response', async () => {
     const b = await start({ faults: [parseFaultRule('state:reset:x1')] });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     await expect(fetch(`${b.url}/api/state/nemo_agent/me/${sessionId}/latest`, { headers: account.headers }).then((r) => r.text())).rejects.toThrow();
     expect((await state(b.url, account, sessionId))['code']).toBe(0);
   });
 
   it('stall accepts and never answers; for sse the turn does not start and freezes nothing', async () => {
     const b = await start({ faults: [parseFaultRule('sse:stall:x1')] });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const controller = new AbortController();
     const pending = sendTurn(b.url, account, sessionId, 'make this photo talk', { signal: controller.signal });
     // The request is in flight at the server (observed, not slept on).
@@ -104,7 +84,7 @@ describe('fault kinds', () => {
 
   it('drop closes the stream before its final event, but the turn finishes server-side', async () => {
     const b = await start({ faults: [parseFaultRule('sse:drop:x1')] });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const done = nextEvent(b, (e) => e.type === 'turn:done');
     const messages = await readSse(await sendTurn(b.url, account, sessionId, 'make this photo talk'));
     expect(callsOf(messages)).toEqual(['generate_video_talking_avatar']);
@@ -116,7 +96,7 @@ describe('fault kinds', () => {
 
   it('notext sends the tool events but no text', async () => {
     const b = await start({ faults: [parseFaultRule('sse:notext')] });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const messages = await readSse(await sendTurn(b.url, account, sessionId, 'make this photo talk'));
     expect(callsOf(messages)).toEqual(['generate_video_talking_avatar']);
     expect(messages.some((m) => m.json?.['content']?.parts?.[0]?.functionResponse)).toBe(true);

@@ -1,30 +1,22 @@
 /* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call -- wire JSON is read loosely here; the assertions check its shape */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fetch } from 'undici';
-import { probeMedia, startLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../../src/local-backend/index.js';
+import { probeMedia, startLocalBackend, type LocalBackend } from '../../../src/local-backend/index.js';
 import { runTool } from '../../../src/local-backend/ffmpeg.js';
-import { makeTestMedia, testTools, type TestMedia } from '../../helpers/media.js';
-import { json, nextEvent, preparedSession, readSse, sendTurn, state, waitForRender, type Account } from './client.js';
+import { testTools } from '../../helpers/media.js';
+import { backendFixture, json, nextEvent, preparedSession, readSse, sendTurn, state, waitForRender, type Account } from './client.js';
 
-let dir: string;
-let media: TestMedia;
-const started: LocalBackend[] = [];
-
-async function start(options: LocalBackendOptions = {}): Promise<LocalBackend> {
-  const b = await startLocalBackend({ env: process.env, turnDelayMs: { generation: 5, edit: 5 }, silentEditRatio: 0, ...options });
-  started.push(b);
-  return b;
-}
+const fx = backendFixture('render');
+const start = fx.start;
 
 function submit(b: LocalBackend, account: Account, body: unknown): Promise<Record<string, any>> {
   return fetch(`${b.url}/api/render/proxy/lambda`, { method: 'POST', headers: { ...account.headers, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(json);
 }
 
 async function talkingDraft(b: LocalBackend, text = 'Make this photo talk and add a title "Hi" for 1 second'): Promise<{ account: Account; sessionId: string; draft: any }> {
-  const { account, sessionId } = await preparedSession(b.url, media);
+  const { account, sessionId } = await preparedSession(b.url, fx.media);
   await readSse(await sendTurn(b.url, account, sessionId, text));
   return { account, sessionId, draft: (await state(b.url, account, sessionId))['data'].state.draft };
 }
@@ -35,15 +27,6 @@ async function downloadTo(url: string, file: string, headers: Record<string, str
   expect(res.headers.get('content-type')).toBe('video/mp4');
   await writeFile(file, Buffer.from(await res.arrayBuffer()));
 }
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'talk-lb-render-'));
-  media = await makeTestMedia(path.join(dir, 'media'));
-});
-afterAll(async () => {
-  await Promise.all(started.map((b) => b.close()));
-  await rm(dir, { recursive: true, force: true });
-});
 
 describe('renders are real videos', () => {
   it('renders H.264 + AAC at the requested size and the draft duration; a repeat is a cache copy', async () => {
@@ -61,7 +44,7 @@ describe('renders are real videos', () => {
     expect(done['data'].completedAt).toBeGreaterThanOrEqual(done['data'].createdAt);
     expect(events).toEqual(expect.arrayContaining(['render:submitted', 'render:started', 'render:completed']));
 
-    const file = path.join(dir, 'a.mp4');
+    const file = path.join(fx.dir, 'a.mp4');
     await downloadTo(done['data'].outputUrl, file);
     const { ffprobe } = testTools();
     const { stdout } = await runTool(ffprobe, ['-v', 'error', '-show_entries', 'stream=codec_name,width,height,pix_fmt', '-of', 'json', file]);
@@ -84,7 +67,7 @@ describe('renders are real videos', () => {
     // The fallback download route needs the bearer and serves the same file.
     const fallback = await fetch(`${b.url}/api/render/proxy/render_a/download`);
     expect((await json(fallback))['code']).toBe(1001);
-    await downloadTo(`${b.url}/api/render/proxy/render_a/download`, path.join(dir, 'a2.mp4'), account.headers);
+    await downloadTo(`${b.url}/api/render/proxy/render_a/download`, path.join(fx.dir, 'a2.mp4'), account.headers);
     expect(b.stats().requests.download).toBe(3);
   });
 
@@ -108,7 +91,7 @@ describe('renders are real videos', () => {
   });
 
   it('a restarted server keeps its sessions and finishes a render that was in flight', async () => {
-    const dataDir = path.join(dir, 'persist');
+    const dataDir = path.join(fx.dir, 'persist');
     const first = await startLocalBackend({ env: process.env, dataDir, turnDelayMs: { generation: 5, edit: 5 }, latency: { render: 60_000 } });
     const { account, sessionId, draft } = await talkingDraft(first, 'make this photo talk');
     const inFlight = nextEvent(first, (e) => e.type === 'render:started' && e.renderId === 'render_p');
@@ -124,7 +107,7 @@ describe('renders are real videos', () => {
     expect(s['data'].state.draft.t[0].sg[0].src).toMatch(new RegExp(`^${second.url}/media/`));
     const done = await waitForRender(second, account, 'render_p');
     expect(done['data'].status).toBe('completed');
-    const file = path.join(dir, 'p.mp4');
+    const file = path.join(fx.dir, 'p.mp4');
     await downloadTo(done['data'].outputUrl, file);
     const info = await probeMedia(testTools().ffprobe, file);
     expect(info).toMatchObject({ width: 720, height: 1280, hasAudio: true });
@@ -143,7 +126,7 @@ describe('renders are real videos', () => {
     const done = await waitForRender(b, account, 'render_nomedia');
     // Without media the render still makes a valid (plain) video of the draft's length.
     expect(done['data'].status).toBe('completed');
-    const file = path.join(dir, 'n.mp4');
+    const file = path.join(fx.dir, 'n.mp4');
     await downloadTo(done['data'].outputUrl, file);
     expect(await probeMedia(testTools().ffprobe, file)).toMatchObject({ width: 1280, height: 720, hasAudio: true });
   });

@@ -1,36 +1,15 @@
 /* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return -- wire JSON is read loosely here; the assertions check its shape */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { fetch } from 'undici';
-import { startLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../../src/local-backend/index.js';
-import { makeTestMedia, type TestMedia } from '../../helpers/media.js';
-import { callsOf, credits, json, nextEvent, preparedSession, readSse, sendTurn, state, textsOf, upload } from './client.js';
+import { backendFixture, callsOf, credits, json, nextEvent, preparedSession, readSse, sendTurn, state, textsOf, upload } from './client.js';
 
-let dir: string;
-let media: TestMedia;
-const started: LocalBackend[] = [];
-
-async function start(options: LocalBackendOptions = {}): Promise<LocalBackend> {
-  const b = await startLocalBackend({ env: process.env, turnDelayMs: { generation: 5, edit: 5 }, silentEditRatio: 0, ...options });
-  started.push(b);
-  return b;
-}
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'talk-lb-sse-'));
-  media = await makeTestMedia(path.join(dir, 'media'));
-});
-afterAll(async () => {
-  await Promise.all(started.map((b) => b.close()));
-  await rm(dir, { recursive: true, force: true });
-});
+const fx = backendFixture('sse');
+const start = fx.start;
 
 describe('/run_sse stream', () => {
   it('streams ADK events: functionCall → heartbeats → functionResponse → text, camelCase, then closes', async () => {
     const b = await start({ heartbeatMs: 5, turnDelayMs: { generation: 30, edit: 5 } });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const res = await sendTurn(b.url, account, sessionId, 'Make this photo talk using my voiceover and loop the animation infinitely');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
@@ -56,7 +35,7 @@ describe('/run_sse stream', () => {
 
   it('generation makes a video track from the portrait for the voice length plus the voice as audio; edits add title, music, aspect, trim', async () => {
     const b = await start();
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     await readSse(await sendTurn(b.url, account, sessionId, 'make this photo talk'));
     let draft = (await state(b.url, account, sessionId))['data'].state.draft;
     expect(draft.t.map((t: { tt: number }) => t.tt)).toEqual([0, 1]);
@@ -68,7 +47,7 @@ describe('/run_sse stream', () => {
 
     // The generation spends the whole anonymous grant: the next edit is refused before streaming.
     const edits = await start();
-    const s2 = await preparedSession(edits.url, media);
+    const s2 = await preparedSession(edits.url, fx.media);
     await readSse(await sendTurn(edits.url, s2.account, s2.sessionId, 'make it talk'));
     const before = await credits(edits.url, s2.account);
     expect(before).toEqual({ available: 0, frozen: 0, total: 0 });
@@ -81,8 +60,8 @@ describe('/run_sse stream', () => {
 
   it('applies each edit intent to the draft (title with its range, music at 35 %, aspect, trim, loop)', async () => {
     const b = await start();
-    const { account, sessionId } = await preparedSession(b.url, media);
-    await upload(b.url, account, sessionId, [{ file: media.music!, name: 'background-music.wav' }]);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
+    await upload(b.url, account, sessionId, [{ file: fx.media.music!, name: 'background-music.wav' }]);
     await readSse(await sendTurn(b.url, account, sessionId, 'Make this photo talk, add a title "Hello there" for 1 second, add background music, make it square, loop it and trim to 1.5 seconds'));
     const s = (await state(b.url, account, sessionId))['data'].state;
     const draft = s.draft;
@@ -99,12 +78,12 @@ describe('/run_sse stream', () => {
 
   it('asks for clarification, free, when nothing maps or the portrait is missing', async () => {
     const b = await start();
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const messages = await readSse(await sendTurn(b.url, account, sessionId, 'hmm, what now?'));
     expect(callsOf(messages)).toEqual([]);
     expect(textsOf(messages)[0]).toMatch(/What would you like/);
     const empty = await start();
-    const e = await preparedSession(empty.url, { portrait: media.voice, voice: media.voice });
+    const e = await preparedSession(empty.url, { portrait: fx.media.voice, voice: fx.media.voice });
     const noPortrait = await readSse(await sendTurn(empty.url, e.account, e.sessionId, 'make the photo talk'));
     expect(textsOf(noPortrait)[0]).toMatch(/portrait/);
     expect(await credits(b.url, account)).toEqual({ available: 100, frozen: 0, total: 100 });
@@ -113,7 +92,7 @@ describe('/run_sse stream', () => {
 
   it('freezes credits while a turn runs (counted as a message when accepted)', async () => {
     const b = await start({ turnDelayMs: { generation: 60_000, edit: 5 }, heartbeatMs: 60_000 });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const accepted = nextEvent(b, (e) => e.type === 'turn:accepted');
     const controller = new AbortController();
     const res = await sendTurn(b.url, account, sessionId, 'make this photo talk', { signal: controller.signal });
@@ -126,7 +105,7 @@ describe('/run_sse stream', () => {
 
   it('keeps a turn running after the client disconnects: charged once, draft changed', async () => {
     const b = await start({ turnDelayMs: { generation: 200, edit: 5 } });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const done = nextEvent(b, (e) => e.type === 'turn:done');
     const controller = new AbortController();
     const res = await sendTurn(b.url, account, sessionId, 'make this photo talk', { signal: controller.signal });
@@ -144,7 +123,7 @@ describe('/run_sse stream', () => {
 
   it('releases frozen credits when the run fails mid-stream with {"error": …}', async () => {
     const b = await start();
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const messages = await readSse(await sendTurn(b.url, account, sessionId, 'make this photo talk', { headers: { 'x-emulator-scenario': 'error-midstream' } }));
     expect(messages.at(-1)!.json).toEqual({ error: expect.any(String) });
     expect(await credits(b.url, account)).toEqual({ available: 100, frozen: 0, total: 100 });
@@ -155,7 +134,7 @@ describe('/run_sse stream', () => {
     // Two aspect edits (50 each) fit the anonymous grant and need no generated video.
     const run = async (seed: number, ratio: number): Promise<boolean[]> => {
       const b = await start({ silentEditRatio: ratio, seed });
-      const { account, sessionId } = await preparedSession(b.url, media);
+      const { account, sessionId } = await preparedSession(b.url, fx.media);
       const silent: boolean[] = [];
       for (const text of ['make it square', 'make it vertical']) {
         const messages = await readSse(await sendTurn(b.url, account, sessionId, text));
@@ -172,7 +151,7 @@ describe('/run_sse stream', () => {
 
   it('honours streaming:true with partial events before the final text', async () => {
     const b = await start();
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const messages = await readSse(await sendTurn(b.url, account, sessionId, 'make this photo talk', { body: { streaming: true } }));
     const partials = messages.filter((m) => m.json?.['partial'] === true);
     expect(partials.length).toBe(2);
@@ -183,7 +162,7 @@ describe('/run_sse stream', () => {
 
   it('ask scenario ends the turn with an ask_question call; noise adds the "temporary issue" text', async () => {
     const b = await start({ noiseRatio: 1 });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const ask = await readSse(await sendTurn(b.url, account, sessionId, 'which format? #scenario:ask'));
     expect(callsOf(ask)).toEqual(['ask_question']);
     const call = ask[0]!.json!['content'].parts[0].functionCall;
@@ -198,21 +177,21 @@ describe('/run_sse stream', () => {
     ['comment', (raw: string) => raw.includes(': ping\n\n')],
   ] as const)('heartbeat style %s', async (heartbeat, check) => {
     const b = await start({ compat: { heartbeat }, heartbeatMs: 5, turnDelayMs: { generation: 25, edit: 5 } });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const raw = await (await sendTurn(b.url, account, sessionId, 'make this photo talk')).text();
     expect(check(raw)).toBe(true);
   });
 
   it('legacy sse mode sends {type:"tool_call"|"tool_result"|"text"} pseudo events', async () => {
     const b = await start({ compat: { sse: 'legacy' } });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const messages = await readSse(await sendTurn(b.url, account, sessionId, 'make this photo talk'));
     expect(messages.map((m) => m.json?.['type'])).toEqual(['tool_call', 'tool_result', 'text']);
   });
 
   it('pre-stream errors are JSON: 1002 as HTTP 404 with detail, 1001 as 401; 2001 is not counted', async () => {
     const b = await start();
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const missing = await sendTurn(b.url, account, '123', 'hello');
     expect(missing.status).toBe(404);
     expect(await json(missing)).toMatchObject({ code: 1002, detail: expect.stringMatching(/Session not found/) });
@@ -227,7 +206,7 @@ describe('/run_sse stream', () => {
 
   it('concurrentTurn=409 refuses a second turn while one runs', async () => {
     const b = await start({ compat: { concurrentTurn: '409' }, turnDelayMs: { generation: 60_000, edit: 5 }, heartbeatMs: 60_000 });
-    const { account, sessionId } = await preparedSession(b.url, media);
+    const { account, sessionId } = await preparedSession(b.url, fx.media);
     const accepted = nextEvent(b, (e) => e.type === 'turn:accepted');
     const controller = new AbortController();
     const gen = await sendTurn(b.url, account, sessionId, 'make this photo talk', { signal: controller.signal });
