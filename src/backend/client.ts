@@ -322,6 +322,12 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
     submitRender,
     waitForRender,
 
+    async cancelRender(renderId, o = {}) {
+      // Not repeatable: a cancel that reached the backend and lost its answer is refused when
+      // re-sent (the render has ended by then), which would read as a failure.
+      await http.call({ route: 'render-cancel', method: 'POST', path: paths.renderCancel(renderId), repeatable: false }, o);
+    },
+
     async exportRender(input, o = {}) {
       for (let attempt = 1; ; attempt += 1) {
         const renderId = client.newRenderId();

@@ -55,6 +55,7 @@ export function sessionIdentities(baseUrl: string, configDir: string): { client(
       return of(input.sessionId).submitRender(input, o);
     },
     waitForRender: (r: RenderId, o) => of(r).waitForRender(r, o),
+    cancelRender: (r: RenderId, o) => of(r).cancelRender(r, o),
     downloadRender: (r: RenderId, u, d, o) => of(r).downloadRender(r, u, d, o),
     claimLink: (t, s: SessionId, o) => of(s).claimLink(t, s, o),
     anonymousUserId: () => clientFor(0).anonymousUserId(),

@@ -77,6 +77,19 @@ describe('render lifecycle against the local backend', () => {
     expect(r.backend.stats().rendersStarted).toBe(1);
   });
 
+  it('cancels a render in flight: polling then reports it cancelled, and a second cancel is refused', async () => {
+    const { r, sessionId, draft } = await drafted({ latency: { render: 5_000 } });
+    const renderId = r.client.newRenderId();
+    await r.client.submitRender({ renderId, sessionId, draft, output });
+    await r.client.cancelRender(renderId);
+    const error = await r.client.waitForRender(renderId).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RenderFailedError);
+    expect((error as Error).message).toMatch(/cancelled/);
+    await expect(r.client.cancelRender(renderId)).rejects.toMatchObject({ status: 409, route: 'render-cancel' });
+    expect(r.backend.stats().requests['render-cancel']).toBe(2);
+    expect(r.backend.stats().rendersCompleted).toBe(0);
+  });
+
   it('stops polling at the cap with a timeout that says how to resume', async () => {
     const r = await startRig({ local: { latency: { render: 1_500 } }, timing: { renderCapMs: 200 } });
     rig = r;
