@@ -1,35 +1,15 @@
 // Compile schemas/workflow.schema.json into a standalone ESM validator (ajv standalone code) so
 // the CLI compiles nothing at start-up. Output: src/workflow/generated/ (gitignored), a .js
 // module and its .d.ts. Run by scripts/build.mjs; also runnable on its own.
-import Ajv from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { createAjv } from './ajv.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const schemaPath = path.join(root, 'schemas', 'workflow.schema.json');
 const outDir = path.join(root, 'src', 'workflow', 'generated');
-
-/**
- * The ajv options the CLI validates with; the schema test compiles with the same ones.
- * `errorMessage` is an annotation (editors such as VS Code and the YAML language server show
- * it); talk's error mapper reads it through `verbose` errors.
- */
-export function createAjv(extra = {}) {
-  const ajv = new Ajv.default({
-    strict: true,
-    allErrors: true,
-    verbose: true,
-    allowUnionTypes: true,
-    // `required` inside anyOf/oneOf branches names properties declared by the parent schema,
-    // the usual way to say "one of these keys"; the strictRequired check cannot see that.
-    strictRequired: false,
-    ...extra,
-  });
-  ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
-  return ajv;
-}
 
 const schema = JSON.parse(await readFile(schemaPath, 'utf8'));
 const ajv = createAjv({ code: { source: true, esm: true } });

@@ -1,6 +1,6 @@
 // The schema is the single source: it compiles in ajv's strict mode, every property says what
 // it is for, the generated validator agrees with a fresh compile, and every example is valid.
-import { Ajv } from 'ajv';
+import type { Ajv } from 'ajv';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,11 +10,9 @@ import { loadWorkflow, validateAgainstSchema, workflowSchemaText } from '../../.
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const schema = JSON.parse(readFileSync(path.join(root, 'schemas/workflow.schema.json'), 'utf8')) as Record<string, unknown>;
 
-function strictAjv(): Ajv {
-  const ajv = new Ajv({ strict: true, strictRequired: false, allErrors: true, allowUnionTypes: true });
-  ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
-  return ajv;
-}
+// The build's own ajv set-up (options, formats, keywords), so the comparison is like for like.
+const { createAjv } = (await import(path.join(root, 'scripts/ajv.mjs'))) as { createAjv: () => Ajv };
+const strictAjv = createAjv;
 
 /** Every schema under `properties` (and the maps' value schemas), with its JSON path. */
 function propertySchemas(node: unknown, at: string, out: [string, Record<string, unknown>][]): void {
@@ -70,11 +68,18 @@ describe('workflow schema', () => {
       { instructions: ['x'], concurrency: '4' },
       { instructions: ['x'], steps: [{ id: 'a', credits: { min: 1 } }] },
       { instructions: ['x'], inputs: { p: { url: 'https://example.com/a.jpg' } } },
+      { instructions: ['x'], inputs: { p: { url: 'https://exa|mple.com/a b.jpg' } } },
+      { instructions: ['x'], inputs: { p: { url: 'https://example.com/a^b.jpg' } } },
       { instructions: ['x'], defaults: { timeout: '10 minutes' } },
       [],
       'text',
     ];
     for (const sample of samples) expect(validateAgainstSchema(sample).valid).toBe(fresh(sample));
+  });
+
+  it('checks input URLs with ajv-formats, not only their scheme', () => {
+    expect(validateAgainstSchema({ instructions: ['x'], inputs: { p: { url: 'https://example.com/a%20b.jpg' } } }).valid).toBe(true);
+    expect(validateAgainstSchema({ instructions: ['x'], inputs: { p: { url: 'https://example.com/a^b.jpg' } } }).valid).toBe(false);
   });
 
   const examples = readdirSync(path.join(root, 'examples')).filter((f) => f.endsWith('.yaml')).sort();
