@@ -1,9 +1,11 @@
 // Scheduler efficiency of the runner, and its footprint on a big batch.
 //
-//   node --import tsx bench/scheduler.bench.ts [--jobs 200] [--concurrency 20] [--big 10000]
+//   node --import tsx bench/scheduler.bench.ts [--jobs 200] [--concurrency 20] [--big 10000] [--in-process]
 //
 // Part 1: N jobs × (2 uploads → 1 instruction → export) against the local backend with fixed
-// latencies, at `--concurrency`. Ideal = critical path of one job alone (median of three runs)
+// latencies, at `--concurrency`. The backend is a `talk serve` in its own process, as the real
+// service is: the runner's event loop is the runner's (`--in-process` puts the backend on it
+// too, and with BENCH_DEBUG prints the backend's time per route). Ideal = critical path of one job alone (median of three runs)
 // × ⌈jobs ÷ concurrency⌉;
 // the figure is wall ÷ ideal (goal ≤ 1.03). Uploads and renders are not limited below the
 // concurrency, so only `concurrency` shapes the schedule, as the formula assumes.
@@ -14,11 +16,12 @@
 // scheduling and state, not ffmpeg.
 //
 // Figures and conditions: bench/notes/runner.md.
-import { mkdtemp, rm, writeFile, copyFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, copyFile, mkdir, readFile } from 'node:fs/promises';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startLocalBackend, type LatencyMap } from '../src/local-backend/index.js';
 import { asJobId } from '../src/core/ids.js';
@@ -27,18 +30,23 @@ import { planRun, type Plan } from '../src/plan/index.js';
 import { openStateStore } from '../src/state/index.js';
 import { executePlan } from '../src/runner/index.js';
 import { makeTestMedia } from '../test/helpers/media.js';
-import { sessionIdentities } from '../test/helpers/session-identities.js';
+import { createBackendClient, createTokenProvider } from '../src/backend/index.js';
 
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '20' },
+    // Multiplies every latency and the turn time: at 1 the bench is CPU-bound on 2 cores (see
+    // the note); higher scales are closer to the real service's seconds-long steps.
+    scale: { type: 'string', default: '1' },
     big: { type: 'string', default: '10000' },
+    'in-process': { type: 'boolean', default: false },
   },
 });
 const jobs = Number(values.jobs);
 const concurrency = Number(values.concurrency);
 const bigItems = Number(values.big);
+const inProcess = values['in-process'];
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const root = await mkdtemp(path.join(tmpdir(), 'talk-scheduler-bench-'));
@@ -79,25 +87,39 @@ async function planOf(n: number, conc: number, withExport = true): Promise<Plan>
   return { ...one, concurrency: conc, limits: { uploads: conc * 2, renders: conc }, jobs: planJobs };
 }
 
-async function runPlan(plan: Plan, latency: LatencyMap, turnMs: number, label: string, externalUrl?: string): Promise<{ wallMs: number; stateBytes: number; steps: number; peakRss: number }> {
+/** CPU time (user + system, ms) a process has used so far, from /proc; 0 where there is none. */
+async function cpuMsOf(pid: number | undefined): Promise<number> {
+  if (!pid) return 0;
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(') ')[1]?.split(' ') ?? [];
+  return ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * 10; // clock ticks of 10 ms
+}
+
+async function runPlan(plan: Plan, latency: LatencyMap, turnMs: number, label: string, external?: { url: string; pid: number }): Promise<{ wallMs: number; stateBytes: number; steps: number; peakRss: number }> {
+  const externalUrl = external?.url;
   // One data dir for every in-process backend: the warm-up's encode stays in the render cache,
-  // so the critical path and the batch both render by copy (as identical media should). The
-  // identities' client ids repeat from run to run, hence the large anonymous grant.
+  // so the critical path and the batch both render by copy (as identical media should).
   const dataDir = path.join(root, 'backend');
   const backend = externalUrl
     ? { url: externalUrl, close: async () => undefined }
     : await startLocalBackend({ dataDir, latency, turnDelayMs: { generation: turnMs, edit: turnMs }, silentEditRatio: 0, anonymousCredits: 1_000_000, ...(process.env['BENCH_DEBUG'] ? { logger: serverTimes(label) } : {}) });
+  currentLabel = label;
   const stateDir = path.join(root, `state-${label}`);
   await mkdir(path.join(root, 'out'), { recursive: true });
   const store = await openStateStore({ dir: stateDir, workflowPath: path.join(root, 'bench.yaml'), name: 'bench', fresh: true });
-  const identities = sessionIdentities(backend.url, path.join(root, `config-${label}`));
+  // One client and one anonymous identity, as `talk run` has; the backend grants it enough
+  // credits for every job (TALK_LOCAL_ANONYMOUS_CREDITS / anonymousCredits).
+  const env = { NEMO_CLIENT_ID: 'scheduler-bench' };
+  const client = createBackendClient({ baseUrl: backend.url, auth: createTokenProvider({ env, configDir: path.join(root, `config-${label}`), baseUrl: backend.url, persistToken: false }), env });
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
   const before = store.stats().bytesWritten;
+  const elu = performance.eventLoopUtilization();
+  const cpu = process.cpuUsage();
+  const serverCpu = await cpuMsOf(external?.pid);
   const started = performance.now();
   try {
     const outcome = await executePlan(plan, {
-      client: identities.client(),
+      client,
       store,
       emit: (e) => {
         if (process.env['BENCH_DEBUG'] && (e.type === 'step:done' || e.type === 'step:retry')) {
@@ -113,17 +135,54 @@ async function runPlan(plan: Plan, latency: LatencyMap, turnMs: number, label: s
     });
     if (outcome.status !== 'success') throw new Error(`${label}: run ended ${outcome.status}: ${JSON.stringify(outcome.jobs.find((j) => j.error)?.error)}`);
     const wallMs = performance.now() - started;
+    if (process.env['BENCH_DEBUG']) {
+      const used = process.cpuUsage(cpu);
+      const server = external ? ` · backend CPU ${((await cpuMsOf(external.pid)) - serverCpu).toFixed(0)} ms` : '';
+      console.log(`${label}: runner event-loop utilisation ${performance.eventLoopUtilization(elu).utilization.toFixed(2)} · runner CPU user ${(used.user / 1000).toFixed(0)} ms, system ${(used.system / 1000).toFixed(0)} ms${server} over ${wallMs.toFixed(0)} ms`);
+    }
     const steps = plan.jobs.reduce((n, j) => n + j.steps.length, 0);
     return { wallMs, stateBytes: store.stats().bytesWritten - before, steps, peakRss };
   } finally {
     clearInterval(sampler);
     await store.close();
-    await identities.close();
+    await client.close();
     await backend.close();
   }
 }
 
+/** `talk serve` in a child process with TALK_LOCAL_* knobs; resolves once it listens. */
+async function serveProcess(dataDir: string, knobs: Record<string, string>): Promise<{ url: string; pid: number; close: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'main.ts'), 'serve', '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...knobs },
+  });
+  // Its request log on stderr: the backend's own time per route, for BENCH_DEBUG.
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    if (process.env['BENCH_DEBUG']) serverTimes(currentLabel)(line);
+    else if (!/^\w+ \S+ \d+ \d+ms \[/.test(line)) process.stderr.write(`${line}\n`);
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let seen = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      seen += d;
+      const m = /listening on (\S+)/.exec(seen);
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.once('exit', () => reject(new Error('talk serve exited')));
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    url,
+    pid: child.pid ?? 0,
+    close: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 const debug = new Map<string, number[]>();
+let currentLabel = '';
 /** BENCH_DEBUG: the backend's own time per route (request arrival → response end), per run. */
 function serverTimes(label: string): (line: string) => void {
   return (line) => {
@@ -136,12 +195,27 @@ function serverTimes(label: string): (line: string) => void {
 process.on('exit', () => {
   for (const [k, v] of debug) console.log(k, v.length, Math.round(v.reduce((a, b) => a + b, 0) / v.length));
 });
-const latency: LatencyMap = { session: 50, upload: 100, state: 20, credits: 20, 'render-status': 10, download: 50 };
-const turnMs = 200;
+const scale = Number(values.scale);
+const latency: LatencyMap = Object.fromEntries(
+  Object.entries({ session: 50, upload: 100, state: 20, credits: 20, 'render-status': 10, download: 50 }).map(([route, ms]) => [route, ms * scale]),
+);
+const turnMs = 200 * scale;
 console.log(`cpus ${cpus().length} · load ${loadavg().map((l) => l.toFixed(1)).join(' ')} · latencies ${JSON.stringify(latency)} · turn ${turnMs} ms`);
 
-// Warm the render cache (first encode) so renders that can be cache copies are.
-if (jobs > 0) await runPlan(await planOf(1, 1), {}, 0, 'warm');
+// One backend for part 1 (in its own process unless --in-process), its render cache warmed
+// by a first encode so renders that can be cache copies are.
+const part1 =
+  jobs > 0 && !inProcess
+    ? await serveProcess(path.join(root, 'backend'), {
+        TALK_LOCAL_LATENCY: Object.entries(latency).map(([route, ms]) => `${route}=${ms}`).join(','),
+        TALK_LOCAL_TURN_DELAY_MS: String(turnMs),
+        TALK_LOCAL_SILENT_EDIT_RATIO: '0',
+        // One anonymous identity runs every job of the bench.
+        TALK_LOCAL_ANONYMOUS_CREDITS: '1000000',
+      })
+    : undefined;
+console.log(`backend: ${part1 ? 'talk serve in its own process' : 'in-process'}`);
+if (jobs > 0) await runPlan(await planOf(1, 1), {}, 0, 'warm', part1);
 for (const withExport of jobs > 0 ? [true, false] : []) {
   const shape = withExport ? '2 uploads → instruction → export' : '2 uploads → instruction (no export)';
   // The critical path is the median of three lone runs: one run alone is at the mercy of a
@@ -149,35 +223,23 @@ for (const withExport of jobs > 0 ? [true, false] : []) {
   const singles: number[] = [];
   for (let i = 0; i < 3; i++) singles.push((await runPlan(await planOf(1, 1, withExport), latency, turnMs, `single-${withExport}-${i}`)).wallMs);
   const single = { wallMs: [...singles].sort((a, b) => a - b)[1]! };
-  const batch = await runPlan(await planOf(jobs, concurrency, withExport), latency, turnMs, `batch-${withExport}`);
+  const batch = await runPlan(await planOf(jobs, concurrency, withExport), latency, turnMs, `batch-${withExport}`, part1);
   const ideal = single.wallMs * Math.ceil(jobs / concurrency);
   console.log(`${shape}: critical path (1 job alone, median of ${singles.map((w) => w.toFixed(0)).join(' / ')}) ${single.wallMs.toFixed(0)} ms`);
   console.log(`  ${jobs} jobs at concurrency ${concurrency}: wall ${batch.wallMs.toFixed(0)} ms · ideal ${ideal.toFixed(0)} ms · wall ÷ ideal = ${(batch.wallMs / ideal).toFixed(3)} (goal ≤ 1.03)`);
 }
+await part1?.close();
 
 if (bigItems > 0) {
-  // The backend runs in its own process here, so the RSS figure is the runner's alone.
-  // Without exports: every local render is a real ffmpeg encode, one at a time (see the note).
-  const server = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'main.ts'), 'serve', '--data-dir', path.join(root, 'big-backend')], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-    env: { ...process.env, TALK_LOCAL_SILENT_EDIT_RATIO: '0' },
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    server.stdout.setEncoding('utf8').on('data', (d: string) => {
-      seen += d;
-      const m = /listening on (\S+)/.exec(seen);
-      if (m?.[1]) resolve(m[1]);
-    });
-    server.once('exit', () => reject(new Error('talk serve exited')));
-  });
+  // The backend runs in its own process, so the RSS figure is the runner's alone.
+  const server = await serveProcess(path.join(root, 'big-backend'), { TALK_LOCAL_SILENT_EDIT_RATIO: '0' });
   try {
-    const big = await runPlan(await planOf(bigItems, concurrency, false), {}, 0, 'big', url);
+    const big = await runPlan(await planOf(bigItems, concurrency, false), {}, 0, 'big', server);
     console.log(
       `${bigItems} jobs (2 uploads → instruction), zero latency, backend in its own process: wall ${(big.wallMs / 1000).toFixed(1)} s · runner peak RSS ${(big.peakRss / 1024 / 1024).toFixed(0)} MB (goal ≤ 300 MB) · state ${(big.stateBytes / big.steps).toFixed(0)} bytes written per step (${big.steps} steps)`,
     );
   } finally {
-    server.kill('SIGTERM');
+    await server.close();
   }
 }
 await rm(root, { recursive: true, force: true });
