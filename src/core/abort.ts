@@ -6,19 +6,32 @@ export interface SignalOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** A deadline's signal, and `clear()` to drop its timer once the work it guards has ended. */
+export interface Deadline {
+  readonly signal: AbortSignal;
+  clear(): void;
+}
+
 /**
  * Combine a parent signal with a deadline. A deadline abort carries a `TimeoutError`
  * reason, a parent abort its own reason, so callers can tell a timeout from a cancel.
+ * Call `clear()` when the work is done: a 30-minute step timeout left armed would keep its
+ * timer, controller and listeners alive for 30 minutes after every step of a big batch.
  */
-export function withDeadline(parent: AbortSignal | undefined, ms: number, what: string): AbortSignal {
+export function withDeadline(parent: AbortSignal | undefined, ms: number, what: string): Deadline {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new TimeoutError(`${what} timed out after ${formatDuration(ms)}`)), ms);
   timer.unref();
-  const signals = [controller.signal];
-  if (parent) signals.push(parent);
-  const combined = AbortSignal.any(signals);
-  combined.addEventListener('abort', () => clearTimeout(timer), { once: true });
-  return combined;
+  const signal = parent ? AbortSignal.any([controller.signal, parent]) : controller.signal;
+  const clear = (): void => clearTimeout(timer);
+  signal.addEventListener('abort', clear, { once: true });
+  return {
+    signal,
+    clear() {
+      clear();
+      signal.removeEventListener('abort', clear);
+    },
+  };
 }
 
 /** Sleep that ends early (rejecting) when the signal aborts; leaves no timer behind. */

@@ -277,7 +277,8 @@ export function createRunner(deps: RunnerDeps): Runner {
           d.action === 'run' && attempt === 1
             ? { kind: step.kind, status: 'running', attempts: (prev?.attempts ?? 0) + 1 }
             : { ...(prev ?? { kind: step.kind, attempts: 0 }), status: 'running', attempts: (prev?.attempts ?? 0) + 1 };
-        const stepSignal = withDeadline(signal, step.timeoutMs, `${label} (timeout ${formatDuration(step.timeoutMs)})`);
+        const deadline = withDeadline(signal, step.timeoutMs, `${label} (timeout ${formatDuration(step.timeoutMs)})`);
+        const stepSignal = deadline.signal;
         try {
           // Intent first: a fresh run drops old render and turn records; a resume keeps them.
           await deps.store.putStep(jobId, step.id, { ...base, fingerprint: fp.fingerprint, fingerprintFields: fp.fields, error: undefined });
@@ -319,6 +320,8 @@ export function createRunner(deps: RunnerDeps): Runner {
             .catch(onFatal);
           emit({ type: 'step:failed', ...ref, error: described });
           return credits ? 'credits' : 'failed';
+        } finally {
+          deadline.clear();
         }
       }
     };

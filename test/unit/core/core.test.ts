@@ -44,16 +44,23 @@ describe('durations', () => {
 
 describe('deadlines and cancellation', () => {
   it('a deadline aborts with a TimeoutError, distinct from a cancel', async () => {
-    const signal = withDeadline(undefined, 5, 'the test wait');
+    const { signal } = withDeadline(undefined, 5, 'the test wait');
     await expect(sleep(10_000, signal)).rejects.toBeInstanceOf(TimeoutError);
   });
 
   it('a parent abort propagates as the parent reason', async () => {
     const parent = new AbortController();
-    const signal = withDeadline(parent.signal, 60_000, 'never');
+    const { signal } = withDeadline(parent.signal, 60_000, 'never');
     const waiting = sleep(60_000, signal);
     parent.abort(new InterruptedError('stop'));
     await expect(waiting).rejects.toBeInstanceOf(InterruptedError);
+  });
+
+  it('a cleared deadline never fires (its timer is gone)', async () => {
+    const deadline = withDeadline(undefined, 5, 'cleared');
+    deadline.clear();
+    await sleep(20);
+    expect(deadline.signal.aborted).toBe(false);
   });
 });
 
