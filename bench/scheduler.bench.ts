@@ -16,7 +16,7 @@
 // scheduling and state, not ffmpeg.
 //
 // Figures and conditions: bench/notes/runner.md.
-import { mkdtemp, rm, writeFile, copyFile, mkdir, readFile } from 'node:fs/promises';
+import { access, copyFile, link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -111,7 +111,12 @@ async function runPlan(plan: Plan, latency: LatencyMap, turnMs: number, label: s
   const env = { NEMO_CLIENT_ID: 'scheduler-bench' };
   const client = createBackendClient({ baseUrl: backend.url, auth: createTokenProvider({ env, configDir: path.join(root, `config-${label}`), baseUrl: backend.url, persistToken: false }), env });
   let peakRss = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  let peakHeap = 0;
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    peakRss = Math.max(peakRss, m.rss);
+    peakHeap = Math.max(peakHeap, m.heapUsed);
+  }, 50);
   const before = store.stats().bytesWritten;
   const elu = performance.eventLoopUtilization();
   const cpu = process.cpuUsage();
@@ -135,8 +140,10 @@ async function runPlan(plan: Plan, latency: LatencyMap, turnMs: number, label: s
     });
     if (outcome.status !== 'success') throw new Error(`${label}: run ended ${outcome.status}: ${JSON.stringify(outcome.jobs.find((j) => j.error)?.error)}`);
     const wallMs = performance.now() - started;
+    if (process.env['BENCH_HEAP']) (await import('node:v8')).writeHeapSnapshot(process.env['BENCH_HEAP']);
     if (process.env['BENCH_DEBUG']) {
       const used = process.cpuUsage(cpu);
+      console.log(`${label}: peak heap used ${(peakHeap / 1024 / 1024).toFixed(0)} MB, peak RSS ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
       const server = external ? ` · backend CPU ${((await cpuMsOf(external.pid)) - serverCpu).toFixed(0)} ms` : '';
       console.log(`${label}: runner event-loop utilisation ${performance.eventLoopUtilization(elu).utilization.toFixed(2)} · runner CPU user ${(used.user / 1000).toFixed(0)} ms, system ${(used.system / 1000).toFixed(0)} ms${server} over ${wallMs.toFixed(0)} ms`);
     }
@@ -214,7 +221,7 @@ const part1 =
         TALK_LOCAL_ANONYMOUS_CREDITS: '1000000',
       })
     : undefined;
-console.log(`backend: ${part1 ? 'talk serve in its own process' : 'in-process'}`);
+if (part1) console.log('backend: talk serve in its own process');
 if (jobs > 0) await runPlan(await planOf(1, 1), {}, 0, 'warm', part1);
 for (const withExport of jobs > 0 ? [true, false] : []) {
   const shape = withExport ? '2 uploads → instruction → export' : '2 uploads → instruction (no export)';
@@ -232,14 +239,63 @@ await part1?.close();
 
 if (bigItems > 0) {
   // The backend runs in its own process, so the RSS figure is the runner's alone.
-  const server = await serveProcess(path.join(root, 'big-backend'), { TALK_LOCAL_SILENT_EDIT_RATIO: '0' });
+  const server = await serveProcess(path.join(root, 'big-backend'), { TALK_LOCAL_SILENT_EDIT_RATIO: '0', TALK_LOCAL_ANONYMOUS_CREDITS: String(bigItems * 200) });
   try {
     const big = await runPlan(await planOf(bigItems, concurrency, false), {}, 0, 'big', server);
     console.log(
-      `${bigItems} jobs (2 uploads → instruction), zero latency, backend in its own process: wall ${(big.wallMs / 1000).toFixed(1)} s · runner peak RSS ${(big.peakRss / 1024 / 1024).toFixed(0)} MB (goal ≤ 300 MB) · state ${(big.stateBytes / big.steps).toFixed(0)} bytes written per step (${big.steps} steps)`,
+      `${bigItems} jobs (2 uploads → instruction), zero latency, backend in its own process: wall ${(big.wallMs / 1000).toFixed(1)} s · runner (under tsx) peak RSS ${(big.peakRss / 1024 / 1024).toFixed(0)} MB · state ${(big.stateBytes / big.steps).toFixed(0)} bytes written per step (${big.steps} steps)`,
     );
+    const cli = await runCli(bigItems, server.url);
+    console.log(`${bigItems}-item foreach through the built CLI (talk run --json, same backend): wall ${(cli.wallMs / 1000).toFixed(1)} s · peak RSS ${cli.peakRssMb.toFixed(0)} MB (goal ≤ 300 MB)`);
   } finally {
     await server.close();
   }
+}
+
+/**
+ * The shipped CLI (dist/, `npm run build`) on a real `foreach` workflow of `items` portraits and
+ * voice-overs (hard links to the two test files): its peak RSS as /usr/bin/time reports it.
+ */
+async function runCli(items: number, backendUrl: string): Promise<{ wallMs: number; peakRssMb: number }> {
+  const cli = path.join(repoRoot, 'dist', 'talk.js');
+  await access(cli).catch(() => {
+    throw new Error('the CLI part needs the built CLI: run `npm run build` first');
+  });
+  const dir = path.join(root, 'cli');
+  await mkdir(path.join(dir, 'faces'), { recursive: true });
+  await mkdir(path.join(dir, 'voices'), { recursive: true });
+  for (let i = 0; i < items; i++) {
+    await link(path.join(root, 'portrait.jpg'), path.join(dir, 'faces', `p${i}.jpg`));
+    await link(path.join(root, 'voice.mp3'), path.join(dir, 'voices', `p${i}.mp3`));
+  }
+  const workflow = path.join(dir, 'big.yaml');
+  await writeFile(
+    workflow,
+    [
+      'version: 1',
+      'name: big',
+      `concurrency: ${concurrency}`,
+      'foreach:',
+      '  portrait: faces/*.jpg',
+      '  voice: voices/${{ item.portrait.stem }}.mp3',
+      'steps:',
+      '  - { id: portrait, upload: portrait }',
+      '  - { id: voice, upload: voice }',
+      '  - { id: talk, needs: [portrait, voice], instruction: Make this photo talk using my voiceover }',
+      '',
+    ].join('\n'),
+  );
+  const started = performance.now();
+  const child = spawn('/usr/bin/time', ['-f', '%M', process.execPath, cli, 'run', workflow, '--backend', backendUrl, '--json'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NEMO_CLIENT_ID: 'scheduler-bench-cli', XDG_CONFIG_HOME: path.join(dir, 'config') },
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const wallMs = performance.now() - started;
+  if (code !== 0) throw new Error(`talk run exited ${code}: ${stderr.slice(-2000)}`);
+  const kb = Number(/(\d+)\s*$/.exec(stderr.trim())?.[1]);
+  return { wallMs, peakRssMb: kb / 1024 };
 }
 await rm(root, { recursive: true, force: true });
