@@ -7,10 +7,12 @@
 import { setMaxListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ANONYMOUS_GRANT } from '../contract/pricing.js';
+import { UsageError } from '../core/errors.js';
+import { acquirePidLock, type HeldLock } from '../core/pid-lock.js';
 import { FaultEngine } from './faults.js';
 import { detectCapabilities, findFfmpeg, type FfmpegTools, type RenderCapabilities } from './ffmpeg.js';
 import { MediaStore } from './media-store.js';
@@ -63,9 +65,37 @@ function emptyStats(): LocalStats {
 
 /** Start a local backend. Resolves once it listens. */
 export async function startLocalBackend(options: LocalBackendOptions = {}): Promise<LocalBackend> {
-  const host = options.host ?? '127.0.0.1';
   const ephemeral = options.dataDir === undefined;
   const dataDir = options.dataDir ? path.resolve(options.dataDir) : await mkdtemp(path.join(tmpdir(), 'talk-local-'));
+  // One process at a time on a data dir: two would each keep their own picture of it in memory
+  // and write over each other's journal.
+  const lock = ephemeral ? undefined : await lockDataDir(dataDir);
+  if (lock?.tookOverFrom) options.logger?.(`took over ${lock.file} from pid ${lock.tookOverFrom.pid}, which is gone`);
+  try {
+    return await start(options, dataDir, ephemeral, lock);
+  } catch (error) {
+    await lock?.release();
+    throw error;
+  }
+}
+
+/** The data dir's lock; a live holder is a usage error that says how to share a backend. */
+async function lockDataDir(dataDir: string): Promise<HeldLock> {
+  await mkdir(dataDir, { recursive: true });
+  return acquirePidLock(path.join(dataDir, 'lock'), {
+    name: "the local backend's data lock",
+    held: (owner, sameHost) =>
+      new UsageError(`the local backend data in ${dataDir} is in use by another talk process (pid ${owner.pid} on ${owner.host}, since ${owner.startedAt})`, {
+        hint: sameHost
+          ? 'to share one local backend, start `talk serve --data-dir <dir>` once and point every run and watcher at it with --backend <its URL>; or give each its own --state-dir'
+          : `if that process is really gone, delete ${path.join(dataDir, 'lock')}`,
+      }),
+    hint: 'check that the data dir is writable',
+  });
+}
+
+async function start(options: LocalBackendOptions, dataDir: string, ephemeral: boolean, lock: HeldLock | undefined): Promise<LocalBackend> {
+  const host = options.host ?? '127.0.0.1';
   const store = new Store(dataDir);
   await store.open();
   // Turns in flight when the last server stopped are gone: give their frozen credits back.
@@ -191,6 +221,7 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
         await renders.settle();
         await closed;
         await store.flush();
+        await lock?.release();
         if (ephemeral) await rm(dataDir, { recursive: true, force: true });
       })()),
   };

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fetch } from 'undici';
@@ -7,6 +9,7 @@ import { serveCommand, type ServeOptions } from '../../../src/commands/serve.js'
 import type { CommandContext } from '../../../src/commands/context.js';
 import { UsageError } from '../../../src/core/errors.js';
 import { createRedactor } from '../../../src/core/redact.js';
+import { startLocalBackend } from '../../../src/local-backend/index.js';
 import { anonymousToken, createSession } from './client.js';
 
 let dir: string;
@@ -88,5 +91,24 @@ describe('talk serve', () => {
     await expect(serveCommand([], options({ latency: ['nowhere=5'] }), ctx)).rejects.toThrow(UsageError);
     await expect(serveCommand([], options({ compat: ['errors=loud'] }), ctx)).rejects.toThrow(UsageError);
     expect(out).toEqual([]);
+  });
+
+  it('keeps one process on a data dir: a second backend is refused with how to share one; a lock whose process is gone is taken over', async () => {
+    const dataDir = path.join(dir, 'shared');
+    const first = await startLocalBackend({ dataDir });
+    const refused = await startLocalBackend({ dataDir }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(UsageError);
+    expect((refused as UsageError).message).toMatch(new RegExp(`in use by another talk process \\(pid ${process.pid} `));
+    expect((refused as UsageError).hint).toMatch(/talk serve --data-dir .*--backend/);
+    await first.close();
+
+    // A crashed owner: a pid that has exited.
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    await writeFile(path.join(dataDir, 'lock'), JSON.stringify({ pid: gone, host: hostname(), startedAt: new Date().toISOString() }));
+    const logged: string[] = [];
+    const second = await startLocalBackend({ dataDir, logger: (line) => logged.push(line) });
+    expect(logged.join('\n')).toContain(`from pid ${gone}, which is gone`);
+    await second.close();
+    await expect(readFile(path.join(dataDir, 'lock'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

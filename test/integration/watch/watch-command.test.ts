@@ -5,13 +5,14 @@
  * Each anonymous client gets the contract's 100-credit grant, one generation: so these tests
  * use one talking bundle per watcher identity (config dir). The burst of many bundles against
  * the local backend (with a raised grant) is burst.test.ts; two watchers are covered with an
- * injected job in folder-watcher.test.ts.
+ * injected job in folder-watcher.test.ts; two watchers that would each start an in-process
+ * local backend on one data dir are refused here.
  */
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InterruptedError } from '../../../src/core/errors.js';
+import { InterruptedError, UsageError } from '../../../src/core/errors.js';
 import { startLocalBackend, type LocalBackend } from '../../../src/local-backend/index.js';
 import { watchCommand, type WatchOptions } from '../../../src/commands/watch.js';
 import type { CommandContext } from '../../../src/commands/context.js';
@@ -147,5 +148,21 @@ describe('talk watch with the local backend', () => {
     const status = JSON.parse(await readFile(path.join(inbox, 'out', 'carl.talk.json'), 'utf8')) as Record<string, unknown>;
     expect(status).toMatchObject({ status: 'incomplete', missing: ['portrait'] });
     expect(run.output()).toMatch(/carl.*incomplete: no portrait file/);
+  });
+
+  it('two watchers with `--backend local` on one workflow: the second is refused with how to share one backend', async () => {
+    const { root, inbox, workflow } = await setup();
+    const controller = new AbortController();
+    const first = context(root, controller.signal);
+    const running = watchCommand([inbox], { ...options(workflow, false), backend: 'local' }, first.ctx);
+    // The in-process backend holds its data dir before the watcher says anything.
+    await waitFor(() => first.output().length > 0, 30_000, () => 'the first watcher to start');
+    const second = context(root, new AbortController().signal);
+    const refused = await watchCommand([inbox], { ...options(workflow, false), backend: 'local' }, second.ctx).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(UsageError);
+    expect((refused as UsageError).message).toMatch(/local backend data in .* is in use by another talk process/);
+    expect((refused as UsageError).hint).toMatch(/talk serve --data-dir/);
+    controller.abort(new InterruptedError('test stop'));
+    await expect(running).rejects.toBeInstanceOf(InterruptedError);
   });
 });
