@@ -1,7 +1,8 @@
 // Upload and download throughput and peak RSS of the backend client against the local
 // backend, side by side with curl on the same server in the same run. The client runs in a
-// child process (this file with --child) so its peak RSS is its own; curl's comes from
-// /usr/bin/time. Prints figures; asserts nothing. Sizes: BENCH_SIZES_MB (default "50,200").
+// child process (transfer-child.ts, bundled with esbuild the way the CLI ships, and run by
+// plain node) so its peak RSS is its own; curl's comes from /usr/bin/time. Prints figures;
+// asserts nothing. Sizes: BENCH_SIZES_MB (default "50,200").
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -10,29 +11,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
+import { build } from 'esbuild';
 import { createBackendClient, createTokenProvider } from '../src/backend/index.js';
-import { asRenderId, asSessionId } from '../src/core/ids.js';
 
 const MB = 1024 * 1024;
-
-async function child(): Promise<void> {
-  const [, , , mode, url, sessionId, file, dest] = process.argv;
-  const baselineRss = process.memoryUsage().rss;
-  const agent = new Agent();
-  const client = createBackendClient({ baseUrl: url!, dispatcher: agent, auth: createTokenProvider({ env: process.env, baseUrl: url!, dispatcher: agent }) });
-  const started = performance.now();
-  let extra: Record<string, unknown> = {};
-  if (mode === 'upload') {
-    const r = await client.uploadFile(asSessionId(sessionId!), file!);
-    extra = { cdnUrl: r.file.cdn_url, bytes: r.bytes };
-  } else {
-    const r = await client.downloadRender(asRenderId('render_bench'), file, dest!);
-    extra = { bytes: r.bytes };
-  }
-  const ms = performance.now() - started;
-  await agent.close();
-  process.stdout.write(JSON.stringify({ ms, maxRssMB: process.resourceUsage().maxRSS / 1024, baselineRssMB: baselineRss / MB, ...extra }));
-}
 
 // Async spawns only: the local backend runs in this process's event loop.
 const run = promisify(execFile);
@@ -44,9 +26,25 @@ async function curl(args: string[]): Promise<{ ms: number; maxRssMB: number }> {
   return { ms: seconds * 1000, maxRssMB: kb / 1024 };
 }
 
+/** The child bundled into `dir` as the CLI is (one ESM file, CommonJS deps given a require). */
+async function bundleChild(dir: string): Promise<string> {
+  const outfile = path.join(dir, 'transfer-child.mjs');
+  await build({
+    entryPoints: [path.join(path.dirname(fileURLToPath(import.meta.url)), 'transfer-child.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20.18',
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+let childBundle = '';
 async function runChild(args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; maxRssMB: number; baselineRssMB: number; cdnUrl?: string }> {
-  const self = fileURLToPath(import.meta.url);
-  const out = (await run(process.execPath, ['--import', 'tsx', self, '--child', ...args], { env, encoding: 'utf8', maxBuffer: 1 << 20 })).stdout;
+  const out = (await run(process.execPath, [childBundle, ...args], { env, encoding: 'utf8', maxBuffer: 1 << 20 })).stdout;
   return JSON.parse(out) as { ms: number; maxRssMB: number; baselineRssMB: number; cdnUrl?: string };
 }
 
@@ -54,6 +52,7 @@ async function main(): Promise<void> {
   const { startLocalBackend } = await import('../src/local-backend/index.js');
   const sizes = (process.env.BENCH_SIZES_MB ?? '50,200').split(',').map(Number);
   const dir = mkdtempSync(path.join(tmpdir(), 'talk-bench-transfer-'));
+  childBundle = await bundleChild(dir);
   const backend = await startLocalBackend({ maxUploadBytes: (Math.max(...sizes) + 1) * MB });
   const agent = new Agent();
   try {
@@ -83,12 +82,19 @@ async function main(): Promise<void> {
       const clientUp = await best(() => runChild(['upload', backend.url, sessionId, file], env));
       const cdnUrl = clientUp.cdnUrl!;
       const dest = path.join(dir, `down-${sizeMb}.bin`);
-      const curlDown = await best(() => curl(['-o', dest, cdnUrl]));
+      // The client fsyncs what it downloads before it renames it into place; curl does not.
+      // `curl + sync -d` is the same durability, for a like-for-like second figure.
+      const curlDown = await best(async () => {
+        const fetched = await curl(['-o', dest, cdnUrl]);
+        const t0 = performance.now();
+        await run('sync', ['-d', dest]);
+        return { ...fetched, syncedMs: fetched.ms + (performance.now() - t0) };
+      });
       const clientDown = await best(() => runChild(['download', backend.url, sessionId, cdnUrl, dest], env));
       const mbps = (ms: number): string => (bytes / MB / (ms / 1000)).toFixed(0);
       rows.push(
         `| upload ${sizeMb} MB | ${curlUp.ms.toFixed(0)} ms (${mbps(curlUp.ms)} MB/s), ${curlUp.maxRssMB.toFixed(0)} MB | ${clientUp.ms.toFixed(0)} ms (${mbps(clientUp.ms)} MB/s), ${clientUp.maxRssMB.toFixed(0)} MB (idle ${clientUp.baselineRssMB.toFixed(0)}) | ${(curlUp.ms / clientUp.ms).toFixed(2)}× |`,
-        `| download ${sizeMb} MB | ${curlDown.ms.toFixed(0)} ms (${mbps(curlDown.ms)} MB/s), ${curlDown.maxRssMB.toFixed(0)} MB | ${clientDown.ms.toFixed(0)} ms (${mbps(clientDown.ms)} MB/s), ${clientDown.maxRssMB.toFixed(0)} MB (idle ${clientDown.baselineRssMB.toFixed(0)}) | ${(curlDown.ms / clientDown.ms).toFixed(2)}× |`,
+        `| download ${sizeMb} MB | ${curlDown.ms.toFixed(0)} ms (${mbps(curlDown.ms)} MB/s), ${curlDown.maxRssMB.toFixed(0)} MB; with sync -d ${curlDown.syncedMs.toFixed(0)} ms | ${clientDown.ms.toFixed(0)} ms (${mbps(clientDown.ms)} MB/s), ${clientDown.maxRssMB.toFixed(0)} MB (idle ${clientDown.baselineRssMB.toFixed(0)}) | ${(curlDown.ms / clientDown.ms).toFixed(2)}× (${(curlDown.syncedMs / clientDown.ms).toFixed(2)}× with sync) |`,
       );
       rmSync(file);
       rmSync(dest, { force: true });
@@ -103,5 +109,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === '--child') await child();
-else await main();
+await main();
