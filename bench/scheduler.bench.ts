@@ -228,7 +228,7 @@ for (const withExport of jobs > 0 ? [true, false] : []) {
   // The critical path is the median of three lone runs: one run alone is at the mercy of a
   // single scheduling hiccup on a shared machine, and it scales the whole ideal.
   const singles: number[] = [];
-  for (let i = 0; i < 3; i++) singles.push((await runPlan(await planOf(1, 1, withExport), latency, turnMs, `single-${withExport}-${i}`)).wallMs);
+  for (let i = 0; i < 3; i++) singles.push((await runPlan(await planOf(1, 1, withExport), latency, turnMs, `single-${withExport}-${i}`, part1)).wallMs);
   const single = { wallMs: [...singles].sort((a, b) => a - b)[1]! };
   const batch = await runPlan(await planOf(jobs, concurrency, withExport), latency, turnMs, `batch-${withExport}`, part1);
   const ideal = single.wallMs * Math.ceil(jobs / concurrency);
