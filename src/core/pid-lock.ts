@@ -35,21 +35,24 @@ export interface LockEnvironment {
   now(): Date;
 }
 
+/** True when a process with this pid exists on this machine (signal 0 only asks). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else — still alive.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** This process on this machine. */
 export function currentLockEnvironment(): LockEnvironment {
   return {
     // The lock must name the process that holds it; reading our own pid is not process control.
     pid: process.pid,
     host: os.hostname(),
-    isAlive: (pid) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch (error) {
-        // EPERM: it exists but belongs to someone else — still alive.
-        return (error as NodeJS.ErrnoException).code === 'EPERM';
-      }
-    },
+    isAlive: isProcessAlive,
     now: () => new Date(),
   };
 }

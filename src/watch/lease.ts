@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { mkdir, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
+import { isProcessAlive } from '../core/pid-lock.js';
 
 /** Who holds a lease: written into the lease file. */
 export interface LeaseOwner {
@@ -31,16 +32,6 @@ export function currentLeaseOwner(): LeaseOwner {
   // Why process.pid here (not via main.ts): the pid is only an identity for liveness checks
   // of a crashed watcher on the same host; nothing about the process is changed.
   return { id: randomBytes(8).toString('hex'), host: hostname(), pid: process.pid };
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Leases for one watched folder, in `dir`. */
