@@ -21,7 +21,6 @@ import { loadavg, tmpdir, cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startLocalBackend, type LatencyMap } from '../src/local-backend/index.js';
 import { asJobId } from '../src/core/ids.js';
@@ -31,6 +30,7 @@ import { openStateStore } from '../src/state/index.js';
 import { executePlan } from '../src/runner/index.js';
 import { makeTestMedia } from '../test/helpers/media.js';
 import { createBackendClient, createTokenProvider } from '../src/backend/index.js';
+import { serveProcess } from './lib/serve.js';
 
 const { values } = parseArgs({
   options: {
@@ -157,37 +157,6 @@ async function runPlan(plan: Plan, latency: LatencyMap, turnMs: number, label: s
   }
 }
 
-/** `talk serve` in a child process with TALK_LOCAL_* knobs; resolves once it listens. */
-async function serveProcess(dataDir: string, knobs: Record<string, string>): Promise<{ url: string; pid: number; close: () => Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'main.ts'), 'serve', '--data-dir', dataDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...knobs },
-  });
-  // Its request log on stderr: the backend's own time per route, for BENCH_DEBUG.
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    if (process.env['BENCH_DEBUG']) serverTimes(currentLabel)(line);
-    else if (!/^\w+ \S+ \d+ \d+ms \[/.test(line)) process.stderr.write(`${line}\n`);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      seen += d;
-      const m = /listening on (\S+)/.exec(seen);
-      if (m?.[1]) resolve(m[1]);
-    });
-    child.once('exit', () => reject(new Error('talk serve exited')));
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    url,
-    pid: child.pid ?? 0,
-    close: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
 const debug = new Map<string, number[]>();
 let currentLabel = '';
 /** BENCH_DEBUG: the backend's own time per route (request arrival → response end), per run. */
@@ -213,13 +182,20 @@ console.log(`cpus ${cpus().length} · load ${loadavg().map((l) => l.toFixed(1)).
 // by a first encode so renders that can be cache copies are.
 const part1 =
   jobs > 0 && !inProcess
-    ? await serveProcess(path.join(root, 'backend'), {
-        TALK_LOCAL_LATENCY: Object.entries(latency).map(([route, ms]) => `${route}=${ms}`).join(','),
-        TALK_LOCAL_TURN_DELAY_MS: String(turnMs),
-        TALK_LOCAL_SILENT_EDIT_RATIO: '0',
-        // One anonymous identity runs every job of the bench.
-        TALK_LOCAL_ANONYMOUS_CREDITS: '1000000',
-      })
+    ? await serveProcess(
+        path.join(root, 'backend'),
+        {
+          TALK_LOCAL_LATENCY: Object.entries(latency).map(([route, ms]) => `${route}=${ms}`).join(','),
+          TALK_LOCAL_TURN_DELAY_MS: String(turnMs),
+          TALK_LOCAL_SILENT_EDIT_RATIO: '0',
+          // One anonymous identity runs every job of the bench.
+          TALK_LOCAL_ANONYMOUS_CREDITS: '1000000',
+        },
+        // Its request log: the backend's own time per route, for BENCH_DEBUG.
+        (line) => {
+          if (process.env['BENCH_DEBUG']) serverTimes(currentLabel)(line);
+        },
+      )
     : undefined;
 if (part1) console.log('backend: talk serve in its own process');
 if (jobs > 0) await runPlan(await planOf(1, 1), {}, 0, 'warm', part1);
