@@ -4,21 +4,24 @@
 // 250 ms) and ready-to-start latency (queued → job started, which includes waiting for a slot).
 //
 //   node --import tsx bench/watch.bench.ts [--bundles 1000] [--concurrency 8] [--job-ms 200] [--settle-ms 2000]
-//   node --import tsx bench/watch.bench.ts --backend local [--bundles 100] [--concurrency 4] [--job-ms 500]
+//   node --import tsx bench/watch.bench.ts --backend local [--bundles 1000] [--concurrency 8] [--job-ms 200]
 //
+// The bundles are dropped by another process (bench/lib/drop-bundles.ts), as a sync tool would.
 // By default the job is a fixed-latency stand-in (the bench measures the watcher, not ffmpeg).
-// `--backend local` runs every bundle through the real runner against an in-process local
-// backend (renders take at least --job-ms; tiny real media in 10 variants, so most renders are
-// the backend's cache copies; each bundle is distinct by its own instructions file). See
-// bench/notes/watch.md for figures and how they were taken.
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+// `--backend local` runs every bundle through the real runner against the local backend, a
+// `talk serve` in its own process (renders take at least --job-ms; tiny real media in 10
+// variants, so most renders are the backend's cache copies; each bundle is distinct by its own
+// instructions file). See bench/notes/watch.md for figures and how they were taken.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { readFile } from 'node:fs/promises';
 import { resolveWatchConfig, watchFolder, type RunBundle, type WatchEvent } from '../src/watch/index.js';
-import { startLocalBackend, type LocalBackend } from '../src/local-backend/index.js';
+import { serveProcess, type ServeProcess } from './lib/serve.js';
 import { createWatchJobRunner, type WatchJobRunner } from '../src/commands/watch-jobs.js';
 import { loadWorkflow } from '../src/workflow/index.js';
 import { makeTestMedia } from '../test/helpers/media.js';
@@ -56,13 +59,17 @@ let runBundle: RunBundle = async (job, signal) => {
   await writeFile(job.output, job.id);
   return { status: 'done', output: job.output };
 };
-let backend: LocalBackend | undefined;
+let backend: ServeProcess | undefined;
 let jobs: WatchJobRunner | undefined;
-let media: { portrait: Buffer; voice: Buffer } | undefined;
+let mediaFiles: string[] = [];
 if (localMode) {
   const made = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-watch'));
-  media = { portrait: await readFile(made.portrait), voice: await readFile(made.voice) };
-  backend = await startLocalBackend({ env: process.env, latency: { render: jobMs }, turnDelayMs: { generation: 0, edit: 0 }, anonymousCredits: bundles * 100 });
+  mediaFiles = [made.portrait, made.voice];
+  backend = await serveProcess(path.join(root, 'backend'), {
+    TALK_LOCAL_LATENCY: `render=${jobMs}`,
+    TALK_LOCAL_TURN_DELAY_MS: '0',
+    TALK_LOCAL_ANONYMOUS_CREDITS: String(bundles * 100),
+  });
   const workflowFile = path.join(root, 'watch.yaml');
   await writeFile(workflowFile, ['version: 1', 'name: bench', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', '  resolution: 720p', 'watch:', `  settle: ${settleMs}ms`, ''].join('\n'));
   const env = { PATH: process.env['PATH'], XDG_CONFIG_HOME: path.join(root, 'config'), HOME: root };
@@ -79,15 +86,6 @@ if (localMode) {
     emit: () => undefined,
   });
   runBundle = jobs.runBundle;
-}
-
-/** A few bytes that make a variant's media distinct (a JPEG comment after the start marker). */
-function portraitVariant(jpeg: Buffer, tag: string): Buffer {
-  const body = Buffer.from(tag, 'latin1');
-  const head = Buffer.alloc(4);
-  head.writeUInt16BE(0xfffe, 0);
-  head.writeUInt16BE(body.length + 2, 2);
-  return Buffer.concat([jpeg.subarray(0, 2), head, body, jpeg.subarray(2)]);
 }
 
 let readyResolve!: () => void;
@@ -116,32 +114,21 @@ const run = watchFolder({
 });
 await watching;
 
-// Drop every bundle as fast as the file system takes it, each file written then renamed into
-// place the way copy tools do.
-const dropStart = Date.now();
-for (let i = 0; i < bundles; i += 1) {
-  const stem = `b${String(i).padStart(5, '0')}`;
-  const files: [string, string | Buffer][] = media
-    ? [
-        ['jpg', portraitVariant(media.portrait, `v${i % 10}`)],
-        ['mp3', media.voice],
-        ['yaml', `# bundle ${stem}\ninstructions: [Make this photo talk using my voiceover]\n`],
-      ]
-    : [
-        ['jpg', `portrait ${i}`],
-        ['mp3', `voice ${i}`],
-      ];
-  for (const [ext, text] of files) {
-    const file = path.join(inbox, `${stem}.${ext}`);
-    await writeFile(`${file}.part`, text);
-    await rename(`${file}.part`, file);
-  }
-  written.set(stem, Date.now());
+// Another process drops every bundle as fast as the file system takes it.
+const dropper = spawn(process.execPath, ['--import', 'tsx', path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'drop-bundles.ts'), inbox, String(bundles), ...mediaFiles], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+let dropStart = NaN;
+let dropEnd = NaN;
+for await (const line of createInterface({ input: dropper.stdout })) {
+  const record = JSON.parse(line) as { start?: number; end?: number; stem?: string; at?: number };
+  if (record.start !== undefined) dropStart = record.start;
+  if (record.end !== undefined) dropEnd = record.end;
+  if (record.stem !== undefined && record.at !== undefined) written.set(record.stem, record.at);
 }
-const dropEnd = Date.now();
 const summary = await run;
 const end = Date.now();
-const localStats = backend?.stats();
+const localStats = await backend?.stats();
 await jobs?.close();
 await backend?.close();
 
