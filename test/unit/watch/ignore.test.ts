@@ -47,4 +47,15 @@ describe('createIgnoreMatcher', () => {
     expect(ignored('/elsewhere/anna.jpg')).toBe(true);
     expect(ignored(path.join(root, 'anna', 'anna.jpg'))).toBe(false);
   });
+
+  it('judges a path by where it resolves to, whatever its spelling', () => {
+    expect(ignored(`${root}/out/../anna.jpg`)).toBe(false);
+    expect(ignored(`${root}/./out/anna.mp4`)).toBe(true);
+    expect(ignored(`${root}//processed/anna.jpg`)).toBe(true);
+    expect(ignored(`${root}/`)).toBe(false);
+    expect(ignored(`${root}/../inbox2/anna.jpg`)).toBe(true);
+    expect(ignored(`${root}-other/anna.jpg`)).toBe(true);
+    expect(ignored(`${root}/outside.jpg`)).toBe(false);
+    expect(ignored(`${root}/output/anna.jpg`)).toBe(false);
+  });
 });
