@@ -88,6 +88,7 @@ if (localMode) {
   runBundle = jobs.runBundle;
 }
 
+let ended = 0;
 let readyResolve!: () => void;
 const watching = new Promise<void>((resolve) => {
   readyResolve = resolve;
@@ -108,8 +109,10 @@ const run = watchFolder({
     if (event.type === 'bundle:failed') console.error(`${event.name}: attempt ${event.attempt} failed: ${event.error.message}`);
     if (event.type === 'watch:error') console.error(event.message);
     // Every bundle reached its end (done, or failed for good): stop.
-    const ended = events.filter((e) => e.type === 'bundle:done' || (e.type === 'bundle:failed' && !e.willRetry)).length;
-    if ((event.type === 'bundle:done' || event.type === 'bundle:failed') && ended === bundles) controller.abort();
+    if (event.type === 'bundle:done' || (event.type === 'bundle:failed' && !event.willRetry)) {
+      ended += 1;
+      if (ended === bundles) controller.abort();
+    }
   },
 });
 await watching;
