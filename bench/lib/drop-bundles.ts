@@ -8,27 +8,19 @@
 // `<stem>.yaml` of instructions, so each bundle is distinct content; without, a few bytes each.
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { jpegWithComment } from '../../test/helpers/media.js';
 
 const [inbox, countText, portraitFile, voiceFile] = process.argv.slice(2);
 if (!inbox || !countText) throw new Error('usage: drop-bundles INBOX COUNT [PORTRAIT VOICE]');
 const count = Number(countText);
 const media = portraitFile && voiceFile ? { portrait: await readFile(portraitFile), voice: await readFile(voiceFile) } : undefined;
 
-/** A few bytes that make a variant's media distinct (a JPEG comment after the start marker). */
-function portraitVariant(jpeg: Buffer, tag: string): Buffer {
-  const body = Buffer.from(tag, 'latin1');
-  const head = Buffer.alloc(4);
-  head.writeUInt16BE(0xfffe, 0);
-  head.writeUInt16BE(body.length + 2, 2);
-  return Buffer.concat([jpeg.subarray(0, 2), head, body, jpeg.subarray(2)]);
-}
-
 process.stdout.write(`${JSON.stringify({ start: Date.now() })}\n`);
 for (let i = 0; i < count; i += 1) {
   const stem = `b${String(i).padStart(5, '0')}`;
   const files: [string, string | Buffer][] = media
     ? [
-        ['jpg', portraitVariant(media.portrait, `v${i % 10}`)],
+        ['jpg', jpegWithComment(media.portrait, `v${i % 10}`)],
         ['mp3', media.voice],
         ['yaml', `# bundle ${stem}\ninstructions: [Make this photo talk using my voiceover]\n`],
       ]

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalBackend, type LocalBackend } from '../../../src/local-backend/index.js';
 import { runTool } from '../../../src/local-backend/ffmpeg.js';
 import { watchCommand, type WatchOptions } from '../../../src/commands/watch.js';
-import { makeTestMedia, testTools } from '../../helpers/media.js';
+import { jpegWithComment, makeTestMedia, testTools } from '../../helpers/media.js';
 
 /**
  * 200 bundles, as the issue asks: distinct content each (the ledger sees 200 items, the backend
@@ -52,15 +52,6 @@ afterAll(async () => {
   await backend?.close();
   await rm(root, { recursive: true, force: true });
 });
-
-/** The JPEG with a comment segment (FF FE) right after its start marker. */
-function jpegWithComment(jpeg: Buffer, text: string): Buffer {
-  const body = Buffer.from(text, 'latin1');
-  const segment = Buffer.alloc(4);
-  segment.writeUInt16BE(0xfffe, 0);
-  segment.writeUInt16BE(body.length + 2, 2);
-  return Buffer.concat([jpeg.subarray(0, 2), segment, body, jpeg.subarray(2)]);
-}
 
 /** The MP3 behind an ID3v2.3 tag holding one title frame. */
 function mp3WithTitle(mp3: Buffer, title: string): Buffer {
