@@ -219,8 +219,6 @@ class FolderWatcher {
     };
     this.#tracker = new SettleTracker({
       settleMs: options.config.settleMs,
-      // Polling is for network shares, whose mtimes come from another machine's clock.
-      trustMtime: !options.poll,
       listener: {
         changed: (p) => this.#onChanged(p),
         settled: (p) => this.#evaluate(this.#fileGroup.get(p)),

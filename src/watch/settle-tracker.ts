@@ -1,12 +1,7 @@
 /**
  * Settle tracking: a file is ready when its size and mtime have not changed for `settleMs`,
- * counted from its last change. With `trustMtime` (local disks: the file's mtime comes from
- * this machine's clock) the last change is the file's own mtime, so a file event that arrives
- * late (a busy folder, a watcher that re-reads directories) does not add to the wait;
- * otherwise (`--poll`, network shares with other clocks) it is when this tracker saw the
- * change. Either way a change is never counted as older than `settleMs`, so a file found at
- * start is checked once more before it counts as settled, and one whose mtime lies in the
- * future waits the whole window.
+ * counted from the last change this tracker saw. Files found by a scan are treated like files
+ * that just changed, so a copy that was in progress when the watcher started is not taken.
  *
  * Why not chokidar's `awaitWriteFinish`: it only applies to files chokidar itself reports, looks
  * at size alone, and forgets a file once it fired. Here the same rule must hold for files found
@@ -52,9 +47,6 @@ interface Entry {
   recheck: boolean;
 }
 
-/** How much later than its recorded mtime a change is counted (coarse kernel timestamps). */
-const MTIME_SLACK_MS = 20;
-
 /** Stat a file; undefined when it is gone or not a regular file. */
 export async function statStamp(absPath: string): Promise<FileStamp | undefined> {
   try {
@@ -81,21 +73,10 @@ export class SettleTracker {
   readonly #pendingFirst = new Set<string>();
   #closed = false;
 
-  readonly #trustMtime: boolean;
-
-  constructor(options: { settleMs: number; listener: SettleListener; now?: () => number; trustMtime?: boolean }) {
+  constructor(options: { settleMs: number; listener: SettleListener; now?: () => number }) {
     this.#settleMs = options.settleMs;
     this.#listener = options.listener;
     this.#now = options.now ?? Date.now;
-    this.#trustMtime = options.trustMtime ?? false;
-  }
-
-  /** When the version `stamp` came to be, as far as settling is concerned (see the module comment). */
-  #changedAt(stamp: FileStamp, now: number): number {
-    if (!this.#trustMtime) return now;
-    // The kernel stamps mtime from a coarse clock, up to a few ms before the write itself.
-    const at = stamp.mtimeMs + MTIME_SLACK_MS;
-    return Math.min(now, Math.max(at, now - this.#settleMs));
   }
 
   /** Files seen but not yet settled (including first stats in flight). */
@@ -141,11 +122,10 @@ export class SettleTracker {
         this.#listener.vanished?.(absPath);
         return;
       }
-      const now = this.#now();
-      const created: Entry = { stamp, changedAt: this.#changedAt(stamp, now), settled: false, timer: undefined, checking: false, recheck: false };
+      const created: Entry = { stamp, changedAt: this.#now(), settled: false, timer: undefined, checking: false, recheck: false };
       this.#entries.set(absPath, created);
       this.#listener.changed(absPath, stamp);
-      this.#schedule(absPath, created, this.#settleMs - (now - created.changedAt));
+      this.#schedule(absPath, created, this.#settleMs);
     });
   }
 
@@ -201,10 +181,10 @@ export class SettleTracker {
     const now = this.#now();
     if (!sameStamp(stamp, entry.stamp)) {
       entry.stamp = stamp;
-      entry.changedAt = this.#changedAt(stamp, now);
+      entry.changedAt = now;
       entry.settled = false;
       this.#listener.changed(absPath, stamp);
-      this.#schedule(absPath, entry, this.#settleMs - (now - entry.changedAt));
+      this.#schedule(absPath, entry, this.#settleMs);
     } else if (!entry.settled) {
       const waited = now - entry.changedAt;
       if (waited >= this.#settleMs) {
