@@ -159,7 +159,12 @@ if (localMode && localStats) {
   console.log(`job (runner, start → done): p50 ${percentile(jobDurations, 50)} ms, p95 ${percentile(jobDurations, 95)} ms`);
   console.log(`backend: renders started ${localStats.rendersStarted}, messages ${localStats.messages}, sessions ${localStats.sessionsCreated}, render cache hits ${localStats.renderCacheHits}`);
 }
-console.log(`done ${summary.done}, failed ${summary.failed}, starts ${readyToStart.length} (duplicates: ${readyToStart.length - new Set(events.filter((e) => e.type === 'bundle:start').map((e) => (e as { id: string }).id)).size})`);
+// Duplicates two ways: the same content started twice (by id), and a bundle name started as
+// more than one item (its files seen before they were all there: a second run, a second render).
+const starts = events.flatMap((e) => (e.type === 'bundle:start' ? [e] : []));
+const byId = starts.length - new Set(starts.map((e) => e.id)).size;
+const byName = starts.length - new Set(starts.map((e) => e.name)).size;
+console.log(`done ${summary.done}, failed ${summary.failed}, starts ${starts.length} (duplicates: ${byId} by content, ${byName} by bundle name)`);
 console.log(`drop took ${dropEnd - dropStart} ms`);
 console.log(`total ${total} ms; ideal ${ideal} ms (max(drop + settle + job, settle + ceil(N/c) × job)); overhead ${((total / ideal - 1) * 100).toFixed(1)} %`);
 console.log(`pick-up (last file written → queued): p50 ${percentile(pickup, 50)} ms, p95 ${percentile(pickup, 95)} ms, max ${pickup.at(-1)} ms; goal p95 ≤ ${settleMs + 250} ms`);
