@@ -18,6 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { watch as fsWatch, type FSWatcher as NodeFsWatcher } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { watch as watchFiles, type FSWatcher } from 'chokidar';
@@ -180,6 +181,7 @@ class FolderWatcher {
   /** Aborts running jobs when the watcher stops. */
   readonly #jobController = new AbortController();
   #chokidar: FSWatcher | undefined;
+  #topLevelNames: NodeFsWatcher | undefined;
   #scanTimer: NodeJS.Timeout | undefined;
   #scanning: Promise<void> | undefined;
   #idle: (() => void) | undefined;
@@ -267,6 +269,28 @@ class FolderWatcher {
     watcher.on('unlinkDir', () => void this.#scan().catch((e: unknown) => this.#emit({ type: 'watch:error', message: errorInfo(e).message })));
     watcher.on('error', (error) => this.#emit({ type: 'watch:error', message: errorInfo(error).message }));
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    if (!this.#o.poll) this.#watchTopLevelNames();
+  }
+
+  /**
+   * Chokidar learns of a new file in a folder by re-reading the whole folder (an lstat per
+   * entry), at most once a second; during a burst of thousands of files its `add` events come a
+   * second or more after the file, and the settle window only starts then. The folder's own
+   * change events name the file at once, so the top level — where stem bundles live — is also
+   * watched directly and each named file is observed right away. Chokidar still does the
+   * rest (sub-folders, removals, errors); observing a file twice is harmless.
+   */
+  #watchTopLevelNames(): void {
+    try {
+      const names = fsWatch(this.#root, { persistent: false }, (_event, name) => {
+        if (typeof name === 'string' && name.length > 0) this.#observe(path.join(this.#root, name));
+      });
+      // Losing the shortcut costs latency only: chokidar and the scans still see every file.
+      names.on('error', () => names.close());
+      this.#topLevelNames = names;
+    } catch {
+      // Not available here (or out of watches): chokidar alone.
+    }
   }
 
   #observe(absPath: string): void {
@@ -687,6 +711,7 @@ class FolderWatcher {
     if (this.#scanTimer) clearTimeout(this.#scanTimer);
     for (const key of [...this.#incomplete.keys()]) this.#clearIncomplete(key);
     this.#tracker.close();
+    this.#topLevelNames?.close();
     await this.#chokidar?.close();
     if (interrupted) this.#jobController.abort(this.#o.signal.reason);
     await Promise.allSettled([...this.#jobs]);
