@@ -24,12 +24,21 @@ function decodePointer(pointer: string): string[] {
 }
 
 /** `steps[2].needs`, `export.quality`, or `the workflow` for the root. */
+/**
+ * A key as it appears in a one-line message. Keys are the user's text and need not be simple:
+ * a YAML complex key (`? {...}`) arrives as a multi-line rendering of a whole mapping.
+ */
+function keyText(key: string): string {
+  const flat = key.replace(/\s+/g, ' ').trim();
+  return flat.length > 60 ? `${flat.slice(0, 57)}…` : flat;
+}
+
 function label(path: readonly string[]): string {
   if (path.length === 0) return 'the workflow';
   let out = '';
   for (const segment of path) {
     if (/^\d+$/.test(segment)) out += `[${segment}]`;
-    else out += out === '' ? segment : `.${segment}`;
+    else out += out === '' ? keyText(segment) : `.${keyText(segment)}`;
   }
   return `\`${out}\``;
 }
@@ -139,13 +148,13 @@ function toDiagnostic(error: ErrorObject, source: YamlSource): Diagnostic {
       return source.diagnostic(
         source.spanOfKey(docPath, key),
         'error',
-        `unknown key \`${key}\` ${where}`,
+        `unknown key \`${keyText(key)}\` ${where}`,
         guess !== undefined ? `did you mean \`${guess}\`? (allowed: ${known.join(', ')})` : `allowed: ${known.join(', ')}`,
       );
     }
     case 'propertyNames': {
       const key = String(params['propertyName']);
-      return source.diagnostic(source.spanOfKey(docPath, key), 'error', `\`${key}\` is not a valid name in ${name}`, 'a name starts with a letter or _ and holds only letters, digits, _ and -');
+      return source.diagnostic(source.spanOfKey(docPath, key), 'error', `\`${keyText(key)}\` is not a valid name in ${name}`, 'a name starts with a letter or _ and holds only letters, digits, _ and -');
     }
     case 'required': {
       const missing = String(params['missingProperty']);

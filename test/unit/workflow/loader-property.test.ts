@@ -99,6 +99,15 @@ describe('loadWorkflow on arbitrary input', () => {
     );
   });
 
+  it('keeps messages on one line for a complex (mapping) key — a case the mutations found', async () => {
+    const text = ['version: 1', '? export:', '    quality: high', '    resolution: 1080p', ': 1', 'instructions: [Make this photo talk]', ''].join('\n');
+    await check(text);
+    const file = path.join(dir, 'complex-key.yaml');
+    await writeFile(file, text);
+    const { diagnostics } = await loadWorkflow(file, { cwd: dir, env: {} });
+    expect(diagnostics.map((d) => d.message)).toContainEqual(expect.stringMatching(/^unknown key `\{ export: \{ quality: high, resolution: 1080p \} \}` at the top level$/));
+  });
+
   it('never throws on random YAML-shaped values', async () => {
     const key = fc.constantFrom('version', 'name', 'inputs', 'instructions', 'steps', 'export', 'foreach', 'watch', 'vars', 'needs', 'id', 'upload', 'x');
     const value = fc.letrec((tie) => ({
