@@ -13,7 +13,7 @@ import { filePartsOf, referencesOf, resolveTemplate, type ExpressionError, type 
 import type { WorkflowFs } from './fs.js';
 import { globFiles, hasGlobMagic } from './glob.js';
 import type { NormalisedWorkflow } from './normalise.js';
-import type { DocPath, YamlSource } from './source.js';
+import { oneLine, type DocPath, type YamlSource } from './source.js';
 import type { Workflow, WorkflowInput, WorkflowJob, WorkflowStep } from './types.js';
 
 /** What the rules need besides the workflow. */
@@ -35,7 +35,7 @@ class DiagnosticSet {
     const key = `${span.line}:${span.col}:${severity}:${message}`;
     if (this.keys.has(key)) return;
     this.keys.add(key);
-    this.list.push({ ...span, severity, message, ...(hint === undefined ? {} : { hint }) });
+    this.list.push({ ...span, severity, message: oneLine(message), ...(hint === undefined ? {} : { hint: oneLine(hint) }) });
   }
 
   addExpressionErrors(errors: readonly ExpressionError[], template: Template, fallback: Located): void {

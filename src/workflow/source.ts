@@ -112,8 +112,16 @@ export class YamlSource {
 
   /** A located diagnostic. */
   diagnostic(span: SourceSpan & { sourceLine?: string }, severity: Severity, message: string, hint?: string): Diagnostic {
-    return { ...span, severity, message, ...(hint === undefined ? {} : { hint }) };
+    return { ...span, severity, message: oneLine(message), ...(hint === undefined ? {} : { hint: oneLine(hint) }) };
   }
+}
+
+/**
+ * A diagnostic's message and hint are one line each (`file:line:col severity message`), but they
+ * quote the user's text — keys, step ids, expressions — which may hold line breaks.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ');
 }
 
 function fileLevel(displayFile: string, message: string, hint?: string, at?: { line: number; col: number; sourceLine?: string }): Diagnostic {
@@ -122,8 +130,8 @@ function fileLevel(displayFile: string, message: string, hint?: string, at?: { l
     line: at?.line ?? 1,
     col: at?.col ?? 1,
     severity: 'error',
-    message,
-    ...(hint === undefined ? {} : { hint }),
+    message: oneLine(message),
+    ...(hint === undefined ? {} : { hint: oneLine(hint) }),
     ...(at?.sourceLine === undefined ? {} : { sourceLine: at.sourceLine }),
   };
 }

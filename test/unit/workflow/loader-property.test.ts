@@ -108,6 +108,18 @@ describe('loadWorkflow on arbitrary input', () => {
     expect(diagnostics.map((d) => d.message)).toContainEqual(expect.stringMatching(/^unknown key `\{ export: \{ quality: high, resolution: 1080p \} \}` at the top level$/));
   });
 
+  it('keeps messages on one line when expressions, needs and upload names span lines', async () => {
+    const text = [
+      'version: 1',
+      'inputs: { p: a.jpg }',
+      'steps:',
+      '  - { id: up, upload: "p\\nq" }',
+      '  - { id: talk, needs: "up\\nx", instruction: "Hi ${{ vars.\\n nope }}" }',
+      '',
+    ].join('\n');
+    await check(text);
+  });
+
   it('never throws on random YAML-shaped values', async () => {
     const key = fc.constantFrom('version', 'name', 'inputs', 'instructions', 'steps', 'export', 'foreach', 'watch', 'vars', 'needs', 'id', 'upload', 'x');
     const value = fc.letrec((tie) => ({
