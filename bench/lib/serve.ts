@@ -41,11 +41,15 @@ export async function serveProcess(dataDir: string, knobs: Record<string, string
     child.once('exit', () => reject(new Error('talk serve exited')));
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A bench that fails half-way must not leave its backend running.
+  const orphaned = (): void => void child.kill('SIGTERM');
+  process.once('exit', orphaned);
   return {
     url,
     pid: child.pid ?? 0,
     stats: async () => (await (await fetch(`${url}/__local/stats`)).json()) as LocalStats,
     close: async () => {
+      process.off('exit', orphaned);
       child.kill('SIGTERM');
       await exited;
     },
