@@ -159,7 +159,7 @@ export function formatRequestLine(request: { method: string; route: string; stat
   return `${request.method} ${request.route} ${request.status ?? 'no response'} · ${formatElapsed(request.durationMs)}`;
 }
 
-/** `/work/x/out/a.mp4` → `out/a.mp4` when inside `cwd`; other paths unchanged. */
+/** `/home/me/x/out/a.mp4` → `out/a.mp4` when inside `cwd`; other paths unchanged. */
 export function displayOutput(path: string, cwd: string | undefined): string {
   if (cwd === undefined || !isAbsolute(path)) return path;
   const rel = relative(cwd, path);
