@@ -23,16 +23,16 @@ function decodePointer(pointer: string): string[] {
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
-/** `steps[2].needs`, `export.quality`, or `the workflow` for the root. */
 /**
- * A key as it appears in a one-line message. Keys are the user's text and need not be simple:
- * a YAML complex key (`? {...}`) arrives as a multi-line rendering of a whole mapping.
+ * A key as it appears in a message: on one line and short. Keys are the user's text and need
+ * not be simple: a YAML complex key (`? {...}`) arrives as the rendering of a whole mapping.
  */
 function keyText(key: string): string {
   const flat = key.replace(/\s+/g, ' ').trim();
   return flat.length > 60 ? `${flat.slice(0, 57)}…` : flat;
 }
 
+/** `steps[2].needs`, `export.quality`, or `the workflow` for the root. */
 function label(path: readonly string[]): string {
   if (path.length === 0) return 'the workflow';
   let out = '';
