@@ -1,19 +1,18 @@
 // Scheduler efficiency of the runner, and its footprint on a big batch.
 //
-//   node --import tsx bench/scheduler.bench.ts [--jobs 200] [--concurrency 20] [--big 10000] [--in-process]
+//   node --import tsx bench/scheduler.bench.ts [--jobs 200] [--concurrency 20] [--scale 1] [--big 10000] [--in-process]
 //
 // Part 1: N jobs × (2 uploads → 1 instruction → export) against the local backend with fixed
-// latencies, at `--concurrency`. The backend is a `talk serve` in its own process, as the real
-// service is: the runner's event loop is the runner's (`--in-process` puts the backend on it
-// too, and with BENCH_DEBUG prints the backend's time per route). Ideal = critical path of one job alone (median of three runs)
-// × ⌈jobs ÷ concurrency⌉;
-// the figure is wall ÷ ideal (goal ≤ 1.03). Uploads and renders are not limited below the
-// concurrency, so only `concurrency` shapes the schedule, as the formula assumes.
+// latencies (× `--scale`), at `--concurrency`. The backend is a `talk serve` in its own
+// process, as the real service is, so the runner's event loop is the runner's alone
+// (`--in-process` puts the backend on it too). Ideal = critical path of one job alone (median
+// of three runs) × ⌈jobs ÷ concurrency⌉; the figure is wall ÷ ideal (goal ≤ 1.03). Uploads and
+// renders are not limited below the concurrency, so only `concurrency` shapes the schedule, as
+// the formula assumes.
 //
-// Part 2: a `--big`-item plan (default 10,000) with zero latencies: peak RSS of the runner
-// process (goal ≤ 300 MB) and state bytes written per step (journal + snapshots ÷ steps).
-// Renders are cache copies after the first (same media, same options), so this measures
-// scheduling and state, not ffmpeg.
+// Part 2: a `--big`-item plan (default 10,000) with zero latencies, first run by this process
+// (state bytes written per step: journal + snapshots ÷ steps; peak RSS under tsx), then by the
+// built CLI on a real `foreach` (peak RSS, goal ≤ 300 MB; needs `npm run build`).
 //
 // Figures and conditions: bench/notes/runner.md.
 import { access, copyFile, link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -140,7 +139,6 @@ async function runPlan(plan: Plan, latency: LatencyMap, turnMs: number, label: s
     });
     if (outcome.status !== 'success') throw new Error(`${label}: run ended ${outcome.status}: ${JSON.stringify(outcome.jobs.find((j) => j.error)?.error)}`);
     const wallMs = performance.now() - started;
-    if (process.env['BENCH_HEAP']) (await import('node:v8')).writeHeapSnapshot(process.env['BENCH_HEAP']);
     if (process.env['BENCH_DEBUG']) {
       const used = process.cpuUsage(cpu);
       console.log(`${label}: peak heap used ${(peakHeap / 1024 / 1024).toFixed(0)} MB, peak RSS ${(peakRss / 1024 / 1024).toFixed(0)} MB`);
