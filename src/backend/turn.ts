@@ -4,7 +4,7 @@
  * for tool activity and heartbeat-only waits.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { abortReason, formatDuration } from '../core/abort.js';
+import { abortReason, formatDuration, linkAbort } from '../core/abort.js';
 import type { TurnActivity } from './types.js';
 import { TurnLostError } from './errors.js';
 
@@ -220,13 +220,15 @@ export class TurnWatch {
   private idleTimer: NodeJS.Timeout | undefined;
   private stillTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
+  private readonly unlink: () => void;
 
   constructor(
     private readonly limits: TurnLimits,
     private readonly onActivity: ((a: TurnActivity) => void) | undefined,
     parent: AbortSignal | undefined,
   ) {
-    this.signal = parent ? AbortSignal.any([parent, this.controller.signal]) : this.controller.signal;
+    this.signal = this.controller.signal;
+    this.unlink = linkAbort(parent, this.controller);
     const hard = setTimeout(() => {
       this.abort(new TurnLostError('timeout', `the agent's turn passed the ${formatDuration(limits.hardLimitMs)} limit`));
     }, limits.hardLimitMs);
@@ -273,8 +275,9 @@ export class TurnWatch {
     this.controller.abort(reason);
   }
 
-  /** Clear every timer; safe to call twice. */
+  /** Clear every timer and stop following the parent signal; safe to call twice. */
   stop(): void {
+    this.unlink();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.idleTimer = undefined;

@@ -13,6 +13,23 @@ export interface Deadline {
 }
 
 /**
+ * Pass a parent's abort on to a controller, with the parent's reason; returns `unlink`, which
+ * stops listening. Unlike `AbortSignal.any`, nothing stays behind once unlinked: `any` keeps a
+ * weak reference to every signal it made in each source, so a run-wide signal combined with a
+ * per-step one collects tens of thousands of them over a big batch.
+ */
+export function linkAbort(parent: AbortSignal | undefined, controller: AbortController): () => void {
+  if (!parent) return () => undefined;
+  if (parent.aborted) {
+    controller.abort(parent.reason);
+    return () => undefined;
+  }
+  const forward = (): void => controller.abort(parent.reason);
+  parent.addEventListener('abort', forward, { once: true });
+  return () => parent.removeEventListener('abort', forward);
+}
+
+/**
  * Combine a parent signal with a deadline. A deadline abort carries a `TimeoutError`
  * reason, a parent abort its own reason, so callers can tell a timeout from a cancel.
  * Call `clear()` when the work is done: a 30-minute step timeout left armed would keep its
@@ -22,14 +39,17 @@ export function withDeadline(parent: AbortSignal | undefined, ms: number, what: 
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new TimeoutError(`${what} timed out after ${formatDuration(ms)}`)), ms);
   timer.unref();
-  const signal = parent ? AbortSignal.any([controller.signal, parent]) : controller.signal;
-  const clear = (): void => clearTimeout(timer);
-  signal.addEventListener('abort', clear, { once: true });
+  const unlink = linkAbort(parent, controller);
+  const clear = (): void => {
+    clearTimeout(timer);
+    unlink();
+  };
+  controller.signal.addEventListener('abort', clear, { once: true });
   return {
-    signal,
+    signal: controller.signal,
     clear() {
       clear();
-      signal.removeEventListener('abort', clear);
+      controller.signal.removeEventListener('abort', clear);
     },
   };
 }

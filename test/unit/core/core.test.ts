@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { getEventListeners } from 'node:events';
 import { createRedactor, REDACTED } from '../../../src/core/redact.js';
 import { formatDuration, parseDuration, sleep, withDeadline } from '../../../src/core/abort.js';
 import { fileParts, isInside, sanitizeFileName } from '../../../src/core/paths.js';
@@ -54,6 +55,24 @@ describe('deadlines and cancellation', () => {
     const waiting = sleep(60_000, signal);
     parent.abort(new InterruptedError('stop'));
     await expect(waiting).rejects.toBeInstanceOf(InterruptedError);
+  });
+
+  it('a deadline on an aborted parent is aborted at once, with the parent reason', () => {
+    const parent = new AbortController();
+    parent.abort(new InterruptedError('stopped before'));
+    const { signal } = withDeadline(parent.signal, 60_000, 'late');
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toBeInstanceOf(InterruptedError);
+  });
+
+  it('a cleared deadline leaves nothing on its parent and ignores its later abort', () => {
+    const parent = new AbortController();
+    const deadlines = Array.from({ length: 100 }, () => withDeadline(parent.signal, 60_000, 'step'));
+    expect(getEventListeners(parent.signal, 'abort')).toHaveLength(100);
+    for (const d of deadlines) d.clear();
+    expect(getEventListeners(parent.signal, 'abort')).toHaveLength(0);
+    parent.abort(new InterruptedError('stop'));
+    expect(deadlines.every((d) => !d.signal.aborted)).toBe(true);
   });
 
   it('a cleared deadline never fires (its timer is gone)', async () => {
