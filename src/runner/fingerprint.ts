@@ -32,6 +32,14 @@ export type FileHasher = (file: string, options?: SignalOptions) => Promise<stri
 
 const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
 
+/**
+ * A field hash: the first 64 bits of its SHA-256, in hex. Field hashes only answer "which field
+ * changed?", so 64 bits is plenty; they are written with every step transition and kept for
+ * every step of a batch. Encoded from the digest's first bytes rather than sliced from the full
+ * hex, which would keep the whole 64-character string alive behind each one.
+ */
+const fieldHash = (text: string): string => createHash('sha256').update(text).digest().toString('hex', 0, 8);
+
 /** SHA-256 of a file, streamed (memory does not grow with the file). */
 export async function hashFile(file: string, options: SignalOptions = {}): Promise<string> {
   const hash = createHash('sha256');
@@ -99,6 +107,8 @@ export async function fingerprintJob(
 ): Promise<Map<string, StepFingerprint>> {
   const deps = dependenciesOf(job);
   const out = new Map<string, StepFingerprint>();
+  const backend = fieldHash(options.backendId);
+  const version = fieldHash(String(STATE_FORMAT_VERSION));
   // Steps are in topological order, so every dependency is fingerprinted first.
   for (const step of job.steps) {
     const inputs =
@@ -106,15 +116,12 @@ export async function fingerprintJob(
         ? await Promise.all(step.inputs.map(async (i) => (i.path ? `${i.name}:${await options.hasher(i.path, { signal: options.signal })}` : `${i.name}:url`)))
         : [];
     const upstream = (deps.get(step.id) ?? []).map((d) => `${d}:${out.get(d)?.fingerprint ?? 'missing'}`).sort();
-    // Field hashes only answer "which field changed?", so 64 bits each is plenty; they are
-    // written with every step transition, and a batch writes many.
-    const field = (text: string): string => sha(text).slice(0, 16);
     const fields: Record<FingerprintField, string> = {
-      definition: field(JSON.stringify(definitionOf(step))),
-      inputs: field(JSON.stringify(inputs)),
-      backend: field(options.backendId),
-      version: field(String(STATE_FORMAT_VERSION)),
-      upstream: field(JSON.stringify(upstream)),
+      definition: fieldHash(JSON.stringify(definitionOf(step))),
+      inputs: fieldHash(JSON.stringify(inputs)),
+      backend,
+      version,
+      upstream: fieldHash(JSON.stringify(upstream)),
     };
     out.set(step.id, { fingerprint: sha(JSON.stringify(FINGERPRINT_FIELDS.map((f) => fields[f]))), fields });
   }

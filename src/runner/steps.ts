@@ -124,7 +124,8 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     if (outcome === 'applied') {
       ctx.budget.commit(0, cost);
       await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
-      await update(ctx, step, { status: 'done', turn: { ...recorded.turn, creditsUsed: cost } });
+      const { baseline: _settled, ...turn } = recorded.turn;
+      await update(ctx, step, { status: 'done', turn: { ...turn, creditsUsed: cost } });
       ctx.notice('info', `${label}: the instruction sent earlier was applied; it was not sent again`);
       return { reply: '', creditsUsed: cost };
     }
@@ -172,7 +173,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     ctx.budget.commit(cost);
     committed = true;
     await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
-    await update(ctx, step, { status: 'done', turn: { draftRevision: baseline.snapshot.draftHash, baseline, sentAt, reply, silent, creditsUsed: cost } });
+    await update(ctx, step, { status: 'done', turn: { draftRevision: baseline.snapshot.draftHash, sentAt, reply, silent, creditsUsed: cost } });
     return { reply, creditsUsed: cost };
   } finally {
     if (!committed) ctx.budget.release(cost);

@@ -379,13 +379,16 @@ class JournalStore implements StateStore {
   /** Write the full state as snapshot g+1 (temp, fsync, rename), then drop journal g. */
   private async compact(): Promise<void> {
     const next = this.generation + 1;
-    const text = JSON.stringify({ generation: next, state: this.state });
     const target = path.join(this.dir, SNAPSHOT);
     const temp = `${target}.${randomUUID()}.tmp`;
+    let bytes = 0;
     try {
       const handle = await open(temp, 'w');
       try {
-        await handle.writeFile(text);
+        for (const chunk of snapshotChunks(next, this.state)) {
+          await handle.write(chunk);
+          bytes += Buffer.byteLength(chunk);
+        }
         await handle.sync();
       } finally {
         await handle.close();
@@ -398,12 +401,36 @@ class JournalStore implements StateStore {
     }
     const old = this.generation;
     this.generation = next;
-    this.snapshotBytes = Buffer.byteLength(text);
+    this.snapshotBytes = bytes;
     this.journalBytes = 0;
     this.counters.bytesWritten += this.snapshotBytes;
     this.counters.compactions += 1;
     await rm(path.join(this.dir, journalName(old)), { force: true });
   }
+}
+
+/** Snapshot text is written in pieces of about this many characters. */
+const SNAPSHOT_CHUNK = 256 * 1024;
+
+/**
+ * The snapshot `{"generation": g, "state": RunState}` as JSON, job by job in pieces of about
+ * `SNAPSHOT_CHUNK` characters. Memory stays at one piece however big the run is: the whole text
+ * of a 10,000-job state is tens of megabytes, made once more as a buffer to write it.
+ */
+function* snapshotChunks(generation: number, state: RunState): Generator<string> {
+  const { jobs, ...meta } = state;
+  // `meta` always has fields (version, workflowPath, …), so its text ends in `…}`.
+  let chunk = `{"generation":${generation},"state":${JSON.stringify(meta).slice(0, -1)},"jobs":{`;
+  let first = true;
+  for (const [id, job] of Object.entries(jobs)) {
+    chunk += `${first ? '' : ','}${JSON.stringify(id)}:${JSON.stringify(job)}`;
+    first = false;
+    if (chunk.length >= SNAPSHOT_CHUNK) {
+      yield chunk;
+      chunk = '';
+    }
+  }
+  yield `${chunk}}}}`;
 }
 
 /** Make a rename durable: fsync the folder that holds it (a no-op where folders cannot be opened). */

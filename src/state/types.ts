@@ -39,8 +39,12 @@ export interface UploadRecord {
 export interface TurnRecord {
   /** The draft hash the turn was sent against (the "draft revision"). */
   draftRevision: string;
-  /** The backend client's `TurnBaseline` (state snapshot + credits), kept opaque here. */
-  baseline: unknown;
+  /**
+   * The backend client's `TurnBaseline` (state snapshot + credits), kept opaque here. Kept only
+   * while the turn's outcome is unknown: disconnect recovery compares against it. A done turn
+   * drops it.
+   */
+  baseline?: unknown;
   sentAt: string;
   reply?: string;
   silent?: boolean;

@@ -76,6 +76,32 @@ describe('state store', () => {
     expect(Object.keys(snapshot.state.jobs)).toHaveLength(50);
   });
 
+  it('writes a snapshot bigger than one write piece whole, and counts its bytes as written', async () => {
+    const dir = path.join(root, 'run');
+    const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w "quoted"', lockEnvironment: envWith(new Set(), 1) });
+    // About 1 MB of state: several of the snapshot's 256 KiB pieces.
+    const detail = 'x'.repeat(400);
+    await Promise.all(Array.from({ length: 2000 }, (_, i) => store.putStep(`job-${i}`, 'up', step('done', { error: { code: 'c', message: `${detail} ${i} \u2028 "` } }))));
+    await store.updateJob('job-7', { sessionId: 'sess-7' });
+    const before = store.stats().bytesWritten;
+    const expected = structuredClone(store.state);
+    await store.close();
+    const text = await readFile(path.join(dir, 'state.json'), 'utf8');
+    expect(Buffer.byteLength(text)).toBeGreaterThan(800_000);
+    expect(store.stats().bytesWritten - before).toBe(Buffer.byteLength(text));
+    const loaded = await readRunState(dir);
+    expect(loaded?.state).toEqual(expected);
+    expect(loaded?.generation).toBe((JSON.parse(text) as { generation: number }).generation);
+  });
+
+  it('writes an empty run as a snapshot that reads back', async () => {
+    const dir = path.join(root, 'run');
+    const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(new Set(), 1) });
+    const expected = structuredClone(store.state);
+    await store.close();
+    expect((await readRunState(dir))?.state).toEqual(expected);
+  });
+
   it('shares one fsync among changes that arrive together', async () => {
     const dir = path.join(root, 'run');
     const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(new Set(), 1) });
