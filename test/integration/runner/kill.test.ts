@@ -14,6 +14,7 @@ import { startLocalBackend, type LocalBackend, type LocalBackendOptions } from '
 import { runCli, spawnCli, REPO_ROOT } from '../../helpers/cli.js';
 import { makeWorkspace, shortForm } from './rig.js';
 import type { TalkEvent } from '../../../src/core/events.js';
+import { readRunState, runDirFor, stateDirFor, type TurnRecord } from '../../../src/state/index.js';
 import { rm } from 'node:fs/promises';
 
 let backend: LocalBackend | undefined;
@@ -65,6 +66,14 @@ async function resumeAndCheck(args: string[], cwd: string, b: LocalBackend): Pro
   return result.events;
 }
 
+/** The recorded turn of the run's instruction step, as on disk. */
+async function instructionTurn(cwd: string): Promise<TurnRecord | undefined> {
+  const workflow = path.join(cwd, 'workflow.yaml');
+  const loaded = await readRunState(runDirFor(stateDirFor(workflow, undefined, cwd), workflow));
+  const steps = Object.values(loaded?.state.jobs ?? {}).flatMap((job) => Object.values(job.steps));
+  return steps.find((step) => step.kind === 'instruction')?.turn;
+}
+
 function nextEvent(b: LocalBackend, type: string): Promise<void> {
   return new Promise((resolve) => {
     const off = b.onEvent((e) => {
@@ -88,8 +97,17 @@ describe('kill -9 and resume', () => {
   it('during an SSE turn: the turn is checked, not re-sent', async () => {
     const { args, cwd, backend: b } = await setup({ turnDelayMs: { generation: 1500, edit: 500 } });
     await killAt(args, cwd, () => false, nextEvent(b, 'turn:accepted'));
+    // Written before the turn was sent: what disconnect recovery compares against.
+    const inFlight = await instructionTurn(cwd);
+    expect(inFlight?.baseline).toHaveProperty('snapshot.draftHash', inFlight?.draftRevision);
+    expect(inFlight?.baseline).toHaveProperty('credits.available');
     const events = await resumeAndCheck(args, cwd, b);
     expect(events.some((e) => e.type === 'notice' && /was applied; it was not sent again/.test(e.message))).toBe(true);
+    // Settled: the baseline is no longer needed and no longer kept.
+    const settled = await instructionTurn(cwd);
+    expect(settled?.draftRevision).toBe(inFlight?.draftRevision);
+    expect(settled?.creditsUsed).toBe(100);
+    expect(settled).not.toHaveProperty('baseline');
   });
 
   it('during render polling: the render is re-attached by id', async () => {

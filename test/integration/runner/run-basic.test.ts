@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createRig, shortForm, type Rig } from './rig.js';
 import { probeMedia } from '../../../src/local-backend/index.js';
 import { testTools } from '../../helpers/media.js';
+import { readRunState, runDirFor, stateDirFor } from '../../../src/state/index.js';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -28,6 +29,12 @@ describe('runner against the local backend', () => {
     expect(stats.rendersStarted).toBe(1);
     expect(stats.messages).toBe(1);
     expect(stats.creditsSpent).toBe(100);
+    // The settled turn is on disk with its result; the recovery baseline is only for turns in flight.
+    const loaded = await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow));
+    const turn = Object.values(loaded?.state.jobs ?? {}).flatMap((job) => Object.values(job.steps)).find((step) => step.kind === 'instruction')?.turn;
+    expect(turn?.reply).toMatch(/talking avatar/);
+    expect(turn?.creditsUsed).toBe(100);
+    expect(turn).not.toHaveProperty('baseline');
   });
 
   it('puts the project\'s browser link (a claim token, never the API token) on the job\'s last step', async () => {
