@@ -376,7 +376,12 @@ class JournalStore implements StateStore {
     return this.flushing;
   }
 
-  /** Write the full state as snapshot g+1 (temp, fsync, rename), then drop journal g. */
+  /**
+   * Write the full state as snapshot g+1 (temp, fsync, rename), then drop journal g. Changes
+   * recorded while its pieces are written may or may not be in it (each job is written as it
+   * stands when its turn comes); all of them also go to journal g+1, whose ops are assignments
+   * replayed in order, so loading gives the same state either way.
+   */
   private async compact(): Promise<void> {
     const next = this.generation + 1;
     const target = path.join(this.dir, SNAPSHOT);

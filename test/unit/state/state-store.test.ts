@@ -94,6 +94,28 @@ describe('state store', () => {
     expect(loaded?.generation).toBe((JSON.parse(text) as { generation: number }).generation);
   });
 
+  it('reads back the same state when changes arrive while a snapshot is being written', async () => {
+    const dir = path.join(root, 'run');
+    const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', compactMinBytes: 64 * 1024, compactFactor: 1, lockEnvironment: envWith(new Set(), 1) });
+    const detail = 'y'.repeat(300);
+    const writes: Promise<void>[] = [];
+    // Changes made on every turn of the event loop, never waiting for the disk: some land
+    // between the pieces of a snapshot being written.
+    for (let i = 0; i < 3000; i += 1) {
+      const job = `job-${i % 700}`;
+      if (i % 97 === 0) writes.push(store.resetJob(job));
+      else if (i % 13 === 0) writes.push(store.updateJob(job, { sessionId: `s-${i}` }));
+      else writes.push(store.putStep(job, `step-${i % 3}`, step('running', { attempts: i, error: { code: 'c', message: detail } })));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(writes);
+    expect(store.stats().compactions).toBeGreaterThan(2);
+    const expected = structuredClone(store.state);
+    expect((await readRunState(dir))?.state).toEqual(expected);
+    await store.close();
+    expect((await readRunState(dir))?.state).toEqual(expected);
+  });
+
   it('writes an empty run as a snapshot that reads back', async () => {
     const dir = path.join(root, 'run');
     const store = await openStateStore({ dir, workflowPath: '/w.yaml', name: 'w', lockEnvironment: envWith(new Set(), 1) });
