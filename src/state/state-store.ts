@@ -245,6 +245,8 @@ class JournalStore implements StateStore {
   private flushing: Promise<void> | undefined;
   private failure: StateWriteError | undefined;
   private closed = false;
+  /** The current generation's journal, open for appending from its first change to compaction. */
+  private journal: FileHandle | undefined;
   private readonly counters: StoreStats = { bytesWritten: 0, changes: 0, flushes: 0, compactions: 0 };
   private readonly compactFactor: number;
   private readonly compactMinBytes: number;
@@ -320,8 +322,15 @@ class JournalStore implements StateStore {
       await this.compact();
     } finally {
       this.closed = true;
+      await this.closeJournal();
       await this.lock.release();
     }
+  }
+
+  private async closeJournal(): Promise<void> {
+    const handle = this.journal;
+    this.journal = undefined;
+    await handle?.close().catch(() => undefined);
   }
 
   private record(op: JournalOp): Promise<void> {
@@ -344,15 +353,12 @@ class JournalStore implements StateStore {
         this.pending = [];
         this.waiters = [];
         try {
-          // Opened per group commit, not kept: a state dir removed under a running runner must
-          // fail the next write, not fill a deleted file nobody will ever read.
-          const handle = await open(path.join(this.dir, journalName(this.generation)), 'a');
-          try {
-            await handle.appendFile(lines);
-            await handle.datasync();
-          } finally {
-            await handle.close();
-          }
+          const handle = (this.journal ??= await open(path.join(this.dir, journalName(this.generation)), 'a'));
+          await handle.appendFile(lines);
+          await handle.datasync();
+          // A state dir removed under a running runner must fail the run, not fill a deleted
+          // file nobody will ever read: the journal kept open has no links left then.
+          if ((await handle.stat()).nlink === 0) throw new Error(`${this.dir} was removed while the run was using it`);
           const bytes = Buffer.byteLength(lines);
           this.journalBytes += bytes;
           this.counters.bytesWritten += bytes;
@@ -360,6 +366,7 @@ class JournalStore implements StateStore {
           if (this.journalBytes > Math.max(this.compactMinBytes, this.snapshotBytes * this.compactFactor)) await this.compact();
           for (const w of waiters) w.resolve();
         } catch (error) {
+          await this.closeJournal();
           this.failure ??= error instanceof StateWriteError ? error : new StateWriteError(path.join(this.dir, journalName(this.generation)), error);
           for (const w of [...waiters, ...this.waiters]) w.reject(this.failure);
           this.waiters = [];
@@ -404,6 +411,7 @@ class JournalStore implements StateStore {
       await rm(temp, { force: true }).catch(() => undefined);
       throw new StateWriteError(target, error);
     }
+    await this.closeJournal();
     const old = this.generation;
     this.generation = next;
     this.snapshotBytes = bytes;
