@@ -398,7 +398,8 @@ class JournalStore implements StateStore {
       const handle = await open(temp, 'w');
       try {
         for (const chunk of snapshotChunks(next, this.state)) {
-          await handle.write(chunk);
+          // writeFile on a handle writes all of it at the current position: pieces follow on.
+          await handle.writeFile(chunk);
           bytes += Buffer.byteLength(chunk);
         }
         await handle.sync();
