@@ -20,6 +20,19 @@ export interface Diagnostic extends SourceSpan {
   sourceLine?: string;
 }
 
+/**
+ * A diagnostic, the one way every stage makes one. Its message and hint are one line each
+ * (`file:line:col severity message`), but they quote the user's text — keys, step ids,
+ * expressions — which may hold line breaks: those become spaces here.
+ */
+export function makeDiagnostic(span: SourceSpan & { sourceLine?: string }, severity: Severity, message: string, hint?: string): Diagnostic {
+  return { ...span, severity, message: flatten(message), ...(hint === undefined ? {} : { hint: flatten(hint) }) };
+}
+
+function flatten(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ');
+}
+
 /** Sort by file, then position, so output is stable run to run. */
 export function compareDiagnostics(a: Diagnostic, b: Diagnostic): number {
   if (a.file !== b.file) return a.file < b.file ? -1 : 1;

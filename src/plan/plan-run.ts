@@ -4,7 +4,7 @@
  * instruction classified with the shared price list. Pure: no I/O.
  */
 import path from 'node:path';
-import type { Diagnostic, SourceSpan } from '../core/diagnostics.js';
+import { makeDiagnostic, type Diagnostic, type SourceSpan } from '../core/diagnostics.js';
 import { UsageError, WorkflowInvalidError } from '../core/errors.js';
 import { asJobId, asStepId } from '../core/ids.js';
 import { classifyInstruction } from '../contract/pricing.js';
@@ -41,12 +41,7 @@ export interface PlanItem {
 }
 
 function fail(workflow: Workflow, problems: { message: string; hint?: string | undefined; at: SourceSpan | undefined }[]): never {
-  const diagnostics: Diagnostic[] = problems.map((p) => ({
-    ...(p.at ?? { file: workflow.displayFile, line: 1, col: 1 }),
-    severity: 'error',
-    message: p.message,
-    ...(p.hint === undefined ? {} : { hint: p.hint }),
-  }));
+  const diagnostics: Diagnostic[] = problems.map((p) => makeDiagnostic(p.at ?? { file: workflow.displayFile, line: 1, col: 1 }, 'error', p.message, p.hint));
   throw new WorkflowInvalidError(diagnostics, `the workflow cannot be planned for this item: ${diagnostics.map((d) => d.message).join('; ')}`);
 }
 

@@ -6,14 +6,14 @@
  */
 import path from 'node:path';
 import { isSeq } from 'yaml';
-import type { Diagnostic, SourceSpan } from '../core/diagnostics.js';
+import { makeDiagnostic, type Diagnostic, type SourceSpan } from '../core/diagnostics.js';
 import { isInside } from '../core/paths.js';
 import { ACCEPTED_EXTENSIONS, MAX_UPLOAD_BYTES, isAcceptedExtension } from '../contract/media.js';
 import { filePartsOf, referencesOf, resolveTemplate, type ExpressionError, type ExpressionScope, type FileParts, type Template } from './expressions.js';
 import type { WorkflowFs } from './fs.js';
 import { globFiles, hasGlobMagic } from './glob.js';
 import type { NormalisedWorkflow } from './normalise.js';
-import { oneLine, type DocPath, type YamlSource } from './source.js';
+import type { DocPath, YamlSource } from './source.js';
 import type { Workflow, WorkflowInput, WorkflowJob, WorkflowStep } from './types.js';
 
 /** What the rules need besides the workflow. */
@@ -35,7 +35,7 @@ class DiagnosticSet {
     const key = `${span.line}:${span.col}:${severity}:${message}`;
     if (this.keys.has(key)) return;
     this.keys.add(key);
-    this.list.push({ ...span, severity, message: oneLine(message), ...(hint === undefined ? {} : { hint: oneLine(hint) }) });
+    this.list.push(makeDiagnostic(span, severity, message, hint));
   }
 
   addExpressionErrors(errors: readonly ExpressionError[], template: Template, fallback: Located): void {

@@ -5,7 +5,7 @@
  * unreadable, a folder, too big, empty, not UTF-8, not YAML, an alias bomb, several documents.
  */
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseAllDocuments, type Document, type Node } from 'yaml';
-import type { Diagnostic, Severity, SourceSpan } from '../core/diagnostics.js';
+import { makeDiagnostic, type Diagnostic, type Severity, type SourceSpan } from '../core/diagnostics.js';
 import type { WorkflowFs } from './fs.js';
 
 /** Workflow files list media by path; anything this big is a mistake (or an attack). */
@@ -112,28 +112,13 @@ export class YamlSource {
 
   /** A located diagnostic. */
   diagnostic(span: SourceSpan & { sourceLine?: string }, severity: Severity, message: string, hint?: string): Diagnostic {
-    return { ...span, severity, message: oneLine(message), ...(hint === undefined ? {} : { hint: oneLine(hint) }) };
+    return makeDiagnostic(span, severity, message, hint);
   }
 }
 
-/**
- * A diagnostic's message and hint are one line each (`file:line:col severity message`), but they
- * quote the user's text — keys, step ids, expressions — which may hold line breaks.
- */
-export function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, ' ');
-}
-
 function fileLevel(displayFile: string, message: string, hint?: string, at?: { line: number; col: number; sourceLine?: string }): Diagnostic {
-  return {
-    file: displayFile,
-    line: at?.line ?? 1,
-    col: at?.col ?? 1,
-    severity: 'error',
-    message: oneLine(message),
-    ...(hint === undefined ? {} : { hint: oneLine(hint) }),
-    ...(at?.sourceLine === undefined ? {} : { sourceLine: at.sourceLine }),
-  };
+  const span = { file: displayFile, line: at?.line ?? 1, col: at?.col ?? 1, ...(at?.sourceLine === undefined ? {} : { sourceLine: at.sourceLine }) };
+  return makeDiagnostic(span, 'error', message, hint);
 }
 
 function errnoCode(error: unknown): string | undefined {

@@ -5,6 +5,7 @@ import { formatDuration, parseDuration, sleep, withDeadline } from '../../../src
 import { fileParts, isInside, sanitizeFileName } from '../../../src/core/paths.js';
 import { BackendError, CreditsError, ExitCode, InterruptedError, UsageError, exitCodeFor } from '../../../src/core/errors.js';
 import { TimeoutError } from '../../../src/core/errors.js';
+import { formatDiagnosticLine, makeDiagnostic } from '../../../src/core/diagnostics.js';
 
 describe('redactor', () => {
   const redact = createRedactor(['s3cr3t-token-value']);
@@ -80,6 +81,15 @@ describe('deadlines and cancellation', () => {
     deadline.clear();
     await sleep(20);
     expect(deadline.signal.aborted).toBe(false);
+  });
+});
+
+describe('diagnostics', () => {
+  it('are one line each, whatever user text they quote', () => {
+    const d = makeDiagnostic({ file: 'w.yaml', line: 3, col: 5 }, 'error', 'unknown key `a\r\n  b`', 'did you mean\n`c`?');
+    expect(d).toEqual({ file: 'w.yaml', line: 3, col: 5, severity: 'error', message: 'unknown key `a b`', hint: 'did you mean `c`?' });
+    expect(formatDiagnosticLine(d)).toBe('w.yaml:3:5 error unknown key `a b`');
+    expect(makeDiagnostic({ file: 'w.yaml', line: 1, col: 1 }, 'warning', 'x')).not.toHaveProperty('hint');
   });
 });
 
