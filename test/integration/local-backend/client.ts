@@ -5,11 +5,11 @@
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { afterAll, beforeAll } from 'vitest';
-import { makeTestMedia, type TestMedia } from '../../helpers/media.js';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { fetch, FormData, type Response } from 'undici';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
+import { makeTestMedia, type TestMedia } from '../../helpers/media.js';
 import { startLocalBackend, type LocalBackend, type LocalBackendOptions, type LocalEvent } from '../../../src/local-backend/index.js';
 
 export const SKILL_HEADERS = { 'x-skill-source': 'infinite-talk-ai', 'x-skill-version': '1.0', 'x-skill-platform': 'unknown' };
