@@ -1,7 +1,10 @@
 /**
  * File globs for `foreach`: `*`, `?`, `[abc]`, `{a,b}` within a path segment and `**` across
  * segments, `/` as separator on every platform. Why our own: Node 20 has no `fs.glob`, and
- * none of the project's dependencies offers one; this covers what `foreach` documents.
+ * none of the project's dependencies offers one; this covers what `foreach` documents. picomatch
+ * (the usual matcher) was tried: it reads `(…)` as a regular-expression group, so
+ * `photo (1).jpg`, the name file managers give a copy, would also match `photo 1.jpg`; and it
+ * takes `[!…]` literally where shells negate. Here both mean what they mean in a shell.
  */
 import path from 'node:path';
 import type { WorkflowFs } from './fs.js';

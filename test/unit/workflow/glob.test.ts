@@ -46,6 +46,19 @@ describe('glob', () => {
     expect(await globFiles('missing/*.jpg', dir, nodeWorkflowFs)).toEqual([]);
   });
 
+  it('takes parentheses literally, as file managers name copies', async () => {
+    const own = await mkdtemp(path.join(tmpdir(), 'talk-glob-paren-'));
+    try {
+      for (const f of ['photo (1).jpg', 'photo 1.jpg', 'photo (2).jpg']) await writeFile(path.join(own, f), 'x');
+      expect(hasGlobMagic('faces/photo (1).jpg')).toBe(false);
+      expect(segmentToRegex('photo (1).jpg').test('photo 1.jpg')).toBe(false);
+      expect((await globFiles('* (1).jpg', own, nodeWorkflowFs)).map((f) => path.basename(f))).toEqual(['photo (1).jpg']);
+      expect((await globFiles('photo ([12]).jpg', own, nodeWorkflowFs)).map((f) => path.basename(f))).toEqual(['photo (1).jpg', 'photo (2).jpg']);
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+
   it('stops when aborted', async () => {
     await expect(globFiles('**/*.jpg', dir, nodeWorkflowFs, AbortSignal.abort())).rejects.toThrow();
   });
