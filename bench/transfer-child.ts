@@ -5,6 +5,7 @@
 import { Agent } from 'undici';
 import { createBackendClient, createTokenProvider } from '../src/backend/index.js';
 import { asRenderId, asSessionId } from '../src/core/ids.js';
+import { ownPeakRss } from '../test/helpers/peak-rss.js';
 
 const MB = 1024 * 1024;
 const [mode, url, sessionId, file, dest] = process.argv.slice(2);
@@ -25,4 +26,4 @@ if (mode === 'upload') {
 }
 const ms = performance.now() - started;
 await agent.close();
-process.stdout.write(JSON.stringify({ ms, maxRssMB: process.resourceUsage().maxRSS / 1024, baselineRssMB: baselineRss / MB, ...extra }));
+process.stdout.write(JSON.stringify({ ms, maxRssMB: ownPeakRss() / MB, baselineRssMB: baselineRss / MB, ...extra }));

@@ -4,17 +4,18 @@
 import { Agent } from 'undici';
 import { createBackendClient, createTokenProvider } from '../../../src/backend/index.js';
 import { asRenderId, asSessionId } from '../../../src/core/ids.js';
+import { ownPeakRss } from '../../helpers/peak-rss.js';
 
 const [url, sessionId, file, dest] = process.argv.slice(2);
 if (!url || !sessionId || !file || !dest) throw new Error('usage: transfer-child URL SESSION FILE DEST');
 const agent = new Agent();
 const client = createBackendClient({ baseUrl: url, dispatcher: agent, auth: createTokenProvider({ env: process.env, baseUrl: url, dispatcher: agent }) });
 const startRss = process.memoryUsage().rss;
-const startPeak = process.resourceUsage().maxRSS * 1024;
+const startPeak = ownPeakRss();
 const up = await client.uploadFile(asSessionId(sessionId), file);
-const uploadPeak = process.resourceUsage().maxRSS * 1024;
+const uploadPeak = ownPeakRss();
 const down = await client.downloadRender(asRenderId('render_memory'), up.file.cdn_url, dest);
-const downloadPeak = process.resourceUsage().maxRSS * 1024;
+const downloadPeak = ownPeakRss();
 await client.close();
 await agent.close();
 process.stdout.write(JSON.stringify({ startRss, startPeak, uploadPeak, downloadPeak, uploaded: up.bytes, uploadSha: up.sha256, downloaded: down.bytes, downloadSha: down.sha256 }));
