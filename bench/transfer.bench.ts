@@ -3,44 +3,15 @@
 // child process (transfer-child.ts, bundled with esbuild the way the CLI ships, and run by
 // plain node) so its peak RSS is its own; curl's comes from /usr/bin/time. Prints figures;
 // asserts nothing. Sizes: BENCH_SIZES_MB (default "50,200").
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
-import { build } from 'esbuild';
 import { createBackendClient, createTokenProvider } from '../src/backend/index.js';
+import { bundleChild, curl, run } from './lib/child.js';
 
 const MB = 1024 * 1024;
-
-// Async spawns only: the local backend runs in this process's event loop.
-const run = promisify(execFile);
-
-async function curl(args: string[]): Promise<{ ms: number; maxRssMB: number }> {
-  const result = await run('/usr/bin/time', ['-f', '%M', 'curl', '-s', '-S', '-w', '%{time_total}', ...args], { encoding: 'utf8' });
-  const seconds = Number(/([\d.]+)\s*$/.exec(result.stdout)?.[1]);
-  const kb = Number(/(\d+)\s*$/.exec(result.stderr.trim())?.[1]);
-  return { ms: seconds * 1000, maxRssMB: kb / 1024 };
-}
-
-/** The child bundled into `dir` as the CLI is (one ESM file, CommonJS deps given a require). */
-async function bundleChild(dir: string): Promise<string> {
-  const outfile = path.join(dir, 'transfer-child.mjs');
-  await build({
-    entryPoints: [path.join(path.dirname(fileURLToPath(import.meta.url)), 'transfer-child.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20.18',
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    logLevel: 'warning',
-  });
-  return outfile;
-}
 
 let childBundle = '';
 async function runChild(args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; maxRssMB: number; baselineRssMB: number; cdnUrl?: string }> {
@@ -52,7 +23,7 @@ async function main(): Promise<void> {
   const { startLocalBackend } = await import('../src/local-backend/index.js');
   const sizes = (process.env.BENCH_SIZES_MB ?? '50,200').split(',').map(Number);
   const dir = mkdtempSync(path.join(tmpdir(), 'talk-bench-transfer-'));
-  childBundle = await bundleChild(dir);
+  childBundle = await bundleChild('transfer-child', dir);
   const backend = await startLocalBackend({ maxUploadBytes: (Math.max(...sizes) + 1) * MB });
   const agent = new Agent();
   try {
