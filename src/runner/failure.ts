@@ -60,6 +60,13 @@ export function runStatusOf(facts: { interrupted: boolean; credits: boolean; fai
   return 'success';
 }
 
+/** A job's status when the run stopped before the job could finish. */
+export function statusWhenStopped(reason: StopReason | undefined): 'failed' | 'interrupted' | 'credits' {
+  if (reason === 'credits') return 'credits';
+  if (reason === 'fail-fast') return 'failed';
+  return 'interrupted';
+}
+
 /** A budget stop: the next paid step would cross `budget.credits`. */
 export function budgetExceeded(stepLabel: string, cost: number, used: number, limit: number): CreditsError {
   return new CreditsError(`stopped before ${stepLabel}: it costs about ${cost} credits and ${used} of the budget of ${limit} are used`, {

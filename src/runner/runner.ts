@@ -27,7 +27,7 @@ import { planListing, type Plan, type PlanJob, type PlanStep } from '../plan/typ
 import { StateWriteError, type StateStore } from '../state/state-store.js';
 import type { StepState } from '../state/types.js';
 import { CreditBudget } from './budget.js';
-import { describeError, isCreditsError, isSessionLost, isTransient, retryDelayMs, runStatusOf, StopSwitch, type StopReason } from './failure.js';
+import { describeError, isCreditsError, isSessionLost, isTransient, retryDelayMs, runStatusOf, statusWhenStopped, StopSwitch, type StopReason } from './failure.js';
 import { cachedHasher, dependenciesOf, fingerprintJob, hashFile, type FileHasher, type StepFingerprint } from './fingerprint.js';
 import { createLimiters, type Limiters } from './limiters.js';
 import { decideJob, type StepDecision } from './resume.js';
@@ -106,7 +106,12 @@ export interface Runner {
   readonly fatal: TalkError | undefined;
 }
 
-type StepEnd = 'done' | 'failed' | 'skipped' | 'interrupted' | 'credits';
+/**
+ * How a step ended. `session-lost`: the backend no longer knows the job's session, and the job
+ * starts over in a new one; such a step has no terminal event yet (runJob gives it one if the
+ * job cannot start over).
+ */
+type StepEnd = 'done' | 'failed' | 'skipped' | 'interrupted' | 'credits' | 'session-lost';
 
 /** Create a runner. */
 export function createRunner(deps: RunnerDeps): Runner {
@@ -133,15 +138,19 @@ export function createRunner(deps: RunnerDeps): Runner {
 
   async function runJob(plan: Plan, job: PlanJob): Promise<JobOutcome> {
     return limiters.jobs(async () => {
-      let outcome = await runJobOnce(plan, job, false);
-      if (outcome.sessionLost && !signal.aborted && !stop.stopped) {
+      const { lostSteps, ...outcome } = await runJobOnce(plan, job, false);
+      if (lostSteps === undefined) return outcome;
+      if (!signal.aborted && !stop.stopped) {
         const cost = job.steps.reduce((sum, s) => sum + (s.kind === 'instruction' ? s.estimatedCredits : 0), 0);
         emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id}: the backend no longer knows its session; starting a new session (its instructions are sent again, about ${cost} credits)` });
         await deps.store.resetJob(job.id).catch(onFatal);
-        outcome = await runJobOnce(plan, job, true);
+        const { lostSteps: _never, ...again } = await runJobOnce(plan, job, true);
+        return again;
       }
-      const { sessionLost: _ignored, ...rest } = outcome;
-      return rest;
+      // Stopped in between: the steps that were waiting for the new session end here.
+      const reason = signal.aborted ? 'interrupted' : (stop.stopped ?? 'interrupted');
+      for (const step of lostSteps) emit({ type: 'step:skipped', job: job.id, step, reason });
+      return { ...outcome, status: statusWhenStopped(reason) };
     });
   }
 
@@ -156,12 +165,13 @@ export function createRunner(deps: RunnerDeps): Runner {
     }
   }
 
-  async function runJobOnce(plan: Plan, job: PlanJob, restarted: boolean): Promise<JobOutcome & { sessionLost?: boolean }> {
+  /** One pass over a job; `lostSteps` when the backend lost its session (runJob starts it over). */
+  async function runJobOnce(plan: Plan, job: PlanJob, restarted: boolean): Promise<JobOutcome & { lostSteps?: string[] }> {
     const jobId = job.id as string;
     const outputs = (): OutputInfo[] => collectOutputs(deps.store, job);
     if (stop.stopped || signal.aborted) {
       for (const step of job.steps) emit({ type: 'step:skipped', job: jobId, step: step.id, reason: stop.stopped ?? 'interrupted' });
-      return { job: jobId, status: stop.stopped === 'credits' ? 'credits' : stop.stopped === 'fail-fast' ? 'failed' : 'interrupted', outputs: outputs() };
+      return { job: jobId, status: statusWhenStopped(stop.stopped), outputs: outputs() };
     }
 
     let fingerprints: Map<string, StepFingerprint>;
@@ -217,7 +227,6 @@ export function createRunner(deps: RunnerDeps): Runner {
     const byId = new Map(job.steps.map((s) => [s.id as string, s]));
     const ends = new Map<string, Promise<StepEnd>>();
     let firstError: ReturnType<typeof describeError> | undefined;
-    let sessionLost = false;
     let sawCredits = false;
 
     const reach = (step: PlanStep): Promise<StepEnd> => {
@@ -226,6 +235,7 @@ export function createRunner(deps: RunnerDeps): Runner {
         end = (async (): Promise<StepEnd> => {
           const upstream = await Promise.all((deps0.get(step.id) ?? []).map((d) => reach(byId.get(d)!)));
           const ref = { job: jobId, step: step.id as string };
+          if (upstream.includes('session-lost')) return 'session-lost';
           if (upstream.some((u) => u !== 'done')) {
             const reason = upstream.includes('interrupted') || signal.aborted ? 'interrupted' : 'upstream-failed';
             emit({ type: 'step:skipped', ...ref, reason });
@@ -305,14 +315,19 @@ export function createRunner(deps: RunnerDeps): Runner {
             d = { action: 'check', changed: [] };
             continue;
           }
+          if (isSessionLost(error) && !restarted) {
+            // The job starts over in a new session (runJob): whoever reads the events sees this
+            // step tried again, not failed, and the steps after it wait quietly.
+            emit({ type: 'step:retry', ...ref, attempt: attempt + 1, reason: `${(error as Error).message}; the job starts over in a new session`, delayMs: 0 });
+            return 'session-lost';
+          }
           const described = describeError(error);
           firstError ??= described;
-          if (isSessionLost(error) && !restarted) sessionLost = true;
           const credits = isCreditsError(error);
           if (credits) {
             sawCredits = true;
             stop.stop('credits');
-          } else if (deps.failFast && !sessionLost) {
+          } else if (deps.failFast) {
             stop.stop('fail-fast');
           }
           await deps.store
@@ -344,6 +359,8 @@ export function createRunner(deps: RunnerDeps): Runner {
     };
 
     const results = await Promise.all(job.steps.map((s) => reach(s)));
+    const lostSteps = job.steps.filter((_, i) => results[i] === 'session-lost').map((s) => s.id as string);
+    if (lostSteps.length > 0) return { job: jobId, status: 'failed', outputs: outputs(), lostSteps };
     const status: JobOutcome['status'] = results.includes('interrupted') || (signal.aborted && results.some((r) => r !== 'done'))
       ? 'interrupted'
       : sawCredits || results.includes('credits')
@@ -352,7 +369,7 @@ export function createRunner(deps: RunnerDeps): Runner {
           ? 'done'
           : 'failed';
     if (status === 'done' || status === 'failed') await deps.store.updateJob(jobId, { status: status === 'done' ? 'done' : 'failed' }).catch(onFatal);
-    return { job: jobId, status, outputs: outputs(), ...(firstError ? { error: firstError } : {}), ...(sessionLost ? { sessionLost } : {}) };
+    return { job: jobId, status, outputs: outputs(), ...(firstError ? { error: firstError } : {}) };
   }
 
   return {

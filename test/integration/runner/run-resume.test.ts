@@ -116,6 +116,43 @@ describe('resume', () => {
     expect(rig.backend.stats().messages).toBe(1);
   });
 
+  it('a session the backend no longer knows: the job starts over in a new session, reported as a retry, not a failure', async () => {
+    rig = await createRig(shortForm());
+    rig.backend.addFaults([parseFaultRule('sse:code=1002:x1')]);
+    const { outcome, events } = await rig.run();
+    expect(outcome.status).toBe('success');
+    // Nothing failed or was given up: consumers of the events see one retry, then the steps again.
+    expect(events.filter((e) => e.type === 'step:failed' || e.type === 'step:skipped')).toEqual([]);
+    expect(events.filter((e) => e.type === 'step:retry')).toMatchObject([{ step: 'instruction-1', attempt: 2, reason: expect.stringMatching(/code 1002.*new session/) as unknown }]);
+    expect(startedSteps(events).filter((s) => s !== 'upload-portrait' && s !== 'upload-voice')).toEqual(['instruction-1', 'instruction-1', 'export']);
+    expect(startedSteps(events).filter((s) => s === 'upload-portrait')).toHaveLength(2);
+    expect(await isMp4(path.join(rig.dir, 'out', 'rig.mp4'))).toBe(true);
+    const stats = rig.backend.stats();
+    expect(stats.sessionsCreated).toBe(2);
+    expect(stats.uploads).toBe(4);
+    expect(stats.messages).toBe(1);
+    expect(stats.rendersStarted).toBe(1);
+    expect((await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow)))?.state.jobs['main']?.status).toBe('done');
+  });
+
+  it('interrupted just after the session was lost: the waiting steps end as interrupted, and the next run finishes', async () => {
+    rig = await createRig(shortForm());
+    rig.backend.addFaults([parseFaultRule('sse:code=1002:x1')]);
+    const controller = new AbortController();
+    const { outcome, events } = await rig.run({ signal: controller.signal, onEvent: (e) => e.type === 'step:retry' && controller.abort() });
+    expect(outcome.status).toBe('interrupted');
+    expect(events.filter((e) => e.type === 'step:skipped').map((e) => [(e as { step: string }).step, (e as { reason: string }).reason])).toEqual([
+      ['instruction-1', 'interrupted'],
+      ['export', 'interrupted'],
+    ]);
+    expect(events.some((e) => e.type === 'step:failed')).toBe(false);
+    const again = await rig.run();
+    expect(again.outcome.status).toBe('success');
+    expect(await isMp4(path.join(rig.dir, 'out', 'rig.mp4'))).toBe(true);
+    expect(rig.backend.stats().messages).toBe(1);
+    expect(rig.backend.stats().rendersStarted).toBe(1);
+  });
+
   it('a failed state write stops the run loudly, before anything is paid', async () => {
     rig = await createRig(shortForm());
     const runDir = runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow);
