@@ -14,7 +14,7 @@ import { MAX_UPLOAD_BYTES } from '../contract/media.js';
 import type { ClaimTokenData, CreateSessionData, CreditsData, RenderOutput, SessionStateData, UploadData } from '../contract/bodies.js';
 import { resolveAttribution, type Attribution } from './attribution.js';
 import type { TokenProvider } from './auth.js';
-import { networkCode, networkError, TurnLostError } from './errors.js';
+import { networkCode, networkError, outOfCreditsHint, TurnLostError } from './errors.js';
 import { headerOf, Transport } from './http.js';
 import { describeChange, snapshotState, stateChanged } from './state-diff.js';
 import { resolveTiming, type BackendTiming } from './timing.js';
@@ -41,6 +41,11 @@ export interface BackendClientOptions {
   auth: TokenProvider;
   /** Web app for claim and registration links (default `https://nemovideo.com`). */
   webUrl?: string | undefined;
+  /**
+   * What to tell a user who is out of credits, for a backend whose accounts the web app does
+   * not manage (the local backend's are simulated); default: register or top up at `webUrl`.
+   */
+  creditsAdvice?: string | undefined;
   attribution?: Partial<Attribution> | undefined;
   /** Every wait; defaults depend on whether `baseUrl` is loopback (see `resolveTiming`). */
   timing?: Partial<BackendTiming> | undefined;
@@ -103,6 +108,7 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
     attribution: resolveAttribution(options.attribution, options.env ?? {}),
     timing,
     webUrl,
+    creditsAdvice: options.creditsAdvice,
     onRequest: options.onRequest,
   });
   const maxUploadBytes = options.maxUploadBytes ?? MAX_UPLOAD_BYTES;
@@ -368,6 +374,8 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
     },
 
     anonymousUserId: () => tokens.anonymousUserId(),
+
+    outOfCreditsHint: () => outOfCreditsHint(http.failure('credits')),
 
     async close() {
       if (ownDispatcher) await dispatcher.close();

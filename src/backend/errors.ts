@@ -38,6 +38,22 @@ export interface FailureContext {
   /** For the 2001 registration link. */
   anonymousUserId?: string | undefined;
   webUrl?: string | undefined;
+  /** Advice for a user out of credits that replaces the web app's (see `outOfCreditsHint`). */
+  creditsAdvice?: string | undefined;
+}
+
+/**
+ * What a user out of credits should do next: the advice the client was given for its backend
+ * when there is one (the local backend's accounts are simulated: no web app can top them up);
+ * else register, for an anonymous account, with the bind link that keeps its work; else top up
+ * at the web app.
+ */
+export function outOfCreditsHint(ctx: Pick<FailureContext, 'webUrl' | 'anonymousUserId' | 'creditsAdvice'>): string {
+  if (ctx.creditsAdvice) return ctx.creditsAdvice;
+  const web = ctx.webUrl ?? CLOUD_WEB_URL;
+  return ctx.anonymousUserId
+    ? `register at ${web}/register?bind=${encodeURIComponent(ctx.anonymousUserId)} to keep this work and get more credits`
+    : `top up your credits at ${web}`;
 }
 
 /** Routes whose HTTP 404 means "session not found" (CONTRACT §5). */
@@ -89,13 +105,8 @@ export function answerError(ctx: FailureContext, init: { status: number; code: n
       return make(`the backend no longer knows this session (code 1002)${said}`, {
         hint: 'talk starts a new session for the job; edits made in the old one are gone',
       });
-    case ErrorCodes.outOfCredits: {
-      const web = ctx.webUrl ?? CLOUD_WEB_URL;
-      const hint = ctx.anonymousUserId
-        ? `register at ${web}/register?bind=${encodeURIComponent(ctx.anonymousUserId)} to keep this work and get more credits`
-        : `top up your credits at ${web}`;
-      return make(`out of credits (code 2001)${said}`, { hint, kind: 'credits' });
-    }
+    case ErrorCodes.outOfCredits:
+      return make(`out of credits (code 2001)${said}`, { hint: outOfCreditsHint(ctx), kind: 'credits' });
     case ErrorCodes.unsupportedType:
       return make(`the backend does not accept this file type (code 4001)${said}`, {
         hint: `use one of: ${ACCEPTED_EXTENSIONS.join(', ')}`,

@@ -48,6 +48,7 @@ export interface TransportOptions {
   attribution: Attribution;
   timing: BackendTiming;
   webUrl?: string | undefined;
+  creditsAdvice?: string | undefined;
   /** Told about every request once its response head (or its failure) arrives. */
   onRequest?: ((info: RequestInfo) => void) | undefined;
 }
@@ -60,6 +61,7 @@ export class Transport {
   readonly tokens: TokenProvider;
   private readonly headers: Record<string, string>;
   private readonly webUrl: string | undefined;
+  private readonly creditsAdvice: string | undefined;
   private readonly onRequest: ((info: RequestInfo) => void) | undefined;
 
   constructor(options: TransportOptions) {
@@ -70,6 +72,7 @@ export class Transport {
     this.tokens = options.tokens;
     this.headers = attributionHeaders(options.attribution);
     this.webUrl = options.webUrl;
+    this.creditsAdvice = options.creditsAdvice;
   }
 
   /** Redacts every token this client has used or been given. */
@@ -86,6 +89,7 @@ export class Transport {
       userSuppliedToken: this.tokens.userSupplied,
       anonymousUserId: this.tokens.anonymousUserId(),
       webUrl: this.webUrl,
+      creditsAdvice: this.creditsAdvice,
     };
   }
 

@@ -127,6 +127,8 @@ export interface BackendClient {
   claimLink(taskId: TaskId, sessionId: SessionId, options?: CallOptions): Promise<string>;
   /** The anonymous user id, when the token is anonymous (for `register?bind=`). */
   anonymousUserId(): string | undefined;
+  /** What a user out of credits should do next (the registration link for an anonymous account). */
+  outOfCreditsHint(): string;
 
   close(): Promise<void>;
 }

@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { createBackendClient, createTokenProvider, defaultConfigDir, resolveBackendUrl } from '../backend/index.js';
 import type { BackendClient, RequestInfo } from '../backend/types.js';
+import { ANONYMOUS_GRANT } from '../contract/pricing.js';
 import { startLocalBackend, type LocalBackend } from '../local-backend/index.js';
 import { localKnobsFromEnv } from './local-knobs.js';
 import type { BackendChoice } from '../plan/types.js';
@@ -44,8 +45,11 @@ export async function connectBackend(
   let configDir: string | undefined;
   let persistToken = true;
   let backendId: string;
+  let creditsAdvice: string | undefined;
   if (choice.kind === 'local') {
-    local = await startLocalBackend({ ...localKnobsFromEnv(ctx.env), dataDir: path.join(stateDir, 'local-backend') });
+    const knobs = localKnobsFromEnv(ctx.env);
+    const dataDir = path.join(stateDir, 'local-backend');
+    local = await startLocalBackend({ ...knobs, dataDir });
     baseUrl = local.url;
     // The client id of the in-process backend lives beside its data, never in the user's home;
     // its token is not written at all (tokens never go into the state dir): the same client id
@@ -53,6 +57,10 @@ export async function connectBackend(
     configDir = path.join(stateDir, 'config');
     persistToken = false;
     backendId = 'local';
+    // No web app can top up a simulated account, and a registration link would name a user
+    // that exists only in this folder.
+    const shown = path.relative(ctx.cwd, dataDir).startsWith('..') ? dataDir : path.relative(ctx.cwd, dataDir);
+    creditsAdvice = `the local backend's accounts are simulated: remove ${shown} to start a new one (it gets ${knobs.anonymousCredits ?? ANONYMOUS_GRANT} credits; TALK_LOCAL_ANONYMOUS_CREDITS sets more)`;
   } else {
     baseUrl = resolveBackendUrl(choice.kind === 'cloud' ? 'cloud' : choice.url, ctx.env);
     configDir = defaultConfigDir(ctx.env);
@@ -60,7 +68,7 @@ export async function connectBackend(
   }
   try {
     const auth = createTokenProvider({ env: ctx.env, configDir, baseUrl, persistToken });
-    const client = createBackendClient({ baseUrl, auth, env: ctx.env, onRequest: options.onRequest });
+    const client = createBackendClient({ baseUrl, auth, env: ctx.env, creditsAdvice, onRequest: options.onRequest });
     return {
       client,
       backendId,

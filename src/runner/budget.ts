@@ -4,7 +4,6 @@
  * under the limit at the same moment.
  */
 import { CreditsError } from '../core/errors.js';
-import { CLOUD_WEB_URL } from '../contract/routes.js';
 import { budgetExceeded } from './failure.js';
 
 /** Tracks credits used and reserved against an optional limit. */
@@ -53,10 +52,8 @@ export class CreditBudget {
 }
 
 /** The error for a balance too small for the next paid step (the same next action as a 2001). */
-export function notEnoughCredits(stepLabel: string, cost: number, available: number, anonymousUserId: string | undefined): CreditsError {
+export function notEnoughCredits(stepLabel: string, cost: number, available: number, outOfCreditsHint: string): CreditsError {
   return new CreditsError(`stopped before ${stepLabel}: it costs about ${cost} credits and only ${available} are available`, {
-    hint: anonymousUserId
-      ? `register at ${CLOUD_WEB_URL}/register?bind=${encodeURIComponent(anonymousUserId)} to keep this work and get more credits, then run again`
-      : `top up your credits at ${CLOUD_WEB_URL}, then run again`,
+    hint: `${outOfCreditsHint}, then run again`,
   });
 }

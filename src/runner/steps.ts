@@ -139,7 +139,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     // The baseline carries the live balance: checked before anything is sent.
     const baseline = await ctx.client.captureBaseline(sessionId, callOptions(ctx));
     if (cost > 0 && baseline.credits.available < cost) {
-      throw notEnoughCredits(label, cost, baseline.credits.available, ctx.client.anonymousUserId());
+      throw notEnoughCredits(label, cost, baseline.credits.available, ctx.client.outOfCreditsHint());
     }
     // Write-ahead: the turn is on disk before it is sent, with what it was sent against.
     const sentAt = new Date().toISOString();
@@ -287,7 +287,7 @@ export async function runExport(ctx: StepContext, step: ExportStep): Promise<Ste
 export async function runCredits(ctx: StepContext, step: CreditsStep, label: string): Promise<StepResultInfo> {
   const credits = await ctx.client.getCredits(callOptions(ctx));
   if (credits.available < step.min) {
-    const error = notEnoughCredits(label, step.min, credits.available, ctx.client.anonymousUserId());
+    const error = notEnoughCredits(label, step.min, credits.available, ctx.client.outOfCreditsHint());
     throw new CreditsError(`${label} needs at least ${step.min} credits; ${credits.available} are available`, error.hint ? { hint: error.hint } : undefined);
   }
   await update(ctx, step, { status: 'done' });

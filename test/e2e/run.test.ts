@@ -100,6 +100,21 @@ describe('talk run (built CLI)', () => {
     expect(JSON.parse(credits.stdout)).toMatchObject({ available: 100 });
   });
 
+  it('out of credits on the local backend: exit 3 with the local way out (no web registration link), which works', async () => {
+    const cwd = await helloWorkspace();
+    const poor = await runCli(['run', 'hello.yaml', '--reporter', 'plain'], { cwd, env: { TALK_LOCAL_ANONYMOUS_CREDITS: '50' } });
+    expect(poor.code).toBe(3);
+    const said = `${poor.stdout}${poor.stderr}`;
+    expect(said).toMatch(/local backend's accounts are simulated: remove \.talk\/local-backend to start a new one \(it gets 50 credits; TALK_LOCAL_ANONYMOUS_CREDITS sets more\), then run again/);
+    expect(said).not.toMatch(/register\?bind=/);
+    // Doing what it says finishes the run, in a new session (the old one went with the folder).
+    await rm(path.join(cwd, '.talk', 'local-backend'), { recursive: true });
+    const rich = await runCli(['run', 'hello.yaml', '--json'], { cwd, env: { TALK_LOCAL_ANONYMOUS_CREDITS: '1000' } });
+    expect(rich.code).toBe(0);
+    expect(rich.events.some((e) => e.type === 'step:failed')).toBe(false);
+    expect((await readFile(path.join(cwd, 'out', 'hello-avatar.mp4'))).subarray(4, 8).toString()).toBe('ftyp');
+  });
+
   it('a second runner on the same state is refused with who holds it', async () => {
     const cwd = await helloWorkspace();
     const first = spawnCli(['run', 'hello.yaml', '--json'], { cwd, env: { TALK_LOCAL_LATENCY: 'render=2500' } });

@@ -59,6 +59,7 @@ export function sessionIdentities(baseUrl: string, configDir: string): { client(
     downloadRender: (r: RenderId, u, d, o) => of(r).downloadRender(r, u, d, o),
     claimLink: (t, s: SessionId, o) => of(s).claimLink(t, s, o),
     anonymousUserId: () => clientFor(0).anonymousUserId(),
+    outOfCreditsHint: () => clientFor(0).outOfCreditsHint(),
     close: async () => undefined,
   };
   return {
