@@ -10,6 +10,7 @@ import { connectBackend } from './connect.js';
 import type { RequestInfo } from '../backend/types.js';
 import { resumeAnnotator } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
+import { shellQuote } from './shell-quote.js';
 
 export type RunOptions = SharedOptions;
 
@@ -29,11 +30,6 @@ function exitFor(status: 'success' | 'failed' | 'interrupted' | 'credits'): numb
       return unreachable;
     }
   }
-}
-
-/** A shell-safe rendering of an argument for the "resume with" line. */
-function shellQuote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
@@ -89,6 +85,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     color: options.color,
     env: ctx.env,
     workflowFile: shown,
+    resumeCommand: `talk run ${shellQuote(shown)}`,
     plan,
     cwd: ctx.cwd,
   });

@@ -16,6 +16,7 @@ import { loadWorkflow, type Workflow } from '../workflow/index.js';
 import { resolveWatchConfig, watchFolder, type RunBundle, type WatchEvent } from '../watch/index.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { createWatchJobRunner } from './watch-jobs.js';
+import { shellQuote } from './shell-quote.js';
 
 export interface WatchOptions extends SharedOptions {
   workflow: string | undefined;
@@ -41,6 +42,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   if (!info?.isDirectory()) throw new UsageError(`${dirArg} is not a folder`, { hint: 'create it first, or name the folder to watch' });
 
   const workflowFile = path.resolve(ctx.cwd, options.workflow);
+  const again = `talk watch ${shellQuote(dirArg)} --workflow ${shellQuote(options.workflow)}`;
   const loaded = await load(workflowFile, options, ctx);
   if (!loaded.workflow) {
     for (const d of loaded.diagnostics) ctx.stderr.write(`${formatDiagnosticLine(d)}\n`);
@@ -67,6 +69,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
     color: options.color,
     env: ctx.env,
     workflowFile: options.workflow,
+    resumeCommand: again,
   });
   const emit = (init: TalkEventInit): void => reporter.emit(stamp(init));
   const notice = (level: NoticeEvent['level'], message: string, job?: string): void =>
@@ -133,7 +136,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   emit({ type: 'run:done', status, outputs, creditsUsed, durationMs: Date.now() - startedAt });
   await reporter.close();
   if (summary.interrupted) {
-    throw new InterruptedError('stopped watching: running bundles saved their state', { hint: `run the same \`talk watch\` again to resume` });
+    throw new InterruptedError('stopped watching: running bundles saved their state', { hint: `run \`${again}\` again to resume` });
   }
   return summary.failed > 0 ? 1 : 0;
 }

@@ -100,6 +100,7 @@ export function runAnnotations(
   tally: RunTally,
   options: {
     workflowFile: string | undefined;
+    resumeCommand: string | undefined;
     stepLocations?: ((job: string, step: string) => { line: number; col: number } | undefined) | undefined;
   },
 ): Annotation[] {
@@ -121,7 +122,7 @@ export function runAnnotations(
       return {
         level: 'error',
         title: `talk: step ${g.step} failed${jobs}`,
-        message: `${g.message} (${g.code}). Next: ${nextAction({ code: g.code, message: g.message, hint: g.hint }, options.workflowFile)}`,
+        message: `${g.message} (${g.code}). Next: ${nextAction({ code: g.code, message: g.message, hint: g.hint }, options.resumeCommand)}`,
         file: placed ? options.workflowFile : undefined,
         line: placed ? g.at?.line : undefined,
         col: placed ? g.at?.col : undefined,

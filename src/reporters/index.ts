@@ -35,8 +35,10 @@ export interface ReporterOptions {
   /** False for `--no-color` or `NO_COLOR`; `plain` and `json` never colour anyway. */
   color: boolean;
   env: Readonly<Record<string, string | undefined>>;
-  /** The workflow file as the user named it: annotations point at it, next actions quote it. */
+  /** The workflow file as the user named it: annotations point at it. */
   workflowFile?: string | undefined;
+  /** The command that continues this work, quoted in next actions (default `talk run <workflowFile>`). */
+  resumeCommand?: string | undefined;
   /** Defaults to the locations in `plan`, when given. */
   stepLocations?: StepLocator | undefined;
   /**
@@ -110,6 +112,7 @@ export function createReporter(options: ReporterOptions): Reporter {
   const name = resolveReporterName(options.name, options.stdout);
   const github = isGitHubActions(options.env);
   const tally = new RunTally();
+  const resumeCommand = options.resumeCommand ?? (options.workflowFile === undefined ? undefined : `talk run ${options.workflowFile}`);
   const stepLocations = options.stepLocations ?? (options.plan === undefined ? undefined : stepLocatorFor(options.plan));
   const paint = createPaint(name === 'tty' && options.color);
 
@@ -127,17 +130,17 @@ export function createReporter(options: ReporterOptions): Reporter {
     if (tty !== undefined) await tty.close();
     const ran = tally.jobs.size > 0 || tally.status !== undefined;
     if (!ran) return;
-    if (json === undefined) stdout.write(`\n${formatSummary(tally, { paint, workflowFile: options.workflowFile, cwd: options.cwd })}`);
+    if (json === undefined) stdout.write(`\n${formatSummary(tally, { paint, resumeCommand, cwd: options.cwd })}`);
     if (!github) return;
     // Annotations go where GitHub reads workflow commands; in json mode stdout is NDJSON only.
     const annotationSink = json === undefined ? stdout : stderr;
-    for (const annotation of runAnnotations(tally, { workflowFile: options.workflowFile, stepLocations })) {
+    for (const annotation of runAnnotations(tally, { workflowFile: options.workflowFile, resumeCommand, stepLocations })) {
       annotationSink.write(formatAnnotation(annotation));
     }
     const summaryFile = options.env['GITHUB_STEP_SUMMARY'];
     if (summaryFile !== undefined && summaryFile !== '') {
       try {
-        await appendFile(summaryFile, redact(formatStepSummaryMarkdown(tally, options.workflowFile)), 'utf8');
+        await appendFile(summaryFile, redact(formatStepSummaryMarkdown(tally, options.workflowFile, resumeCommand)), 'utf8');
       } catch (error) {
         stderr.write(`talk: could not write the GitHub step summary (${error instanceof Error ? error.message : String(error)}); the run itself is unaffected.\n`);
       }

@@ -221,9 +221,9 @@ export function jobDuration(job: JobTally): number | undefined {
  * it follows from the code: credits → top up, token problems → replace NEMO_TOKEN, anything
  * else → resume (finished steps are kept).
  */
-export function nextAction(failure: { code: string; message: string; hint?: string | undefined }, workflowFile: string | undefined): string {
+export function nextAction(failure: { code: string; message: string; hint?: string | undefined }, resumeCommand: string | undefined): string {
   if (failure.hint !== undefined && failure.hint.trim() !== '') return failure.hint;
-  const resume = workflowFile === undefined ? 'resume with `talk run` on the same workflow' : `resume with \`talk run ${workflowFile}\``;
+  const resume = resumeCommand === undefined ? 'resume with `talk run` on the same workflow' : `resume with \`${resumeCommand}\``;
   if (failure.code === 'credits') return 'top up credits (or register to keep anonymous work), then ' + resume;
   if (failure.code === 'workflow-invalid' || failure.code === 'usage') return 'fix the workflow, then run `talk validate` again';
   if (failure.code === 'backend' && /\b(token|unauthori[sz]ed|401|1001)\b/i.test(failure.message)) {
@@ -263,7 +263,7 @@ const SUMMARY_ROWS = 20;
  */
 export function formatSummary(
   tally: RunTally,
-  options: { paint: Paint; workflowFile?: string | undefined; errorsOnly?: boolean; cwd?: string | undefined },
+  options: { paint: Paint; resumeCommand?: string | undefined; errorsOnly?: boolean; cwd?: string | undefined },
 ): string {
   const { paint } = options;
   const lines: string[] = [];
@@ -293,13 +293,13 @@ export function formatSummary(
     if (job.link !== undefined) lines.push(`      open in the editor: ${job.link}`);
     if (job.failure !== undefined) {
       lines.push(`      ${paint('red', `step ${job.failure.step}: ${job.failure.message}`)} (${job.failure.code})`);
-      lines.push(`      → ${nextAction(job.failure, options.workflowFile)}`);
+      lines.push(`      → ${nextAction(job.failure, options.resumeCommand)}`);
     }
   }
   const hidden = listed.length - shown.length;
   if (hidden > 0) lines.push(paint('dim', `  … and ${hidden} more ${hidden === 1 ? 'job' : 'jobs'} (${describeCounts(counts)})`));
   for (const error of tally.errors) lines.push(`  ${paint('red', 'error')}: ${error.message}`);
-  if (status === 'interrupted') lines.push(`  → ${nextAction({ code: 'interrupted', message: '' }, options.workflowFile)}`);
+  if (status === 'interrupted') lines.push(`  → ${nextAction({ code: 'interrupted', message: '' }, options.resumeCommand)}`);
   return lines.join('\n') + '\n';
 }
 
@@ -323,7 +323,7 @@ function cell(text: string): string {
 const STEP_SUMMARY_ROWS = 200;
 
 /** The Markdown written to `$GITHUB_STEP_SUMMARY`: headline, a table of jobs, then failures. */
-export function formatStepSummaryMarkdown(tally: RunTally, workflowFile: string | undefined): string {
+export function formatStepSummaryMarkdown(tally: RunTally, workflowFile: string | undefined, resumeCommand: string | undefined): string {
   const status = tally.status ?? 'interrupted';
   const icon = status === 'success' ? '✅' : status === 'interrupted' ? '⏹️' : '❌';
   const lines: string[] = [];
@@ -352,7 +352,7 @@ export function formatStepSummaryMarkdown(tally: RunTally, workflowFile: string 
     for (const job of failures.slice(0, STEP_SUMMARY_ROWS)) {
       const failure = job.failure;
       if (failure === undefined) continue;
-      lines.push(`- **${cell(job.id)}** / \`${cell(failure.step)}\`: ${cell(failure.message)} (\`${failure.code}\`) — ${cell(nextAction(failure, workflowFile))}`);
+      lines.push(`- **${cell(job.id)}** / \`${cell(failure.step)}\`: ${cell(failure.message)} (\`${failure.code}\`) — ${cell(nextAction(failure, resumeCommand))}`);
     }
   }
   return lines.join('\n') + '\n\n';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createReporter } from '../../../src/reporters/index.js';
 import { Clock, captureSink, runStart, successfulJob } from './fixtures.js';
 
-function plainReporter(overrides: { quiet?: boolean; verbose?: boolean; env?: Record<string, string> } = {}) {
+function plainReporter(overrides: { quiet?: boolean; verbose?: boolean; env?: Record<string, string>; resumeCommand?: string } = {}) {
   const stdout = captureSink();
   const stderr = captureSink();
   const reporter = createReporter({
@@ -14,6 +14,7 @@ function plainReporter(overrides: { quiet?: boolean; verbose?: boolean; env?: Re
     color: true,
     env: overrides.env ?? {},
     workflowFile: 'hello.yaml',
+    resumeCommand: overrides.resumeCommand,
   });
   return { reporter, stdout, stderr };
 }
@@ -85,6 +86,20 @@ describe('plain reporter', () => {
     expect(text).toContain('09:00:00 main talk rate limited, retrying in 30 s (attempt 2)\n');
     expect(text).toContain('09:00:30 main talk failed: out of credits (2001) (credits)\n');
     expect(text).toContain('  ✖ main  30 s\n      step talk: out of credits (2001) (credits)\n      → top up credits (or register to keep anonymous work), then resume with `talk run hello.yaml`\n');
+  });
+
+  it('quotes the command that continues the work: a watcher\'s own, not `talk run`', async () => {
+    const clock = new Clock();
+    const { reporter, stdout } = plainReporter({ resumeCommand: "talk watch 'my inbox' --workflow watch.yaml" });
+    reporter.emit(runStart(clock, ['maria']));
+    reporter.emit(clock.at({ type: 'step:start', job: 'maria', step: 'export', kind: 'export' }));
+    reporter.emit(clock.at({ type: 'step:failed', job: 'maria', step: 'export', error: { code: 'backend', message: 'render failed' } }));
+    reporter.emit(clock.at({ type: 'run:done', status: 'interrupted', outputs: [], creditsUsed: 0, durationMs: 1000 }));
+    await reporter.close();
+    const text = stdout.text();
+    expect(text).toContain("      → resume with `talk watch 'my inbox' --workflow watch.yaml`\n");
+    expect(text).toContain("  → resume with `talk watch 'my inbox' --workflow watch.yaml`\n");
+    expect(text).not.toContain('talk run');
   });
 
   it('--quiet prints only errors and the summary; --verbose adds request lines', async () => {
