@@ -10,7 +10,7 @@ import { connectBackend } from './connect.js';
 import type { RequestInfo } from '../backend/types.js';
 import { resumeAnnotator } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
-import { shellQuote } from './shell-quote.js';
+import { resumeCommand } from './resume-command.js';
 
 export type RunOptions = SharedOptions;
 
@@ -65,6 +65,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   const stateDir = stateDirFor(plan.workflowPath, options.stateDir, ctx.cwd);
   const runDir = runDirFor(stateDir, plan.workflowPath);
   const shown = displayPath(plan.workflowPath, ctx.cwd);
+  const again = resumeCommand(['run', shown], options);
 
   if (options.dryRun) {
     if (json) ctx.stdout.write(`${JSON.stringify({ plan })}\n`);
@@ -85,7 +86,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     color: options.color,
     env: ctx.env,
     workflowFile: shown,
-    resumeCommand: `talk run ${shellQuote(shown)}`,
+    resumeCommand: again,
     plan,
     cwd: ctx.cwd,
   });
@@ -112,7 +113,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     await reporter.close();
     if (outcome.status === 'interrupted') {
       // Stated on stderr in every mode: the one thing to do next.
-      ctx.stderr.write(`interrupted: state saved; renders already started keep running at the backend.\nresume with: talk run ${shellQuote(shown)}\n`);
+      ctx.stderr.write(`interrupted: state saved; renders already started keep running at the backend.\nresume with: ${again}\n`);
     }
     return exitFor(outcome.status);
   } finally {

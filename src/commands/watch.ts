@@ -16,7 +16,7 @@ import { loadWorkflow, type Workflow } from '../workflow/index.js';
 import { resolveWatchConfig, watchFolder, type RunBundle, type WatchEvent } from '../watch/index.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { createWatchJobRunner } from './watch-jobs.js';
-import { shellQuote } from './shell-quote.js';
+import { resumeCommand } from './resume-command.js';
 
 export interface WatchOptions extends SharedOptions {
   workflow: string | undefined;
@@ -42,7 +42,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   if (!info?.isDirectory()) throw new UsageError(`${dirArg} is not a folder`, { hint: 'create it first, or name the folder to watch' });
 
   const workflowFile = path.resolve(ctx.cwd, options.workflow);
-  const again = `talk watch ${shellQuote(dirArg)} --workflow ${shellQuote(options.workflow)}`;
+  const again = resumeCommand(['watch', dirArg, '--workflow', options.workflow], options);
   const loaded = await load(workflowFile, options, ctx);
   if (!loaded.workflow) {
     for (const d of loaded.diagnostics) ctx.stderr.write(`${formatDiagnosticLine(d)}\n`);

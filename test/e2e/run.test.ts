@@ -75,15 +75,16 @@ describe('talk run (built CLI)', () => {
 
   it('SIGINT exits 130 with the resume command; the resumed run re-attaches and finishes', async () => {
     const cwd = await helloWorkspace();
-    const child = spawnCli(['run', 'hello.yaml', '--json'], { cwd, env: { TALK_LOCAL_LATENCY: 'render=2500' } });
+    // A state dir of its own: the resume command has to name it, quoted, or it would not resume.
+    const child = spawnCli(['run', 'hello.yaml', '--json', '--state-dir', 'run state'], { cwd, env: { TALK_LOCAL_LATENCY: 'render=2500' } });
     await child.waitForEvent((e) => e.type === 'step:progress' && e.step === 'export' && e.percent !== undefined);
     child.child.kill('SIGINT');
     const interrupted = await child.done;
     expect(interrupted.code).toBe(130);
-    expect(interrupted.stderr).toContain('resume with: talk run hello.yaml');
+    expect(interrupted.stderr).toContain("resume with: talk run hello.yaml --state-dir 'run state'\n");
     expect(interrupted.events.at(-1)).toMatchObject({ type: 'run:done', status: 'interrupted' });
 
-    const resumed = await runCli(['run', 'hello.yaml', '--json'], { cwd });
+    const resumed = await runCli(['run', 'hello.yaml', '--state-dir', 'run state', '--json'], { cwd });
     expect(resumed.code).toBe(0);
     expect(resumed.events[0]).toMatchObject({ type: 'run:start', resumed: true });
     const started = resumed.events.filter((e): e is Extract<TalkEvent, { type: 'step:start' }> => e.type === 'step:start').map((e) => e.step);
