@@ -368,7 +368,9 @@ export function createRunner(deps: RunnerDeps): Runner {
         : results.every((r) => r === 'done')
           ? 'done'
           : 'failed';
-    if (status === 'done' || status === 'failed') await deps.store.updateJob(jobId, { status: status === 'done' ? 'done' : 'failed' }).catch(onFatal);
+    // An interrupted job stays `running`: unfinished, for the next run to continue. One stopped
+    // by credits has a failed step, like any failed job.
+    if (status !== 'interrupted') await deps.store.updateJob(jobId, { status: status === 'done' ? 'done' : 'failed' }).catch(onFatal);
     return { job: jobId, status, outputs: outputs(), ...(firstError ? { error: firstError } : {}) };
   }
 

@@ -100,6 +100,8 @@ describe('resume', () => {
     expect(failed).toMatchObject({ step: 'instruction-1', error: { code: 'credits' } });
     expect(rig.backend.stats().creditsSpent).toBe(0);
     expect(rig.backend.stats().messages).toBe(0);
+    // `talk status` shows the job as failed, not as still running.
+    expect((await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow)))?.state.jobs['main']?.status).toBe('failed');
   });
 
   it('2001 from the backend: status credits with the registration link (bind), and the refused turn is sent by the next run', async () => {
