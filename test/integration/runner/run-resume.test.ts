@@ -137,6 +137,20 @@ describe('resume', () => {
     expect((await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow)))?.state.jobs['main']?.status).toBe('done');
   });
 
+  it('both uploads find the session gone: one restart for the job, each upload retried once', async () => {
+    rig = await createRig(shortForm());
+    rig.backend.addFaults([parseFaultRule('upload:code=1002:x2')]);
+    const { outcome, events } = await rig.run();
+    expect(outcome.status).toBe('success');
+    expect(events.filter((e) => e.type === 'step:failed' || e.type === 'step:skipped')).toEqual([]);
+    expect(events.filter((e) => e.type === 'step:retry').map((e) => (e as { step: string }).step).sort()).toEqual(['upload-portrait', 'upload-voice']);
+    expect(events.filter((e) => e.type === 'notice' && /no longer knows its session/.test(e.message))).toHaveLength(1);
+    const stats = rig.backend.stats();
+    expect(stats.sessionsCreated).toBe(2);
+    expect(stats.messages).toBe(1);
+    expect(stats.rendersStarted).toBe(1);
+  });
+
   it('interrupted just after the session was lost: the waiting steps end as interrupted, and the next run finishes', async () => {
     rig = await createRig(shortForm());
     rig.backend.addFaults([parseFaultRule('sse:code=1002:x1')]);
