@@ -116,6 +116,19 @@ describe('talk run (built CLI)', () => {
     expect((await readFile(path.join(cwd, 'out', 'hello-avatar.mp4'))).subarray(4, 8).toString()).toBe('ftyp');
   });
 
+  it('examples/ci.yaml runs as its header says, within its budget and a new account\'s credits', async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'talk-e2e-ci-'));
+    const cwd = dir;
+    await cp(path.join(REPO_ROOT, 'examples', 'assets'), path.join(cwd, 'assets'), { recursive: true });
+    await cp(path.join(REPO_ROOT, 'examples', 'ci.yaml'), path.join(cwd, 'ci.yaml'));
+    const result = await runCli(['run', 'ci.yaml', '--json', '--var', 'release=1.2.0'], { cwd });
+    expect(result.code, result.stderr).toBe(0);
+    const done = result.events.at(-1);
+    expect(done).toMatchObject({ type: 'run:done', status: 'success' });
+    expect(done?.type === 'run:done' ? done.creditsUsed : Infinity).toBeLessThanOrEqual(100);
+    expect((await readFile(path.join(cwd, 'out', 'ci', 'release-video-1.2.0.mp4'))).subarray(4, 8).toString()).toBe('ftyp');
+  });
+
   it('a second runner on the same state is refused with who holds it', async () => {
     const cwd = await helloWorkspace();
     const first = spawnCli(['run', 'hello.yaml', '--json'], { cwd, env: { TALK_LOCAL_LATENCY: 'render=2500' } });
