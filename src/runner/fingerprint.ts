@@ -10,8 +10,7 @@
  * - `upstream`: the fingerprints of the steps it depends on (see `dependenciesOf`).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
+import { open } from 'node:fs/promises';
 import { STATE_FORMAT_VERSION } from '../state/types.js';
 import type { PlanJob, PlanStep } from '../plan/types.js';
 import type { SignalOptions } from '../core/abort.js';
@@ -40,10 +39,30 @@ const sha = (text: string): string => createHash('sha256').update(text).digest('
  */
 const fieldHash = (text: string): string => createHash('sha256').update(text).digest().toString('hex', 0, 8);
 
-/** SHA-256 of a file, streamed (memory does not grow with the file). */
+/** Largest read while hashing a file. */
+const HASH_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * SHA-256 of a file, read through one buffer no bigger than the file (memory does not grow with
+ * the file). A read stream would allocate a fresh 64 KiB buffer for every read, the one that
+ * finds the end included, even for a 7 KB portrait: in a 10,000-item batch that churn alone
+ * kept V8 collecting.
+ */
 export async function hashFile(file: string, options: SignalOptions = {}): Promise<string> {
   const hash = createHash('sha256');
-  await pipeline(createReadStream(file), hash, { signal: options.signal });
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const buffer = Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, Math.max(1, size)));
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
   return hash.digest('hex');
 }
 

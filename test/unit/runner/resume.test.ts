@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -133,5 +134,16 @@ describe('hashing', () => {
     const [a, b] = await Promise.all([hasher(path.join(dir, 'v.mp3')), hasher(path.join(dir, 'v.mp3'))]);
     expect(a).toBe(b);
     expect(reads).toBe(1);
+  });
+
+  it('hashes empty, small and multi-read files to their SHA-256; a stopped run stops the read', async () => {
+    for (const size of [0, 1, 7_521, 64 * 1024, 64 * 1024 + 1, 300_000]) {
+      const bytes = randomBytes(size);
+      const file = path.join(dir, `h${size}.bin`);
+      await writeFile(file, bytes);
+      expect(await hashFile(file)).toBe(createHash('sha256').update(bytes).digest('hex'));
+    }
+    await expect(hashFile(path.join(dir, 'h300000.bin'), { signal: AbortSignal.abort() })).rejects.toThrow();
+    await expect(hashFile(path.join(dir, 'missing.bin'))).rejects.toThrow(/ENOENT/);
   });
 });
