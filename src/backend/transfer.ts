@@ -7,8 +7,8 @@
  *   fsync'd as it closes, size checked, renamed into place.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -121,18 +121,29 @@ export function multipartUpload(filePath: string, source: UploadSource, tap: Byt
     });
   async function* parts(): AsyncGenerator<Buffer> {
     yield preamble;
-    let sent = 0;
-    // Reads no bigger than the file: a read stream allocates its whole high-water mark for every
-    // read (the one that finds the end too), which for a 7 KB portrait is 0.5 MB of garbage.
-    const highWaterMark = Math.min(UPLOAD_CHUNK_BYTES, Math.max(1, source.size));
-    for await (const chunk of createReadStream(filePath, { highWaterMark }) as AsyncIterable<Buffer>) {
-      sent += chunk.length;
-      // The Content-Length is already promised; a growing file must not overrun it.
-      if (sent > source.size) throw changed();
-      tap.take(chunk);
-      yield chunk;
+    const handle = await open(filePath, 'r');
+    try {
+      let sent = 0;
+      for (;;) {
+        // A fresh buffer per read (the socket may still hold the last one), at most a byte more
+        // than what is left: a read stream would allocate its whole high-water mark every time,
+        // 0.5 MB of garbage for a 7 KB portrait. A short read of a regular file is its end.
+        const buffer = Buffer.allocUnsafe(Math.min(UPLOAD_CHUNK_BYTES, source.size - sent + 1));
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+        sent += bytesRead;
+        // The Content-Length is already promised; a growing file must not overrun it.
+        if (sent > source.size) throw changed();
+        if (bytesRead > 0) {
+          const chunk = buffer.subarray(0, bytesRead);
+          tap.take(chunk);
+          yield chunk;
+        }
+        if (bytesRead < buffer.length) break;
+      }
+      if (sent !== source.size) throw changed();
+    } finally {
+      await handle.close();
     }
-    if (sent !== source.size) throw changed();
     yield epilogue;
   }
   return {
