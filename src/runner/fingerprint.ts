@@ -39,13 +39,13 @@ const sha = (text: string): string => createHash('sha256').update(text).digest('
  */
 const fieldHash = (text: string): string => createHash('sha256').update(text).digest().toString('hex', 0, 8);
 
-/** Largest read while hashing a file. */
-const HASH_CHUNK_BYTES = 64 * 1024;
+/** Largest read while hashing a file: big outputs hash in half the time of 64 KiB reads (bench/notes/runner.md). */
+const HASH_CHUNK_BYTES = 1024 * 1024;
 
 /**
  * SHA-256 of a file, read through one buffer at most a byte bigger than the file (memory does
- * not grow with the file). A read stream would allocate a fresh 64 KiB buffer for every read,
- * the one that finds the end included, even for a 7 KB portrait: in a 10,000-item batch that
+ * not grow with the file). A read stream would allocate a fresh buffer for every read, the
+ * one that finds the end included, even for a 7 KB portrait: in a 10,000-item batch that
  * churn alone kept V8 collecting. The spare byte lets a small file be read in one call: a short
  * read of a regular file is its end.
  */
