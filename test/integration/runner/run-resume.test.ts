@@ -5,6 +5,7 @@ import { createRig, shortForm, type Rig } from './rig.js';
 import { readRunState, runDirFor, stateDirFor, openStateStore, StateLockedError, StateWriteError } from '../../../src/state/index.js';
 import { rmSync, writeFileSync } from 'node:fs';
 import type { TalkEvent } from '../../../src/core/events.js';
+import type { JobState } from '../../../src/state/types.js';
 import { parseFaultRule } from '../../../src/local-backend/index.js';
 
 let rig: Rig | undefined;
@@ -17,9 +18,14 @@ const isMp4 = async (file: string): Promise<boolean> => (await readFile(file)).s
 const skippedSteps = (events: TalkEvent[]): string[] => events.filter((e) => e.type === 'step:skipped').map((e) => (e as { step: string }).step);
 const startedSteps = (events: TalkEvent[]): string[] => events.filter((e) => e.type === 'step:start').map((e) => (e as { step: string }).step);
 
-async function sessionOf(r: Rig): Promise<string | undefined> {
+/** The `main` job as the run state on disk has it. */
+async function mainJob(r: Rig): Promise<JobState | undefined> {
   const state = await readRunState(runDirFor(stateDirFor(r.workflow, undefined, r.dir), r.workflow));
-  return state?.state.jobs['main']?.sessionId;
+  return state?.state.jobs['main'];
+}
+
+async function sessionOf(r: Rig): Promise<string | undefined> {
+  return (await mainJob(r))?.sessionId;
 }
 
 describe('resume', () => {
@@ -81,8 +87,7 @@ describe('resume', () => {
     off();
     expect(first.outcome.status).toBe('interrupted');
     expect(first.events.at(-1)).toMatchObject({ type: 'run:done', status: 'interrupted' });
-    const state = await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow));
-    const render = state?.state.jobs['main']?.steps['export']?.render;
+    const render = (await mainJob(rig))?.steps['export']?.render;
     expect(render?.phase).toMatch(/submitting|submitted/);
     const second = await rig.run();
     expect(second.outcome.status).toBe('success');
@@ -101,7 +106,7 @@ describe('resume', () => {
     expect(rig.backend.stats().creditsSpent).toBe(0);
     expect(rig.backend.stats().messages).toBe(0);
     // `talk status` shows the job as failed, not as still running.
-    expect((await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow)))?.state.jobs['main']?.status).toBe('failed');
+    expect((await mainJob(rig))?.status).toBe('failed');
   });
 
   it('2001 from the backend: status credits with the registration link (bind), and the refused turn is sent by the next run', async () => {
@@ -134,7 +139,7 @@ describe('resume', () => {
     expect(stats.uploads).toBe(4);
     expect(stats.messages).toBe(1);
     expect(stats.rendersStarted).toBe(1);
-    expect((await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow)))?.state.jobs['main']?.status).toBe('done');
+    expect((await mainJob(rig))?.status).toBe('done');
   });
 
   it('both uploads find the session gone: one restart for the job, each upload retried once', async () => {
