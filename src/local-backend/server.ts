@@ -16,7 +16,7 @@ import { APP_NAME, ATTRIBUTION_HEADERS, type RouteName } from '../contract/route
 import type { UploadedFile } from '../contract/bodies.js';
 import { planTurn } from './agent.js';
 import type { FaultEngine } from './faults.js';
-import { discardParts, readJson, readMultipart, RequestProblem, sendCodeError, sendFailure, sendJson, sendOk, sendSuccess, statusForCode } from './http.js';
+import { discardParts, readJson, readMultipart, RequestProblem, sendCodeError, sendFailure, sendJson, sendOk, sendSuccess, statusForCode, type UploadedPart } from './http.js';
 import type { MediaStore } from './media-store.js';
 import { parseFaultRule, type CompatOptions, type FaultKind, type LatencyMap, type LocalEvent, type LocalLogger } from './options.js';
 import type { Random } from './random.js';
@@ -450,6 +450,7 @@ const routeHandlers: Record<RouteName, Handler> = {
       const extOf = (name: string): string => path.extname(name).slice(1).toLowerCase();
       // Streamed to temp files in the media store as they arrive; refused types are not written.
       const parts = await readMultipart(req, ctx.maxUploadBytes, () => ctx.media.incomingPath(), (name) => isAcceptedExtension(extOf(name)));
+      const adopted = new Set<UploadedPart>();
       try {
         if (parts.length === 0) throw new RequestProblem(400, 400, 'no file in the upload; send files in multipart parts named "files"');
         // All or nothing: validate every part before storing any (CONTRACT §9 Q12).
@@ -465,9 +466,11 @@ const routeHandlers: Record<RouteName, Handler> = {
         }
         for (const part of parts) {
           stored.push(await ctx.media.addFile(session.id, part.name, extOf(part.name), part.tempPath as string, part.size, part.sha256, ctx.shutdown));
+          adopted.add(part);
         }
       } finally {
-        await discardParts(parts);
+        // Stored parts were renamed into the media store: only the others are left to remove.
+        await discardParts(parts.filter((p) => !adopted.has(p)));
       }
     } else {
       const body = (await readJson(req)) as Record<string, unknown>;
