@@ -9,10 +9,10 @@
 import path from 'node:path';
 import { createBackendClient, createTokenProvider, defaultConfigDir, resolveBackendUrl } from '../backend/index.js';
 import type { BackendClient, RequestInfo } from '../backend/types.js';
-import { ANONYMOUS_GRANT } from '../contract/pricing.js';
 import { startLocalBackend, type LocalBackend } from '../local-backend/index.js';
 import { localKnobsFromEnv } from './local-knobs.js';
 import type { BackendChoice } from '../plan/types.js';
+import { displayPath } from '../core/paths.js';
 import type { CommandContext } from './context.js';
 
 /** A connected backend. */
@@ -47,9 +47,7 @@ export async function connectBackend(
   let backendId: string;
   let creditsAdvice: string | undefined;
   if (choice.kind === 'local') {
-    const knobs = localKnobsFromEnv(ctx.env);
-    const dataDir = path.join(stateDir, 'local-backend');
-    local = await startLocalBackend({ ...knobs, dataDir });
+    local = await startLocalBackend({ ...localKnobsFromEnv(ctx.env), dataDir: path.join(stateDir, 'local-backend') });
     baseUrl = local.url;
     // The client id of the in-process backend lives beside its data, never in the user's home;
     // its token is not written at all (tokens never go into the state dir): the same client id
@@ -59,8 +57,7 @@ export async function connectBackend(
     backendId = 'local';
     // No web app can top up a simulated account, and a registration link would name a user
     // that exists only in this folder.
-    const shown = path.relative(ctx.cwd, dataDir).startsWith('..') ? dataDir : path.relative(ctx.cwd, dataDir);
-    creditsAdvice = `the local backend's accounts are simulated: remove ${shown} to start a new one (it gets ${knobs.anonymousCredits ?? ANONYMOUS_GRANT} credits; TALK_LOCAL_ANONYMOUS_CREDITS sets more)`;
+    creditsAdvice = `the local backend's accounts are simulated: remove ${displayPath(local.dataDir, ctx.cwd)} to start a new one (it gets ${local.anonymousCredits} credits; TALK_LOCAL_ANONYMOUS_CREDITS sets more)`;
   } else {
     baseUrl = resolveBackendUrl(choice.kind === 'cloud' ? 'cloud' : choice.url, ctx.env);
     configDir = defaultConfigDir(ctx.env);

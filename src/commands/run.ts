@@ -1,5 +1,6 @@
 import { ExitCode, UsageError, WorkflowInvalidError } from '../core/errors.js';
-import { loadWorkflow, displayPath } from '../workflow/index.js';
+import { displayPath } from '../core/paths.js';
+import { loadWorkflow } from '../workflow/index.js';
 import { formatPlan, planRun, type Plan } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import { createReporter, diagnosticAnnotations, formatRequestLine } from '../reporters/index.js';

@@ -5,7 +5,7 @@ import { asSessionId } from '../core/ids.js';
 import { TrackType, type Draft } from '../contract/draft.js';
 import { listRunDirs, readRunState, runDirFor, stateDirFor, type RunState } from '../state/index.js';
 import { currentLockEnvironment, type LockOwner } from '../state/lock.js';
-import { displayPath } from '../workflow/index.js';
+import { displayPath } from '../core/paths.js';
 import { connectBackend, type Connection } from './connect.js';
 import type { CommandContext, SharedOptions } from './context.js';
 

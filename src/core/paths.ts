@@ -1,5 +1,11 @@
 import path from 'node:path';
 
+/** How a file is named in messages: relative to the cwd, with `/` separators. */
+export function displayPath(absolute: string, cwd: string): string {
+  const rel = path.relative(cwd, absolute);
+  return rel === '' ? path.basename(absolute) : rel.split(path.sep).join('/');
+}
+
 /** True when `candidate` is `root` or lies inside it (after resolving `..`). */
 export function isInside(root: string, candidate: string): boolean {
   const rel = path.relative(path.resolve(root), path.resolve(candidate));

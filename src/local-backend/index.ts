@@ -35,6 +35,8 @@ export interface LocalBackend {
   port: number;
   /** Where state and files live (a temp dir when no `dataDir` was given). */
   dataDir: string;
+  /** Credits a new anonymous account gets. */
+  anonymousCredits: number;
   /** A snapshot of the `/__local/stats` counters. */
   stats(): LocalStats;
   addFaults(rules: FaultRule[]): void;
@@ -208,6 +210,7 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
     url: baseUrl,
     port,
     dataDir,
+    anonymousCredits: ctx.anonymousCredits,
     stats: () => structuredClone({ ...stats, faultsFired: { ...faults.fired } }),
     addFaults: (rules) => faults.add(rules),
     clearFaults: () => faults.clear(),

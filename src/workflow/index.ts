@@ -1,5 +1,5 @@
 /** The workflow format: load, validate, normalise; expressions; the schema. */
-export { loadWorkflow, displayPath, type LoadOptions } from './load.js';
+export { loadWorkflow, type LoadOptions } from './load.js';
 export type * from './types.js';
 export {
   parseTemplate,

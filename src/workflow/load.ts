@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { compareDiagnostics, type Diagnostic } from '../core/diagnostics.js';
+import { displayPath } from '../core/paths.js';
 import { nodeWorkflowFs, type WorkflowFs } from './fs.js';
 import { normaliseWorkflow } from './normalise.js';
 import { applyRules } from './rules.js';
@@ -24,12 +25,6 @@ export interface LoadOptions {
   /** File access for the rules; the real file system by default. */
   fs?: WorkflowFs;
   signal?: AbortSignal;
-}
-
-/** How a file is named in diagnostics: relative to the cwd when inside it. */
-export function displayPath(absolute: string, cwd: string): string {
-  const rel = path.relative(cwd, absolute);
-  return rel === '' ? path.basename(absolute) : rel.split(path.sep).join('/');
 }
 
 function finish(diagnostics: Diagnostic[], workflow: LoadResult['workflow']): LoadResult {
