@@ -13,6 +13,7 @@ import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackendError } from '../core/errors.js';
+import { fileChunks } from '../core/file-chunks.js';
 import { ErrorCodes } from '../contract/codes.js';
 import { MAX_UPLOAD_BYTES, MIME_TYPES, isAcceptedExtension, type AcceptedExtension } from '../contract/media.js';
 import type { FailureContext } from './errors.js';
@@ -124,21 +125,12 @@ export function multipartUpload(filePath: string, source: UploadSource, tap: Byt
     const handle = await open(filePath, 'r');
     try {
       let sent = 0;
-      for (;;) {
-        // A fresh buffer per read (the socket may still hold the last one), at most a byte more
-        // than what is left: a read stream would allocate its whole high-water mark every time,
-        // 0.5 MB of garbage for a 7 KB portrait. A short read of a regular file is its end.
-        const buffer = Buffer.allocUnsafe(Math.min(UPLOAD_CHUNK_BYTES, source.size - sent + 1));
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-        sent += bytesRead;
+      for await (const chunk of fileChunks(handle, source.size, UPLOAD_CHUNK_BYTES)) {
+        sent += chunk.length;
         // The Content-Length is already promised; a growing file must not overrun it.
         if (sent > source.size) throw changed();
-        if (bytesRead > 0) {
-          const chunk = buffer.subarray(0, bytesRead);
-          tap.take(chunk);
-          yield chunk;
-        }
-        if (bytesRead < buffer.length) break;
+        tap.take(chunk);
+        yield chunk;
       }
       if (sent !== source.size) throw changed();
     } finally {

@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import { fileChunks } from '../core/file-chunks.js';
 import { STATE_FORMAT_VERSION } from '../state/types.js';
 import type { PlanJob, PlanStep } from '../plan/types.js';
 import type { SignalOptions } from '../core/abort.js';
@@ -44,22 +45,18 @@ const HASH_CHUNK_BYTES = 1024 * 1024;
 
 /**
  * SHA-256 of a file, read through one buffer at most a byte bigger than the file (memory does
- * not grow with the file). A read stream would allocate a fresh buffer for every read, the
- * one that finds the end included, even for a 7 KB portrait: in a 10,000-item batch that
- * churn alone kept V8 collecting. The spare byte lets a small file be read in one call: a short
- * read of a regular file is its end.
+ * not grow with the file; a 10,000-item batch once spent a quarter of its time collecting the
+ * read stream's buffers).
  */
 export async function hashFile(file: string, options: SignalOptions = {}): Promise<string> {
   const hash = createHash('sha256');
   const handle = await open(file, 'r');
   try {
     const { size } = await handle.stat();
-    const buffer = Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, size + 1));
-    for (;;) {
+    options.signal?.throwIfAborted();
+    for await (const chunk of fileChunks(handle, size, HASH_CHUNK_BYTES, true)) {
+      hash.update(chunk);
       options.signal?.throwIfAborted();
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-      hash.update(buffer.subarray(0, bytesRead));
-      if (bytesRead < buffer.length) break;
     }
   } finally {
     await handle.close();
