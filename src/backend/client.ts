@@ -16,7 +16,9 @@ import { resolveAttribution, type Attribution } from './attribution.js';
 import type { TokenProvider } from './auth.js';
 import { networkCode, networkError, outOfCreditsHint, TurnLostError } from './errors.js';
 import { headerOf, Transport } from './http.js';
-import { describeChange, snapshotState, stateChanged } from './state-diff.js';
+import { describeChange, snapshotState } from './state-diff.js';
+import { ALONE, judgeRead } from './recovery.js';
+import { unreachable } from '../core/unreachable.js';
 import { resolveTiming, type BackendTiming } from './timing.js';
 import { ByteTap, checkUploadSource, multipartUpload, writeAtomically } from './transfer.js';
 import { readTurnStream, TurnWatch } from './turn.js';
@@ -235,8 +237,9 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
     getCredits,
 
     async captureBaseline(sessionId, o = {}) {
+      const at = Date.now();
       const [state, credits] = await Promise.all([getState(sessionId, o), getCredits(o)]);
-      return { snapshot: snapshotState(state), credits };
+      return { snapshot: snapshotState(state), credits, at };
     },
 
     async sendInstruction(sessionId, text, o = {}) {
@@ -303,21 +306,35 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
     async recoverTurn(sessionId, baseline, o = {}): Promise<RecoveryOutcome> {
       const started = Date.now();
       let unchanged = 0;
+      let unexplained = 0;
       let wait = timing.recoveryFirstMs;
       for (;;) {
         await sleep(wait, o.signal);
         wait = timing.recoveryNextMs;
         const [state, credits] = await Promise.all([getState(sessionId, o), getCredits(o)]);
-        if (stateChanged(baseline.snapshot, snapshotState(state))) return 'applied';
-        if (credits.frozen > baseline.credits.frozen) {
-          // Still running at the backend: keep watching while the window lasts.
-          if (Date.now() - started + wait > timing.recoveryMaxMs) return 'running';
-          continue;
+        // Read after the requests: a turn that concluded meanwhile is counted with its charge.
+        const verdict = judgeRead(baseline, { snapshot: snapshotState(state), credits }, o.activity?.() ?? ALONE);
+        const windowLeft = Date.now() - started + wait <= timing.recoveryMaxMs;
+        switch (verdict.kind) {
+          case 'applied':
+            return { outcome: 'applied', credits: verdict.credits };
+          case 'running':
+            if (!windowLeft) return { outcome: 'running' };
+            break;
+          case 'busy':
+            if (!windowLeft) return { outcome: 'unknown', why: verdict.why };
+            break;
+          case 'unexplained':
+            unexplained += 1;
+            if (unexplained >= timing.recoveryReads) return { outcome: 'unknown', why: verdict.why };
+            break;
+          case 'unchanged':
+            unchanged += 1;
+            if (unchanged >= timing.recoveryReads) return { outcome: 'not-applied' };
+            break;
+          default:
+            unreachable(verdict);
         }
-        // Charged without a visible change (e.g. an edit that left the draft as it was): it ran.
-        if (credits.available + credits.frozen < baseline.credits.available + baseline.credits.frozen) return 'applied';
-        unchanged += 1;
-        if (unchanged >= timing.recoveryReads) return 'not-applied';
       }
     },
 

@@ -53,6 +53,27 @@ export interface StateSnapshot {
 export interface TurnBaseline {
   snapshot: StateSnapshot;
   credits: CreditsData;
+  /**
+   * When the baseline was read (epoch ms): the start of recovery's window, against which other
+   * turns of the account are weighed. Absent in states written before it was recorded.
+   */
+  at?: number;
+}
+
+/**
+ * Other turns of the same account over one turn's recovery window, as the caller's own records
+ * know them (every job of the run). Credits are per account, so only these say whether a credit
+ * movement can be this turn's.
+ */
+export interface AccountActivity {
+  /** True when no other turn of the account was in flight at any moment of the window. */
+  alone: boolean;
+  /** Other turns overlapping the window that are still being concluded (their charge will be known). */
+  othersOpen: number;
+  /** Other turns overlapping the window whose outcome stays unknown (failed mid-turn, ambiguous). */
+  othersUnsettled: number;
+  /** Credits booked for the other overlapping turns that have concluded. */
+  othersCharged: number;
 }
 
 /** Live activity during a turn, for the reporters. */
@@ -76,11 +97,20 @@ export interface TurnResult {
 }
 
 /**
- * Outcome of disconnect recovery (CONTRACT §2.4): the draft changed → `applied`; credits are
- * frozen → `running` (recovery keeps waiting while its window lasts); nothing changed and nothing
- * frozen or spent → `not-applied` (only then may the runner re-send).
+ * Outcome of disconnect recovery (SPEC §3, CONTRACT §2.4; judged by `judgeRead`):
+ * - `applied`: the session changed, or a charge attributable to this turn was made; `credits` is
+ *   that charge when it could be attributed, else undefined (the caller books the price list's).
+ * - `running`: this turn alone holds frozen credits past the window: it still runs.
+ * - `not-applied`: repeated reads with nothing changed and nothing unexplained: only then may
+ *   the caller re-send.
+ * - `unknown`: other turns of the account kept the evidence ambiguous to the window's end; the
+ *   caller must not send again (`why` says what stayed unexplained).
  */
-export type RecoveryOutcome = 'applied' | 'running' | 'not-applied';
+export type RecoveryOutcome =
+  | { outcome: 'applied'; credits: number | undefined }
+  | { outcome: 'running' }
+  | { outcome: 'not-applied' }
+  | { outcome: 'unknown'; why: string };
 
 export interface RenderResult {
   /** Where the finished file is, when the status said so. */
@@ -108,7 +138,7 @@ export interface BackendClient {
   /** One `/run_sse` turn. Never re-sent automatically: it costs credits. */
   sendInstruction(sessionId: SessionId, text: string, options?: CallOptions & { onActivity?: (a: TurnActivity) => void; baseline?: TurnBaseline }): Promise<TurnResult>;
   /** Disconnect recovery for a turn that was in flight: read state and credits at widening intervals. */
-  recoverTurn(sessionId: SessionId, baseline: TurnBaseline, options?: CallOptions): Promise<RecoveryOutcome>;
+  recoverTurn(sessionId: SessionId, baseline: TurnBaseline, options?: CallOptions & { activity?: () => AccountActivity }): Promise<RecoveryOutcome>;
 
   /** A fresh client-chosen render id, `render_<ms>_<random>`. */
   newRenderId(): RenderId;

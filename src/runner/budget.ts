@@ -45,6 +45,11 @@ export class CreditBudget {
     this.usedThisRun += actualCost;
   }
 
+  /** Credits booked for a step that is checked again (it may not have run after all). */
+  refund(credits: number): void {
+    this.usedThisRun -= credits;
+  }
+
   /** The reserved step did not run. */
   release(cost: number): void {
     if (cost > 0) this.reserved -= cost;

@@ -31,7 +31,8 @@ import { describeError, isCreditsError, isSessionLost, isTransient, retryDelayMs
 import { cachedHasher, dependenciesOf, fingerprintJob, hashFile, type FileHasher, type StepFingerprint } from './fingerprint.js';
 import { createLimiters, type Limiters } from './limiters.js';
 import { decideJob, type StepDecision } from './resume.js';
-import { runCredits, runExport, runInstruction, runUpload, type StepContext, type StepResultInfo } from './steps.js';
+import { runCredits, runExport, runInstruction, runUpload, TurnReopenedError, type StepContext, type StepResultInfo } from './steps.js';
+import { AccountTurns } from './account-turns.js';
 
 /** What the runner needs. Everything with an edge to the outside world is passed in. */
 export interface RunnerDeps {
@@ -111,13 +112,27 @@ export interface Runner {
  * starts over in a new one; such a step has no terminal event yet (runJob gives it one if the
  * job cannot start over).
  */
-type StepEnd = 'done' | 'failed' | 'skipped' | 'interrupted' | 'credits' | 'session-lost';
+type StepEnd = 'done' | 'failed' | 'skipped' | 'interrupted' | 'credits' | 'session-lost' | 'recheck';
+
+/**
+ * Which pass over a job this is: the first; one in a new session after the backend lost the
+ * job's session; or one that checks instructions an export reopened (`TurnReopenedError`).
+ * Each later pass happens at most once.
+ */
+type JobPass = 'first' | 'new-session' | 'recheck';
+
+/** Why a pass ended early, and the steps that wait for the next pass without a terminal event. */
+interface PassAgain {
+  why: 'session-lost' | 'recheck';
+  steps: string[];
+}
 
 /** Create a runner. */
 export function createRunner(deps: RunnerDeps): Runner {
   const limiters = deps.limiters ?? createLimiters(deps.limits);
   const hasher = deps.hasher ?? cachedHasher(hashFile);
   const budget = new CreditBudget(deps.budget?.credits, deps.store.state.creditsUsed);
+  const turns = AccountTurns.fromState(deps.store.state);
   const stop = new StopSwitch();
   // A failed state write aborts everything: paying for work we cannot record is worse than stopping.
   const fatalController = new AbortController();
@@ -138,18 +153,22 @@ export function createRunner(deps: RunnerDeps): Runner {
 
   async function runJob(plan: Plan, job: PlanJob): Promise<JobOutcome> {
     return limiters.jobs(async () => {
-      const { lostSteps, ...outcome } = await runJobOnce(plan, job, false);
-      if (lostSteps === undefined) return outcome;
+      const { again, ...outcome } = await runJobOnce(plan, job, 'first');
+      if (again === undefined) return outcome;
       if (!signal.aborted && !stop.stopped) {
+        if (again.why === 'recheck') {
+          const { again: _never, ...checked } = await runJobOnce(plan, job, 'recheck');
+          return checked;
+        }
         const cost = job.steps.reduce((sum, s) => sum + (s.kind === 'instruction' ? s.estimatedCredits : 0), 0);
         emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id}: the backend no longer knows its session; starting a new session (its instructions are sent again, about ${cost} credits)` });
         await deps.store.resetJob(job.id).catch(onFatal);
-        const { lostSteps: _never, ...again } = await runJobOnce(plan, job, true);
-        return again;
+        const { again: _never, ...restarted } = await runJobOnce(plan, job, 'new-session');
+        return restarted;
       }
-      // Stopped in between: the steps that were waiting for the new session end here.
+      // Stopped in between: the steps that were waiting for the next pass end here.
       const reason = signal.aborted ? 'interrupted' : (stop.stopped ?? 'interrupted');
-      for (const step of lostSteps) emit({ type: 'step:skipped', job: job.id, step, reason });
+      for (const step of again.steps) emit({ type: 'step:skipped', job: job.id, step, reason });
       return { ...outcome, status: statusWhenStopped(reason) };
     });
   }
@@ -165,8 +184,8 @@ export function createRunner(deps: RunnerDeps): Runner {
     }
   }
 
-  /** One pass over a job; `lostSteps` when the backend lost its session (runJob starts it over). */
-  async function runJobOnce(plan: Plan, job: PlanJob, restarted: boolean): Promise<JobOutcome & { lostSteps?: string[] }> {
+  /** One pass over a job; `again` when it must take another (see `JobPass`). */
+  async function runJobOnce(plan: Plan, job: PlanJob, pass: JobPass): Promise<JobOutcome & { again?: PassAgain }> {
     const jobId = job.id as string;
     const outputs = (): OutputInfo[] => collectOutputs(deps.store, job);
     if (stop.stopped || signal.aborted) {
@@ -183,7 +202,7 @@ export function createRunner(deps: RunnerDeps): Runner {
       for (const step of job.steps) emit({ type: 'step:failed', job: jobId, step: step.id, error: described });
       return { job: jobId, status: 'failed', outputs: outputs(), error: described };
     }
-    const recorded = restarted ? undefined : deps.store.job(jobId);
+    const recorded = pass === 'new-session' ? undefined : deps.store.job(jobId);
     const intact = new Map<string, boolean>();
     for (const step of job.steps) {
       const r = recorded?.steps[step.id];
@@ -236,6 +255,7 @@ export function createRunner(deps: RunnerDeps): Runner {
           const upstream = await Promise.all((deps0.get(step.id) ?? []).map((d) => reach(byId.get(d)!)));
           const ref = { job: jobId, step: step.id as string };
           if (upstream.includes('session-lost')) return 'session-lost';
+          if (upstream.includes('recheck')) return 'recheck';
           if (upstream.some((u) => u !== 'done')) {
             const reason = upstream.includes('interrupted') || signal.aborted ? 'interrupted' : 'upstream-failed';
             emit({ type: 'step:skipped', ...ref, reason });
@@ -270,6 +290,7 @@ export function createRunner(deps: RunnerDeps): Runner {
         store: deps.store,
         limiters,
         budget,
+        turns,
         session,
         progress: (p: { bytes?: number; total?: number; percent?: number; label?: string }) => {
           const now = Date.now();
@@ -315,7 +336,11 @@ export function createRunner(deps: RunnerDeps): Runner {
             d = { action: 'check', changed: [] };
             continue;
           }
-          if (isSessionLost(error) && !restarted) {
+          if (error instanceof TurnReopenedError && pass === 'first') {
+            emit({ type: 'step:retry', ...ref, attempt: attempt + 1, reason: `${error.message}; ${error.hint ?? ''}`.trim(), delayMs: 0 });
+            return 'recheck';
+          }
+          if (isSessionLost(error) && pass === 'first') {
             // The job starts over in a new session (runJob): whoever reads the events sees this
             // step tried again, not failed, and the steps after it wait quietly.
             emit({ type: 'step:retry', ...ref, attempt: attempt + 1, reason: `${(error as Error).message}; the job starts over in a new session`, delayMs: 0 });
@@ -359,8 +384,10 @@ export function createRunner(deps: RunnerDeps): Runner {
     };
 
     const results = await Promise.all(job.steps.map((s) => reach(s)));
-    const lostSteps = job.steps.filter((_, i) => results[i] === 'session-lost').map((s) => s.id as string);
-    if (lostSteps.length > 0) return { job: jobId, status: 'failed', outputs: outputs(), lostSteps };
+    for (const why of ['session-lost', 'recheck'] as const) {
+      const steps = job.steps.filter((_, i) => results[i] === why).map((s) => s.id as string);
+      if (steps.length > 0) return { job: jobId, status: 'failed', outputs: outputs(), again: { why, steps } };
+    }
     const status: JobOutcome['status'] = results.includes('interrupted') || (signal.aborted && results.some((r) => r !== 'done'))
       ? 'interrupted'
       : sawCredits || results.includes('credits')

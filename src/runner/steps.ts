@@ -18,6 +18,9 @@ import type { StateStore } from '../state/state-store.js';
 import type { StepState, UploadRecord } from '../state/types.js';
 import type { Limiters } from './limiters.js';
 import { notEnoughCredits, type CreditBudget } from './budget.js';
+import { turnKey, type AccountTurns } from './account-turns.js';
+import { unreachable } from '../core/unreachable.js';
+import { TurnLostError } from '../backend/errors.js';
 
 /** What a step executor gets from the runner. */
 export interface StepContext {
@@ -26,6 +29,8 @@ export interface StepContext {
   store: StateStore;
   limiters: Limiters;
   budget: CreditBudget;
+  /** Every turn of the account in this run, for disconnect recovery's judgement. */
+  turns: AccountTurns;
   /** Cancels on interrupt and at the step's timeout. */
   signal: AbortSignal;
   /** The job's session, created on first use and recorded before it is used. */
@@ -94,12 +99,40 @@ export async function runUpload(ctx: StepContext, step: UploadStep): Promise<Ste
   return {};
 }
 
-/** Wait out disconnect recovery: `running` means "keep watching" until the step's deadline. */
-async function recover(ctx: StepContext, sessionId: SessionId, baseline: TurnBaseline): Promise<'applied' | 'not-applied'> {
+/** Disconnect recovery concluded nothing: the turn may or may not have run, so it is not sent again. */
+export class TurnOutcomeUnknownError extends StepFailedError {
+  constructor(jobId: string, stepId: string, sessionId: SessionId, why: string) {
+    super(jobId, stepId, `outcome unknown: the instruction sent to session ${sessionId} may or may not have applied (${why}); it was not sent again`, {
+      hint: `check the session's timeline with \`talk status\` (or the project in the web app); run again to check it once more — talk sends it again only when the session shows it did not apply`,
+    });
+  }
+}
+
+/**
+ * Wait out disconnect recovery for the job's turn: `running` means "keep watching" until the
+ * step's deadline; `unknown` fails the step without sending again. The account's other turns
+ * (`ctx.turns`) decide whether credit movements can count as this turn's.
+ */
+async function recover(ctx: StepContext, step: InstructionStep, sessionId: SessionId, baseline: TurnBaseline, sentAt: string): Promise<{ applied: boolean; credits: number | undefined }> {
+  const key = turnKey(ctx.jobId, step.id);
+  const since = baseline.at ?? Date.parse(sentAt);
   for (;;) {
-    const outcome = await ctx.client.recoverTurn(sessionId, baseline, callOptions(ctx));
-    if (outcome !== 'running') return outcome;
-    ctx.progress({ label: 'the instruction is still running at the backend' });
+    const result = await ctx.client.recoverTurn(sessionId, baseline, { ...callOptions(ctx), activity: () => ctx.turns.activity(key, since) });
+    switch (result.outcome) {
+      case 'applied':
+        return { applied: true, credits: result.credits };
+      case 'not-applied':
+        ctx.turns.settle(key, 0);
+        return { applied: false, credits: 0 };
+      case 'running':
+        ctx.progress({ label: 'the instruction is still running at the backend' });
+        break;
+      case 'unknown':
+        ctx.turns.abandon(key);
+        throw new TurnOutcomeUnknownError(ctx.jobId, step.id, sessionId, result.why);
+      default:
+        unreachable(result);
+    }
   }
 }
 
@@ -107,27 +140,32 @@ async function recover(ctx: StepContext, sessionId: SessionId, baseline: TurnBas
 function mayHaveApplied(error: unknown): boolean {
   if (!(error instanceof BackendError)) return false;
   // An HTTP status means the backend answered before any stream: the turn was refused.
-  return error.status === undefined || error.route !== 'sse' || error.name === 'TurnLostError';
+  return error.status === undefined || error.route !== 'sse' || error instanceof TurnLostError;
 }
 
 /**
  * Send one instruction, or, when one was sent before and its outcome is unknown, let disconnect
  * recovery decide: applied → done; not applied → send (again); still running → keep waiting.
+ * What is booked is what the backend charged when recovery could attribute it, else the price
+ * list's figure for a turn that provably ran.
  */
 export async function runInstruction(ctx: StepContext, step: InstructionStep, label: string): Promise<StepResultInfo> {
   const sessionId = await ctx.session();
   const cost = step.estimatedCredits;
+  const key = turnKey(ctx.jobId, step.id);
   const recorded = ctx.store.step(ctx.jobId, step.id);
   if (recorded?.turn && recorded.status !== 'done') {
     ctx.progress({ label: 'checking whether the earlier attempt applied' });
-    const outcome = await recover(ctx, sessionId, recorded.turn.baseline as TurnBaseline);
-    if (outcome === 'applied') {
-      ctx.budget.commit(0, cost);
+    const { baseline, ...turn } = recorded.turn;
+    const outcome = await recover(ctx, step, sessionId, baseline as TurnBaseline, turn.sentAt);
+    if (outcome.applied) {
+      const charged = outcome.credits ?? cost;
+      ctx.turns.settle(key, charged);
+      ctx.budget.commit(0, charged);
       await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
-      const { baseline: _settled, ...turn } = recorded.turn;
-      await update(ctx, step, { status: 'done', turn: { ...turn, creditsUsed: cost } });
+      await update(ctx, step, { status: 'done', turn: { ...turn, creditsUsed: charged, recovered: true, settledAt: new Date().toISOString() } });
       ctx.notice('info', `${label}: the instruction sent earlier was applied; it was not sent again`);
-      return { reply: '', creditsUsed: cost };
+      return { reply: '', creditsUsed: charged };
     }
     ctx.notice('info', `${label}: the instruction sent earlier did not apply; sending it again`);
     await update(ctx, step, { turn: undefined });
@@ -135,7 +173,10 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
 
   ctx.budget.reserve(cost, label);
   let committed = false;
+  let sent = false;
   try {
+    // The span opens before the baseline is read, so every charge after that read is weighed.
+    ctx.turns.open(key);
     // The baseline carries the live balance: checked before anything is sent.
     const baseline = await ctx.client.captureBaseline(sessionId, callOptions(ctx));
     if (cost > 0 && baseline.credits.available < cost) {
@@ -146,7 +187,10 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     await update(ctx, step, { turn: { draftRevision: baseline.snapshot.draftHash, baseline, sentAt } });
     let reply: string;
     let silent = false;
+    let charged = cost;
+    let recovered = false;
     try {
+      sent = true;
       const result = await ctx.client.sendInstruction(sessionId, step.text, {
         ...callOptions(ctx),
         baseline,
@@ -158,25 +202,37 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
       if (ctx.signal.aborted) throw abortReason(ctx.signal, error);
       if (!mayHaveApplied(error)) {
         // Refused before the turn started (credits, session, token): nothing ran, nothing to check.
+        ctx.turns.settle(key, 0);
         await update(ctx, step, { turn: undefined });
         throw error;
       }
       ctx.retry({ attempt: 1, reason: `${(error as Error).message}; checking the session before deciding to re-send`, delayMs: 0 });
-      const outcome = await recover(ctx, sessionId, baseline);
-      if (outcome === 'not-applied') {
+      const outcome = await recover(ctx, step, sessionId, baseline, sentAt);
+      if (!outcome.applied) {
         await update(ctx, step, { turn: undefined });
         // Transient by construction: the runner's retry sends it again (within `retries`).
         throw new BackendError({ message: `the instruction did not reach the agent (${(error as Error).message})`, route: 'sse', retryable: true });
       }
+      charged = outcome.credits ?? cost;
+      recovered = true;
       reply = '';
     }
-    ctx.budget.commit(cost);
+    ctx.turns.settle(key, charged);
+    ctx.budget.commit(cost, charged);
     committed = true;
     await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
-    await update(ctx, step, { status: 'done', turn: { draftRevision: baseline.snapshot.draftHash, sentAt, reply, silent, creditsUsed: cost } });
-    return { reply, creditsUsed: cost };
+    const settledAt = new Date().toISOString();
+    await update(ctx, step, {
+      status: 'done',
+      turn: { draftRevision: baseline.snapshot.draftHash, sentAt, settledAt, reply, silent, creditsUsed: charged, ...(recovered ? { recovered } : {}) },
+    });
+    return { reply, creditsUsed: charged };
   } finally {
     if (!committed) ctx.budget.release(cost);
+    // Never sent: nothing of the account's credits can be this turn's. Sent and ended without
+    // an outcome (a failed stream): nobody concludes it now, so other turns stop waiting for it.
+    if (!sent) ctx.turns.settle(key, 0);
+    else if (!ctx.signal.aborted) ctx.turns.abandon(key);
   }
 }
 
@@ -219,6 +275,8 @@ export async function runExport(ctx: StepContext, step: ExportStep): Promise<Ste
     const state = await ctx.client.getState(sessionId, callOptions(ctx));
     const draft = state.state.draft;
     if (!isExportReady(draft)) {
+      const reopened = await reopenRecoveredTurns(ctx, sessionId);
+      if (reopened.length > 0) throw new TurnReopenedError(ctx.jobId, step.id, reopened);
       throw new StepFailedError(ctx.jobId, step.id, 'nothing to export yet: the session has no timeline', {
         hint: 'add an instruction that generates the video (e.g. "Make this photo talk using my voiceover") before the export',
       });
@@ -281,6 +339,40 @@ export async function runExport(ctx: StepContext, step: ExportStep): Promise<Ste
   }
   await update(ctx, step, { status: 'done', output: { path: step.output, bytes: result.bytes, sha256: result.sha256 } });
   return { output: step.output };
+}
+
+/**
+ * The export found no timeline, yet instructions of the job are recorded done: the ones that
+ * disconnect recovery (not their own answer) concluded may not have applied after all. They are
+ * opened again, with a fresh baseline and their booked credits refunded, so the job's next pass
+ * checks each once more and sends it only if the session shows it did not apply. Returns their
+ * step ids. (Older states mark a recovered turn by having no reply.)
+ */
+async function reopenRecoveredTurns(ctx: StepContext, sessionId: SessionId): Promise<string[]> {
+  const steps = Object.entries(ctx.store.job(ctx.jobId)?.steps ?? {}).filter(
+    ([, s]) => s.kind === 'instruction' && s.status === 'done' && s.turn !== undefined && (s.turn.recovered === true || s.turn.reply === undefined),
+  );
+  if (steps.length === 0) return [];
+  for (const [id] of steps) ctx.turns.open(turnKey(ctx.jobId, id));
+  const baseline = await ctx.client.captureBaseline(sessionId, callOptions(ctx));
+  const sentAt = new Date().toISOString();
+  for (const [id, s] of steps) {
+    ctx.budget.refund(s.turn?.creditsUsed ?? 0);
+    await ctx.store.putStep(ctx.jobId, id, { ...s, status: 'running', turn: { draftRevision: baseline.snapshot.draftHash, baseline, sentAt } });
+  }
+  await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
+  return steps.map(([id]) => id);
+}
+
+/** An export reopened instructions concluded by recovery (see `reopenRecoveredTurns`): the job takes another pass. */
+export class TurnReopenedError extends StepFailedError {
+  readonly reopened: string[];
+  constructor(jobId: string, stepId: string, reopened: string[]) {
+    super(jobId, stepId, `nothing to export yet: the session has no timeline, though ${reopened.join(', ')} was concluded applied by disconnect recovery`, {
+      hint: 'talk checks that instruction again and sends it only if the session shows it did not apply',
+    });
+    this.reopened = reopened;
+  }
 }
 
 /** A guard: fail (exit 3) unless the balance holds at least `min` credits. */

@@ -46,8 +46,20 @@ export interface TurnRecord {
    */
   baseline?: unknown;
   sentAt: string;
+  /**
+   * When the turn's outcome became known (ISO time). With `creditsUsed`, it lets a later
+   * process's disconnect recovery account for this turn's charge on the shared account.
+   */
+  settledAt?: string;
+  /**
+   * True when disconnect recovery, not the turn's own answer, concluded it applied: such a
+   * turn is checked again if the export then finds no timeline. (Older states mark it by
+   * having no `reply`.)
+   */
+  recovered?: boolean;
   reply?: string;
   silent?: boolean;
+  /** What the backend charged, as far as it could be attributed; else the price list's figure. */
   creditsUsed?: number;
 }
 

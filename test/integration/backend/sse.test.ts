@@ -56,7 +56,7 @@ describe('SSE turns', () => {
     const error = await r.client.sendInstruction(sessionId, TALK, { baseline }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TurnLostError);
     expect((error as TurnLostError).reason).toBe('dropped');
-    await expect(r.client.recoverTurn(sessionId, baseline)).resolves.toBe('applied');
+    await expect(r.client.recoverTurn(sessionId, baseline)).resolves.toEqual({ outcome: 'applied', credits: 100 });
     expect(r.backend.stats().messages).toBe(1);
   });
 
@@ -65,7 +65,7 @@ describe('SSE turns', () => {
     const baseline = await r.client.captureBaseline(sessionId);
     const error = await r.client.sendInstruction(sessionId, TALK, { baseline }).catch((e: unknown) => e);
     expect(error).toMatchObject({ name: 'TurnLostError', reason: 'heartbeat-only' });
-    await expect(r.client.recoverTurn(sessionId, baseline)).resolves.toBe('not-applied');
+    await expect(r.client.recoverTurn(sessionId, baseline)).resolves.toEqual({ outcome: 'not-applied' });
     expect(r.backend.stats().creditsSpent).toBe(0);
   });
 
@@ -87,7 +87,7 @@ describe('SSE turns', () => {
     const { r, sessionId } = await ready({ heartbeatMs: 10, turnDelayMs: { generation: 3_000 } }, { sseHardLimitMs: 150, recoveryMaxMs: 300 });
     const baseline = await r.client.captureBaseline(sessionId);
     await r.client.sendInstruction(sessionId, TALK, { baseline }).catch(() => undefined);
-    await expect(r.client.recoverTurn(sessionId, baseline)).resolves.toBe('running');
+    await expect(r.client.recoverTurn(sessionId, baseline)).resolves.toEqual({ outcome: 'running' });
   });
 
   it('{"error": …} mid-stream fails the turn without resending it', async () => {

@@ -1,0 +1,85 @@
+/**
+ * `AccountTurns`: every instruction turn of the run's account as the run's own records know it,
+ * so disconnect recovery can tell whether a credit movement may be another job's (SPEC §3).
+ *
+ * A turn is a span: it opens just before its baseline is read and closes when its outcome is
+ * known, with the credits it was charged. A span whose outcome is unknown (an interrupt, a
+ * crash, an ambiguous recovery) stays open. Spans of earlier processes come from the state: a
+ * turn recorded as sent but not settled is open; a settled one keeps its time and charge.
+ */
+import type { AccountActivity } from '../backend/types.js';
+import type { RunState } from '../state/types.js';
+
+interface TurnSpan {
+  start: number;
+  /** When the outcome became known; undefined while it is not. */
+  end: number | undefined;
+  /** Open, and nobody is concluding it any more (its step failed with the outcome unknown). */
+  abandoned: boolean;
+  /** What the turn was charged, once settled. */
+  charged: number;
+}
+
+/** The key of a turn: one per instruction step of a job. */
+export function turnKey(jobId: string, stepId: string): string {
+  return `${jobId}\u0000${stepId}`;
+}
+
+/** The turns of one account, in flight and settled. */
+export class AccountTurns {
+  private readonly spans = new Map<string, TurnSpan>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Seed from the turns a state recorded (earlier processes of this run). */
+  static fromState(state: Readonly<RunState>, now: () => number = Date.now): AccountTurns {
+    const turns = new AccountTurns(now);
+    for (const [jobId, job] of Object.entries(state.jobs)) {
+      for (const [stepId, step] of Object.entries(job.steps)) {
+        const turn = step.turn;
+        if (step.kind !== 'instruction' || !turn) continue;
+        const sent = Date.parse(turn.sentAt);
+        if (step.status !== 'done') {
+          const at = (turn.baseline as { at?: unknown } | undefined)?.at;
+          turns.spans.set(turnKey(jobId, stepId), { start: typeof at === 'number' ? at : sent, end: undefined, charged: 0, abandoned: false });
+        } else if (turn.settledAt !== undefined) {
+          turns.spans.set(turnKey(jobId, stepId), { start: sent, end: Date.parse(turn.settledAt), charged: turn.creditsUsed ?? 0, abandoned: false });
+        }
+      }
+    }
+    return turns;
+  }
+
+  /** A turn is about to be sent (or re-checked): open its span now. */
+  open(key: string): void {
+    this.spans.set(key, { start: this.now(), end: undefined, charged: 0, abandoned: false });
+  }
+
+  /** The turn's step ended without knowing its outcome: others stop waiting for it. */
+  abandon(key: string): void {
+    const span = this.spans.get(key);
+    if (span && span.end === undefined) span.abandoned = true;
+  }
+
+  /** The turn's outcome is known: close its span with its charge. */
+  settle(key: string, charged: number): void {
+    const span = this.spans.get(key);
+    this.spans.set(key, { start: span?.start ?? this.now(), end: this.now(), charged, abandoned: false });
+  }
+
+  /** The other turns overlapping the window from `since` to now. */
+  activity(key: string, since: number): AccountActivity {
+    let alone = true;
+    let othersOpen = 0;
+    let othersUnsettled = 0;
+    let othersCharged = 0;
+    for (const [other, span] of this.spans) {
+      if (other === key || (span.end !== undefined && span.end < since)) continue;
+      alone = false;
+      if (span.end !== undefined) othersCharged += span.charged;
+      else if (span.abandoned) othersUnsettled += 1;
+      else othersOpen += 1;
+    }
+    return { alone, othersOpen, othersUnsettled, othersCharged };
+  }
+}
