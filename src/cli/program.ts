@@ -106,8 +106,9 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
   withShared(program.command('run'))
     .description('validate, plan and execute workflows; resumes an unfinished run automatically')
     .argument('<workflow...>', 'workflow YAML files')
+    .option('--partial', 'when not every job fits in the credits, run the ones that do (in plan order) and exit 3')
     .addHelpText('after', examples('talk run examples/hello.yaml'))
-    .action(async (files: string[], raw: Raw) => onExit(await (await import('../commands/run.js')).runCommand(files, sharedFrom(raw, ctx), ctx)));
+    .action(async (files: string[], raw: Raw) => onExit(await (await import('../commands/run.js')).runCommand(files, { ...sharedFrom(raw, ctx), partial: raw['partial'] === true }, ctx)));
 
   withShared(program.command('validate'))
     .description('check workflows against the schema and the rules; no network')

@@ -1,9 +1,9 @@
 import { ExitCode, UsageError } from '../core/errors.js';
 import { loadWorkflow } from '../workflow/index.js';
-import { estimateCredits, formatPlan, planRun } from '../plan/index.js';
+import { estimateCredits, planRun } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import type { CommandContext, SharedOptions } from './context.js';
-import { resumeAnnotator } from './resume-view.js';
+import { formatPlanView } from './resume-view.js';
 
 export interface PlanOptions extends SharedOptions {
   json: boolean;
@@ -29,8 +29,7 @@ export async function planCommand(args: string[], options: PlanOptions, ctx: Com
   if (json) {
     ctx.stdout.write(`${JSON.stringify({ valid: true, plan, estimate: estimateCredits(plan), diagnostics: diagnostics.map(({ sourceLine: _s, ...d }) => d) })}\n`);
   } else {
-    const annotate = await resumeAnnotator(plan, { stateDir: options.stateDir, fresh: options.fresh }, ctx);
-    ctx.stdout.write(formatPlan(plan, { cwd: ctx.cwd, ...(annotate ? { annotate } : {}) }));
+    ctx.stdout.write(await formatPlanView(plan, { stateDir: options.stateDir, fresh: options.fresh }, ctx));
   }
   return ExitCode.ok;
 }

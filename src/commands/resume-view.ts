@@ -5,7 +5,8 @@
  */
 import { resolveBackendUrl } from '../backend/index.js';
 import type { Plan } from '../plan/types.js';
-import { previewResume } from '../runner/index.js';
+import { fitCredits, previewResume, type FileHasher, type JobDecision } from '../runner/index.js';
+import { formatPlan } from '../plan/index.js';
 import { readRunState, runDirFor, stateDirFor } from '../state/index.js';
 import type { CommandContext } from './context.js';
 
@@ -25,19 +26,48 @@ export function backendIdFor(plan: Plan, env: CommandContext['env']): string {
   }
 }
 
+/** What an earlier run of this plan on its backend means for a run now. */
+export interface ResumeView {
+  /** The resume column of `formatPlan`; undefined when nothing was recorded (every step runs). */
+  annotate: ((jobId: string, stepId: string) => string | undefined) | undefined;
+  /** The decisions per job, for the credits a run would spend now. */
+  decisions: Map<string, JobDecision> | undefined;
+  /** Credits the recorded runs already spent (they count against `budget.credits`). */
+  creditsUsed: number;
+}
+
 /**
- * An `annotate` function for `formatPlan`, or undefined when there is no earlier run (or
- * `--fresh` ignores it): then every step simply runs.
+ * The resume view of a plan from the state recorded for its backend (nothing when `--fresh`
+ * ignores it). No network: fingerprints and output checks are local.
  */
-export async function resumeAnnotator(
+export async function resumeView(
   plan: Plan,
   options: { stateDir: string | undefined; fresh: boolean },
   ctx: CommandContext,
-): Promise<((jobId: string, stepId: string) => string | undefined) | undefined> {
-  if (options.fresh) return undefined;
-  const runDir = runDirFor(stateDirFor(plan.workflowPath, options.stateDir, ctx.cwd), plan.workflowPath);
-  const previous = await readRunState(runDir, { signal: ctx.signal });
-  if (!previous) return undefined;
-  const preview = await previewResume(plan, previous.state, { backendId: backendIdFor(plan, ctx.env), signal: ctx.signal });
-  return (jobId, stepId) => preview.jobs.get(jobId)?.steps.get(stepId);
+  hasher?: FileHasher,
+): Promise<ResumeView> {
+  const none: ResumeView = { annotate: undefined, decisions: undefined, creditsUsed: 0 };
+  if (options.fresh) return none;
+  const backendId = backendIdFor(plan, ctx.env);
+  const stateDir = stateDirFor(plan.workflowPath, options.stateDir, ctx.cwd);
+  const previous = await readRunState(runDirFor(stateDir, plan.workflowPath, backendId), { signal: ctx.signal });
+  if (!previous) return none;
+  const preview = await previewResume(plan, previous.state, { backendId, signal: ctx.signal, ...(hasher ? { hasher } : {}) });
+  return {
+    annotate: (jobId, stepId) => preview.jobs.get(jobId)?.steps.get(stepId),
+    decisions: new Map([...preview.jobs].map(([id, j]) => [id, j.decision])),
+    creditsUsed: previous.state.creditsUsed,
+  };
+}
+
+/** `talk plan`'s text (and `talk run --dry-run`'s): the plan with its resume column and what it would spend now. */
+export async function formatPlanView(plan: Plan, options: { stateDir: string | undefined; fresh: boolean }, ctx: CommandContext): Promise<string> {
+  const view = await resumeView(plan, options, ctx);
+  const budgetLeft = plan.budget ? Math.max(0, plan.budget.credits - view.creditsUsed) : undefined;
+  const fit = fitCredits(plan, view.decisions, { budgetLeft });
+  return formatPlan(plan, {
+    cwd: ctx.cwd,
+    ...(view.annotate ? { annotate: view.annotate } : {}),
+    creditsNow: { now: fit.needsNow, fitting: fit.fitting, budgetLeft },
+  });
 }

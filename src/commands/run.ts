@@ -1,19 +1,22 @@
-import { ExitCode, UsageError, WorkflowInvalidError } from '../core/errors.js';
+import { CreditsError, ExitCode, UsageError, WorkflowInvalidError } from '../core/errors.js';
 import { displayPath } from '../core/paths.js';
 import { loadWorkflow } from '../workflow/index.js';
-import { formatPlan, planRun, type Plan } from '../plan/index.js';
+import { planRun, type Plan } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import { createReporter, diagnosticAnnotations, formatRequestLine } from '../reporters/index.js';
 import { stamp } from '../core/events.js';
-import { executePlan } from '../runner/index.js';
-import { openStateStore, runDirFor, stateDirFor } from '../state/index.js';
-import { connectBackend } from './connect.js';
+import { cachedHasher, executePlan, fitCredits, hashFile, previewResume, type FileHasher } from '../runner/index.js';
+import { adoptLegacyRunState, openStateStore, readRunState, runDirFor, stateDirFor, type StateStore } from '../state/index.js';
+import { connectBackend, type Connection } from './connect.js';
 import type { RequestInfo } from '../backend/types.js';
-import { resumeAnnotator } from './resume-view.js';
+import { backendIdFor, formatPlanView } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { resumeCommand } from './resume-command.js';
 
-export type RunOptions = SharedOptions;
+export interface RunOptions extends SharedOptions {
+  /** Run the jobs the credits cover, in plan order, when not all fit (exit 3 for the rest). */
+  partial: boolean;
+}
 
 /** Exit code for a run status (SPEC §1). */
 function exitFor(status: 'success' | 'failed' | 'interrupted' | 'credits'): number {
@@ -64,20 +67,20 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   const plan: Plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
   const choice = plan.backend;
   const stateDir = stateDirFor(plan.workflowPath, options.stateDir, ctx.cwd);
-  const runDir = runDirFor(stateDir, plan.workflowPath);
+  const backendId = backendIdFor(plan, ctx.env);
   const shown = displayPath(plan.workflowPath, ctx.cwd);
   const again = resumeCommand(['run', shown], options);
 
   if (options.dryRun) {
     if (json) ctx.stdout.write(`${JSON.stringify({ plan })}\n`);
-    else {
-      const annotate = await resumeAnnotator(plan, { stateDir: options.stateDir, fresh: options.fresh }, ctx);
-      ctx.stdout.write(formatPlan(plan, { cwd: ctx.cwd, ...(annotate ? { annotate } : {}) }));
-    }
+    else ctx.stdout.write(await formatPlanView(plan, { stateDir: options.stateDir, fresh: options.fresh }, ctx));
     return ExitCode.ok;
   }
 
-  const store = await openStateStore({ dir: runDir, workflowPath: plan.workflowPath, name: plan.name, fresh: options.fresh, signal: ctx.signal });
+  await adoptLegacyRunState(stateDir, plan.workflowPath, async (dir) => (await readRunState(dir, { signal: ctx.signal }))?.state.backend);
+  const store = await openStateStore({ dir: runDirFor(stateDir, plan.workflowPath, backendId), workflowPath: plan.workflowPath, name: plan.name, fresh: options.fresh, signal: ctx.signal });
+  // Which backend this state belongs to, also when the run ends before it reaches it.
+  if (store.state.backend !== backendId) await store.updateRun({ backend: backendId });
   const reporter = createReporter({
     name: options.reporter,
     stdout: ctx.stdout,
@@ -98,7 +101,11 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
       ? (info: RequestInfo) => reporter.emit(stamp({ type: 'notice', level: 'debug', message: formatRequestLine(info) }))
       : undefined;
     connection = await connectBackend(choice, stateDir, ctx, { onRequest });
+    // One hasher for the fit check and the run: every input is read once.
+    const hasher = cachedHasher(hashFile);
+    await checkCreditsFit(plan, store, connection, { partial: options.partial, hasher, signal: ctx.signal, again });
     const outcome = await executePlan(plan, {
+      hasher,
       client: connection.client,
       store,
       emit: (event) => reporter.emit(event),
@@ -122,4 +129,31 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     await store.close().catch((error: unknown) => ctx.stderr.write(`talk: ${(error as Error).message}\n`));
     await connection?.close();
   }
+}
+
+/**
+ * Before the first paid request: what the jobs would spend now (resume honoured) against what
+ * the budget and the live balance leave. When not every job fits, stop here (exit 3) saying how
+ * many fit and what is missing, unless `--partial` runs the ones that do.
+ */
+async function checkCreditsFit(
+  plan: Plan,
+  store: StateStore,
+  connection: Connection,
+  o: { partial: boolean; hasher: FileHasher; signal: AbortSignal; again: string },
+): Promise<void> {
+  const preview = await previewResume(plan, store.state, { backendId: connection.backendId, hasher: o.hasher, signal: o.signal });
+  const decisions = new Map([...preview.jobs].map(([id, j]) => [id, j.decision]));
+  const budgetLeft = plan.budget ? Math.max(0, plan.budget.credits - store.state.creditsUsed) : undefined;
+  if (fitCredits(plan, decisions, { budgetLeft }).needsNow === 0) return;
+  const balance = await connection.client.getCredits({ signal: o.signal });
+  const fit = fitCredits(plan, decisions, { budgetLeft, balance: balance.available });
+  if (fit.fitting === fit.jobs || o.partial) return;
+  const where = fit.limitedBy === 'budget' ? `the ${fit.available ?? 0} credits left of the budget of ${plan.budget?.credits ?? 0}` : `${fit.available ?? 0} credits`;
+  const what = plan.jobs.length === 1 ? 'the job' : 'the batch';
+  const fixes = fit.limitedBy === 'budget' ? 'raise budget.credits in the workflow' : connection.client.outOfCreditsHint();
+  const partly = fit.fitting > 0 ? `; or run the ${fit.fitting} that ${fit.fitting === 1 ? 'fits' : 'fit'} now with: ${o.again} --partial` : '';
+  throw new CreditsError(`${fit.fitting} of ${fit.jobs} ${fit.jobs === 1 ? 'job fits' : 'jobs fit'} in ${where}; ${what} needs about ${fit.needsNow}. Nothing was sent.`, {
+    hint: `${fixes}, then run again${partly}`,
+  });
 }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { ExitCode } from '../core/errors.js';
 import { asSessionId } from '../core/ids.js';
 import { TrackType, type Draft } from '../contract/draft.js';
-import { listRunDirs, readRunState, runDirFor, stateDirFor, type RunState } from '../state/index.js';
+import { listRunDirs, readRunState, stateDirFor, type RunState } from '../state/index.js';
 import { currentLockEnvironment, type LockOwner } from '../state/lock.js';
 import { displayPath } from '../core/paths.js';
 import { connectBackend, type Connection } from './connect.js';
@@ -72,7 +72,7 @@ interface RunReport {
 export async function statusCommand(args: string[], options: StatusOptions, ctx: CommandContext): Promise<number> {
   const file = args[0];
   const stateDir = file ? stateDirFor(path.resolve(ctx.cwd, file), options.stateDir, ctx.cwd) : path.resolve(ctx.cwd, options.stateDir ?? '.talk');
-  const runDirs = file ? [runDirFor(stateDir, path.resolve(ctx.cwd, file))] : await listRunDirs(stateDir, { signal: ctx.signal });
+  const runDirs = await listRunDirs(stateDir, { signal: ctx.signal, ...(file ? { workflowPath: path.resolve(ctx.cwd, file) } : {}) });
   const reports: RunReport[] = [];
   for (const runDir of runDirs) {
     const loaded = await readRunState(runDir, { signal: ctx.signal });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { InterruptedError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
 import { planJobForItem, planRun } from '../plan/plan-run.js';
-import { createLimiters, createRunner, type JobOutcome } from '../runner/index.js';
+import { AccountTurns, CreditBudget, createLimiters, createRunner, type JobOutcome } from '../runner/index.js';
 import { openStateStore } from '../state/index.js';
 import type { Workflow } from '../workflow/index.js';
 import { watchStateDir, type BundleError, type BundleResult, type RunBundle } from '../watch/index.js';
@@ -51,8 +51,13 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
   // the whole watch, as they do across the jobs of one `talk run`.
   const limits = { concurrency: first.concurrency, uploads: first.limits.uploads, renders: first.limits.renders };
   const limiters = createLimiters(limits);
+  // One set of credit books and one record of the account's turns for every bundle: bundles
+  // that run side by side spend from one account, so they are admitted against one balance
+  // (and `budget.credits` is what this watcher may spend), and disconnect recovery weighs each
+  // bundle's turns against the others'.
+  const credits = new CreditBudget(first.budget?.credits, 0);
+  const turns = new AccountTurns();
   const runsDir = path.join(watchStateDir(o.stateDir, o.dir), 'runs');
-  let creditsUsed = 0;
 
   const runBundle: RunBundle = async (job, signal): Promise<BundleResult> => {
     const workflow = o.workflow();
@@ -69,18 +74,20 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
         backendId,
         limits,
         limiters,
-        budget: plan.budget,
+        credits,
+        turns,
         language: plan.language,
       });
       const outcome = await runner.runJob({ ...plan, jobs: [planJob] }, planJob);
-      creditsUsed += runner.creditsUsed;
       if (runner.fatal) throw runner.fatal;
       const state = store.job(planJob.id);
+      // The books are shared by every bundle: this bundle's share is what its own turns booked.
+      const bundleCredits = Object.values(state?.steps ?? {}).reduce((sum, s) => sum + (s.turn?.creditsUsed ?? 0), 0);
       const renderIds = Object.values(state?.steps ?? {}).flatMap((s) => s.renderIds ?? (s.render ? [s.render.id] : []));
       const facts = {
         sessionIds: state?.sessionId === undefined ? [] : [state.sessionId],
         renderIds,
-        creditsUsed: runner.creditsUsed,
+        creditsUsed: bundleCredits,
       };
       switch (outcome.status) {
         case 'done':
@@ -91,7 +98,8 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
           throw new InterruptedError(`${job.name} stopped; its state is saved`);
         case 'failed':
         case 'credits':
-          await store.updateRun({ status: outcome.status });
+        case 'not-started':
+          await store.updateRun({ status: outcome.status === 'not-started' ? 'credits' : outcome.status });
           return { status: 'failed', error: bundleError(outcome, job.name), ...facts };
         default: {
           const unreachable: never = outcome.status;
@@ -106,7 +114,7 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
   return {
     backendLabel: backendId,
     runBundle,
-    creditsUsed: () => creditsUsed,
+    creditsUsed: () => credits.spentThisRun,
     close: () => connection.close(),
   };
 }
@@ -114,6 +122,10 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
 /** The job's first failure; a credits stop without a step error still says what to do. */
 function bundleError(outcome: JobOutcome, name: string): BundleError {
   if (outcome.error) return outcome.error;
+  if (outcome.status === 'not-started') {
+    const n = outcome.notStarted;
+    return { code: 'credits', message: `${name} was not started: it needs about ${n?.needs ?? 0} credits and ${n?.available ?? 0} are left for it`, hint: 'top up or bind the account (`talk credits` shows the balance), then drop the files again' };
+  }
   if (outcome.status === 'credits') {
     return { code: 'credits', message: `${name} was not run: the account is out of credits`, hint: 'top up or bind the account (`talk credits` shows the balance), then drop the files again' };
   }

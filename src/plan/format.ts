@@ -15,6 +15,11 @@ export interface FormatPlanOptions {
   cwd?: string;
   /** Longest instruction text shown before it is cut with `…`. */
   maxTextWidth?: number;
+  /**
+   * What the jobs would spend now, resume honoured, and how many fit in what the budget leaves
+   * (`talk plan` is offline: the balance is checked by `talk run`).
+   */
+  creditsNow?: { now: number; fitting: number; budgetLeft: number | undefined } | undefined;
 }
 
 function backendLabel(backend: BackendChoice): string {
@@ -94,9 +99,18 @@ export function formatPlan(plan: Plan, options: FormatPlanOptions = {}): string 
   lines.push('');
   const perJob = Object.entries(estimate.perJob);
   const breakdown = perJob.length > 1 ? ` (${perJob.map(([id, n]) => `${id} ${n}`).join(', ')})` : '';
-  lines.push(`credits: about ${estimate.total}${breakdown}; a generation costs about 100, an edit about 50, an export nothing`);
-  if (plan.budget && estimate.total > plan.budget.credits) {
-    lines.push(`budget: the estimate exceeds the budget of ${plan.budget.credits}; the run will stop before the step that would cross it`);
+  const now = options.creditsNow;
+  if (now) {
+    lines.push(`credits now: about ${now.now}, the whole workflow about ${estimate.total}${breakdown}; a generation costs about 100, an edit about 50, an export nothing`);
+    if (now.budgetLeft !== undefined && now.fitting < plan.jobs.length) {
+      lines.push(`budget: ${now.fitting} of ${plan.jobs.length} jobs fit in the ${now.budgetLeft} credits the budget leaves; talk run stops before anything is paid unless --partial`);
+    }
+    if (now.now > 0) lines.push('balance: checked by talk run before anything is paid');
+  } else {
+    lines.push(`credits: about ${estimate.total}${breakdown}; a generation costs about 100, an edit about 50, an export nothing`);
+    if (plan.budget && estimate.total > plan.budget.credits) {
+      lines.push(`budget: the estimate exceeds the budget of ${plan.budget.credits}; the run will stop before the step that would cross it`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }

@@ -34,20 +34,25 @@ export class AccountTurns {
   /** Seed from the turns a state recorded (earlier processes of this run). */
   static fromState(state: Readonly<RunState>, now: () => number = Date.now): AccountTurns {
     const turns = new AccountTurns(now);
+    turns.seed(state);
+    return turns;
+  }
+
+  /** Add the turns a state recorded; a turn already known here keeps what is known of it. */
+  seed(state: Readonly<RunState>): void {
     for (const [jobId, job] of Object.entries(state.jobs)) {
       for (const [stepId, step] of Object.entries(job.steps)) {
         const turn = step.turn;
-        if (step.kind !== 'instruction' || !turn) continue;
+        if (step.kind !== 'instruction' || !turn || this.spans.has(turnKey(jobId, stepId))) continue;
         const sent = Date.parse(turn.sentAt);
         if (step.status !== 'done') {
           const at = (turn.baseline as { at?: unknown } | undefined)?.at;
-          turns.spans.set(turnKey(jobId, stepId), { start: typeof at === 'number' ? at : sent, end: undefined, charged: 0, abandoned: false });
+          this.spans.set(turnKey(jobId, stepId), { start: typeof at === 'number' ? at : sent, end: undefined, charged: 0, abandoned: false });
         } else if (turn.settledAt !== undefined) {
-          turns.spans.set(turnKey(jobId, stepId), { start: sent, end: Date.parse(turn.settledAt), charged: turn.creditsUsed ?? 0, abandoned: false });
+          this.spans.set(turnKey(jobId, stepId), { start: sent, end: Date.parse(turn.settledAt), charged: turn.creditsUsed ?? 0, abandoned: false });
         }
       }
     }
-    return turns;
   }
 
   /** A turn is about to be sent (or re-checked): open its span now. */

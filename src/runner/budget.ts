@@ -6,10 +6,29 @@
 import { CreditsError } from '../core/errors.js';
 import { budgetExceeded } from './failure.js';
 
-/** Tracks credits used and reserved against an optional limit. */
+/** What admission found for a job that does not fit. */
+export interface AdmissionRefusal {
+  /** Credits the job still needs (its remaining estimate). */
+  needs: number;
+  /** What was left for it: the smaller of budget and balance, less what other jobs hold. */
+  available: number;
+  /** Which limit was the smaller: the workflow's budget or the account's balance. */
+  limitedBy: 'budget' | 'balance';
+}
+
+/**
+ * Tracks credits used and reserved against an optional limit and the account's balance.
+ *
+ * Admission (`admit`) holds a job's whole remaining estimate before the job starts, so jobs that
+ * run side by side can never promise the same credits twice; each paid step then draws its cost
+ * from its job's hold (`reserve`), and settles it to the real charge (`commit`). Every check and
+ * change is synchronous: whatever was awaited before it, two jobs cannot slip past one limit.
+ */
 export class CreditBudget {
+  /** Everything held or reserved and not yet spent: job holds plus step reservations. */
   private reserved = 0;
   private usedThisRun = 0;
+  private readonly holds = new Map<string, number>();
 
   /**
    * @param limit `budget.credits`, when the workflow sets one
@@ -30,16 +49,46 @@ export class CreditBudget {
     return this.usedBefore + this.usedThisRun;
   }
 
-  /** Reserve `cost` for a step, or throw a `CreditsError` when it would cross the budget. */
-  reserve(cost: number, stepLabel: string): void {
-    if (cost <= 0) return;
-    if (this.limit !== undefined && this.spentTotal + this.reserved + cost > this.limit) {
-      throw budgetExceeded(stepLabel, cost, this.spentTotal + this.reserved, this.limit);
-    }
-    this.reserved += cost;
+  /**
+   * Hold `cost` (the job's whole remaining estimate) before the job starts, against the budget left and against `accountTotal`
+   * (the live balance's available + frozen: what this run's own turns have frozen is already in
+   * `reserved`), each less what other jobs hold. Undefined when it fits (the hold is taken).
+   */
+  admit(jobId: string, cost: number, accountTotal: number | undefined): AdmissionRefusal | undefined {
+    // A job taking another pass may still hold part of it.
+    const extra = cost - (this.holds.get(jobId) ?? 0);
+    if (extra <= 0) return undefined;
+    const byBudget = this.limit === undefined ? Infinity : this.limit - this.spentTotal - this.reserved;
+    const byBalance = accountTotal === undefined ? Infinity : accountTotal - this.reserved;
+    const available = Math.min(byBudget, byBalance);
+    if (extra > available) return { needs: cost, available: Math.max(0, available), limitedBy: byBudget <= byBalance ? 'budget' : 'balance' };
+    this.holds.set(jobId, cost);
+    this.reserved += extra;
+    return undefined;
   }
 
-  /** The reserved step ran: its cost is spent. */
+  /** The job ended: whatever its hold still has goes back. */
+  endJob(jobId: string): void {
+    this.reserved -= this.holds.get(jobId) ?? 0;
+    this.holds.delete(jobId);
+  }
+
+  /**
+   * Reserve `cost` for a step of `jobId`: from the job's hold first, and only for the rest
+   * against the budget; throws a `CreditsError` when that would cross it.
+   */
+  reserve(cost: number, stepLabel: string, jobId: string): void {
+    if (cost <= 0) return;
+    const held = this.holds.get(jobId) ?? 0;
+    const extra = cost - Math.min(held, cost);
+    if (extra > 0 && this.limit !== undefined && this.spentTotal + this.reserved + extra > this.limit) {
+      throw budgetExceeded(stepLabel, cost, this.spentTotal + this.reserved - held, this.limit);
+    }
+    this.holds.set(jobId, held - (cost - extra));
+    this.reserved += extra;
+  }
+
+  /** The reserved step ran: its reservation is spent as `actualCost`, the real charge. */
   commit(reservedCost: number, actualCost = reservedCost): void {
     if (reservedCost > 0) this.reserved -= reservedCost;
     this.usedThisRun += actualCost;
@@ -50,9 +99,9 @@ export class CreditBudget {
     this.usedThisRun -= credits;
   }
 
-  /** The reserved step did not run. */
-  release(cost: number): void {
-    if (cost > 0) this.reserved -= cost;
+  /** The reserved step did not run: its cost goes back to its job's hold (a retry may need it). */
+  release(cost: number, jobId: string): void {
+    if (cost > 0) this.holds.set(jobId, (this.holds.get(jobId) ?? 0) + cost);
   }
 }
 

@@ -22,8 +22,11 @@ export function isSessionLost(error: unknown): boolean {
   return error instanceof BackendError && error.envelopeCode === 1002;
 }
 
-/** Why a step was not started. */
-export type StopReason = 'interrupted' | 'fail-fast' | 'credits';
+/**
+ * Why new steps are no longer started. Running out of credits is not one: admission keeps jobs
+ * that do not fit from starting, and a job whose paid steps are done always runs its free ones.
+ */
+export type StopReason = 'interrupted' | 'fail-fast';
 
 /**
  * Shared across every job of a run: once set, no new step starts. In-flight steps finish (or,
@@ -61,8 +64,7 @@ export function runStatusOf(facts: { interrupted: boolean; credits: boolean; fai
 }
 
 /** A job's status when the run stopped before the job could finish. */
-export function statusWhenStopped(reason: StopReason | undefined): 'failed' | 'interrupted' | 'credits' {
-  if (reason === 'credits') return 'credits';
+export function statusWhenStopped(reason: StopReason | undefined): 'failed' | 'interrupted' {
   if (reason === 'fail-fast') return 'failed';
   return 'interrupted';
 }

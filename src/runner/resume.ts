@@ -110,6 +110,23 @@ function decideSameStep(stepId: string, prev: StepState, outputIntact: (stepId: 
   }
 }
 
+/**
+ * Credits a job would still spend under `decision`: the estimates of the instructions it will
+ * send. A done one (`skip`) costs nothing, and neither does a `check`: the turn was sent (and
+ * perhaps paid) by an earlier run, and the check itself is free; should it find that the turn
+ * did not apply, the re-send is checked against the budget and the live balance on its own.
+ */
+export function remainingCredits(job: PlanJob, decision: JobDecision): number {
+  let credits = 0;
+  for (const step of job.steps) {
+    if (step.kind !== 'instruction') continue;
+    const action = decision.steps.get(step.id)?.action ?? 'run';
+    if (action === 'skip' || action === 'check') continue;
+    credits += step.estimatedCredits;
+  }
+  return credits;
+}
+
 /** Words for a decision, as `talk plan` prints them. */
 export function describeDecision(decision: StepDecision, newSession: boolean): string {
   const why = decision.changed.length > 0 ? ` (changed: ${decision.changed.join(', ')})` : '';

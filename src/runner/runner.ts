@@ -26,11 +26,11 @@ import type { BackendClient } from '../backend/types.js';
 import { planListing, type Plan, type PlanJob, type PlanStep } from '../plan/types.js';
 import { StateWriteError, type StateStore } from '../state/state-store.js';
 import type { StepState } from '../state/types.js';
-import { CreditBudget } from './budget.js';
+import { CreditBudget, type AdmissionRefusal } from './budget.js';
 import { describeError, isCreditsError, isSessionLost, isTransient, retryDelayMs, runStatusOf, statusWhenStopped, StopSwitch, type StopReason } from './failure.js';
 import { cachedHasher, dependenciesOf, fingerprintJob, hashFile, type FileHasher, type StepFingerprint } from './fingerprint.js';
 import { createLimiters, type Limiters } from './limiters.js';
-import { decideJob, type StepDecision } from './resume.js';
+import { decideJob, remainingCredits, type JobDecision, type StepDecision } from './resume.js';
 import { runCredits, runExport, runInstruction, runUpload, TurnReopenedError, type StepContext, type StepResultInfo } from './steps.js';
 import { AccountTurns } from './account-turns.js';
 
@@ -54,6 +54,13 @@ export interface RunnerDeps {
   failFast?: boolean | undefined;
   /** Language sent when creating sessions. */
   language: string;
+  /**
+   * The credit books jobs are admitted against; share one between runners whose jobs spend
+   * from the same account and budget (`talk watch`). Created from `budget` when absent.
+   */
+  credits?: CreditBudget | undefined;
+  /** The account's turns, for disconnect recovery; share like `credits`. Seeded from `store`. */
+  turns?: AccountTurns | undefined;
   /** Shared limiters (created from `limits` when absent). */
   limiters?: Limiters | undefined;
   /** Content hasher for inputs and outputs (a per-run cache by default). */
@@ -78,10 +85,16 @@ export interface OutputInfo {
   bytes?: number;
 }
 
-/** How a job ended. */
+/**
+ * How a job ended. `not-started`: admission found its remaining cost does not fit in what the
+ * budget and the balance leave (nothing was uploaded, no session made); `credits`: a paid step
+ * was refused for credits after the job started.
+ */
 export interface JobOutcome {
   job: string;
-  status: 'done' | 'failed' | 'interrupted' | 'credits';
+  status: 'done' | 'failed' | 'interrupted' | 'credits' | 'not-started';
+  /** For a `not-started` job: what it needed and what was left for it. */
+  notStarted?: AdmissionRefusal;
   outputs: OutputInfo[];
   /** The first failure, when the job failed. */
   error?: { code: string; message: string; hint?: string };
@@ -131,8 +144,9 @@ interface PassAgain {
 export function createRunner(deps: RunnerDeps): Runner {
   const limiters = deps.limiters ?? createLimiters(deps.limits);
   const hasher = deps.hasher ?? cachedHasher(hashFile);
-  const budget = new CreditBudget(deps.budget?.credits, deps.store.state.creditsUsed);
-  const turns = AccountTurns.fromState(deps.store.state);
+  const budget = deps.credits ?? new CreditBudget(deps.budget?.credits, deps.store.state.creditsUsed);
+  const turns = deps.turns ?? new AccountTurns();
+  turns.seed(deps.store.state);
   const stop = new StopSwitch();
   // A failed state write aborts everything: paying for work we cannot record is worse than stopping.
   const fatalController = new AbortController();
@@ -153,24 +167,33 @@ export function createRunner(deps: RunnerDeps): Runner {
 
   async function runJob(plan: Plan, job: PlanJob): Promise<JobOutcome> {
     return limiters.jobs(async () => {
-      const { again, ...outcome } = await runJobOnce(plan, job, 'first');
-      if (again === undefined) return outcome;
-      if (!signal.aborted && !stop.stopped) {
-        if (again.why === 'recheck') {
-          const { again: _never, ...checked } = await runJobOnce(plan, job, 'recheck');
-          return checked;
-        }
-        const cost = job.steps.reduce((sum, s) => sum + (s.kind === 'instruction' ? s.estimatedCredits : 0), 0);
-        emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id}: the backend no longer knows its session; starting a new session (its instructions are sent again, about ${cost} credits)` });
-        await deps.store.resetJob(job.id).catch(onFatal);
-        const { again: _never, ...restarted } = await runJobOnce(plan, job, 'new-session');
-        return restarted;
+      try {
+        return await runJobPasses(plan, job);
+      } finally {
+        budget.endJob(job.id);
       }
-      // Stopped in between: the steps that were waiting for the next pass end here.
-      const reason = signal.aborted ? 'interrupted' : (stop.stopped ?? 'interrupted');
-      for (const step of again.steps) emit({ type: 'step:skipped', job: job.id, step, reason });
-      return { ...outcome, status: statusWhenStopped(reason) };
     });
+  }
+
+  /** The passes of one job: the first, and at most one more (see `JobPass`). */
+  async function runJobPasses(plan: Plan, job: PlanJob): Promise<JobOutcome> {
+    const { again, ...outcome } = await runJobOnce(plan, job, 'first');
+    if (again === undefined) return outcome;
+    if (!signal.aborted && !stop.stopped) {
+      if (again.why === 'recheck') {
+        const { again: _never, ...checked } = await runJobOnce(plan, job, 'recheck');
+        return checked;
+      }
+      const cost = job.steps.reduce((sum, s) => sum + (s.kind === 'instruction' ? s.estimatedCredits : 0), 0);
+      emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id}: the backend no longer knows its session; starting a new session (its instructions are sent again, about ${cost} credits)` });
+      await deps.store.resetJob(job.id).catch(onFatal);
+      const { again: _never, ...restarted } = await runJobOnce(plan, job, 'new-session');
+      return restarted;
+    }
+    // Stopped in between: the steps that were waiting for the next pass end here.
+    const reason = signal.aborted ? 'interrupted' : (stop.stopped ?? 'interrupted');
+    for (const step of again.steps) emit({ type: 'step:skipped', job: job.id, step, reason });
+    return { ...outcome, status: statusWhenStopped(reason) };
   }
 
   async function outputIntact(record: StepState | undefined): Promise<boolean> {
@@ -182,6 +205,25 @@ export function createRunner(deps: RunnerDeps): Runner {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Admission: hold the job's remaining estimate before it starts (no upload, no session until
+   * then) against the budget and the live balance. A job whose paid steps are done costs
+   * nothing and is always admitted, so what was paid for is delivered.
+   */
+  async function admit(job: PlanJob, decision: JobDecision): Promise<AdmissionRefusal | Error | 'interrupted' | undefined> {
+    const cost = remainingCredits(job, decision);
+    if (cost <= 0) return undefined;
+    let accountTotal: number;
+    try {
+      const balance = await deps.client.getCredits({ signal });
+      accountTotal = balance.available + balance.frozen;
+    } catch (error) {
+      return signal.aborted ? 'interrupted' : (error as Error);
+    }
+    // Synchronous from here: the check and the hold cannot interleave with another job's.
+    return budget.admit(job.id, cost, accountTotal);
   }
 
   /** One pass over a job; `again` when it must take another (see `JobPass`). */
@@ -209,6 +251,19 @@ export function createRunner(deps: RunnerDeps): Runner {
       if (step.kind === 'export' && r?.status === 'done') intact.set(step.id, await outputIntact(r));
     }
     const decision = decideJob(job, recorded, fingerprints, (id) => intact.get(id) === true);
+    const refusal = await admit(job, decision);
+    if (refusal === 'interrupted') return { job: jobId, status: 'interrupted', outputs: outputs() };
+    if (refusal instanceof Error) {
+      const described = describeError(refusal);
+      for (const step of job.steps) emit({ type: 'step:failed', job: jobId, step: step.id, error: described });
+      return { job: jobId, status: 'failed', outputs: outputs(), error: described };
+    }
+    if (refusal) {
+      // Recorded, so `talk status` says why; an earlier run's records of the job stay as they are.
+      if (!recorded) await deps.store.updateJob(jobId, { status: 'not-started' }).catch(onFatal);
+      for (const step of job.steps) emit({ type: 'step:skipped', job: jobId, step: step.id, reason: 'not-started' });
+      return { job: jobId, status: 'not-started', outputs: outputs(), notStarted: refusal };
+    }
     try {
       if (decision.newSession) {
         emit({ type: 'notice', level: 'info', job: jobId, message: `job ${jobId}: starting a new session because ${decision.newSessionReason ?? 'its inputs changed'}` });
@@ -349,10 +404,8 @@ export function createRunner(deps: RunnerDeps): Runner {
           const described = describeError(error);
           firstError ??= described;
           const credits = isCreditsError(error);
-          if (credits) {
-            sawCredits = true;
-            stop.stop('credits');
-          } else if (deps.failFast) {
+          if (credits) sawCredits = true;
+          else if (deps.failFast) {
             stop.stop('fail-fast');
           }
           await deps.store
@@ -445,9 +498,15 @@ export async function executePlan(plan: Plan, deps: RunnerDeps): Promise<RunOutc
   if (runner.fatal) throw runner.fatal;
   const status = runStatusOf({
     interrupted: deps.signal.aborted || jobs.some((j) => j.status === 'interrupted'),
-    credits: jobs.some((j) => j.status === 'credits'),
+    credits: jobs.some((j) => j.status === 'credits' || j.status === 'not-started'),
     failed: jobs.some((j) => j.status === 'failed'),
   });
+  const notStarted = jobs.filter((j) => j.status === 'not-started');
+  if (notStarted.length > 0) {
+    const needs = notStarted.reduce((sum, j) => sum + (j.notStarted?.needs ?? 0), 0);
+    const limitedBy = notStarted.some((j) => j.notStarted?.limitedBy === 'budget') ? 'budget.credits' : 'the balance';
+    deps.emit(stamp({ type: 'notice', level: 'warn', message: `${notStarted.length} of ${jobs.length} jobs not started: they need about ${needs} credits, more than ${limitedBy} left for them (${notStarted.map((j) => j.job).join(', ')})` }));
+  }
   await deps.store.updateRun({ status, finished: status === 'success' });
   const outputs = jobs.flatMap((j) => j.outputs);
   const outcome: RunOutcome = { status, jobs, outputs, creditsUsed: runner.creditsUsed, durationMs: Date.now() - started };

@@ -171,7 +171,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     await update(ctx, step, { turn: undefined });
   }
 
-  ctx.budget.reserve(cost, label);
+  ctx.budget.reserve(cost, label, ctx.jobId);
   let committed = false;
   let sent = false;
   try {
@@ -228,7 +228,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     });
     return { reply, creditsUsed: charged };
   } finally {
-    if (!committed) ctx.budget.release(cost);
+    if (!committed) ctx.budget.release(cost, ctx.jobId);
     // Never sent: nothing of the account's credits can be this turn's. Sent and ended without
     // an outcome (a failed stream): nobody concludes it now, so other turns stop waiting for it.
     if (!sent) ctx.turns.settle(key, 0);

@@ -19,8 +19,11 @@ export const STATE_FORMAT_VERSION = 1;
 /** Where a step stands. See the diagram above. */
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed';
 
-/** A job's overall standing, derived from its steps when the job ends. */
-export type JobStatus = 'pending' | 'running' | 'done' | 'failed';
+/**
+ * A job's overall standing, derived from its steps when the job ends. `not-started`: admission
+ * found that its cost did not fit in the budget or balance left; nothing of it was sent.
+ */
+export type JobStatus = 'pending' | 'running' | 'done' | 'failed' | 'not-started';
 
 /** One uploaded input as the backend described it, plus what we sent. */
 export interface UploadRecord {

@@ -132,7 +132,7 @@ describe('talk plan, schema, init, --version (built CLI)', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('plan hello-avatar (hello.yaml)');
     expect(r.stdout).toMatch(/instruction-1 +upload-portrait, upload-voice +"Make this photo talk/);
-    expect(r.stdout).toContain('credits: about 100;');
+    expect(r.stdout).toContain('credits now: about 100, the whole workflow about 100;');
   });
 
   it('refuses to plan an invalid workflow, exit 2', async () => {

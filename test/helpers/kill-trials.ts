@@ -87,7 +87,7 @@ async function runTrial(trial: number, killAtMs: number, latency: LatencyMap): P
 
     const resumed = await runCli(args, { cwd: dir, timeoutMs: 120_000 });
     const stats = backend.stats();
-    const state = (await readRunState(runDirFor(stateDirFor(workflow, undefined, dir), workflow)))?.state;
+    const state = (await readRunState(runDirFor(stateDirFor(workflow, undefined, dir), workflow, backend.url)))?.state;
     const problems: string[] = [];
     if (resumed.code !== 0) problems.push(`resume exited ${resumed.code}: ${resumed.stderr.trim().split('\n').slice(-2).join(' / ')}`);
     if (stats.messages !== ITEMS.length) problems.push(`${stats.messages} turns for ${ITEMS.length} items`);

@@ -69,7 +69,7 @@ async function resumeAndCheck(args: string[], cwd: string, b: LocalBackend): Pro
 /** The recorded turn of the run's instruction step, as on disk. */
 async function instructionTurn(cwd: string): Promise<TurnRecord | undefined> {
   const workflow = path.join(cwd, 'workflow.yaml');
-  const loaded = await readRunState(runDirFor(stateDirFor(workflow, undefined, cwd), workflow));
+  const loaded = await readRunState(runDirFor(stateDirFor(workflow, undefined, cwd), workflow, backend?.url ?? ''));
   const steps = Object.values(loaded?.state.jobs ?? {}).flatMap((job) => Object.values(job.steps));
   return steps.find((step) => step.kind === 'instruction')?.turn;
 }

@@ -63,8 +63,8 @@ function nextEvent(b: LocalBackend, type: string): Promise<void> {
   });
 }
 
-async function runState(workflow: string, cwd: string) {
-  return (await readRunState(runDirFor(stateDirFor(workflow, undefined, cwd), workflow)))?.state;
+async function runState(workflow: string, cwd: string, backendUrl: string) {
+  return (await readRunState(runDirFor(stateDirFor(workflow, undefined, cwd), workflow, backendUrl)))?.state;
 }
 
 describe('disconnect recovery on a shared account', () => {
@@ -95,7 +95,7 @@ describe('disconnect recovery on a shared account', () => {
     expect(stats.rendersStarted).toBe(2);
     expect(stats.creditsSpent).toBe(200);
     // The runner's own books agree with the backend's.
-    expect((await runState(workflow, dir))?.creditsUsed).toBe(200);
+    expect((await runState(workflow, dir, backend.url))?.creditsUsed).toBe(200);
   }, 60_000);
 
   it('an export that finds no timeline after a turn concluded by recovery checks that turn again, sends it once, and finishes', async () => {
@@ -117,7 +117,7 @@ describe('disconnect recovery on a shared account', () => {
     } });
     expect((await first).outcome.status).toBe('interrupted');
 
-    const stateDir = runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow);
+    const stateDir = runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow, rig.backend.url);
     const store = await openStateStore({ dir: stateDir, workflowPath: rig.workflow, name: 'rig' });
     const step = store.step('main', 'instruction-1');
     expect(step?.turn?.baseline).toBeDefined();
@@ -135,7 +135,7 @@ describe('disconnect recovery on a shared account', () => {
     expect(stats.messages).toBe(1);
     expect(stats.creditsSpent).toBe(100);
     expect(stats.rendersStarted).toBe(1);
-    expect((await runState(rig.workflow, rig.dir))?.creditsUsed).toBe(100);
+    expect((await runState(rig.workflow, rig.dir, rig.backend.url))?.creditsUsed).toBe(100);
   }, 60_000);
 
   it('seeded kill -9 moments over a 3-item batch at concurrency 2: every trial ends with one turn, one render and one video per item, and the books agree', async () => {

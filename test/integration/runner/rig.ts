@@ -13,7 +13,8 @@ import { planRun, type Plan } from '../../../src/plan/index.js';
 import { openStateStore, runDirFor, stateDirFor } from '../../../src/state/index.js';
 import { executePlan, type RunOutcome } from '../../../src/runner/index.js';
 import type { TalkEvent } from '../../../src/core/events.js';
-import { sessionIdentities } from '../../helpers/session-identities.js';
+import { Agent } from 'undici';
+import { createBackendClient, createTokenProvider } from '../../../src/backend/index.js';
 import { makeTestMedia } from '../../helpers/media.js';
 
 const mediaDir = path.join(os.tmpdir(), 'talk-test-media-runner');
@@ -48,10 +49,11 @@ export interface Rig {
 /** Start a backend and a workspace. `backendOptions` are the local backend's knobs. */
 export async function createRig(yaml: string, backendOptions: LocalBackendOptions = {}, items = 0): Promise<Rig> {
   const dir = await makeWorkspace(items);
-  const backend = await startLocalBackend({ dataDir: path.join(dir, 'backend-data'), silentEditRatio: 0, ...backendOptions });
+  // One account for the whole rig, as one `talk run` has; by default it holds two generations
+  // per job (a test that restarts a job in a new session pays twice).
+  const backend = await startLocalBackend({ dataDir: path.join(dir, 'backend-data'), silentEditRatio: 0, anonymousCredits: 200 * Math.max(1, items), ...backendOptions });
   const workflow = path.join(dir, 'workflow.yaml');
   await writeFile(workflow, yaml);
-  const identities = sessionIdentities(backend.url, path.join(dir, 'config'));
   const rig: Rig = {
     dir,
     backend,
@@ -65,8 +67,12 @@ export async function createRig(yaml: string, backendOptions: LocalBackendOption
       if (!wf) throw new Error(`invalid workflow: ${diagnostics.map((d) => d.message).join('; ')}`);
       const plan = planRun(wf, { backend: backend.url, concurrency: options.concurrency });
       const stateDir = stateDirFor(workflow, undefined, dir);
-      const store = await openStateStore({ dir: runDirFor(stateDir, workflow), workflowPath: workflow, name: plan.name, fresh: options.fresh });
-      const client = identities.client();
+      const store = await openStateStore({ dir: runDirFor(stateDir, workflow, backend.url), workflowPath: workflow, name: plan.name, fresh: options.fresh });
+      // A new client per run, as a resumed run is a new process; the client id (and so the
+      // account) is kept in the rig's config dir.
+      const dispatcher = new Agent({ keepAliveTimeout: 10_000 });
+      const env = { NEMO_CLIENT_ID: 'rig-client' };
+      const client = createBackendClient({ baseUrl: backend.url, dispatcher, auth: createTokenProvider({ env, configDir: path.join(dir, 'config'), baseUrl: backend.url, dispatcher }), env: {} });
       const events: TalkEvent[] = [];
       try {
         const outcome = await executePlan(plan, {
@@ -88,7 +94,8 @@ export async function createRig(yaml: string, backendOptions: LocalBackendOption
         return { outcome, events, plan };
       } finally {
         await store.close();
-        await identities.close();
+        await client.close();
+        await dispatcher.close();
       }
     },
     async close() {

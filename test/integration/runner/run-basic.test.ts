@@ -30,7 +30,7 @@ describe('runner against the local backend', () => {
     expect(stats.messages).toBe(1);
     expect(stats.creditsSpent).toBe(100);
     // The settled turn is on disk with its result; the recovery baseline is only for turns in flight.
-    const loaded = await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow));
+    const loaded = await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow, rig.backend.url));
     const turn = Object.values(loaded?.state.jobs ?? {}).flatMap((job) => Object.values(job.steps)).find((step) => step.kind === 'instruction')?.turn;
     expect(turn?.reply).toMatch(/talking avatar/);
     expect(turn?.creditsUsed).toBe(100);

@@ -20,7 +20,7 @@ const startedSteps = (events: TalkEvent[]): string[] => events.filter((e) => e.t
 
 /** The `main` job as the run state on disk has it. */
 async function mainJob(r: Rig): Promise<JobState | undefined> {
-  const state = await readRunState(runDirFor(stateDirFor(r.workflow, undefined, r.dir), r.workflow));
+  const state = await readRunState(runDirFor(stateDirFor(r.workflow, undefined, r.dir), r.workflow, r.backend.url));
   return state?.state.jobs['main'];
 }
 
@@ -97,16 +97,21 @@ describe('resume', () => {
     expect(stats.messages).toBe(1);
   });
 
-  it('budget too small: exit status credits before any credit is spent', async () => {
+  it('budget too small: exit status credits, and the job is not started at all (no session, no upload, no credit)', async () => {
     rig = await createRig(shortForm({ top: 'budget:\n  credits: 50' }));
     const { outcome, events } = await rig.run();
     expect(outcome.status).toBe('credits');
-    const failed = events.find((e) => e.type === 'step:failed');
-    expect(failed).toMatchObject({ step: 'instruction-1', error: { code: 'credits' } });
-    expect(rig.backend.stats().creditsSpent).toBe(0);
-    expect(rig.backend.stats().messages).toBe(0);
-    // `talk status` shows the job as failed, not as still running.
-    expect((await mainJob(rig))?.status).toBe('failed');
+    expect(outcome.jobs).toMatchObject([{ job: 'main', status: 'not-started', notStarted: { needs: 100, available: 50, limitedBy: 'budget' } }]);
+    expect(startedSteps(events)).toEqual([]);
+    expect(events.filter((e) => e.type === 'step:skipped').map((e) => (e as { reason: string }).reason)).toEqual(['not-started', 'not-started', 'not-started', 'not-started']);
+    expect(events.some((e) => e.type === 'notice' && /1 of 1 jobs not started: they need about 100 credits, more than budget\.credits/.test(e.message))).toBe(true);
+    const stats = rig.backend.stats();
+    expect(stats.creditsSpent).toBe(0);
+    expect(stats.messages).toBe(0);
+    expect(stats.sessionsCreated).toBe(0);
+    expect(stats.uploads).toBe(0);
+    // `talk status` shows the job as not started, not as still running.
+    expect((await mainJob(rig))?.status).toBe('not-started');
   });
 
   it('2001 from the backend: status credits with the registration link (bind), and the refused turn is sent by the next run', async () => {
@@ -176,7 +181,7 @@ describe('resume', () => {
 
   it('a failed state write stops the run loudly, before anything is paid', async () => {
     rig = await createRig(shortForm());
-    const runDir = runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow);
+    const runDir = runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow, rig.backend.url);
     const off = rig.backend.onEvent((e) => {
       if (e.type !== 'session:created') return;
       off();
@@ -191,7 +196,7 @@ describe('resume', () => {
 
   it('a second runner on the same state gets a clear error; a stale lock is taken over with a notice', async () => {
     rig = await createRig(shortForm());
-    const dir = runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow);
+    const dir = runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow, rig.backend.url);
     const holder = await openStateStore({ dir, workflowPath: rig.workflow, name: 'rig' });
     await expect(rig.run()).rejects.toBeInstanceOf(StateLockedError);
     await holder.close();

@@ -6,6 +6,9 @@ import {
   StateLockedError,
   StateWriteError,
   acquireLock,
+  adoptLegacyRunState,
+  listRunDirs,
+  workflowRunsDir,
   openStateStore,
   readRunState,
   runDirFor,
@@ -207,9 +210,28 @@ describe('run lock', () => {
 });
 
 describe('locations', () => {
-  it('puts .talk beside the workflow unless overridden, one run dir per workflow file', () => {
+  it('puts .talk beside the workflow unless overridden, one run dir per workflow file and backend', () => {
     expect(stateDirFor('/a/b/w.yaml', undefined, '/cwd')).toBe(path.join('/a/b', '.talk'));
     expect(stateDirFor('/a/b/w.yaml', 'st', '/cwd')).toBe(path.join('/cwd', 'st'));
-    expect(runDirFor('/s', '/a/b/w.yaml')).toBe(path.join('/s', 'runs', 'w.yaml'));
+    expect(runDirFor('/s', '/a/b/w.yaml', 'local')).toBe(path.join('/s', 'runs', 'w.yaml', 'local'));
+    expect(runDirFor('/s', '/a/b/w.yaml', 'http://127.0.0.1:8787')).toBe(path.join('/s', 'runs', 'w.yaml', '127.0.0.1_8787'));
+    expect(runDirFor('/s', '/a/b/w.yaml', 'https://api.example.com')).toBe(path.join('/s', 'runs', 'w.yaml', 'api.example.com'));
+  });
+
+  it('a state written before states were kept per backend is moved to the run dir of the backend it recorded', async () => {
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), 'talk-legacy-'));
+    try {
+      const workflow = path.join(stateDir, 'w.yaml');
+      const legacy = workflowRunsDir(stateDir, workflow);
+      const store = await openStateStore({ dir: legacy, workflowPath: workflow, name: 'w' });
+      await store.updateRun({ backend: 'local', creditsUsed: 100 });
+      await store.close();
+      await adoptLegacyRunState(stateDir, workflow, async (dir) => (await readRunState(dir))?.state.backend);
+      expect((await readRunState(runDirFor(stateDir, workflow, 'local')))?.state.creditsUsed).toBe(100);
+      expect(await readRunState(legacy)).toBeUndefined();
+      expect(await listRunDirs(stateDir)).toEqual([runDirFor(stateDir, workflow, 'local')]);
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 });
