@@ -83,6 +83,25 @@ describe('SSE turns', () => {
     expect(error).toMatchObject({ name: 'TurnLostError', reason: 'timeout' });
   });
 
+  it("recovery on a shared account: another session's charge is not this turn's; an unexplained one ends as unknown, never as applied", async () => {
+    const { r, sessionId: a } = await ready({ anonymousCredits: 300 }, { recoveryFirstMs: 10, recoveryNextMs: 10, recoveryReads: 3 });
+    const media = makeMedia(r.dir);
+    const { sessionId: b } = await r.client.createSession({ taskName: 'q', language: 'en' });
+    await r.client.uploadFile(b, media.portrait);
+    await r.client.uploadFile(b, media.voice);
+    // A's turn is recorded, then lost before it reached the agent; B's turn runs and is charged.
+    const baseline = await r.client.captureBaseline(a);
+    await r.client.sendInstruction(b, TALK);
+    expect(r.backend.stats().creditsSpent).toBe(100);
+    // Alone, the account's charge would read as A's turn: the old blind spot.
+    await expect(r.client.recoverTurn(a, baseline)).resolves.toEqual({ outcome: 'applied', credits: 100 });
+    // With B's turn booked at its charge, A's read shows nothing of its own: not applied.
+    await expect(r.client.recoverTurn(a, baseline, { activity: () => ({ alone: false, othersOpen: 0, othersUnsettled: 0, othersCharged: 100 }) })).resolves.toEqual({ outcome: 'not-applied' });
+    // With B's outcome unknown, the charge could be either's: A is reported unknown, not applied.
+    await expect(r.client.recoverTurn(a, baseline, { activity: () => ({ alone: false, othersOpen: 0, othersUnsettled: 1, othersCharged: 0 }) })).resolves.toMatchObject({ outcome: 'unknown', why: expect.stringMatching(/100 credits were charged/) as unknown });
+    expect(r.backend.stats().messages).toBe(1);
+  });
+
   it('recovery reports "running" while credits stay frozen past its window', async () => {
     const { r, sessionId } = await ready({ heartbeatMs: 10, turnDelayMs: { generation: 3_000 } }, { sseHardLimitMs: 150, recoveryMaxMs: 300 });
     const baseline = await r.client.captureBaseline(sessionId);
