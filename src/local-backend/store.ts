@@ -11,6 +11,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { parseJournal } from '../core/journal.js';
 import type { Draft } from '../contract/draft.js';
 import type { RenderOutput } from '../contract/bodies.js';
 import type { MediaKind } from '../contract/media.js';
@@ -204,14 +205,14 @@ export class Store {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
-    for (const line of text.split('\n')) {
-      if (line === '') continue;
-      let entry: JournalLine;
-      try {
-        entry = JSON.parse(line) as JournalLine;
-      } catch {
-        break; // a torn tail: the change it held was never acknowledged
-      }
+    let entries: JournalLine[];
+    try {
+      // A torn last line is dropped; a damaged one before it is an error, never a shorter history.
+      entries = parseJournal(text, file) as JournalLine[];
+    } catch (error) {
+      throw new Error(`the local backend's data cannot be read: ${(error as Error).message}; move ${path.dirname(file)} aside to start with empty data`, { cause: error });
+    }
+    for (const entry of entries) {
       if (!TABLES.includes(entry.t) || typeof entry.k !== 'string') continue;
       const table = this.data[entry.t] as Record<string, unknown>;
       if (entry.v === null) delete table[entry.k];

@@ -21,6 +21,7 @@ import { mkdir, open, readFile, readdir, rename, rm, type FileHandle } from 'nod
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { TalkError } from '../core/errors.js';
+import { parseJournal } from '../core/journal.js';
 import { throwIfAborted, type SignalOptions } from '../core/abort.js';
 import { acquireLock, type HeldLock, type LockEnvironment, type LockOwner } from './lock.js';
 import { STATE_FORMAT_VERSION, type JobState, type RunMeta, type RunState, type StepState } from './types.js';
@@ -186,17 +187,12 @@ export async function readRunState(dir: string, options: SignalOptions = {}): Pr
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateReadError(path.join(dir, journalName(generation)), error);
   }
   if (!state && journalText === '') return undefined;
-  const lines = journalText.split('\n');
-  const ops: JournalOp[] = [];
-  for (let i = 0; i < lines.length; i += 1) {
-    const line = lines[i];
-    if (!line) continue;
-    try {
-      ops.push(JSON.parse(line) as JournalOp);
-    } catch (error) {
-      // Only the last line may be torn; anything earlier means the file was damaged.
-      if (i < lines.length - 1 && lines.slice(i + 1).some((l) => l !== '')) throw new StateReadError(path.join(dir, journalName(generation)), error);
-    }
+  const journalFile = path.join(dir, journalName(generation));
+  let ops: JournalOp[];
+  try {
+    ops = parseJournal(journalText, journalFile) as JournalOp[];
+  } catch (error) {
+    throw new StateReadError(journalFile, error);
   }
   const first = ops[0];
   if (!state) {
