@@ -38,6 +38,8 @@ export interface WatchJobOptions {
   /** The watched folder (absolute): bundles' run dirs live under its watch state. */
   dir: string;
   emit: EventSink;
+  /** Let a bundle that does not fit in the credits wait for them (off with `--once`). */
+  waitForCredits?: { pollMs: number } | undefined;
 }
 
 /** Start the backend and return a `runBundle` for the watcher. */
@@ -76,6 +78,7 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
         limiters,
         credits,
         turns,
+        waitForCredits: o.waitForCredits,
         language: plan.language,
       });
       const outcome = await runner.runJob({ ...plan, jobs: [planJob] }, planJob);

@@ -32,6 +32,9 @@ interface CurrentWorkflow {
   revision: number;
 }
 
+/** How often a bundle waiting for credits reads the balance again (it also looks when a bundle ends). */
+const CREDITS_POLL_MS = 30_000;
+
 /** `talk watch`. Returns the exit code: 0, or 1 when a bundle failed (with `--once`). */
 export async function watchCommand(args: string[], options: WatchOptions, ctx: CommandContext): Promise<number> {
   const dirArg = args[0];
@@ -86,6 +89,8 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
     stateDir,
     dir,
     emit: (event) => reporter.emit(event),
+    // A watch folder keeps a bundle that does not fit waiting for credits; `--once` reports it.
+    waitForCredits: options.once ? undefined : { pollMs: CREDITS_POLL_MS },
   });
 
   // The workflow file is watched too: a valid edit applies to new bundles, an invalid one is

@@ -41,6 +41,8 @@ export interface LocalBackend {
   stats(): LocalStats;
   addFaults(rules: FaultRule[]): void;
   clearFaults(): void;
+  /** Test hook: add credits to every account (a top-up, as a user's purchase would make). */
+  grantCredits(credits: number): Promise<void>;
   /** Server events as they happen (same as `GET /__local/events`); returns an unsubscribe. */
   onEvent(listener: (event: LocalEvent) => void): () => void;
   /** Stop: ends streams and stalls, stops turns and renders (resumed on the next start), persists. */
@@ -214,6 +216,11 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
     stats: () => structuredClone({ ...stats, faultsFired: { ...faults.fired } }),
     addFaults: (rules) => faults.add(rules),
     clearFaults: () => faults.clear(),
+    async grantCredits(credits) {
+      const users = Object.values(ctx.store.data.users);
+      for (const user of users) user.available += credits;
+      await ctx.store.save({ users: users.map((u) => u.id) });
+    },
     onEvent: (listener) => ctx.subscribe(listener),
     close: () =>
       (closing ??= (async () => {

@@ -29,6 +29,7 @@ export class CreditBudget {
   private reserved = 0;
   private usedThisRun = 0;
   private readonly holds = new Map<string, number>();
+  private waiters: (() => void)[] = [];
 
   /**
    * @param limit `budget.credits`, when the workflow sets one
@@ -67,10 +68,18 @@ export class CreditBudget {
     return undefined;
   }
 
-  /** The job ended: whatever its hold still has goes back. */
+  /** The job ended: whatever its hold still has goes back, and jobs waiting to be admitted look again. */
   endJob(jobId: string): void {
     this.reserved -= this.holds.get(jobId) ?? 0;
     this.holds.delete(jobId);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves when the next job ends (and its hold is released). */
+  nextRelease(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
   }
 
   /**

@@ -59,6 +59,12 @@ export interface RunnerDeps {
    * from the same account and budget (`talk watch`). Created from `budget` when absent.
    */
   credits?: CreditBudget | undefined;
+  /**
+   * Let a job that does not fit wait instead of ending `not-started`: it looks again when
+   * another job ends and every `pollMs` (the balance may be topped up), until admitted or
+   * stopped (`talk watch`: a bundle is never half-paid, and never dropped for credits).
+   */
+  waitForCredits?: { pollMs: number } | undefined;
   /** The account's turns, for disconnect recovery; share like `credits`. Seeded from `store`. */
   turns?: AccountTurns | undefined;
   /** Shared limiters (created from `limits` when absent). */
@@ -215,15 +221,27 @@ export function createRunner(deps: RunnerDeps): Runner {
   async function admit(job: PlanJob, decision: JobDecision): Promise<AdmissionRefusal | Error | 'interrupted' | undefined> {
     const cost = remainingCredits(job, decision);
     if (cost <= 0) return undefined;
-    let accountTotal: number;
-    try {
-      const balance = await deps.client.getCredits({ signal });
-      accountTotal = balance.available + balance.frozen;
-    } catch (error) {
-      return signal.aborted ? 'interrupted' : (error as Error);
+    for (let waited = false; ; waited = true) {
+      let accountTotal: number;
+      try {
+        const balance = await deps.client.getCredits({ signal });
+        accountTotal = balance.available + balance.frozen;
+      } catch (error) {
+        return signal.aborted ? 'interrupted' : (error as Error);
+      }
+      // Synchronous from here: the check and the hold cannot interleave with another job's.
+      const refusal = budget.admit(job.id, cost, accountTotal);
+      if (!refusal || !deps.waitForCredits) return refusal;
+      if (!waited) {
+        emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id} waits for credits: it needs about ${refusal.needs} and ${refusal.available} are left for it; it starts when ${refusal.limitedBy === 'budget' ? 'budget.credits' : 'the balance'} allows` });
+      }
+      const released = budget.nextRelease();
+      try {
+        await Promise.race([sleep(deps.waitForCredits.pollMs, signal), released]);
+      } catch {
+        return 'interrupted';
+      }
     }
-    // Synchronous from here: the check and the hold cannot interleave with another job's.
-    return budget.admit(job.id, cost, accountTotal);
   }
 
   /** One pass over a job; `again` when it must take another (see `JobPass`). */
