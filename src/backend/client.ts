@@ -167,7 +167,14 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
     const type = (headerOf(response.headers, 'content-type') ?? '').toLowerCase();
     if (type.includes('json')) {
       // Some gateways answer the download route with `{output: {url, size}}` (CONTRACT §8, Q15).
-      const body: unknown = await response.body.json();
+      let body: unknown;
+      try {
+        body = await response.body.json();
+      } catch (error) {
+        if (o.signal?.aborted) throw abortReason(o.signal, error);
+        // A connection lost inside the body is as transient as one lost before it.
+        throw networkCode(error) !== undefined ? networkError(http.failure('download'), error) : error;
+      }
       const s = readRenderStatus(body);
       if (!s.outputUrl || hops > 0 || !/^https?:\/\//i.test(s.outputUrl)) {
         throw new BackendError({ message: 'the download route answered with JSON that names no file', route: 'download' });

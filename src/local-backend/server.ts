@@ -248,6 +248,10 @@ async function applyFault(ctx: ServerContext, req: IncomingMessage, res: ServerR
       if (route === 'sse') {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write('data: {"type":"heartbeat"}\n\n');
+      } else if (route === 'download') {
+        // As a dropped download looks: part of the file, then nothing.
+        res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': '65536' });
+        res.write(Buffer.alloc(4096));
       } else {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': '64' });
         res.write('{"code":0,"data":{');
