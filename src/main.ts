@@ -22,10 +22,24 @@ setFlagsFromString('--heap-growing-percent=50');
 
 const redact = createRedactor([process.env['NEMO_TOKEN']]);
 
+/**
+ * A reader that went away (`talk … | head`): further writes are dropped, and the first one
+ * that finds the pipe closed stops the command as a first Ctrl-C would (a run saves its state),
+ * instead of crashing on an unhandled EPIPE.
+ */
+let onOutputClosed: () => void = () => undefined;
+const closedStreams = new Set<NodeJS.WriteStream>();
+
 function sinkFor(stream: NodeJS.WriteStream): OutputSink {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+    if (closedStreams.has(stream)) return;
+    closedStreams.add(stream);
+    onOutputClosed();
+  });
   return {
     write: (text: string) => {
-      stream.write(redact(text));
+      if (!closedStreams.has(stream)) stream.write(redact(text));
     },
     get isTTY() {
       return stream.isTTY === true;
@@ -50,6 +64,9 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  onOutputClosed = () => {
+    if (!controller.signal.aborted) controller.abort(new InterruptedError('the output was closed (its reader went away): stopping after state is saved'));
+  };
 
   const ctx: CommandContext = {
     stdout: sinkFor(process.stdout),
@@ -76,6 +93,15 @@ async function main(): Promise<number> {
   }
 }
 
+/** Commands that do work beyond printing: a closed output stops them as Ctrl-C does (130). */
+const WORKING_COMMANDS = new Set(['run', 'watch', 'serve']);
+
+/** Output cut short by its reader (`talk plan | head`) is a success for commands that only print. */
+function finalCode(code: number): number {
+  const printOnly = !WORKING_COMMANDS.has(process.argv[2] ?? '');
+  return closedStreams.has(process.stdout) && printOnly ? ExitCode.ok : code;
+}
+
 function reportError(error: unknown, ctx: CommandContext): number {
   if (error instanceof CommanderError) {
     // Commander already printed its message (with a suggestion for near misses).
@@ -96,4 +122,4 @@ function reportError(error: unknown, ctx: CommandContext): number {
   return ExitCode.failed;
 }
 
-process.exitCode = await main();
+process.exitCode = finalCode(await main());

@@ -103,7 +103,11 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     connection = await connectBackend(choice, stateDir, ctx, { onRequest });
     // One hasher for the fit check and the run: every input is read once.
     const hasher = cachedHasher(hashFile);
-    await checkCreditsFit(plan, store, connection, { partial: options.partial, hasher, signal: ctx.signal, again });
+    await checkCreditsFit(plan, store, connection, { partial: options.partial, hasher, signal: ctx.signal, again }).catch(async (error: unknown) => {
+      // Refused before anything was sent: the state says so, not "running".
+      if (error instanceof CreditsError && !store.hadPrevious) await store.updateRun({ status: 'credits' });
+      throw error;
+    });
     const outcome = await executePlan(plan, {
       hasher,
       client: connection.client,
