@@ -8,9 +8,6 @@ import type { CommandContext, ReporterName, SharedOptions } from '../commands/co
 
 type Raw = Record<string, unknown>;
 
-// Commands are imported when they run: the bundle then evaluates only the command in use
-// (esbuild defers each module's top level), so `talk validate` does not pay for the
-// runner's HTTP stack or the local backend at start-up.
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -38,22 +35,33 @@ function parseVars(pairs: string[]): Record<string, string> {
   return vars;
 }
 
-/** Shared flags (SPEC §1), added to every command that talks about runs. */
-function withShared(cmd: Command): Command {
-  return cmd
-    .option('--backend <backend>', 'backend to use: cloud, local, or a URL of a `talk serve`')
-    .option('--state-dir <dir>', 'where run state lives (default: .talk/ beside the workflow)')
-    .addOption(new Option('--reporter <name>', 'output style').choices(['auto', 'tty', 'plain', 'json']).default('auto'))
-    .option('--json', 'same as --reporter json')
-    .option('--quiet', 'only errors and the final summary')
-    .option('--verbose', 'request-level detail (never secrets)')
-    .option('--no-color', 'no ANSI colours (NO_COLOR is honoured too)')
-    .option('--var <key=value>', 'set a workflow variable (repeatable)', collect, [])
-    .option('--concurrency <n>', 'jobs and steps in flight at once', positiveInt)
-    .option('--fresh', 'ignore an unfinished earlier run and start over')
-    .option('--dry-run', 'print the plan instead of running it')
-    .option('--fail-fast', 'stop starting new work after the first failure');
+/**
+ * The flags of SPEC §1, one adder each. A command takes only the ones it uses (SPEC §1: any
+ * other flag is a usage error, exit 2), so `talk credits --fresh` is refused instead of ignored.
+ */
+type Adder = (cmd: Command) => Command;
+const flag = {
+  backend: (c) => c.option('--backend <backend>', 'backend to use: cloud, local, or a URL of a `talk serve`'),
+  stateDir: (c) => c.option('--state-dir <dir>', 'where run state lives (default: .talk/ beside the workflow)'),
+  reporter: (c) => c.addOption(new Option('--reporter <name>', 'output style').choices(['auto', 'tty', 'plain', 'json']).default('auto')),
+  json: (c) => c.option('--json', 'machine-readable output (same as --reporter json where there is one)'),
+  quiet: (c) => c.option('--quiet', 'only errors and the final summary'),
+  verbose: (c) => c.option('--verbose', 'request-level detail (never secrets)'),
+  color: (c) => c.option('--no-color', 'no ANSI colours (NO_COLOR is honoured too)'),
+  vars: (c) => c.option('--var <key=value>', 'set a workflow variable (repeatable)', collect, []),
+  concurrency: (c) => c.option('--concurrency <n>', 'jobs and steps in flight at once', positiveInt),
+  fresh: (c) => c.option('--fresh', 'ignore an unfinished earlier run and start over'),
+  failFast: (c) => c.option('--fail-fast', 'stop starting new work after the first failure'),
+} satisfies Record<string, Adder>;
+
+/** Add `adders` to a command, in order. */
+function withFlags(cmd: Command, ...adders: Adder[]): Command {
+  for (const add of adders) add(cmd);
+  return cmd;
 }
+
+/** The output flags of a command that reports progress. */
+const outputFlags: Adder[] = [flag.reporter, flag.json, flag.quiet, flag.verbose, flag.color];
 
 function sharedFrom(raw: Raw, ctx: CommandContext): SharedOptions {
   const reporter: ReporterName = raw['json'] === true ? 'json' : ((raw['reporter'] as ReporterName | undefined) ?? 'auto');
@@ -74,9 +82,39 @@ function sharedFrom(raw: Raw, ctx: CommandContext): SharedOptions {
 }
 
 /**
+ * The commands the program dispatches to, by name. The default loads each command's module
+ * when it runs: the bundle then evaluates only the command in use (esbuild defers each module's
+ * top level), so `talk validate` does not pay for the runner's HTTP stack or the local backend.
+ * Tests pass a table that records what it was given (argv → typed options).
+ */
+export interface CommandTable {
+  run: typeof import('../commands/run.js').runCommand;
+  validate: typeof import('../commands/validate.js').validateCommand;
+  plan: typeof import('../commands/plan.js').planCommand;
+  watch: typeof import('../commands/watch.js').watchCommand;
+  status: typeof import('../commands/status.js').statusCommand;
+  credits: typeof import('../commands/credits.js').creditsCommand;
+  serve: typeof import('../commands/serve.js').serveCommand;
+  schema: typeof import('../commands/schema.js').schemaCommand;
+  init: typeof import('../commands/init.js').initCommand;
+}
+
+const lazyCommands: CommandTable = {
+  run: async (...a) => (await import('../commands/run.js')).runCommand(...a),
+  validate: async (...a) => (await import('../commands/validate.js')).validateCommand(...a),
+  plan: async (...a) => (await import('../commands/plan.js')).planCommand(...a),
+  watch: async (...a) => (await import('../commands/watch.js')).watchCommand(...a),
+  status: async (...a) => (await import('../commands/status.js')).statusCommand(...a),
+  credits: async (...a) => (await import('../commands/credits.js')).creditsCommand(...a),
+  serve: async (...a) => (await import('../commands/serve.js')).serveCommand(...a),
+  schema: async (...a) => (await import('../commands/schema.js')).schemaCommand(...a),
+  init: async (...a) => (await import('../commands/init.js')).initCommand(...a),
+};
+
+/**
  * Build the program. `onExit` receives each command's exit code; errors propagate to main.ts.
  */
-export function buildProgram(ctx: CommandContext, onExit: (code: number) => void): Command {
+export function buildProgram(ctx: CommandContext, onExit: (code: number) => void, commands: CommandTable = lazyCommands): Command {
   const program = new Command('talk')
     .description('Turn portraits and voice-overs into talking-avatar videos with declarative YAML workflows.')
     .version(ctx.version, '-V, --version')
@@ -103,32 +141,34 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
 
   const examples = (text: string): string => `\nExample:\n  ${text}\n`;
 
-  withShared(program.command('run'))
+  withFlags(program.command('run'), flag.backend, flag.stateDir, ...outputFlags, flag.vars, flag.concurrency, flag.fresh, flag.failFast)
     .description('validate, plan and execute workflows; resumes an unfinished run automatically')
     .argument('<workflow...>', 'workflow YAML files')
+    .option('--dry-run', 'print the plan and what it would spend now instead of running it')
     .option('--partial', 'when not every job fits in the credits, run the ones that do (in plan order) and exit 3')
     .addHelpText('after', examples('talk run examples/hello.yaml'))
-    .action(async (files: string[], raw: Raw) => onExit(await (await import('../commands/run.js')).runCommand(files, { ...sharedFrom(raw, ctx), partial: raw['partial'] === true }, ctx)));
+    .action(async (files: string[], raw: Raw) => onExit(await commands.run(files, { ...sharedFrom(raw, ctx), partial: raw['partial'] === true }, ctx)));
 
-  withShared(program.command('validate'))
+  withFlags(program.command('validate'), flag.reporter, flag.json, flag.color, flag.vars)
     .description('check workflows against the schema and the rules; no network')
     .argument('<workflow...>', 'workflow YAML files')
     .addHelpText('after', examples('talk validate examples/*.yaml'))
     .action(async (files: string[], raw: Raw) =>
-      onExit(await (await import('../commands/validate.js')).validateCommand(files, { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
+      onExit(await commands.validate(files, { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
     );
 
-  withShared(program.command('plan'))
+  withFlags(program.command('plan'), flag.backend, flag.stateDir, flag.reporter, flag.json, flag.color, flag.vars, flag.concurrency, flag.fresh)
     .description('print the step graph, jobs, what a resume would skip and the credit estimate; no network')
     .argument('<workflow>', 'workflow YAML file')
     .addHelpText('after', examples('talk plan examples/batch.yaml'))
     .action(async (file: string, raw: Raw) =>
-      onExit(await (await import('../commands/plan.js')).planCommand([file], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
+      onExit(await commands.plan([file], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
     );
 
-  withShared(program.command('watch'))
+  withFlags(program.command('watch'), flag.backend, flag.stateDir, ...outputFlags, flag.vars, flag.concurrency)
     .description('process every file that appears in a folder exactly once, until stopped')
     .argument('<dir>', 'the inbox folder')
+    .option('--dry-run', 'list the bundles the folder holds now and what each would cost; touch nothing')
     .requiredOption('--workflow <file>', 'the workflow each bundle runs through')
     .option('--once', 'process what is there (and what settles meanwhile), then exit')
     .option('--poll', 'poll the folder instead of using file system events (network shares)')
@@ -136,7 +176,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .addHelpText('after', examples('talk watch inbox/ --workflow examples/watch.yaml'))
     .action(async (dir: string, raw: Raw) =>
       onExit(
-        await (await import('../commands/watch.js')).watchCommand(
+        await commands.watch(
           [dir],
           {
             ...sharedFrom(raw, ctx),
@@ -150,18 +190,18 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
       ),
     );
 
-  withShared(program.command('status'))
+  withFlags(program.command('status'), flag.stateDir, flag.json)
     .description('runs known in the state dir: steps, session and render ids, outputs, timelines')
     .argument('[workflow]', 'workflow YAML file')
     .addHelpText('after', examples('talk status examples/hello.yaml'))
     .action(async (file: string | undefined, raw: Raw) =>
-      onExit(await (await import('../commands/status.js')).statusCommand(file ? [file] : [], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
+      onExit(await commands.status(file ? [file] : [], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
     );
 
-  withShared(program.command('credits'))
+  withFlags(program.command('credits'), flag.backend, flag.stateDir, flag.reporter, flag.json)
     .description('credit balance on the selected backend')
     .addHelpText('after', examples('talk credits --backend local'))
-    .action(async (raw: Raw) => onExit(await (await import('../commands/credits.js')).creditsCommand([], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)));
+    .action(async (raw: Raw) => onExit(await commands.credits([], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)));
 
   program
     .command('serve')
@@ -176,7 +216,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .addHelpText('after', examples('talk serve --port 8787 --latency render=2000'))
     .action(async (raw: Raw) =>
       onExit(
-        await (await import('../commands/serve.js')).serveCommand(
+        await commands.serve(
           [],
           {
             ...sharedFrom({}, ctx),
@@ -197,7 +237,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .command('schema')
     .description('print the workflow JSON Schema')
     .addHelpText('after', examples('talk schema > workflow.schema.json'))
-    .action(async () => onExit(await (await import('../commands/schema.js')).schemaCommand([], sharedFrom({}, ctx), ctx)));
+    .action(async () => onExit(await commands.schema([], sharedFrom({}, ctx), ctx)));
 
   program
     .command('init')
@@ -206,8 +246,10 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     .option('--force', 'overwrite an existing file')
     .addHelpText('after', examples('talk init my-avatar.yaml'))
     .action(async (file: string, raw: Raw) =>
-      onExit(await (await import('../commands/init.js')).initCommand([file], { ...sharedFrom({}, ctx), force: raw['force'] === true }, ctx)),
+      onExit(await commands.init([file], { ...sharedFrom({}, ctx), force: raw['force'] === true }, ctx)),
     );
 
+  // A refused flag points at the command's own list of flags.
+  for (const cmd of program.commands) cmd.showHelpAfterError(`(run \`talk ${cmd.name()} --help\` for its options)`);
   return program;
 }

@@ -13,3 +13,5 @@ export {
   type WatcherState,
 } from './folder-watcher.js';
 export type { OnSuccess, Sidecar } from './publisher.js';
+export { previewInbox, type InboxPreview } from './preview.js';
+export { readBundleInstructions } from './bundle-content.js';
