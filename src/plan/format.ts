@@ -98,7 +98,15 @@ export function formatPlan(plan: Plan, options: FormatPlanOptions = {}): string 
   }
   lines.push('');
   const perJob = Object.entries(estimate.perJob);
-  const breakdown = perJob.length > 1 ? ` (${perJob.map(([id, n]) => `${id} ${n}`).join(', ')})` : '';
+  // Per job while it reads as a list; a big batch says how many jobs and the range instead.
+  const least = perJob.reduce((m, [, n]) => Math.min(m, n), Infinity);
+  const most = perJob.reduce((m, [, n]) => Math.max(m, n), 0);
+  const breakdown =
+    perJob.length <= 1
+      ? ''
+      : perJob.length <= 10
+        ? ` (${perJob.map(([id, n]) => `${id} ${n}`).join(', ')})`
+        : ` (${perJob.length} jobs, ${least === most ? `about ${most} each` : `${least}–${most} each`})`;
   const now = options.creditsNow;
   if (now) {
     lines.push(`credits now: about ${now.now}, the whole workflow about ${estimate.total}${breakdown}; a generation costs about 100, an edit about 50, an export nothing`);

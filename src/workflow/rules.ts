@@ -10,7 +10,7 @@ import { makeDiagnostic, type Diagnostic, type SourceSpan } from '../core/diagno
 import { isInside } from '../core/paths.js';
 import { ACCEPTED_EXTENSIONS, MAX_UPLOAD_BYTES, isAcceptedExtension } from '../contract/media.js';
 import { filePartsOf, referencesOf, resolveTemplate, type ExpressionError, type ExpressionScope, type FileParts, type Template } from './expressions.js';
-import type { WorkflowFs } from './fs.js';
+import { statCaching, type WorkflowFs } from './fs.js';
 import { globFiles, hasGlobMagic } from './glob.js';
 import type { NormalisedWorkflow } from './normalise.js';
 import type { DocPath, YamlSource } from './source.js';
@@ -150,6 +150,19 @@ function describeBytes(n: number): string {
   return `${(n / (1024 * 1024)).toFixed(1)} MB`;
 }
 
+/** The files a foreach item would pair with `match` (for warming their stats; no diagnostics). */
+function pairedCandidates(match: string, firstKey: string, rest: NonNullable<NormalisedWorkflow['foreach']>, scope: ExpressionScope, dir: string): string[] {
+  const files: Record<string, string> = { [firstKey]: match };
+  const paths = [match];
+  for (const entry of rest) {
+    const resolved = resolveTemplate(entry.template, { ...scope, item: partsOfItem(files), where: '' });
+    if (!resolved.ok || hasGlobMagic(resolved.value)) break;
+    files[entry.key] = path.resolve(dir, resolved.value);
+    paths.push(files[entry.key] ?? '');
+  }
+  return paths;
+}
+
 /** Check one local input file; returns true when it can be uploaded. */
 async function checkInputFile(absolute: string, shown: string, label: string, at: Located, ctx: RulesContext, out: DiagnosticSet): Promise<void> {
   ctx.signal?.throwIfAborted();
@@ -188,7 +201,9 @@ function partsOfItem(files: Record<string, string>): Record<string, FileParts> {
 }
 
 /** Stage 4: every semantic rule. Returns the finished `Workflow` when nothing is an error. */
-export async function applyRules(nw: NormalisedWorkflow, source: YamlSource, ctx: RulesContext): Promise<{ workflow: Workflow | undefined; diagnostics: Diagnostic[] }> {
+export async function applyRules(nw: NormalisedWorkflow, source: YamlSource, given: RulesContext): Promise<{ workflow: Workflow | undefined; diagnostics: Diagnostic[] }> {
+  const fs = statCaching(given.fs);
+  const ctx: RulesContext = { ...given, fs };
   const out = new DiagnosticSet();
   const top = source.spanOfRange(0);
   const baseScope: ExpressionScope = {
@@ -217,6 +232,8 @@ export async function applyRules(nw: NormalisedWorkflow, source: YamlSource, ctx
         if (matches.length === 0) {
           out.add(first.location, top, 'warning', `\`foreach.${first.key}\`: ${pattern.value} matches no files`, 'the batch has no jobs; check the pattern (it is relative to the workflow file)');
         }
+        // Every item's files are stat'ed below, in order; ask for all of them at once first.
+        await fs.prefetch(matches.flatMap((match) => pairedCandidates(match, first.key, rest, baseScope, nw.dir)));
         for (const match of matches) {
           ctx.signal?.throwIfAborted();
           const files: Record<string, string> = { [first.key]: match };
