@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { startLocalBackend, type LocalBackend } from '../../src/local-backend/index.js';
+import { batchForm } from '../integration/runner/rig.js';
 
 let dir: string | undefined;
 let backend: LocalBackend | undefined;
@@ -34,21 +35,7 @@ async function batchWorkspace(items: number): Promise<string> {
     await cp(path.join(assets, 'portrait.jpg'), path.join(dir, 'faces', `p${i}.jpg`));
     await cp(path.join(assets, 'voice.mp3'), path.join(dir, 'voices', `p${i}.mp3`));
   }
-  const yaml = [
-    'version: 1',
-    'name: eight',
-    'concurrency: 3',
-    'foreach:',
-    '  portrait: faces/*.jpg',
-    '  voice: voices/${{ item.portrait.stem }}.mp3',
-    'instructions:',
-    '  - Make this photo talk using my voiceover',
-    'export:',
-    '  resolution: 720p',
-    '  quality: low',
-    '  output: out/${{ item.portrait.stem }}.mp4',
-    '',
-  ].join('\n');
+  const yaml = batchForm('eight', 3);
   await writeFile(path.join(dir, 'batch.yaml'), yaml);
   return dir;
 }

@@ -12,7 +12,7 @@ import { createRandom } from '../../src/local-backend/random.js';
 import { startLocalBackend, type LatencyMap } from '../../src/local-backend/index.js';
 import { readRunState, runDirFor, stateDirFor } from '../../src/state/index.js';
 import { runCli, spawnCli } from './cli.js';
-import { makeWorkspace } from '../integration/runner/rig.js';
+import { batchForm, makeWorkspace } from '../integration/runner/rig.js';
 
 export interface KillTrialOptions {
   seed: number;
@@ -39,21 +39,7 @@ export interface KillTrialResult {
 
 const ITEMS = ['p00', 'p01', 'p02'];
 
-const batch = [
-  'version: 1',
-  'name: trio',
-  'concurrency: 2',
-  'foreach:',
-  '  portrait: faces/*.jpg',
-  '  voice: voices/${{ item.portrait.stem }}.mp3',
-  'instructions:',
-  '  - Make this photo talk using my voiceover',
-  'export:',
-  '  resolution: 720p',
-  '  quality: low',
-  '  output: out/${{ item.portrait.stem }}.mp4',
-  '',
-].join('\n');
+const batch = batchForm('trio', 2);
 
 /** Run the trials one after another; `onTrial` hears each result as it ends. */
 export async function runKillTrials(options: KillTrialOptions, onTrial?: (r: KillTrialResult) => void): Promise<KillTrialResult[]> {

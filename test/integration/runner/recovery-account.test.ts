@@ -15,7 +15,7 @@ import { parseFaultRule, startLocalBackend, type LocalBackend } from '../../../s
 import { openStateStore, readRunState, runDirFor, stateDirFor } from '../../../src/state/index.js';
 import type { TalkEvent } from '../../../src/core/events.js';
 import { REPO_ROOT, runCli, spawnCli } from '../../helpers/cli.js';
-import { createRig, makeWorkspace, shortForm, type Rig } from './rig.js';
+import { batchForm, createRig, makeWorkspace, shortForm, type Rig } from './rig.js';
 import { runKillTrials } from '../../helpers/kill-trials.js';
 
 let backend: LocalBackend | undefined;
@@ -36,21 +36,7 @@ afterEach(async () => {
 });
 
 /** A two-item batch, both jobs side by side on the CLI's one anonymous account. */
-const batch = [
-  'version: 1',
-  'name: pair',
-  'concurrency: 2',
-  'foreach:',
-  '  portrait: faces/*.jpg',
-  '  voice: voices/${{ item.portrait.stem }}.mp3',
-  'instructions:',
-  '  - Make this photo talk using my voiceover',
-  'export:',
-  '  resolution: 720p',
-  '  quality: low',
-  '  output: out/${{ item.portrait.stem }}.mp4',
-  '',
-].join('\n');
+const batch = batchForm('pair', 2);
 
 function nextEvent(b: LocalBackend, type: string): Promise<void> {
   return new Promise((resolve) => {

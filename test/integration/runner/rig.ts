@@ -123,3 +123,27 @@ export function shortForm(extra: { instructions?: string[]; exportLines?: string
     '',
   ].join('\n');
 }
+
+/**
+ * A `foreach` batch over `faces/*.jpg` with voices paired by stem (the layout `makeWorkspace`
+ * makes), one generation per item, outputs `out/<stem>.mp4`. `top` adds top-level lines.
+ */
+export function batchForm(name: string, concurrency: number, top: string[] = []): string {
+  return [
+    'version: 1',
+    `name: ${name}`,
+    `concurrency: ${concurrency}`,
+    ...top,
+    'foreach:',
+    '  portrait: faces/*.jpg',
+    '  voice: voices/${{ item.portrait.stem }}.mp3',
+    'instructions:',
+    '  - Make this photo talk using my voiceover',
+    'export:',
+    '  resolution: 720p',
+    '  quality: low',
+    '  output: out/${{ item.portrait.stem }}.mp4',
+    '',
+  ].join('\n');
+}
+

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createRig, type Rig } from './rig.js';
+import { batchForm, createRig, type Rig } from './rig.js';
 import { parseFaultRule } from '../../../src/local-backend/index.js';
 import type { TalkEvent } from '../../../src/core/events.js';
 
@@ -15,24 +15,7 @@ const isMp4 = async (file: string): Promise<boolean> => (await readFile(file)).s
 
 describe('batches and the long form', () => {
   it('foreach: 20 items at concurrency 5 end with 20 MP4s, and in-flight never exceeds the limits', async () => {
-    const yaml = [
-      'version: 1',
-      'name: batch',
-      'concurrency: 5',
-      'limits:',
-      '  uploads: 3',
-      '  renders: 2',
-      'foreach:',
-      '  portrait: faces/*.jpg',
-      '  voice: voices/${{ item.portrait.stem }}.mp3',
-      'instructions:',
-      '  - Make this photo talk using my voiceover',
-      'export:',
-      '  resolution: 720p',
-      '  quality: low',
-      '  output: out/${{ item.portrait.stem }}.mp4',
-      '',
-    ].join('\n');
+    const yaml = batchForm('batch', 5, ['limits:', '  uploads: 3', '  renders: 2']);
     // Latency keeps work in flight long enough for the gauges to see any overlap.
     rig = await createRig(yaml, { latency: { upload: 40, session: 20 } }, 20);
     // Jobs in flight = jobs between their first step:start and their last step end.
