@@ -124,21 +124,7 @@ describe('batches and the long form', () => {
 });
 
 describe('failure policy', () => {
-  const twoItems = [
-    'version: 1',
-    'name: pair',
-    'concurrency: 1',
-    'foreach:',
-    '  portrait: faces/*.jpg',
-    '  voice: voices/${{ item.portrait.stem }}.mp3',
-    'instructions:',
-    '  - Make this photo talk using my voiceover',
-    'export:',
-    '  resolution: 720p',
-    '  quality: low',
-    '  output: out/${{ item.portrait.stem }}.mp4',
-    '',
-  ].join('\n');
+  const twoItems = batchForm('pair', 1);
 
   it('--fail-fast stops starting new work after the first failure; without it the other job still runs', async () => {
     rig = await createRig(twoItems, {}, 2);
