@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call -- wire JSON is read loosely here; the assertions check its shape */
+/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-argument -- wire JSON is read loosely here; the assertions check its shape */
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
