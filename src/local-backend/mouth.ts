@@ -199,7 +199,8 @@ export function buildMouthShapes(rgb: Uint8Array, fw: number, fh: number, fx: nu
         const lens = t * t < 1 ? (1 - t * t) ** 0.6 : 0;
         const jawSpan = dx < 0 ? cx - jawL : jawR - cx;
         const jaw = Math.abs(dx) <= hw ? 1 : 0.5 + 0.5 * Math.cos(Math.PI * Math.min(1, (Math.abs(dx) - hw) / Math.max(1, jawSpan - hw)));
-        const lift = drop * 0.18 * lens;
+        // The upper lip lifts a little; the rest of the opening is the lower lip and the jaw.
+        const lift = drop * 0.1 * lens;
         const fall = drop * (0.45 * jaw + 0.55 * lens);
         const gap = lift + fall;
         // Inside the mouth the lips part at once (the fold is hidden by the interior); towards
