@@ -6,12 +6,13 @@
 // movement relative to the nose tip, and frames whose face was found. A still image of each
 // portrait with the same voice is measured too: a wrong output must score badly.
 //
-//   node --import tsx bench/mouth.bench.ts [--seconds 8] [--resolution 720p] [--width 360] [--only NAME] [--file VIDEO.mp4]...
+//   node --import tsx bench/mouth.bench.ts [--seconds 8] [--resolution 720p] [--width 360] [--only NAME] [--keep DIR] [--file VIDEO.mp4]...
 //
+// `--keep DIR` keeps the rendered videos there (named after the case), e.g. for a contact sheet;
 // `--file` measures existing videos instead (e.g. one rendered by another version of talk).
 // Goals: rho ≥ 0.5, range ≥ 0.08, eye movement ≤ 0.05, every frame's face found.
 // Figures: bench/notes/local-backend.md.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     width: { type: 'string', default: '360' },
     only: { type: 'string', multiple: true },
     file: { type: 'string', multiple: true },
+    keep: { type: 'string' },
   },
 });
 const tools = findFfmpeg(process.env);
@@ -68,6 +70,10 @@ if (values.file && values.file.length > 0) {
       const file = path.join(root, `out-${++n}.mp4`);
       const r = await session.render(`mouth_${n}`, { format: 'mp4', quality: 'high', resolution: values.resolution, aspect: '9:16' }, file);
       console.log(row(c.name, await measureMouth(tools, file, { width })) + (r.notes.length > 0 ? `  notes: ${r.notes.join('; ')}` : ''));
+      if (values.keep) {
+        await mkdir(values.keep, { recursive: true });
+        await copyFile(file, path.join(values.keep, `${c.name.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '')}.mp4`));
+      }
       // The wrong output: the portrait as a still, with the same voice, at the same size.
       const still = path.join(root, `still-${n}.mp4`);
       const size = values.resolution === '1080p' ? '1080:1920' : '720:1280';
