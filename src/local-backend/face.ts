@@ -114,7 +114,7 @@ export function detectFaces(rgb: Uint8Array, width: number, height: number, minS
   return run;
 }
 
-/** Decode a picture (or a video's first frame) to RGB at a size whose longest side is at most `maxSide`. */
+/** Decode a picture (or a video's first frame) to RGB at exactly `size`. */
 export async function decodeRgb(
   ffmpeg: string,
   file: string,
@@ -133,13 +133,10 @@ export function detectionSize(width: number, height: number): { width: number; h
 }
 
 /**
- * The largest face in a portrait of `size`, in the portrait's own pixel coordinates, or
- * undefined when there is none.
+ * The largest face in RGB pixels decoded at `small` (see `detectionSize`) from a portrait of
+ * `size`, in the portrait's own pixel coordinates, or undefined when there is none.
  */
-export async function findFace(ffmpeg: string, file: string, size: { width: number; height: number }, signal?: AbortSignal): Promise<FaceLandmarks | undefined> {
-  const small = detectionSize(size.width, size.height);
-  const rgb = await decodeRgb(ffmpeg, file, small, signal);
-  signal?.throwIfAborted();
+export async function findFaceInPixels(rgb: Uint8Array, small: { width: number; height: number }, size: { width: number; height: number }): Promise<FaceLandmarks | undefined> {
   const [face] = await detectFaces(rgb, small.width, small.height);
   if (!face) return undefined;
   const sx = size.width / small.width;
@@ -151,4 +148,12 @@ export async function findFace(ffmpeg: string, file: string, size: { width: numb
     box: { x: face.box.x * sx, y: face.box.y * sy, width: face.box.width * sx, height: face.box.height * sy },
     points: face.points.map(([x, y]) => [Math.round(x * sx * 10) / 10, Math.round(y * sy * 10) / 10] as const),
   };
+}
+
+/** The largest face in a portrait file of `size` (decoded with ffmpeg), or undefined. */
+export async function findFace(ffmpeg: string, file: string, size: { width: number; height: number }, signal?: AbortSignal): Promise<FaceLandmarks | undefined> {
+  const small = detectionSize(size.width, size.height);
+  const rgb = await decodeRgb(ffmpeg, file, small, signal);
+  signal?.throwIfAborted();
+  return findFaceInPixels(rgb, small, size);
 }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { sanitizeFileName } from '../core/paths.js';
 import { mediaKindOf, type MediaKind } from '../contract/media.js';
 import { probeMedia, runTool, type FfmpegTools, type MediaInfo } from './ffmpeg.js';
-import { findFace, type FaceLandmarks } from './face.js';
+import { decodeRgb, detectionSize, findFaceInPixels, type FaceLandmarks } from './face.js';
 import type { Store, UploadRecord } from './store.js';
 
 const MUSIC_NAME = /music|bgm|song|soundtrack|beat|melody|instrumental/i;
@@ -40,6 +40,11 @@ export class MediaStore {
   private readonly probed = new Map<string, Promise<Probed>>();
   /** Faces by the portrait's content hash (`null`: looked, found none). */
   private readonly faces = new Map<string, Promise<FaceLandmarks | null>>();
+  /**
+   * Faces by the hash of the pixels the detector saw: files that differ only in metadata (a
+   * batch of re-exported or re-tagged copies of one photo) are looked at once.
+   */
+  private readonly facesByPixels = new Map<string, Promise<FaceLandmarks | null>>();
   private seeded = false;
 
   constructor(
@@ -172,7 +177,16 @@ export class MediaStore {
         } catch {
           // Not looked at yet (or an unreadable cache file): look now.
         }
-        const found = (await findFace(this.tools.ffmpeg, this.pathOf(still), size, signal)) ?? null;
+        const small = detectionSize(size.width, size.height);
+        const rgb = await decodeRgb(this.tools.ffmpeg, this.pathOf(still), small, signal);
+        const pixels = `${size.width}x${size.height}:${createHash('sha256').update(rgb).digest('hex')}`;
+        let byPixels = this.facesByPixels.get(pixels);
+        if (!byPixels) {
+          byPixels = findFaceInPixels(rgb, small, size).then((f) => f ?? null);
+          this.facesByPixels.set(pixels, byPixels);
+          byPixels.catch(() => this.facesByPixels.delete(pixels));
+        }
+        const found = await byPixels;
         const temp = `${cacheFile}.${randomBytes(4).toString('hex')}.tmp`;
         await writeFile(temp, JSON.stringify({ v: FACE_CACHE_VERSION, face: found }));
         await rename(temp, cacheFile);
