@@ -136,7 +136,8 @@ function fitOf(job: RenderJob, margin: number, stillSize: { width: number; heigh
   const scale = Math.min(cw / stillSize.width, ch / stillSize.height);
   const fw = Math.min(cw, even(stillSize.width * scale));
   const fh = Math.min(ch, even(stillSize.height * scale));
-  return { cw, ch, fw, fh, fx: even((cw - fw) / 2), fy: even((ch - fh) / 2) };
+  // Offsets may be 0 (`even` never goes below 2, a size's floor).
+  return { cw, ch, fw, fh, fx: Math.round((cw - fw) / 4) * 2, fy: Math.round((ch - fh) / 4) * 2 };
 }
 
 /** The voice frame a video frame shows (-1 where no voice plays): the first voice, looped if asked. */
