@@ -8,6 +8,7 @@ import { classifyInstruction, PRICES, type Aspect, type Intent, type TurnClass }
 import { TrackType, type Draft, type DraftSegment, type DraftTrack } from '../contract/draft.js';
 import { sizeFor } from './render.js';
 import type { SessionRecord, UploadRecord } from './store.js';
+import type { FaceLandmarks } from './face.js';
 
 /** One tool round trip the stream shows (functionCall → functionResponse). */
 export interface ToolStep {
@@ -24,8 +25,11 @@ export interface TurnPlan {
   tools: ToolStep[];
   /** The reply text; for an edit the stream may leave it out (silent edit). */
   reply: string;
-  /** Apply the edits to the session (after the agent's "work"). */
-  apply: (ctx: ApplyContext) => Promise<void>;
+  /**
+   * Apply the edits to the session (after the agent's "work"). May return a sentence to add to
+   * the reply about what it found doing so (no face in the portrait).
+   */
+  apply: (ctx: ApplyContext) => Promise<string | undefined>;
 }
 
 /** What applying a plan may use. */
@@ -33,6 +37,8 @@ export interface ApplyContext {
   session: SessionRecord;
   /** Absolute URL of a stored media file (`/media/<id>.<ext>` on this server). */
   mediaUrl: (upload: UploadRecord) => string;
+  /** The face in a portrait (undefined: none found); throws when the face finder cannot run. */
+  findFace: (upload: UploadRecord) => Promise<FaceLandmarks | undefined>;
   /** Make a background-music bed of the given length (no music uploaded). */
   makeMusic: (seconds: number) => Promise<UploadRecord>;
   signal: AbortSignal;
@@ -41,7 +47,7 @@ export interface ApplyContext {
 const fmt = (ms: number): string => `${Number((ms / 1000).toFixed(1))}s`;
 
 function clarification(reply: string): TurnPlan {
-  return { turnClass: 'question', cost: PRICES.question, tools: [], reply, apply: async () => {} };
+  return { turnClass: 'question', cost: PRICES.question, tools: [], reply, apply: () => Promise.resolve(undefined) };
 }
 
 function portraitOf(uploads: readonly UploadRecord[]): UploadRecord | undefined {
@@ -119,7 +125,8 @@ export function planTurn(text: string, session: SessionRecord, uploads: readonly
       args: { image: portrait.originalName, audio: voice.originalName, duration: durationMs / 1000 },
       response: { status: 'success', duration: durationMs / 1000 },
     });
-    said.push(`Your talking avatar is ready: ${fmt(durationMs)}, lip-synced to "${voice.originalName}".`);
+    // Say what this preview does; the cloud's lip-sync is not what it shows.
+    said.push(`Your talking avatar is ready: ${fmt(durationMs)} local preview, mouth animated from your voice-over "${voice.originalName}".`);
   }
   const music = edits.some((i) => i.kind === 'music');
   if (music) tools.push({ name: 'generate_music', args: { mood: 'calm', volume: 0.35 }, response: { status: 'success' } });
@@ -130,12 +137,21 @@ export function planTurn(text: string, session: SessionRecord, uploads: readonly
   for (const intent of edits) said.push(describe(intent));
   said.push(wantsTalk ? 'Preview it in the timeline, then click Export to save your MP4.' : 'Check the preview and click Export when you are happy.');
 
-  const apply = async (ctx: ApplyContext): Promise<void> => {
+  const apply = async (ctx: ApplyContext): Promise<string | undefined> => {
     const s = ctx.session;
     let draft: Draft = structuredClone(s.draft ?? {});
-    if (wantsTalk && portrait && voice) draft = generate(draft, s, portrait, voice, ctx);
+    let found: string | undefined;
+    if (wantsTalk && portrait && voice) {
+      // Looked for now (and cached by content), so the render finds it ready and the reply
+      // can say when there is no face to animate.
+      if ((await ctx.findFace(portrait)) === undefined) {
+        found = `I found no face in "${portrait.originalName}", so this preview moves the whole picture with your voice instead of animating a mouth; a front-facing photo works best.`;
+      }
+      draft = generate(draft, s, portrait, voice, ctx);
+    }
     for (const intent of edits) draft = await edit(draft, s, intent, uploads, ctx);
     s.draft = draft;
+    return found;
   };
   return { turnClass, cost, tools, reply: said.join(' '), apply };
 }

@@ -3,7 +3,9 @@
  * `FFMPEG_PATH` → `ffmpeg` on PATH → the static build shipped by `@ffmpeg-installer/ffmpeg`
  * (same for ffprobe with `FFPROBE_PATH` and `@ffprobe-installer/ffprobe`).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -61,12 +63,12 @@ export interface RunResult {
 /**
  * Run a binary to completion; rejects with the tail of stderr on a non-zero exit, or with the
  * signal's reason when aborted (the child is killed then). `onStdout` streams stdout instead
- * of collecting it.
+ * of collecting it; `stdin` is written to the child's standard input (with backpressure).
  */
 export function runTool(
   binary: string,
   args: readonly string[],
-  options: { signal?: AbortSignal | undefined; onStdout?: (chunk: Buffer) => void; cwd?: string } = {},
+  options: { signal?: AbortSignal | undefined; onStdout?: (chunk: Buffer) => void; cwd?: string; stdin?: Iterable<Uint8Array> | AsyncIterable<Uint8Array> } = {},
 ): Promise<RunResult> {
   const { signal } = options;
   return new Promise((resolve, reject) => {
@@ -74,7 +76,12 @@ export function runTool(
       reject(abortReason(signal));
       return;
     }
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd });
+    const child = spawn(binary, args, { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], cwd: options.cwd }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
+    if (options.stdin && child.stdin) {
+      // A child that stops reading early (it had all the frames it wanted, or failed) closes
+      // the pipe; its exit code, not the broken pipe, says how it went.
+      pipeline(Readable.from(options.stdin, { objectMode: false }), child.stdin).catch(() => undefined);
+    }
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => (options.onStdout ? options.onStdout(chunk) : out.push(chunk)));

@@ -128,9 +128,11 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
   if (options.faults) faults.add(options.faults);
   const latency = { ...(options.latency ?? {}) };
 
+  const media = new MediaStore(store, tools);
   const renders = new RenderManager(
     store,
     tools,
+    media,
     capabilities,
     () => latency.render ?? 0,
     ({ type, render }) => {
@@ -147,7 +149,7 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
   let baseUrl = '';
   const ctx: ServerContext = {
     store,
-    media: new MediaStore(store, tools),
+    media,
     renders,
     faults,
     compat: { ...DEFAULT_COMPAT, ...(options.compat ?? {}) },

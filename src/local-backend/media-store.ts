@@ -3,7 +3,8 @@
  * metadata only, so no path traversal is possible), probed with ffprobe once per distinct
  * content (by the SHA-256 the upload path computed while writing); URL uploads are
  * stood in for by generated placeholders (the local backend never fetches the network); the
- * agent's background-music bed is synthesised here.
+ * agent's background-music bed is synthesised here. The face in a portrait is found here too,
+ * once per distinct content, and kept beside the uploads (`face-<sha256>.json`).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -11,9 +12,13 @@ import path from 'node:path';
 import { sanitizeFileName } from '../core/paths.js';
 import { mediaKindOf, type MediaKind } from '../contract/media.js';
 import { probeMedia, runTool, type FfmpegTools, type MediaInfo } from './ffmpeg.js';
+import { decodeRgb, detectionSize, findFaceInPixels, type FaceLandmarks } from './face.js';
 import type { Store, UploadRecord } from './store.js';
 
 const MUSIC_NAME = /music|bgm|song|soundtrack|beat|melody|instrumental/i;
+
+/** Bumped when the face finder's output changes, so cached faces are looked for again. */
+const FACE_CACHE_VERSION = 1;
 
 function newId(): string {
   return `u${randomBytes(9).toString('hex')}`;
@@ -33,6 +38,13 @@ export class MediaStore {
    * so a batch of identical uploads runs ffprobe (and the poster extraction) once.
    */
   private readonly probed = new Map<string, Promise<Probed>>();
+  /** Faces by the portrait's content hash (`null`: looked, found none). */
+  private readonly faces = new Map<string, Promise<FaceLandmarks | null>>();
+  /**
+   * Faces by the hash of the pixels the detector saw: files that differ only in metadata (a
+   * batch of re-exported or re-tagged copies of one photo) are looked at once.
+   */
+  private readonly facesByPixels = new Map<string, Promise<FaceLandmarks | null>>();
   private seeded = false;
 
   constructor(
@@ -144,6 +156,47 @@ export class MediaStore {
       probed.catch(() => this.probed.delete(key));
     }
     return probed;
+  }
+
+  /**
+   * The face in an image upload (or a video's poster), in the picture's own pixels; undefined
+   * when none was found. Found once per content hash — in memory, and on disk so a restarted
+   * server does not look again. A detector that cannot load is an error, never "no face".
+   */
+  async faceOf(upload: UploadRecord, signal?: AbortSignal): Promise<FaceLandmarks | undefined> {
+    const still = upload.kind === 'image' ? upload.file : upload.poster;
+    if (!still || !upload.width || !upload.height) return undefined;
+    const size = { width: upload.width, height: upload.height };
+    let face = this.faces.get(upload.sha256);
+    if (!face) {
+      const cacheFile = this.pathOf(`face-${upload.sha256}.json`);
+      face = (async (): Promise<FaceLandmarks | null> => {
+        try {
+          const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as { v?: unknown; face?: FaceLandmarks | null };
+          if (cached.v === FACE_CACHE_VERSION && cached.face !== undefined) return cached.face;
+        } catch {
+          // Not looked at yet (or an unreadable cache file): look now.
+        }
+        const small = detectionSize(size.width, size.height);
+        const rgb = await decodeRgb(this.tools.ffmpeg, this.pathOf(still), small, signal);
+        const pixels = `${size.width}x${size.height}:${createHash('sha256').update(rgb).digest('hex')}`;
+        let byPixels = this.facesByPixels.get(pixels);
+        if (!byPixels) {
+          byPixels = findFaceInPixels(rgb, small, size).then((f) => f ?? null);
+          this.facesByPixels.set(pixels, byPixels);
+          byPixels.catch(() => this.facesByPixels.delete(pixels));
+        }
+        const found = await byPixels;
+        const temp = `${cacheFile}.${randomBytes(4).toString('hex')}.tmp`;
+        await writeFile(temp, JSON.stringify({ v: FACE_CACHE_VERSION, face: found }));
+        await rename(temp, cacheFile);
+        return found;
+      })();
+      this.faces.set(upload.sha256, face);
+      // A failed or aborted search is not remembered: the next one runs anew.
+      face.catch(() => this.faces.delete(upload.sha256));
+    }
+    return (await face) ?? undefined;
   }
 
   /** Stand-in for a URL upload: a placeholder of the URL's media kind (no network access). */

@@ -1,11 +1,17 @@
 /**
- * Turns a draft into a real MP4 with ffmpeg (one encode, no intermediate files but two small
- * text files). The picture is composed once from the still — the portrait fitted to the
- * canvas over a blurred fill of itself — and decoded once (`loop` filter, about twice as fast
- * as `-loop 1` at 1080×1920). Motion is driven by the voice-over's loudness: a per-frame
- * envelope computed here from decoded PCM becomes `sendcmd` commands that move a `crop`
- * (head bob) and an `overlay` of a feathered mouth patch (jaw drop). Only filters that work on
- * both Debian's ffmpeg 5.1 and the 2018 static build are used (no drawbox via sendcmd).
+ * Turns a draft into a real MP4 with ffmpeg (one encode, no intermediate files but small text
+ * files). The picture is composed once from the still — the portrait fitted to the canvas over
+ * a blurred fill of itself — and decoded once (`loop` filter, about twice as fast as `-loop 1`
+ * at 1080×1920). Motion is driven by the voice-over, analysed here from decoded PCM:
+ *
+ * - With a face found (landmarks from `face.ts`): a handful of lower-face shapes are warped once
+ *   from the landmarks (`mouth.ts`) and one RGBA patch per frame — a crossfade of two shapes
+ *   picked by the voice's loudness and brightness — is piped to ffmpeg and overlaid on the
+ *   still; a slow breathing bob moves the whole picture (`crop` via `sendcmd`).
+ * - Without one: the earlier motion — the bob nods with loudness and a feathered patch cut at
+ *   a fixed height drops — and a note saying so.
+ *
+ * Only filters that work on both Debian's ffmpeg 5.1 and the 2018 static build are used.
  */
 import { copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,6 +19,8 @@ import { TrackType, type Draft, type DraftSegment } from '../contract/draft.js';
 import type { RenderOutput } from '../contract/bodies.js';
 import type { RenderCapabilities } from './ffmpeg.js';
 import { runTool } from './ffmpeg.js';
+import { decodeRgb, type FaceLandmarks } from './face.js';
+import { blendsFor, buildMouthShapes, mouthFrames, mouthTrack, type VoiceFeatures } from './mouth.js';
 
 /** Frames per second of every render: enough for lip motion, cheap to encode. */
 export const RENDER_FPS = 25;
@@ -69,35 +77,79 @@ export function draftDurationMs(draft: Draft): number {
   return end;
 }
 
-/** Decode audio to mono PCM and measure loudness per video frame, normalised to 0..1. */
-export async function loudnessEnvelope(ffmpeg: string, file: string, signal?: AbortSignal): Promise<number[]> {
+/**
+ * Decode audio to mono PCM and measure, per video frame, its loudness (normalised to 0..1) and
+ * brightness (first-difference ÷ signal energy: higher for e/i/s, lower for o/u/m).
+ */
+export async function voiceFeatures(ffmpeg: string, file: string, signal?: AbortSignal): Promise<VoiceFeatures> {
   const { stdout } = await runTool(ffmpeg, ['-v', 'error', '-i', file, '-vn', '-ac', '1', '-ar', String(ENVELOPE_RATE), '-f', 's16le', '-'], { signal });
   const samples = new Int16Array(stdout.buffer, stdout.byteOffset, Math.floor(stdout.length / 2));
   const perFrame = ENVELOPE_RATE / RENDER_FPS;
   const frames = Math.ceil(samples.length / perFrame);
   const rms: number[] = [];
+  const brightness: number[] = [];
   for (let f = 0; f < frames; f++) {
     let sum = 0;
+    let diff = 0;
     const start = Math.floor(f * perFrame);
     const end = Math.min(samples.length, Math.floor((f + 1) * perFrame));
     for (let i = start; i < end; i++) {
       const v = (samples[i] ?? 0) / 32768;
       sum += v * v;
+      if (i > start) diff += (v - (samples[i - 1] ?? 0) / 32768) ** 2;
     }
     rms.push(end > start ? Math.sqrt(sum / (end - start)) : 0);
+    brightness.push(sum > 1e-9 ? diff / sum : 0);
   }
   // Normalise against a high percentile, not the peak, so one plosive does not flatten the rest.
   const sorted = [...rms].sort((a, b) => a - b);
   const ref = sorted[Math.floor(sorted.length * 0.95)] ?? 0;
-  const out: number[] = [];
-  let level = 0;
+  const level: number[] = [];
+  let current = 0;
   for (const value of rms) {
     const target = ref > 0 ? Math.min(1, value / ref) : 0;
     // Fast attack, slower release: a mouth opens quickly and closes a little later.
-    level += (target - level) * (target > level ? 0.7 : 0.3);
-    out.push(level);
+    current += (target - current) * (target > current ? 0.7 : 0.3);
+    level.push(current);
   }
-  return out;
+  return { level, brightness };
+}
+
+/** Loudness per video frame, normalised to 0..1 (the `level` of `voiceFeatures`). */
+export async function loudnessEnvelope(ffmpeg: string, file: string, signal?: AbortSignal): Promise<number[]> {
+  return (await voiceFeatures(ffmpeg, file, signal)).level;
+}
+
+/** Where the fitted portrait lands on the composed canvas (scale to fit, centred, even sizes). */
+interface Fit {
+  cw: number;
+  ch: number;
+  fw: number;
+  fh: number;
+  fx: number;
+  fy: number;
+}
+
+function fitOf(job: RenderJob, margin: number, stillSize: { width: number; height: number }): Fit {
+  const cw = job.width + 2 * margin;
+  const ch = job.height + 2 * margin;
+  const scale = Math.min(cw / stillSize.width, ch / stillSize.height);
+  const fw = Math.min(cw, even(stillSize.width * scale));
+  const fh = Math.min(ch, even(stillSize.height * scale));
+  // Offsets may be 0 (`even` never goes below 2, a size's floor).
+  return { cw, ch, fw, fh, fx: Math.round((cw - fw) / 4) * 2, fy: Math.round((ch - fh) / 4) * 2 };
+}
+
+/** The voice frame a video frame shows (-1 where no voice plays): the first voice, looped if asked. */
+function voiceFrameOf(job: RenderJob, envelopeLength: number): (f: number) => number {
+  return (f) => {
+    const t = f / RENDER_FPS;
+    const voice = job.voices.find((v) => t >= v.startSec && (job.loopMotion || t < v.startSec + v.durationSec));
+    if (!voice || envelopeLength === 0) return -1;
+    const local = Math.floor((t - voice.startSec) * RENDER_FPS);
+    if (job.loopMotion) return local % envelopeLength;
+    return local < envelopeLength ? local : -1;
+  };
 }
 
 /** Geometry of the motion: overscan margin for the bob, mouth patch placement. */
@@ -106,29 +158,26 @@ interface Motion {
   patch: { x: number; y: number; w: number; h: number } | undefined;
   bobPx: number;
   jawPx: number;
+  /** How much loudness nods the head (1 without a face; the mouth speaks instead with one). */
+  nod: number;
 }
 
 function even(n: number): number {
   return Math.max(2, Math.round(n / 2) * 2);
 }
 
-function motionFor(job: RenderJob, stillSize: { width: number; height: number } | undefined): Motion {
+function motionFor(job: RenderJob, stillSize: { width: number; height: number } | undefined, hasFace: boolean): Motion {
   const margin = even(job.height * 0.025);
-  if (!stillSize) return { margin, patch: undefined, bobPx: 0, jawPx: 0 };
-  const cw = job.width + 2 * margin;
-  const ch = job.height + 2 * margin;
-  // Where the fitted portrait lands on the composed canvas (scale to fit, centred).
-  const scale = Math.min(cw / stillSize.width, ch / stillSize.height);
-  const pw = stillSize.width * scale;
-  const ph = stillSize.height * scale;
-  const px = (cw - pw) / 2;
-  const py = (ch - ph) / 2;
-  // A front-facing portrait has its mouth near the middle, about 62 % down the frame.
+  if (!stillSize) return { margin, patch: undefined, bobPx: 0, jawPx: 0, nod: 0 };
+  const { fw: pw, fh: ph, fx: px, fy: py } = fitOf(job, margin, stillSize);
+  // With a face, the mouth moves; the head only breathes, a little.
+  if (hasFace) return { margin, patch: undefined, bobPx: Math.max(1, Math.round(job.height * 0.006)), jawPx: 0, nod: 0.3 };
+  // No face found: the earlier guess, a mouth near the middle about 62 % down the frame.
   const w = even(pw * 0.3);
   const h = even(ph * 0.12);
   const x = even(px + pw * 0.5 - w / 2);
   const y = even(py + ph * 0.62 - h / 2);
-  return { margin, patch: { x, y, w, h }, bobPx: Math.max(1, Math.round(job.height * 0.012)), jawPx: Math.max(1, Math.round(ph * 0.025)) };
+  return { margin, patch: { x, y, w, h }, bobPx: Math.max(1, Math.round(job.height * 0.012)), jawPx: Math.max(1, Math.round(ph * 0.025)), nod: 1 };
 }
 
 /** `sendcmd` script: one line per frame whose positions changed. */
@@ -136,16 +185,15 @@ export function motionCommands(envelope: readonly number[], job: RenderJob, moti
   const frames = Math.ceil(job.durationSec * RENDER_FPS);
   const lines: string[] = [];
   let last = '';
+  const voiceFrame = voiceFrameOf(job, envelope.length);
+  // A looping clip breathes a whole number of times, so its last frame flows into its first.
+  const period = job.loopMotion ? job.durationSec / Math.max(1, Math.round(job.durationSec / 3.2)) : 3.2;
   for (let f = 0; f < frames; f++) {
     const t = f / RENDER_FPS;
-    let level = 0;
-    const voice = job.voices.find((v) => t >= v.startSec && (job.loopMotion || t < v.startSec + v.durationSec));
-    if (voice && envelope.length > 0) {
-      const local = Math.floor((t - voice.startSec) * RENDER_FPS);
-      level = job.loopMotion ? (envelope[local % envelope.length] ?? 0) : (envelope[local] ?? 0);
-    }
+    const v = voiceFrame(f);
+    const level = v >= 0 ? (envelope[v] ?? 0) : 0;
     // Idle breathing keeps the head alive in pauses; speech nods it up a little.
-    const bob = Math.round(motion.margin + Math.sin((2 * Math.PI * t) / 3.2) * motion.bobPx * 0.5 - level * motion.bobPx);
+    const bob = Math.round(motion.margin + Math.sin((2 * Math.PI * t) / period) * motion.bobPx * 0.5 - level * motion.bobPx * motion.nod);
     const parts = [`crop@bob y ${Math.max(0, Math.min(2 * motion.margin, bob))}`];
     if (motion.patch) parts.push(`overlay@jaw y ${motion.patch.y + Math.round(level * motion.jawPx)}`);
     const line = parts.join(', ');
@@ -169,37 +217,69 @@ export async function encodeRender(
   stillSize: { width: number; height: number } | undefined,
   workDir: string,
   outFile: string,
-  options: { signal?: AbortSignal | undefined; onProgress?: EncodeProgress } = {},
+  options: {
+    signal?: AbortSignal | undefined;
+    onProgress?: EncodeProgress;
+    /** The portrait's face, in its own pixels; undefined when none was found (or no still). */
+    face?: FaceLandmarks | undefined;
+  } = {},
 ): Promise<{ notes: string[] }> {
   const notes: string[] = [];
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
   const { width: W, height: H } = job;
-  const motion = motionFor(job, stillSize);
+  const face = job.still && stillSize ? options.face : undefined;
+  if (job.still && !face) notes.push('no face found in the portrait: the preview moves the whole picture with the voice instead of animating a mouth');
+  const motion = motionFor(job, stillSize, face !== undefined);
   const cw = W + 2 * motion.margin;
   const ch = H + 2 * motion.margin;
   const firstVoice = job.voices[0];
-  const envelope = firstVoice ? await loudnessEnvelope(tools.ffmpeg, firstVoice.file, options.signal) : [];
+  const features: VoiceFeatures = firstVoice ? await voiceFeatures(tools.ffmpeg, firstVoice.file, options.signal) : { level: [], brightness: [] };
+  const envelope = features.level;
   await writeFile(path.join(workDir, 'motion.txt'), motionCommands(envelope, job, motion));
+  const frames = Math.ceil(job.durationSec * RENDER_FPS);
+  const fit = stillSize ? fitOf(job, motion.margin, stillSize) : undefined;
+  let mouth: { x: number; y: number; width: number; height: number; frames: Iterable<Uint8Array> } | undefined;
+  if (face && fit && job.still && stillSize) {
+    const rgb = await decodeRgb(tools.ffmpeg, job.still, { width: fit.fw, height: fit.fh }, options.signal);
+    const sx = fit.fw / stillSize.width;
+    const sy = fit.fh / stillSize.height;
+    const shapes = buildMouthShapes(rgb, fit.fw, fit.fh, fit.fx, fit.fy, face.points.map(([x, y]) => [x * sx, y * sy] as const));
+    const track = mouthTrack(features, frames + 1, voiceFrameOf(job, envelope.length), job.loopMotion);
+    mouth = { x: shapes.x, y: shapes.y, width: shapes.width, height: shapes.height, frames: mouthFrames(shapes, blendsFor(track)) };
+  }
 
   const args: string[] = ['-v', 'error', '-y', '-nostats', '-progress', 'pipe:1'];
   const inputs: string[][] = [];
   const addInput = (...spec: string[]): number => inputs.push(spec) - 1;
   const stillIndex = job.still ? addInput('-i', job.still) : addInput('-f', 'lavfi', '-i', `color=c=0x1c1f26:s=${cw}x${ch}:d=0.04`);
+  const mouthIndex = mouth ? addInput('-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${mouth.width}x${mouth.height}`, '-framerate', String(RENDER_FPS), '-i', 'pipe:0') : -1;
   const loopFrames = `loop=loop=-1:size=1:start=0,setpts=N/(${RENDER_FPS}*TB)`;
   const graph: string[] = [];
   if (job.still) {
+    // The portrait is fitted at an explicit size and place, the same the mouth shapes use.
+    const f = fit ?? { fw: cw, fh: ch, fx: 0, fy: 0 };
+    const fg = fit ? `scale=${f.fw}:${f.fh}` : `scale=${cw}:${ch}:force_original_aspect_ratio=decrease`;
     graph.push(
       `[${stillIndex}:v]split=2[bgs][fgs]`,
       `[bgs]scale=${cw}:${ch}:force_original_aspect_ratio=increase,crop=${cw}:${ch},boxblur=20:2[bg]`,
-      `[fgs]scale=${cw}:${ch}:force_original_aspect_ratio=decrease[fg]`,
-      `[bg][fg]overlay=(W-w)/2:(H-h)/2,format=yuv420p,split=2[still][patchsrc]`,
+      `[fgs]${fg}[fg]`,
+      `[bg][fg]overlay=${fit ? `${f.fx}:${f.fy}` : '(W-w)/2:(H-h)/2'},format=yuv420p,split=2[still][patchsrc]`,
     );
   } else {
     graph.push(`[${stillIndex}:v]format=yuv420p,split=2[still][patchsrc]`);
   }
   let video: string;
-  if (motion.patch) {
+  if (mouth) {
+    // The mouth patches arrive one per frame on stdin; the still under them is decoded once.
+    graph.push(
+      `[patchsrc]nullsink`,
+      `[${mouthIndex}:v]setpts=N/(${RENDER_FPS}*TB)[mouth]`,
+      `[still]${loopFrames},sendcmd=f=motion.txt[base]`,
+      `[base][mouth]overlay=x=${mouth.x}:y=${mouth.y}:eof_action=repeat,crop@bob=${W}:${H}:${motion.margin}:${motion.margin}[moved]`,
+    );
+    video = 'moved';
+  } else if (motion.patch) {
     const p = motion.patch;
     // The mouth patch: cut once from the composed still, alpha feathered to an ellipse.
     graph.push(
@@ -270,6 +350,7 @@ export async function encodeRender(
   await runTool(tools.ffmpeg, args, {
     signal: options.signal,
     cwd: workDir,
+    ...(mouth ? { stdin: mouth.frames } : {}),
     onStdout: (chunk) => {
       buffered += chunk.toString('utf8');
       const lines = buffered.split('\n');

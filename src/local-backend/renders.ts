@@ -23,12 +23,13 @@ import type { Aspect } from '../contract/pricing.js';
 import type { RenderCapabilities, FfmpegTools } from './ffmpeg.js';
 import { crfFor, draftDurationMs, encodeRender, mediaIdOf, segmentsOf, sizeFor, textsOf, type RenderJob } from './render.js';
 import type { RenderRecord, Store, UploadRecord } from './store.js';
+import type { MediaStore } from './media-store.js';
 
 /** What the manager reports as a render moves. */
 export type RenderListener = (event: { type: 'render:started' | 'render:progress' | 'render:completed' | 'render:failed' | 'render:cancelled'; render: RenderRecord }) => void;
 
 /** Bumped whenever the encoder's output for the same inputs changes, to void old cache files. */
-const RENDER_VERSION = 1;
+const RENDER_VERSION = 2;
 
 /**
  * Give a render its own name for a cached file: a hard link (instant, no bytes copied; cache
@@ -71,6 +72,7 @@ export class RenderManager {
   constructor(
     private readonly store: Store,
     private readonly tools: FfmpegTools,
+    private readonly media: MediaStore,
     private readonly caps: () => Promise<RenderCapabilities>,
     private readonly minRenderMs: () => number,
     private readonly listener: RenderListener,
@@ -133,7 +135,7 @@ export class RenderManager {
       record.progress = Math.max(record.progress, 5);
       void this.store.save({ renders: record.id });
       this.listener({ type: 'render:started', render: record });
-      const { job, stillSize, cacheKey } = this.resolve(record);
+      const { job, stillSize, cacheKey, visual } = this.resolve(record);
       record.cacheKey = cacheKey;
       const cached = this.cacheFile(cacheKey);
       const fileName = `r-${createHash('sha256').update(record.id).digest('hex').slice(0, 24)}.mp4`;
@@ -142,7 +144,7 @@ export class RenderManager {
         record.cacheHit = true;
       } else {
         // Only real encodes take a slot; identical renders in flight share one encode.
-        const { notes, joined } = await this.encodeOnce(cacheKey, job, stillSize, signal, (f) => {
+        const { notes, joined } = await this.encodeOnce(cacheKey, job, stillSize, visual, signal, (f) => {
           encodeFraction = f;
           update();
         });
@@ -193,6 +195,7 @@ export class RenderManager {
     cacheKey: string,
     job: RenderJob,
     stillSize: { width: number; height: number } | undefined,
+    visual: UploadRecord | undefined,
     signal: AbortSignal,
     onProgress: (fraction: number) => void,
   ): Promise<{ notes: string[]; joined: boolean }> {
@@ -206,7 +209,11 @@ export class RenderManager {
         encodeSignal.throwIfAborted();
         const cached = this.cacheFile(cacheKey);
         const partial = `${cached}.${randomBytes(4).toString('hex')}.part`;
+        // The face is looked for once per portrait (the turn usually did already); only a
+        // real encode needs it, never a cached copy.
+        const face = job.still && visual ? await this.media.faceOf(visual, encodeSignal) : undefined;
         const result = await encodeRender(this.tools, await this.caps(), job, stillSize, path.join(this.store.workDir, `${cacheKey}-${randomBytes(4).toString('hex')}`), partial, {
+          face,
           signal: encodeSignal,
           onProgress: (f) => {
             for (const listener of entry.progress) listener(f);
@@ -252,7 +259,7 @@ export class RenderManager {
   }
 
   /** Resolve a draft to files and sizes; throws a plain Error (→ `failed`) when it cannot. */
-  resolve(record: RenderRecord): { job: RenderJob; stillSize: { width: number; height: number } | undefined; cacheKey: string } {
+  resolve(record: RenderRecord): { job: RenderJob; stillSize: { width: number; height: number } | undefined; cacheKey: string; visual: UploadRecord | undefined } {
     const draft: Draft = record.draft;
     const durationMs = draftDurationMs(draft);
     if (!(durationMs > 0)) throw new Error('the draft has no duration; generate a video first');
@@ -320,6 +327,6 @@ export class RenderManager {
       )
       .digest('hex')
       .slice(0, 32);
-    return { job, stillSize, cacheKey };
+    return { job, stillSize, cacheKey, visual };
   }
 }

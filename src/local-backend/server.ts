@@ -598,6 +598,7 @@ const routeHandlers: Record<RouteName, Handler> = {
         applyContext: {
           session,
           mediaUrl: (u) => mediaUrl(ctx, u),
+          findFace: (u) => ctx.media.faceOf(u, ctx.shutdown),
           makeMusic: async (seconds) => {
             const record = await ctx.media.makeMusic(session.id, seconds, ctx.shutdown);
             ctx.store.data.uploads[record.id] = record;

@@ -209,18 +209,19 @@ export async function runTurn(deps: TurnDeps, p: TurnParams): Promise<void> {
       }
       await work(tool.name.startsWith('generate_video') ? deps.delays.generation : deps.delays.edit, deps, writer);
     }
-    if (calls.length > 0) await plan.apply({ ...p.applyContext, signal: deps.signal });
+    const found = calls.length > 0 ? await plan.apply({ ...p.applyContext, signal: deps.signal }) : undefined;
+    const reply = found ? `${plan.reply} ${found}` : plan.reply;
     for (const { tool, id } of calls) writer.response(id, tool.name, tool.response);
     const silent = (p.silent && plan.turnClass === 'edit') || p.notext;
     if (!silent && p.drop) writer.close();
     if (!silent) {
       if (p.streaming) {
-        const words = plan.reply.split(' ');
+        const words = reply.split(' ');
         const half = Math.ceil(words.length / 2);
         writer.text(words.slice(0, half).join(' ') + ' ', true);
         writer.text(words.slice(half).join(' '), true);
       }
-      writer.text(plan.reply);
+      writer.text(reply);
       if (p.noise || p.scenario === 'noise') writer.text(NOISE);
     }
     settle(true);

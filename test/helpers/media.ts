@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { findFfmpeg, runTool } from '../../src/local-backend/ffmpeg.js';
 
@@ -74,4 +75,27 @@ export function jpegWithComment(jpeg: Buffer, text: string): Buffer {
   segment.writeUInt16BE(0xfffe, 0);
   segment.writeUInt16BE(body.length + 2, 2);
   return Buffer.concat([jpeg.subarray(0, 2), segment, body, jpeg.subarray(2)]);
+}
+
+/**
+ * Real photographs: 9:16 crops of the demo pictures `@vladmandic/face-api` ships (group photos,
+ * 1920 px wide), each around one face that sits in the upper part of the crop, not centred.
+ */
+export const SAMPLE_PORTRAITS = {
+  'sample1': { sample: 'sample1.jpg', x: 1200, y: 0, width: 720, height: 1280 },
+  'sample2': { sample: 'sample2.jpg', x: 1200, y: 0, width: 720, height: 1280 },
+  'sample3': { sample: 'sample3.jpg', x: 800, y: 35, width: 720, height: 1280 },
+} as const;
+
+/** Write the named sample portrait, scaled to `width` × `height`, as a JPEG in `dir`. */
+export async function makeSamplePortrait(dir: string, name: keyof typeof SAMPLE_PORTRAITS, width = 270, height = 480): Promise<string> {
+  const crop = SAMPLE_PORTRAITS[name];
+  const require = createRequire(import.meta.url);
+  const source = path.join(path.dirname(require.resolve('@vladmandic/face-api/package.json')), 'demo', crop.sample);
+  await mkdir(dir, { recursive: true });
+  const out = path.join(dir, `${name}-${width}x${height}.jpg`);
+  if (!existsSync(out)) {
+    await runTool(testTools().ffmpeg, ['-v', 'error', '-y', '-i', source, '-vf', `crop=${crop.width}:${crop.height}:${crop.x}:${crop.y},scale=${width}:${height}`, '-q:v', '3', out]);
+  }
+  return out;
 }
