@@ -110,7 +110,12 @@ export function runTool(
     signal?.addEventListener('abort', onAbort, { once: true });
     child.on('error', (error) => {
       signal?.removeEventListener('abort', onAbort);
-      reject(new TalkError('environment', `could not start ${path.basename(binary)}: ${error.message}`, { cause: error }));
+      reject(
+        new TalkError('environment', `could not start ${path.basename(binary)}: ${error.message}`, {
+          cause: error,
+          hint: 'check FFMPEG_PATH / FFPROBE_PATH, or install ffmpeg (e.g. `apt-get install ffmpeg`), or run `npm ci` to get the bundled build',
+        }),
+      );
     });
     child.on('close', (code) => {
       signal?.removeEventListener('abort', onAbort);
