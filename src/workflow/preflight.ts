@@ -14,8 +14,9 @@
  * input's or the output's place in the file.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { makeDiagnostic, type Diagnostic, type SourceSpan } from '../core/diagnostics.js';
 import { hashFile } from '../core/hash-file.js';
@@ -78,13 +79,20 @@ export interface PreflightOptions {
   concurrency?: number;
   /** Probe results by SHA-256, shared between calls (e.g. several workflows of one command). */
   probes?: Map<string, Promise<MediaInfo>>;
+  /** Told what the preflight did, when it is done (benchmarks, `--verbose`). */
+  onStats?: (stats: PreflightStats) => void;
 }
 
 /** Figures of a preflight, for benchmarks and `--verbose`. */
 export interface PreflightStats {
+  /** Distinct output folders checked. */
   folders: number;
+  /** Distinct input paths. */
   files: number;
+  /** ffprobe runs (distinct contents not probed before). */
   probes: number;
+  /** Wall time of the preflight. */
+  ms: number;
 }
 
 function describeErrno(error: unknown): string {
@@ -164,6 +172,7 @@ function probeReason(error: unknown, absolute: string): string {
  */
 export async function preflightWorkflow(targets: PreflightTargets, baseDir: string, options: PreflightOptions): Promise<{ diagnostics: Diagnostic[]; stats: PreflightStats }> {
   const { signal } = options;
+  const started = performance.now();
   const limit = pLimit(Math.max(1, options.concurrency ?? 4));
   const diagnostics: Diagnostic[] = [];
   const seen = new Set<string>();
@@ -188,17 +197,22 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
       }),
     ),
   );
-  // An output that names an existing folder could never be written.
-  const outputPaths = new Map<string, OutputTarget>();
-  for (const output of targets.outputs) if (!outputPaths.has(output.absolute)) outputPaths.set(output.absolute, output);
+  // An output that names an existing folder could never be written: one listing per folder
+  // (not a stat per output: a 10,000-item batch writes 10,000 files into one folder).
+  const foldersThere = new Map<string, Set<string>>();
   await Promise.all(
-    [...outputPaths.values()].map((output) =>
+    [...folders].map((dir) =>
       limit(async () => {
-        const info = await stat(output.absolute).catch(() => undefined);
-        if (info?.isDirectory()) add(output.at, `output ${output.shown} is a folder, not a file`, 'name the video file, e.g. out/video.mp4');
+        const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+        foldersThere.set(dir, new Set(entries.filter((e) => e.isDirectory()).map((e) => e.name)));
       }),
     ),
   );
+  for (const output of targets.outputs) {
+    if (foldersThere.get(path.dirname(output.absolute))?.has(path.basename(output.absolute))) {
+      add(output.at, `output ${output.shown} is a folder, not a file`, 'name the video file, e.g. out/video.mp4');
+    }
+  }
 
   // Inputs: hash each distinct path once, probe each distinct content once.
   const byPath = new Map<string, MediaTarget[]>();
@@ -212,13 +226,26 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
   let probeCount = 0;
   if (byPath.size > 0 && ffprobe === undefined) ffprobe = findMediaTool('ffprobe', options.env, 'checking the workflow\'s media before a run');
   const tool = ffprobe ?? '';
+  // Paths to one file (hard links, the same file named twice) are read once: same inode, same
+  // size and time, same bytes.
+  const byInode = new Map<string, Promise<string>>();
+  const hashOnce = async (absolute: string): Promise<string> => {
+    const info = await stat(absolute);
+    const key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
+    let hash = byInode.get(key);
+    if (!hash) {
+      hash = hashFile(absolute, { signal });
+      byInode.set(key, hash);
+    }
+    return hash;
+  };
   await Promise.all(
     [...byPath].map(([absolute, uses]) =>
       limit(async () => {
         signal?.throwIfAborted();
         let sha256: string;
         try {
-          sha256 = await hashFile(absolute, { signal });
+          sha256 = await hashOnce(absolute);
         } catch (error) {
           if (signal?.aborted) throw error;
           for (const use of uses) add(use.at, `input \`${use.input}\`: ${use.shown} cannot be read (${describeErrno(error)})`, 'check the file\'s permissions');
@@ -252,5 +279,7 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
       }),
     ),
   );
-  return { diagnostics, stats: { folders: folders.size, files: byPath.size, probes: probeCount } };
+  const stats = { folders: folders.size, files: byPath.size, probes: probeCount, ms: performance.now() - started };
+  options.onStats?.(stats);
+  return { diagnostics, stats };
 }

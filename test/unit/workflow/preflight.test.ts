@@ -112,7 +112,7 @@ describe('preflight', () => {
     }
     const good = await preflightWorkflow({ media, outputs }, dir, { env: {}, ffprobe });
     expect(good.diagnostics).toEqual([]);
-    expect(good.stats).toEqual({ folders: 1, files: 3, probes: 2 });
+    expect(good.stats).toMatchObject({ folders: 1, files: 3, probes: 2 });
 
     await writeFile(path.join(dir, 'assets', 'portrait.jpg'), noiseBytes(10_000));
     const bad = await preflightWorkflow({ media, outputs }, dir, { env: {}, ffprobe });
