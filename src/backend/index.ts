@@ -10,6 +10,7 @@ export { createTokenProvider, defaultConfigDir, resolveClientId, type TokenProvi
 export { resolveAttribution, detectPlatform, type Attribution } from './attribution.js';
 export { CLOUD_TIMING, LOCAL_TIMING, resolveTiming, isLoopbackUrl, type BackendTiming } from './timing.js';
 export { BackendError, TurnLostError } from './errors.js';
+export { withUploadCache, uploadAccount, UPLOAD_CACHE_TTL_MS, type UploadCacheOptions, type UploadCacheCounters } from './upload-cache.js';
 export { translateGuiPhrases } from './gui-phrases.js';
 export { snapshotState, describeChange, stateChanged } from './state-diff.js';
 export { classifySseData, TurnAccumulator, toolLabel, type TurnFact, type TurnReading } from './turn.js';

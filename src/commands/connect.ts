@@ -7,13 +7,16 @@
  * The in-process backend reads the TALK_LOCAL_* knobs (see local-knobs.ts).
  */
 import path from 'node:path';
-import { createBackendClient, createTokenProvider, defaultConfigDir, resolveBackendUrl } from '../backend/index.js';
+import { createBackendClient, createTokenProvider, defaultConfigDir, resolveBackendUrl, uploadAccount, withUploadCache } from '../backend/index.js';
 import type { BackendClient, RequestInfo } from '../backend/types.js';
 import { startLocalBackend, type LocalBackend } from '../local-backend/index.js';
 import { localKnobsFromEnv } from './local-knobs.js';
 import type { BackendChoice } from '../plan/types.js';
 import { displayPath } from '../core/paths.js';
 import type { CommandContext } from './context.js';
+
+/** The upload cache, beside the client id of the account it describes. */
+const UPLOAD_CACHE_FILE = 'uploads.json';
 
 /** A connected backend. */
 export interface Connection {
@@ -65,7 +68,12 @@ export async function connectBackend(
   }
   try {
     const auth = createTokenProvider({ env: ctx.env, configDir, baseUrl, persistToken });
-    const client = createBackendClient({ baseUrl, auth, env: ctx.env, creditsAdvice, onRequest: options.onRequest });
+    // One upload per file per account: later sessions get a file's bytes by its cached URL.
+    const client = withUploadCache(createBackendClient({ baseUrl, auth, env: ctx.env, creditsAdvice, onRequest: options.onRequest }), {
+      file: path.join(configDir, UPLOAD_CACHE_FILE),
+      backendId,
+      account: () => uploadAccount(auth),
+    });
     return {
       client,
       backendId,

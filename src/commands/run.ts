@@ -56,7 +56,8 @@ export async function runCommand(args: string[], options: RunOptions, ctx: Comma
 
 async function runOne(file: string, options: RunOptions, ctx: CommandContext): Promise<number> {
   const json = options.reporter === 'json';
-  const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal });
+  // Preflight before any request (SPEC §1): outputs writable, inputs decoded; not for a dry run.
+  const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: !options.dryRun });
   // Diagnostics go to stderr: in json mode stdout carries events only.
   if (diagnostics.length > 0) {
     ctx.stderr.write(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY })}\n`);

@@ -1,5 +1,6 @@
 import { ExitCode } from '../core/errors.js';
 import type { Diagnostic } from '../core/diagnostics.js';
+import type { MediaInfo } from '../core/media-tools.js';
 import { loadWorkflow } from '../workflow/index.js';
 import { formatDiagnostics, summarizeDiagnostics } from '../reporters/diagnostics.js';
 import { diagnosticAnnotations } from '../reporters/index.js';
@@ -18,14 +19,16 @@ export interface ValidateFileResult {
 }
 
 /**
- * `talk validate <files...>`: schema and rules, no network. Prints every diagnostic of every
+ * `talk validate <files...>`: schema, rules and preflight, no network. Prints every diagnostic of every
  * file (sorted), or `{"files":[…]}` with --json. Exit 0 when all are valid, 2 otherwise.
  */
 export async function validateCommand(files: string[], options: ValidateOptions, ctx: CommandContext): Promise<number> {
   const loaded: { shown: string; result: Awaited<ReturnType<typeof loadWorkflow>> }[] = [];
+  const probes = new Map<string, Promise<MediaInfo>>();
   for (const file of files) {
     ctx.signal.throwIfAborted();
-    const result = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal });
+    // Preflight too (output folders writable, media decoded), shared probes across the files.
+    const result = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: { probes } });
     loaded.push({ shown: result.diagnostics[0]?.file ?? result.workflow?.displayFile ?? file, result });
   }
   // All diagnostics sorted (by file, then position), whatever order the files were named in.

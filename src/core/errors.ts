@@ -9,6 +9,8 @@ import type { Diagnostic } from './diagnostics.js';
  * - `credits`: out of credits, budget exceeded or export blocked by plan (exit 3)
  * - `interrupted`: SIGINT/SIGTERM; state is saved and the run resumable (exit 130)
  * - `timeout`: an operation ran past its deadline (exit 1)
+ * - `environment`: the machine lacks something talk needs (a tool such as ffprobe); the message
+ *   says how to get it (exit 1)
  * - `internal`: a bug in talk (exit 1)
  */
 export type TalkErrorCode =
@@ -19,6 +21,7 @@ export type TalkErrorCode =
   | 'credits'
   | 'interrupted'
   | 'timeout'
+  | 'environment'
   | 'internal';
 
 /** Process exit codes fixed by SPEC §1. */
@@ -157,6 +160,7 @@ export function exitCodeFor(error: unknown): ExitCode {
     case 'step-failed':
     case 'backend':
     case 'timeout':
+    case 'environment':
     case 'internal':
       return ExitCode.failed;
     default: {

@@ -55,6 +55,8 @@ function emptyStats(): LocalStats {
     tokensIssued: 0,
     sessionsCreated: 0,
     uploads: 0,
+    uploadBytes: 0,
+    urlUploads: 0,
     messages: 0,
     rendersStarted: 0,
     rendersCompleted: 0,

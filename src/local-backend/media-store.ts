@@ -7,7 +7,7 @@
  * once per distinct content, and kept beside the uploads (`face-<sha256>.json`).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, link, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sanitizeFileName } from '../core/paths.js';
 import { mediaKindOf, type MediaKind } from '../contract/media.js';
@@ -197,6 +197,22 @@ export class MediaStore {
       face.catch(() => this.faces.delete(upload.sha256));
     }
     return (await face) ?? undefined;
+  }
+
+  /**
+   * A URL upload of media this server serves: the same bytes under a new upload id (hard-linked,
+   * or copied where links are refused), probed by content hash like any upload, so nothing is
+   * decoded again.
+   */
+  async addFromStored(sessionId: string, source: UploadRecord, signal: AbortSignal): Promise<UploadRecord> {
+    const id = newId();
+    const file = `${id}.${source.ext}`;
+    try {
+      await link(this.pathOf(source.file), this.pathOf(file));
+    } catch {
+      await copyFile(this.pathOf(source.file), this.pathOf(file));
+    }
+    return this.register(id, file, sessionId, source.originalName, source.ext, source.size, source.sha256, signal, source.generated === true);
   }
 
   /** Stand-in for a URL upload: a placeholder of the URL's media kind (no network access). */

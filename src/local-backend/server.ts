@@ -29,7 +29,12 @@ export interface LocalStats {
   requests: Partial<Record<RouteName, number>>;
   tokensIssued: number;
   sessionsCreated: number;
+  /** Files stored by uploads, of either form. */
   uploads: number;
+  /** Bytes received in file parts of multipart uploads (what the client sent, not what a URL named). */
+  uploadBytes: number;
+  /** Files uploaded in the URL form (one per URL). */
+  urlUploads: number;
   messages: number;
   rendersStarted: number;
   rendersCompleted: number;
@@ -454,6 +459,7 @@ const routeHandlers: Record<RouteName, Handler> = {
       const extOf = (name: string): string => path.extname(name).slice(1).toLowerCase();
       // Streamed to temp files in the media store as they arrive; refused types are not written.
       const parts = await readMultipart(req, ctx.maxUploadBytes, () => ctx.media.incomingPath(), (name) => isAcceptedExtension(extOf(name)));
+      for (const part of parts) ctx.stats.uploadBytes += part.size;
       const adopted = new Set<UploadedPart>();
       try {
         if (parts.length === 0) throw new RequestProblem(400, 400, 'no file in the upload; send files in multipart parts named "files"');
@@ -483,10 +489,13 @@ const routeHandlers: Record<RouteName, Handler> = {
         throw new RequestProblem(400, 400, 'send multipart parts named "files", or JSON {"urls":[...],"source_type":"url"}');
       }
       const exts: string[] = [];
+      const served: (UploadRecord | undefined)[] = [];
       for (const u of urls) {
         let ext = '';
+        let url: URL;
         try {
-          ext = path.extname(new URL(u).pathname).slice(1).toLowerCase();
+          url = new URL(u);
+          ext = path.extname(url.pathname).slice(1).toLowerCase();
         } catch {
           throw new RequestProblem(400, 400, `"${u}" is not a URL`);
         }
@@ -494,9 +503,18 @@ const routeHandlers: Record<RouteName, Handler> = {
           fail(ctx, res, 'upload', ErrorCodes.unsupportedType, `unsupported file type "${ext || u}"; ${accepted}`);
           return;
         }
+        const own = servedMedia(ctx, url);
+        if (own === 'unknown') throw new RequestProblem(404, 404, `no media file at ${url.pathname} on this server; upload the file itself`);
         exts.push(ext);
+        served.push(own);
       }
-      for (const [i, u] of (urls).entries()) stored.push(await ctx.media.addFromUrl(session.id, u, exts[i] as AcceptedExtension, ctx.shutdown));
+      for (const [i, u] of urls.entries()) {
+        const own = served[i];
+        // Media this server serves is taken from its store (same bytes, same probe); any other
+        // URL gets a placeholder of its kind, since the local backend never fetches the network.
+        stored.push(own ? await ctx.media.addFromStored(session.id, own, ctx.shutdown) : await ctx.media.addFromUrl(session.id, u, exts[i] as AcceptedExtension, ctx.shutdown));
+      }
+      ctx.stats.urlUploads += urls.length;
     }
     for (const u of stored) {
       ctx.store.data.uploads[u.id] = u;
@@ -734,11 +752,34 @@ const routeHandlers: Record<RouteName, Handler> = {
   },
 };
 
-async function handleMedia(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, file: string): Promise<void> {
+const MEDIA_PATH = /^\/media\/([A-Za-z0-9_-]+\.[A-Za-z0-9]+)$/;
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/** The stored upload `/media/<file>` names, when this server serves it. */
+function storedMedia(ctx: ServerContext, file: string): UploadRecord | undefined {
   // Stored names are `<upload id>.<ext>` (posters `<id>-poster.jpg` are not served), so the
   // record is found by key, not by a scan of every upload.
   const byId = ctx.store.data.uploads[file.replace(/\.[^.]+$/, '')];
-  const record = byId?.file === file ? byId : undefined;
+  return byId?.file === file ? byId : undefined;
+}
+
+/**
+ * For a URL upload: the stored media a `/media/<file>` URL names (the `cdn_url` this server gave
+ * out, on any loopback port, since the in-process backend's port changes from run to run);
+ * `unknown` for a media URL of this server that names nothing stored (a stale link: the client
+ * falls back to sending the bytes); undefined for any other URL.
+ */
+function servedMedia(ctx: ServerContext, url: URL): UploadRecord | 'unknown' | undefined {
+  const m = MEDIA_PATH.exec(url.pathname);
+  if (!m?.[1]) return undefined;
+  const record = storedMedia(ctx, m[1]);
+  if (record) return record;
+  const ours = LOOPBACK_HOSTS.has(url.hostname) || url.host === new URL(ctx.baseUrl()).host;
+  return ours ? 'unknown' : undefined;
+}
+
+async function handleMedia(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, file: string): Promise<void> {
+  const record = storedMedia(ctx, file);
   if (!record) {
     sendCodeError(res, ctx.compat, 404, 'no such media file', { forceStatus: 404 });
     return;

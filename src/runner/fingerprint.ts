@@ -10,8 +10,7 @@
  * - `upstream`: the fingerprints of the steps it depends on (see `dependenciesOf`).
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
-import { fileChunks } from '../core/file-chunks.js';
+import { hashFile } from '../core/hash-file.js';
 import { STATE_FORMAT_VERSION } from '../state/types.js';
 import type { PlanJob, PlanStep } from '../plan/types.js';
 import type { SignalOptions } from '../core/abort.js';
@@ -40,29 +39,8 @@ const sha = (text: string): string => createHash('sha256').update(text).digest('
  */
 const fieldHash = (text: string): string => createHash('sha256').update(text).digest().toString('hex', 0, 8);
 
-/** Largest read while hashing a file: big outputs hash in half the time of 64 KiB reads (bench/notes/runner.md). */
-const HASH_CHUNK_BYTES = 1024 * 1024;
-
-/**
- * SHA-256 of a file, read through one buffer at most a byte bigger than the file (memory does
- * not grow with the file; a 10,000-item batch once spent a quarter of its time collecting the
- * read stream's buffers).
- */
-export async function hashFile(file: string, options: SignalOptions = {}): Promise<string> {
-  const hash = createHash('sha256');
-  const handle = await open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    options.signal?.throwIfAborted();
-    for await (const chunk of fileChunks(handle, size, HASH_CHUNK_BYTES, true)) {
-      hash.update(chunk);
-      options.signal?.throwIfAborted();
-    }
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
-}
+// The one file hasher lives in core (preflight and the upload cache hash inputs too).
+export { hashFile } from '../core/hash-file.js';
 
 /** A hasher that hashes each path once per run (a shared voice-over is read once, not per job). */
 export function cachedHasher(inner: FileHasher = hashFile): FileHasher {

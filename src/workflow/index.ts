@@ -19,6 +19,7 @@ export {
 } from './expressions.js';
 export { parseBackend, languageFromEnv } from './normalise.js';
 export { jobIdFromStem, uniqueIds } from './rules.js';
+export { preflightWorkflow, roleOf, type MediaRole, type PreflightOptions, type PreflightTargets, type PreflightStats } from './preflight.js';
 export { validateAgainstSchema } from './schema-check.js';
 export { workflowSchemaText } from './schema-text.js';
 export { nodeWorkflowFs, type WorkflowFs } from './fs.js';

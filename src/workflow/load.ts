@@ -1,14 +1,17 @@
 /**
- * `loadWorkflow`: the four named stages, each stopping the line when it found errors.
+ * `loadWorkflow`: the named stages, each stopping the line when it found errors.
  *   read + YAML (source.ts) → schema (schema-check.ts) → normalise (normalise.ts) → rules (rules.ts)
+ *   → preflight (preflight.ts, only when asked: it writes a temp file in each output folder and
+ *     runs ffprobe)
  * Every problem comes back as a located diagnostic, sorted; nothing a file contains makes it
- * throw (only an abort does).
+ * throw (only an abort does, or a machine without ffprobe when preflight is asked for).
  */
 import path from 'node:path';
 import { compareDiagnostics, type Diagnostic } from '../core/diagnostics.js';
 import { displayPath } from '../core/paths.js';
 import { nodeWorkflowFs, type WorkflowFs } from './fs.js';
 import { normaliseWorkflow } from './normalise.js';
+import { preflightWorkflow, type PreflightOptions } from './preflight.js';
 import { applyRules } from './rules.js';
 import { checkSchema } from './schema-check.js';
 import { readWorkflowSource } from './source.js';
@@ -24,6 +27,11 @@ export interface LoadOptions {
   cwd?: string;
   /** File access for the rules; the real file system by default. */
   fs?: WorkflowFs;
+  /**
+   * Also run preflight (`talk validate`, `talk run`): output folders created and proved
+   * writable, every input decoded by ffprobe as its role needs. `true`, or its options.
+   */
+  preflight?: boolean | Pick<PreflightOptions, 'ffprobe' | 'probes' | 'concurrency' | 'onStats'>;
   signal?: AbortSignal;
 }
 
@@ -56,5 +64,10 @@ export async function loadWorkflow(file: string, options: LoadOptions = {}): Pro
 
   const ruled = await applyRules(normalised.workflow, source, { env, fs, signal: options.signal });
   diagnostics.push(...ruled.diagnostics);
+  if (!ruled.workflow || !options.preflight) return finish(diagnostics, ruled.workflow);
+
+  const extra = options.preflight === true ? {} : options.preflight;
+  const checked = await preflightWorkflow(ruled.targets, ruled.workflow.dir, { ...extra, env, signal: options.signal });
+  diagnostics.push(...checked.diagnostics);
   return finish(diagnostics, ruled.workflow);
 }

@@ -14,6 +14,7 @@ import { statCaching, type WorkflowFs } from './fs.js';
 import { globFiles, hasGlobMagic } from './glob.js';
 import type { NormalisedWorkflow } from './normalise.js';
 import type { DocPath, YamlSource } from './source.js';
+import type { PreflightTargets } from './preflight.js';
 import type { Workflow, WorkflowInput, WorkflowJob, WorkflowStep } from './types.js';
 
 /** What the rules need besides the workflow. */
@@ -164,7 +165,7 @@ function pairedCandidates(match: string, firstKey: string, rest: NonNullable<Nor
 }
 
 /** Check one local input file; returns true when it can be uploaded. */
-async function checkInputFile(absolute: string, shown: string, label: string, at: Located, ctx: RulesContext, out: DiagnosticSet): Promise<void> {
+async function checkInputFile(absolute: string, shown: string, label: string, at: Located, ctx: RulesContext, out: DiagnosticSet): Promise<boolean> {
   ctx.signal?.throwIfAborted();
   const ext = path.extname(absolute).replace(/^\./, '');
   let info;
@@ -172,19 +173,21 @@ async function checkInputFile(absolute: string, shown: string, label: string, at
     info = await ctx.fs.stat(absolute);
   } catch {
     out.add(at, at, 'error', `${label}: file not found: ${shown}`, 'check the path; relative paths are resolved against the workflow file\'s folder');
-    return;
+    return false;
   }
   if (info.isDirectory()) {
     out.add(at, at, 'error', `${label}: ${shown} is a folder, not a file`, 'name a file inside it, or use foreach to run one job per file');
-    return;
+    return false;
   }
   if (!isAcceptedExtension(ext)) {
     out.add(at, at, 'error', `${label}: the backend does not accept .${ext === '' ? '(no extension)' : ext} files (${shown})`, `accepted: ${ACCEPTED_EXTENSIONS.join(', ')}`);
-    return;
+    return false;
   }
   if (info.size > MAX_UPLOAD_BYTES) {
     out.add(at, at, 'error', `${label}: ${shown} is ${describeBytes(info.size)}; the backend accepts at most 200 MB`, 'compress or trim it first (e.g. with ffmpeg)');
+    return false;
   }
+  return true;
 }
 
 /** Where a foreach item came from, and what it holds. */
@@ -201,10 +204,16 @@ function partsOfItem(files: Record<string, string>): Record<string, FileParts> {
 }
 
 /** Stage 4: every semantic rule. Returns the finished `Workflow` when nothing is an error. */
-export async function applyRules(nw: NormalisedWorkflow, source: YamlSource, given: RulesContext): Promise<{ workflow: Workflow | undefined; diagnostics: Diagnostic[] }> {
+export async function applyRules(
+  nw: NormalisedWorkflow,
+  source: YamlSource,
+  given: RulesContext,
+): Promise<{ workflow: Workflow | undefined; diagnostics: Diagnostic[]; targets: PreflightTargets }> {
   const fs = statCaching(given.fs);
   const ctx: RulesContext = { ...given, fs };
   const out = new DiagnosticSet();
+  // What preflight checks on the machine: every local input and output of every job.
+  const targets: PreflightTargets = { media: [], outputs: [] };
   const top = source.spanOfRange(0);
   const baseScope: ExpressionScope = {
     workflow: { name: nw.name, file: nw.file, dir: nw.dir },
@@ -313,7 +322,8 @@ export async function applyRules(nw: NormalisedWorkflow, source: YamlSource, giv
       const absolute = path.resolve(nw.dir, resolved.value);
       inputParts[input.name] = filePartsOf(absolute);
       if (item.placeholder && input.usesItem) continue;
-      await checkInputFile(absolute, path.isAbsolute(resolved.value) ? resolved.value : path.relative(nw.dir, absolute), `input \`${input.name}\``, at, ctx, out);
+      const shown = path.isAbsolute(resolved.value) ? resolved.value : path.relative(nw.dir, absolute);
+      if (await checkInputFile(absolute, shown, `input \`${input.name}\``, at, ctx, out)) targets.media.push({ input: input.name, absolute, shown, at });
     }
 
     const fullScope: ExpressionScope = { ...baseScope, inputs: inputParts, ...(itemParts ? { item: itemParts } : {}) };
@@ -344,13 +354,14 @@ export async function applyRules(nw: NormalisedWorkflow, source: YamlSource, giv
           out.add(at, step.location, 'error', `${owner} and ${who} would both write ${path.relative(nw.dir, absolute)}`, nw.foreachKeys ? `make the output depend on the item, e.g. out/\${{ item.${nw.foreachKeys[0] ?? 'portrait'}.stem }}.mp4` : 'give each export its own output');
         } else {
           outputs.set(absolute, who);
+          targets.outputs.push({ absolute, shown: path.relative(nw.dir, absolute), at });
         }
       }
     }
   }
 
   const diagnostics = out.list;
-  if (diagnostics.some((d) => d.severity === 'error')) return { workflow: undefined, diagnostics };
+  if (diagnostics.some((d) => d.severity === 'error')) return { workflow: undefined, diagnostics, targets };
 
   // Keep only the environment variables the expressions read: a Workflow may be logged or
   // kept in memory for long, and the rest of the environment may hold secrets.
@@ -368,5 +379,5 @@ export async function applyRules(nw: NormalisedWorkflow, source: YamlSource, giv
     }
   }
   const { foreach: _foreach, ...rest } = nw;
-  return { workflow: { ...rest, env, jobs }, diagnostics };
+  return { workflow: { ...rest, env, jobs }, diagnostics, targets };
 }

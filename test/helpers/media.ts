@@ -99,3 +99,19 @@ export async function makeSamplePortrait(dir: string, name: keyof typeof SAMPLE_
   }
   return out;
 }
+
+/**
+ * The same bytes every run (xorshift from `seed`): a file of "random" content that no decoder can
+ * make sense of, for media that only claims to be media by its name.
+ */
+export function noiseBytes(size: number, seed = 12): Buffer {
+  const out = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i += 1) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}

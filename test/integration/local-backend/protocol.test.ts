@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument -- wire JSON is read loosely here; the assertions check its shape */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fetch, FormData } from 'undici';
@@ -261,6 +261,42 @@ describe('upload', () => {
       }),
     );
     expect(bad['code']).toBe(4001);
+  });
+
+  it('takes its own media by URL without the bytes (same content, same probe), counts uploadBytes and urlUploads, and refuses a stale media link', async () => {
+    const a = await anonymousToken(backend.url);
+    const first = await createSession(backend.url, a);
+    const before = backend.stats();
+    const sent = await json(await upload(backend.url, a, first, [{ file: media.portrait }]));
+    const original = sent['data'].files[0];
+    const afterFile = backend.stats();
+    expect(afterFile.uploadBytes - before.uploadBytes).toBe((await stat(media.portrait)).size);
+    expect(afterFile.urlUploads).toBe(before.urlUploads);
+
+    const byUrl = (sessionId: string, urls: string[]) =>
+      fetch(`${backend.url}/api/upload-video/nemo_agent/me/${sessionId}`, {
+        method: 'POST',
+        headers: { ...a.headers, 'content-type': 'application/json' },
+        body: JSON.stringify({ urls, source_type: 'url' }),
+      }).then(json);
+    const second = await createSession(backend.url, a);
+    // The in-process backend's port changes between runs: a link from an earlier port still counts.
+    const oldPort = String(original.cdn_url).replace(/:\d+\/media\//, ':1/media/');
+    const linked = await byUrl(second, [oldPort]);
+    expect(linked['code']).toBe(0);
+    expect(linked['data'].files[0]).toMatchObject({ filename: 'portrait.jpg', file_type: 'image', hash: original.hash, size: original.size, width: 270, height: 480 });
+    expect(linked['data'].files[0].cdn_url).not.toBe(original.cdn_url);
+    const fetched = Buffer.from(await (await fetch(linked['data'].files[0].cdn_url)).arrayBuffer());
+    expect(fetched.equals(await readFile(media.portrait))).toBe(true);
+    const afterUrl = backend.stats();
+    expect(afterUrl.uploadBytes).toBe(afterFile.uploadBytes);
+    expect(afterUrl.urlUploads).toBe(afterFile.urlUploads + 1);
+    expect(afterUrl.uploads).toBe(afterFile.uploads + 1);
+    expect((await state(backend.url, a, second))['data'].state.video_infos).toHaveLength(1);
+
+    const stale = await byUrl(second, [`${backend.url}/media/u000000000000000000.jpg`]);
+    expect(stale['code']).not.toBe(0);
+    expect(backend.stats().urlUploads).toBe(afterUrl.urlUploads);
   });
 
   it('unknown session is 1002', async () => {
