@@ -1,6 +1,10 @@
 /**
  * Commander wiring: every command, its flags, and normalisation into typed options. Commands
  * get plain typed values; nothing below this layer sees commander.
+ *
+ * Each command declares the flags it uses (SPEC §1) by name from one table, `FLAGS`; any other
+ * flag is a usage error (exit 2). Adding a flag to a command is one name in its list (and, for
+ * a flag no command had, one row in `FLAGS` and its field in the normalised options).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
@@ -38,23 +42,64 @@ function parseVars(pairs: string[]): Record<string, string> {
   return vars;
 }
 
-/** Shared flags (SPEC §1), added to every command that talks about runs. */
-function withShared(cmd: Command): Command {
-  return cmd
-    .option('--backend <backend>', 'backend to use: cloud, local, or a URL of a `talk serve`')
-    .option('--state-dir <dir>', 'where run state lives (default: .talk/ beside the workflow)')
-    .addOption(new Option('--reporter <name>', 'output style').choices(['auto', 'tty', 'plain', 'json']).default('auto'))
-    .option('--json', 'same as --reporter json')
-    .option('--quiet', 'only errors and the final summary')
-    .option('--verbose', 'request-level detail (never secrets)')
-    .option('--no-color', 'no ANSI colours (NO_COLOR is honoured too)')
-    .option('--var <key=value>', 'set a workflow variable (repeatable)', collect, [])
-    .option('--concurrency <n>', 'jobs and steps in flight at once', positiveInt)
-    .option('--fresh', 'ignore an unfinished earlier run and start over')
-    .option('--dry-run', 'print the plan instead of running it')
-    .option('--fail-fast', 'stop starting new work after the first failure');
+/** Every flag any command takes, once. A command picks its own by name. */
+const FLAGS = {
+  backend: () => new Option('--backend <backend>', 'backend to use: cloud, local, or a URL of a `talk serve`'),
+  stateDir: () => new Option('--state-dir <dir>', 'where run state lives (default: .talk/ beside the workflow)'),
+  reporter: () => new Option('--reporter <name>', 'output style').choices(['auto', 'tty', 'plain', 'json']).default('auto'),
+  json: () => new Option('--json', 'same as --reporter json'),
+  jsonOnly: () => new Option('--json', 'print JSON instead of text'),
+  quiet: () => new Option('--quiet', 'only errors and the final summary'),
+  verbose: () => new Option('--verbose', 'request-level detail (never secrets)'),
+  color: () => new Option('--no-color', 'no ANSI colours (NO_COLOR is honoured too)'),
+  var: () => new Option('--var <key=value>', 'set a workflow variable (repeatable)').argParser(collect).default([]),
+  strict: () => new Option('--strict', 'treat warnings (e.g. a --var the workflow does not declare) as errors'),
+  concurrency: () => new Option('--concurrency <n>', 'jobs and steps in flight at once').argParser(positiveInt),
+  fresh: () => new Option('--fresh', 'ignore an unfinished earlier run and start over'),
+  dryRun: () => new Option('--dry-run', 'print the plan instead of running it'),
+  watchDryRun: () => new Option('--dry-run', 'list the bundles it would take now and what each would cost; touch nothing'),
+  failFast: () => new Option('--fail-fast', 'stop starting new work after the first failure'),
+  workflow: () => new Option('--workflow <file>', 'the workflow each bundle runs through').makeOptionMandatory(),
+  once: () => new Option('--once', 'process what is there (and what settles meanwhile), then exit'),
+  poll: () => new Option('--poll', 'poll the folder instead of using file system events (network shares)'),
+  onSuccess: () => new Option('--on-success <what>', 'what to do with sources after success').choices(['keep', 'move', 'delete']).default('move'),
+  host: () => new Option('--host <host>', 'address to bind').default('127.0.0.1'),
+  port: () => new Option('--port <port>', 'port (0 = any free port)').argParser(portNumber).default(0),
+  dataDir: () => new Option('--data-dir <dir>', 'persist tokens, sessions, uploads and renders here'),
+  latency: () => new Option('--latency <route=ms>', 'added latency for a route; render=MS is the least time a render takes (repeatable)').argParser(collect).default([]),
+  fault: () => new Option('--fault <rule>', 'ROUTE:FAULT[:xN|:P%], e.g. sse:drop:x1 (repeatable)').argParser(collect).default([]),
+  seed: () => new Option('--seed <n>', 'seed for random faults and silent edits').argParser((v) => Number(v)),
+  compat: () => new Option('--compat <name=value>', 'select a contract variant, e.g. errors=status (repeatable)').argParser(collect).default([]),
+  force: () => new Option('--force', 'overwrite an existing file'),
+} satisfies Record<string, () => Option>;
+
+type FlagName = keyof typeof FLAGS;
+
+/** Output flags of commands that draw a run's progress. */
+const OUTPUT: FlagName[] = ['reporter', 'json', 'quiet', 'verbose', 'color'];
+
+/** The flags of each command (SPEC §1): only these are accepted. */
+export const COMMAND_FLAGS = {
+  run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast'],
+  validate: ['jsonOnly', 'color', 'var', 'strict'],
+  plan: ['backend', 'stateDir', 'jsonOnly', 'color', 'var', 'strict', 'concurrency', 'fresh'],
+  watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun'],
+  status: ['stateDir', 'jsonOnly'],
+  credits: ['backend', 'stateDir', 'jsonOnly'],
+  serve: ['host', 'port', 'dataDir', 'latency', 'fault', 'seed', 'compat'],
+  schema: [],
+  init: ['force'],
+} satisfies Record<string, FlagName[]>;
+
+/** A command's name. */
+export type CommandName = keyof typeof COMMAND_FLAGS;
+
+function withFlags(cmd: Command, name: CommandName): Command {
+  for (const flag of COMMAND_FLAGS[name] as FlagName[]) cmd.addOption(FLAGS[flag]());
+  return cmd;
 }
 
+/** Normalised options every command receives; a flag a command does not take reads as its default. */
 function sharedFrom(raw: Raw, ctx: CommandContext): SharedOptions {
   const reporter: ReporterName = raw['json'] === true ? 'json' : ((raw['reporter'] as ReporterName | undefined) ?? 'auto');
   const noColorEnv = ctx.env['NO_COLOR'] !== undefined && ctx.env['NO_COLOR'] !== '';
@@ -66,6 +111,7 @@ function sharedFrom(raw: Raw, ctx: CommandContext): SharedOptions {
     verbose: raw['verbose'] === true,
     color: raw['color'] !== false && !noColorEnv,
     vars: parseVars((raw['var'] as string[] | undefined) ?? []),
+    strict: raw['strict'] === true,
     concurrency: raw['concurrency'] as number | undefined,
     fresh: raw['fresh'] === true,
     dryRun: raw['dryRun'] === true,
@@ -73,10 +119,82 @@ function sharedFrom(raw: Raw, ctx: CommandContext): SharedOptions {
   };
 }
 
+/** The typed options of one command, as its `xCommand(args, options, ctx)` takes them. */
+export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): SharedOptions & Record<string, unknown> {
+  const shared = { ...sharedFrom(raw, ctx), json: raw['json'] === true };
+  switch (name) {
+    case 'run':
+    case 'validate':
+    case 'plan':
+    case 'status':
+    case 'credits':
+    case 'schema':
+      return shared;
+    case 'watch':
+      return {
+        ...shared,
+        workflow: raw['workflow'],
+        once: raw['once'] === true,
+        poll: raw['poll'] === true,
+        onSuccess: (raw['onSuccess']) ?? 'move',
+      };
+    case 'serve':
+      return {
+        ...shared,
+        host: (raw['host']) ?? '127.0.0.1',
+        port: (raw['port']) ?? 0,
+        dataDir: raw['dataDir'],
+        latency: (raw['latency']) ?? [],
+        fault: (raw['fault']) ?? [],
+        seed: raw['seed'],
+        compat: (raw['compat']) ?? [],
+      };
+    case 'init':
+      return { ...shared, force: raw['force'] === true };
+    default: {
+      const unreachable: never = name;
+      return unreachable;
+    }
+  }
+}
+
+/** Runs a command with its positional arguments and typed options; returns the exit code. */
+export type Dispatch = (name: CommandName, args: string[], options: SharedOptions & Record<string, unknown>) => Promise<number>;
+
+/** The real commands, each imported when it runs. */
+const dispatchCommand = (ctx: CommandContext): Dispatch =>
+  async (name, args, options) => {
+    switch (name) {
+      case 'run':
+        return (await import('../commands/run.js')).runCommand(args, options, ctx);
+      case 'validate':
+        return (await import('../commands/validate.js')).validateCommand(args, options as never, ctx);
+      case 'plan':
+        return (await import('../commands/plan.js')).planCommand(args, options as never, ctx);
+      case 'watch':
+        return (await import('../commands/watch.js')).watchCommand(args, options as never, ctx);
+      case 'status':
+        return (await import('../commands/status.js')).statusCommand(args, options as never, ctx);
+      case 'credits':
+        return (await import('../commands/credits.js')).creditsCommand(args, options as never, ctx);
+      case 'serve':
+        return (await import('../commands/serve.js')).serveCommand(args, options as never, ctx);
+      case 'schema':
+        return (await import('../commands/schema.js')).schemaCommand(args, options, ctx);
+      case 'init':
+        return (await import('../commands/init.js')).initCommand(args, options as never, ctx);
+      default: {
+        const unreachable: never = name;
+        return unreachable;
+      }
+    }
+  };
+
 /**
  * Build the program. `onExit` receives each command's exit code; errors propagate to main.ts.
+ * `dispatch` runs the command (tests pass one that records argv → typed options).
  */
-export function buildProgram(ctx: CommandContext, onExit: (code: number) => void): Command {
+export function buildProgram(ctx: CommandContext, onExit: (code: number) => void, dispatch: Dispatch = dispatchCommand(ctx)): Command {
   const program = new Command('talk')
     .description('Turn portraits and voice-overs into talking-avatar videos with declarative YAML workflows.')
     .version(ctx.version, '-V, --version')
@@ -102,111 +220,39 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     );
 
   const examples = (text: string): string => `\nExample:\n  ${text}\n`;
+  /** One command: its flags from COMMAND_FLAGS, its positional arguments handed on as a list. */
+  const command = (name: CommandName, description: string, example: string, args: { spec: string; help: string; fallback?: string }[] = []): Command => {
+    const cmd = withFlags(program.command(name), name).description(description).addHelpText('after', examples(example));
+    // Subcommands inherit exitOverride and output from the program only when set on each.
+    cmd.exitOverride().configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) });
+    for (const arg of args) cmd.argument(arg.spec, arg.help, arg.fallback);
+    cmd.action(async (...received: unknown[]) => {
+      const positional = received.slice(0, args.length).flatMap((v) => (v === undefined ? [] : Array.isArray(v) ? (v as string[]) : [v as string]));
+      const raw = received[args.length] as Raw;
+      onExit(await dispatch(name, positional, optionsFor(name, raw, ctx)));
+    });
+    return cmd;
+  };
 
-  withShared(program.command('run'))
-    .description('validate, plan and execute workflows; resumes an unfinished run automatically')
-    .argument('<workflow...>', 'workflow YAML files')
-    .addHelpText('after', examples('talk run examples/hello.yaml'))
-    .action(async (files: string[], raw: Raw) => onExit(await (await import('../commands/run.js')).runCommand(files, sharedFrom(raw, ctx), ctx)));
-
-  withShared(program.command('validate'))
-    .description('check workflows against the schema and the rules; no network')
-    .argument('<workflow...>', 'workflow YAML files')
-    .addHelpText('after', examples('talk validate examples/*.yaml'))
-    .action(async (files: string[], raw: Raw) =>
-      onExit(await (await import('../commands/validate.js')).validateCommand(files, { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
-    );
-
-  withShared(program.command('plan'))
-    .description('print the step graph, jobs, what a resume would skip and the credit estimate; no network')
-    .argument('<workflow>', 'workflow YAML file')
-    .addHelpText('after', examples('talk plan examples/batch.yaml'))
-    .action(async (file: string, raw: Raw) =>
-      onExit(await (await import('../commands/plan.js')).planCommand([file], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
-    );
-
-  withShared(program.command('watch'))
-    .description('process every file that appears in a folder exactly once, until stopped')
-    .argument('<dir>', 'the inbox folder')
-    .requiredOption('--workflow <file>', 'the workflow each bundle runs through')
-    .option('--once', 'process what is there (and what settles meanwhile), then exit')
-    .option('--poll', 'poll the folder instead of using file system events (network shares)')
-    .addOption(new Option('--on-success <what>', 'what to do with sources after success').choices(['keep', 'move', 'delete']).default('move'))
-    .addHelpText('after', examples('talk watch inbox/ --workflow examples/watch.yaml'))
-    .action(async (dir: string, raw: Raw) =>
-      onExit(
-        await (await import('../commands/watch.js')).watchCommand(
-          [dir],
-          {
-            ...sharedFrom(raw, ctx),
-            workflow: raw['workflow'] as string | undefined,
-            once: raw['once'] === true,
-            poll: raw['poll'] === true,
-            onSuccess: (raw['onSuccess'] as 'keep' | 'move' | 'delete' | undefined) ?? 'move',
-          },
-          ctx,
-        ),
-      ),
-    );
-
-  withShared(program.command('status'))
-    .description('runs known in the state dir: steps, session and render ids, outputs, timelines')
-    .argument('[workflow]', 'workflow YAML file')
-    .addHelpText('after', examples('talk status examples/hello.yaml'))
-    .action(async (file: string | undefined, raw: Raw) =>
-      onExit(await (await import('../commands/status.js')).statusCommand(file ? [file] : [], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
-    );
-
-  withShared(program.command('credits'))
-    .description('credit balance on the selected backend')
-    .addHelpText('after', examples('talk credits --backend local'))
-    .action(async (raw: Raw) => onExit(await (await import('../commands/credits.js')).creditsCommand([], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)));
-
-  program
-    .command('serve')
-    .description('start the local backend: the NemoVideo protocol on loopback, real renders with ffmpeg')
-    .option('--host <host>', 'address to bind', '127.0.0.1')
-    .option('--port <port>', 'port (0 = any free port)', portNumber, 0)
-    .option('--data-dir <dir>', 'persist tokens, sessions, uploads and renders here')
-    .option('--latency <route=ms>', 'added latency for a route; render=MS is the least time a render takes (repeatable)', collect, [])
-    .option('--fault <rule>', 'ROUTE:FAULT[:xN|:P%], e.g. sse:drop:x1 (repeatable)', collect, [])
-    .option('--seed <n>', 'seed for random faults and silent edits', (v) => Number(v))
-    .option('--compat <name=value>', 'select a contract variant, e.g. errors=status (repeatable)', collect, [])
-    .addHelpText('after', examples('talk serve --port 8787 --latency render=2000'))
-    .action(async (raw: Raw) =>
-      onExit(
-        await (await import('../commands/serve.js')).serveCommand(
-          [],
-          {
-            ...sharedFrom({}, ctx),
-            host: (raw['host'] as string | undefined) ?? '127.0.0.1',
-            port: (raw['port'] as number | undefined) ?? 0,
-            dataDir: raw['dataDir'] as string | undefined,
-            latency: (raw['latency'] as string[] | undefined) ?? [],
-            fault: (raw['fault'] as string[] | undefined) ?? [],
-            seed: raw['seed'] as number | undefined,
-            compat: (raw['compat'] as string[] | undefined) ?? [],
-          },
-          ctx,
-        ),
-      ),
-    );
-
-  program
-    .command('schema')
-    .description('print the workflow JSON Schema')
-    .addHelpText('after', examples('talk schema > workflow.schema.json'))
-    .action(async () => onExit(await (await import('../commands/schema.js')).schemaCommand([], sharedFrom({}, ctx), ctx)));
-
-  program
-    .command('init')
-    .description('write a commented starter workflow')
-    .argument('[file]', 'where to write it', 'workflow.yaml')
-    .option('--force', 'overwrite an existing file')
-    .addHelpText('after', examples('talk init my-avatar.yaml'))
-    .action(async (file: string, raw: Raw) =>
-      onExit(await (await import('../commands/init.js')).initCommand([file], { ...sharedFrom({}, ctx), force: raw['force'] === true }, ctx)),
-    );
+  command('run', 'validate, plan and execute workflows; resumes an unfinished run automatically', 'talk run examples/hello.yaml', [
+    { spec: '<workflow...>', help: 'workflow YAML files' },
+  ]);
+  command('validate', 'check workflows against the schema and the rules; no network', 'talk validate examples/*.yaml', [{ spec: '<workflow...>', help: 'workflow YAML files' }]);
+  command('plan', 'print the step graph, jobs, what a resume would skip and the credit estimate; no network', 'talk plan examples/batch.yaml', [
+    { spec: '<workflow>', help: 'workflow YAML file' },
+  ]);
+  command('watch', 'process every file that appears in a folder exactly once, until stopped', 'talk watch inbox/ --workflow examples/watch.yaml', [
+    { spec: '<dir>', help: 'the inbox folder' },
+  ]);
+  command('status', 'runs known in the state dir: steps, session and render ids, outputs, timelines', 'talk status examples/hello.yaml', [
+    { spec: '[workflow]', help: 'workflow YAML file' },
+  ]);
+  command('credits', 'credit balance on the selected backend (the account a workflow spends from, when named)', 'talk credits examples/hello.yaml', [
+    { spec: '[workflow]', help: 'the workflow whose account to show (its backend and state dir)' },
+  ]);
+  command('serve', 'start the local backend: the NemoVideo protocol on loopback, real renders with ffmpeg', 'talk serve --port 8787 --latency render=2000');
+  command('schema', 'print the workflow JSON Schema', 'talk schema > workflow.schema.json');
+  command('init', 'write a commented starter workflow', 'talk init my-avatar.yaml', [{ spec: '[file]', help: 'where to write it', fallback: 'workflow.yaml' }]);
 
   return program;
 }

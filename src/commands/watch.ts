@@ -13,7 +13,9 @@ import { stamp, type NoticeEvent, type TalkEvent, type TalkEventInit } from '../
 import { createReporter, type Reporter } from '../reporters/index.js';
 import { stateDirFor } from '../state/index.js';
 import { loadWorkflow, type Workflow } from '../workflow/index.js';
-import { resolveWatchConfig, watchFolder, type RunBundle, type WatchEvent } from '../watch/index.js';
+import { previewFolder, resolveWatchConfig, watchFolder, type RunBundle, type WatchConfig, type WatchEvent } from '../watch/index.js';
+import { estimateCredits } from '../plan/index.js';
+import { planJobForItem, planRun } from '../plan/plan-run.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { createWatchJobRunner } from './watch-jobs.js';
 import { resumeCommand } from './resume-command.js';
@@ -58,6 +60,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const current: CurrentWorkflow = { workflow: loaded.workflow, revision: 1 };
   const config = resolveWatchConfig(current.workflow.watch);
   const stateDir = stateDirFor(workflowFile, options.stateDir, ctx.cwd);
+  if (options.dryRun) return previewWatch(dir, current.workflow, config, stateDir, workflowFile, options, ctx);
 
   const reporter: Reporter = createReporter({
     // A watcher is a long-lived log, not one run's progress view: `auto` means plain lines.
@@ -139,6 +142,53 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
     throw new InterruptedError('stopped watching: running bundles saved their state', { hint: `run \`${again}\` again to resume` });
   }
   return summary.failed > 0 ? 1 : 0;
+}
+
+/**
+ * `talk watch --dry-run`: the bundles a watcher would take now and what each would cost, by the
+ * plan's price list; nothing is written, moved or sent (no backend is started).
+ */
+async function previewWatch(dir: string, workflow: Workflow, config: WatchConfig, stateDir: string, workflowFile: string, options: WatchOptions, ctx: CommandContext): Promise<number> {
+  const entries = await previewFolder({ dir, config, stateDir, exclude: [workflowFile], signal: ctx.signal });
+  const plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
+  const rows = entries.map((entry) => {
+    if (entry.kind !== 'take') return { ...entry, credits: 0 };
+    const job = planJobForItem(workflow, { id: entry.name, files: entry.bundle.files, instructions: entry.instructions, output: entry.output });
+    const credits = estimateCredits({ ...plan, jobs: [job] }).total;
+    return { kind: entry.kind, name: entry.name, files: entry.bundle.files, output: entry.output, resumed: entry.resumed, credits };
+  });
+  const total = rows.reduce((sum, r) => sum + r.credits, 0);
+  const taken = rows.filter((r) => r.kind === 'take').length;
+  if (options.reporter === 'json') {
+    ctx.stdout.write(`${JSON.stringify({ dryRun: true, bundles: rows, credits: total })}\n`);
+    return 0;
+  }
+  const rel = (p: string): string => path.relative(ctx.cwd, p) || p;
+  const width = Math.max(4, ...rows.map((r) => r.name.length));
+  const lines = [`dry run: ${taken} ${taken === 1 ? 'bundle' : 'bundles'} would be taken now from ${rel(dir)} · about ${total} credits; nothing was changed`];
+  for (const row of rows) {
+    const name = row.name.padEnd(width);
+    switch (row.kind) {
+      case 'take':
+        lines.push(`  take      ${name}  ≈ ${row.credits} credits → ${rel(row.output)}${row.resumed ? ' (resumes an earlier attempt)' : ''}`);
+        break;
+      case 'skip':
+        lines.push(`  skip      ${name}  ${row.reason}`);
+        break;
+      case 'settling':
+        lines.push(`  settling  ${name}  still being written; taken once it has not changed for ${formatDuration(config.settleMs)}`);
+        break;
+      case 'incomplete':
+        lines.push(`  wait      ${name}  ${row.problems.join('; ')}`);
+        break;
+      default: {
+        const unreachable: never = row;
+        return unreachable;
+      }
+    }
+  }
+  ctx.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
 }
 
 async function load(file: string, options: WatchOptions, ctx: CommandContext): ReturnType<typeof loadWorkflow> {

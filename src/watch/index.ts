@@ -13,3 +13,4 @@ export {
   type WatcherState,
 } from './folder-watcher.js';
 export type { OnSuccess, Sidecar } from './publisher.js';
+export { previewFolder, type PreviewEntry, type PreviewOptions } from './preview.js';
