@@ -22,9 +22,25 @@ setFlagsFromString('--heap-growing-percent=50');
 
 const redact = createRedactor([process.env['NEMO_TOKEN']]);
 
-function sinkFor(stream: NodeJS.WriteStream): OutputSink {
+/**
+ * Set when a reader closed our stdout or stderr (`talk … | head`): writing on would only raise
+ * EPIPE again, so the sink goes quiet and the run stops as on SIGINT, its state saved.
+ */
+let closedPipe: string | undefined;
+let onClosedPipe: (() => void) | undefined;
+
+function sinkFor(stream: NodeJS.WriteStream, name: string): OutputSink {
+  let closed = false;
+  // Without a listener a closed pipe is an unhandled 'error' event: a stack trace and exit 1.
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+    closed = true;
+    closedPipe ??= name;
+    onClosedPipe?.();
+  });
   return {
     write: (text: string) => {
+      if (closed) return;
       stream.write(redact(text));
     },
     get isTTY() {
@@ -50,10 +66,13 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  onClosedPipe = () => {
+    if (!controller.signal.aborted) controller.abort(new InterruptedError(`${closedPipe ?? 'output'} was closed: stopping after state is saved`));
+  };
 
   const ctx: CommandContext = {
-    stdout: sinkFor(process.stdout),
-    stderr: sinkFor(process.stderr),
+    stdout: sinkFor(process.stdout, 'stdout'),
+    stderr: sinkFor(process.stderr, 'stderr'),
     env: process.env,
     cwd: process.cwd(),
     signal: controller.signal,
@@ -68,13 +87,21 @@ async function main(): Promise<number> {
     program.outputHelp();
     return ExitCode.ok;
   }
+  let code: number;
   try {
     await program.parseAsync(process.argv);
-    return exitCode;
+    code = exitCode;
   } catch (error) {
-    return reportError(error, ctx);
+    code = reportError(error, ctx);
   }
+  // A reader that stopped early (`| head`) took what it wanted: for output-only commands that
+  // is success. A run or a watcher stopped as on SIGINT (state saved, 130): the work is unfinished.
+  if (closedPipe !== undefined && !STOPPABLE.has(process.argv[2] ?? '') && code === ExitCode.interrupted) return ExitCode.ok;
+  return code;
 }
+
+/** Commands whose work (not just output) a closed pipe stops. */
+const STOPPABLE = new Set(['run', 'watch']);
 
 function reportError(error: unknown, ctx: CommandContext): number {
   if (error instanceof CommanderError) {
