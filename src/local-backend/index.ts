@@ -153,6 +153,7 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
     random,
     heartbeatMs: Math.max(1, options.heartbeatMs ?? 15_000),
     tokenTtlMs: options.tokenTtlMs ?? 7 * 24 * 3600 * 1000,
+    now: options.now ?? Date.now,
     anonymousCredits: options.anonymousCredits ?? ANONYMOUS_GRANT,
     ipQuota: options.ipQuota,
     tokensByIp: new Map(),

@@ -52,6 +52,8 @@ export interface ServerContext {
   random: Random;
   heartbeatMs: number;
   tokenTtlMs: number;
+  /** The clock of token lifetimes. */
+  now: () => number;
   /** Credits of a new anonymous account. */
   anonymousCredits: number;
   /** New anonymous tokens per IP per 7 days, when the quota is on. */
@@ -147,7 +149,7 @@ function authenticate(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     fail(ctx, res, route, ErrorCodes.tokenInvalid, 'the token is missing or invalid; request a new one with POST /api/auth/anonymous-token');
     return undefined;
   }
-  if (record.expiresAt <= Date.now()) {
+  if (record.expiresAt <= ctx.now()) {
     fail(ctx, res, route, ErrorCodes.tokenInvalid, 'the token has expired; request a new one with the same X-Client-Id');
     return undefined;
   }
@@ -355,7 +357,7 @@ const routeHandlers: Record<RouteName, Handler> = {
       sendCodeError(res, ctx.compat, 400, 'X-Client-Id is required (a stable id of at most 64 characters, e.g. a UUID)', { forceStatus: 400 });
       return;
     }
-    const now = Date.now();
+    const now = ctx.now();
     const live = ctx.store.liveTokens.get(clientId);
     const liveRecord = live ? ctx.store.data.tokens[tokenHash(live)] : undefined;
     const existing = Object.values(ctx.store.data.tokens).find((t) => t.clientId === clientId && t.expiresAt > now);

@@ -4,7 +4,7 @@
  * watch-command.test.ts.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -85,15 +85,16 @@ describe('watchFolder', () => {
     await log.next((e) => e.type === 'watch:ready');
     await writeViaRename(path.join(inbox, 'slow.jpg'), 'portrait');
     const handle = await open(path.join(inbox, 'slow.mp3'), 'w');
-    let lastWrite = 0;
     // A slow copy: chunks keep arriving for longer than `settle`, each gap well under it.
     for (let i = 0; i < 10; i += 1) {
       await handle.write(Buffer.alloc(1000, i));
       await handle.sync();
-      lastWrite = Date.now();
       await delay(settleMs / 5);
     }
     await handle.close();
+    // The watcher judges settling by the file's own stamp, so the test reads the same clock:
+    // the last write's mtime (never later than the moment the watcher could see the write).
+    const lastWrite = Math.floor((await stat(path.join(inbox, 'slow.mp3'))).mtimeMs);
     const start = await log.next((e) => e.type === 'bundle:start');
     await log.next((e) => e.type === 'bundle:done');
     controller.abort();

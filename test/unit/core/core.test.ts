@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getEventListeners } from 'node:events';
+import { getEventListeners, setMaxListeners } from 'node:events';
 import { createRedactor, REDACTED } from '../../../src/core/redact.js';
 import { formatDuration, parseDuration, sleep, withDeadline } from '../../../src/core/abort.js';
 import { fileParts, isInside, sanitizeFileName } from '../../../src/core/paths.js';
@@ -68,6 +68,9 @@ describe('deadlines and cancellation', () => {
 
   it('a cleared deadline leaves nothing on its parent and ignores its later abort', () => {
     const parent = new AbortController();
+    // A run-wide signal carries one listener per step in flight; the runner lifts the limit on
+    // its signal the same way (otherwise Node warns of a leak at the 11th).
+    setMaxListeners(0, parent.signal);
     const deadlines = Array.from({ length: 100 }, () => withDeadline(parent.signal, 60_000, 'step'));
     expect(getEventListeners(parent.signal, 'abort')).toHaveLength(100);
     for (const d of deadlines) d.clear();
