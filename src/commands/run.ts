@@ -113,8 +113,9 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     });
     await reporter.close();
     if (outcome.status === 'interrupted') {
-      // Stated on stderr in every mode: the one thing to do next.
-      ctx.stderr.write(`interrupted: state saved; renders already started keep running at the backend.\nresume with: ${again}\n`);
+      // Stated on stderr in every mode; the command that resumes is said once: by the
+      // summary where there is one, here when stdout carries NDJSON only.
+      ctx.stderr.write(`interrupted: state saved; renders already started keep running at the backend.\n${json ? `resume with: ${again}\n` : ''}`);
     }
     return exitFor(outcome.status);
   } finally {

@@ -68,7 +68,7 @@ describe('the CLI at the shell', () => {
 
   it('a run into a closed pipe stops as on SIGINT (130, state saved) and the same command resumes it', async () => {
     const cwd = await helloWorkspace();
-    const stopped = await runIntoClosedPipe(['run', 'hello.yaml', '--reporter', 'plain'], cwd);
+    const stopped = await runIntoClosedPipe(['run', 'hello.yaml', '--json'], cwd);
     expect(stopped.stderr).not.toMatch(/EPIPE|internal error/);
     expect(stopped.code).toBe(130);
     expect(stopped.stderr).toMatch(/resume with: talk run hello\.yaml/);
