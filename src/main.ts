@@ -5,7 +5,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { CommanderError } from 'commander';
-import { ExitCode, InterruptedError, TalkError, WorkflowInvalidError, exitCodeFor } from './core/errors.js';
+import { ExitCode, InterruptedError, TalkError, WorkflowInvalidError, environmentErrorFrom, exitCodeFor } from './core/errors.js';
 import { createRedactor, type OutputSink } from './core/redact.js';
 import { buildProgram } from './cli/program.js';
 import type { CommandContext } from './commands/context.js';
@@ -117,6 +117,12 @@ function reportError(error: unknown, ctx: CommandContext): number {
     ctx.stderr.write(`talk: ${error.message}\n`);
     if (error.hint) ctx.stderr.write(`  → ${error.hint}\n`);
     return exitCodeFor(error);
+  }
+  const environment = environmentErrorFrom(error);
+  if (environment !== undefined) {
+    ctx.stderr.write(`talk: ${environment.message}\n`);
+    if (environment.hint) ctx.stderr.write(`  → ${environment.hint}\n`);
+    return exitCodeFor(environment);
   }
   const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
   ctx.stderr.write(`talk: internal error (this is a bug in talk, please report it)\n${detail}\n`);

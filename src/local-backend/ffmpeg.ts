@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { TalkError } from '../core/errors.js';
+import { EnvironmentError, TalkError, environmentErrorFrom } from '../core/errors.js';
 import { abortReason } from '../core/abort.js';
 
 /** The two binaries the local backend runs, and where each was found. */
@@ -45,7 +45,7 @@ export function findFfmpeg(env: Readonly<Record<string, string | undefined>>): F
   const ffmpeg = env['FFMPEG_PATH'] || onPath('ffmpeg', env) || fromInstaller('@ffmpeg-installer/ffmpeg');
   const ffprobe = env['FFPROBE_PATH'] || onPath('ffprobe', env) || fromInstaller('@ffprobe-installer/ffprobe');
   if (!ffmpeg || !ffprobe) {
-    throw new TalkError('internal', `the local backend needs ${!ffmpeg ? 'ffmpeg' : 'ffprobe'} and found none`, {
+    throw new EnvironmentError('missing-tool', `the local backend needs ${!ffmpeg ? 'ffmpeg' : 'ffprobe'} and found none`, {
       hint: 'install ffmpeg (e.g. `apt-get install ffmpeg`), set FFMPEG_PATH/FFPROBE_PATH, or run `npm ci` to get the bundled build',
     });
   }
@@ -88,7 +88,7 @@ export function runTool(
     signal?.addEventListener('abort', onAbort, { once: true });
     child.on('error', (error) => {
       signal?.removeEventListener('abort', onAbort);
-      reject(new TalkError('internal', `could not start ${path.basename(binary)}: ${error.message}`, { cause: error }));
+      reject(environmentErrorFrom(error) ?? new TalkError('internal', `could not start ${path.basename(binary)}: ${error.message}`, { cause: error }));
     });
     child.on('close', (code) => {
       signal?.removeEventListener('abort', onAbort);

@@ -339,6 +339,13 @@ export async function handleRequest(ctx: ServerContext, req: IncomingMessage, re
       return;
     }
     const message = error instanceof Error ? error.message : String(error);
+    // A client that goes away mid-request (an SSE reader that disconnects, a cancelled
+    // upload) is normal traffic, not a fault of the server.
+    if (req.destroyed || res.destroyed || (error as NodeJS.ErrnoException).code === 'ECONNRESET' || /^aborted$/.test(message)) {
+      ctx.logger?.(`info: client disconnected from ${method} ${pathname} (${message})`);
+      res.destroy();
+      return;
+    }
     ctx.logger?.(`internal error on ${method} ${pathname}: ${message}`);
     if (!res.headersSent) sendJson(res, 500, { code: 500, message: `the local backend failed: ${message}`, data: null, success: false, error: message });
     else res.destroy();

@@ -23,7 +23,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { watch as watchFiles, type FSWatcher } from 'chokidar';
 import pLimit from 'p-limit';
-import { TalkError } from '../core/errors.js';
+import { TalkError, environmentErrorFrom } from '../core/errors.js';
 import { sleep } from '../core/abort.js';
 import type { WatchConfig } from './config.js';
 import { createIgnoreMatcher } from './ignore.js';
@@ -139,6 +139,8 @@ export function watchStateDir(stateDir: string, dir: string): string {
 
 function errorInfo(error: unknown): BundleError {
   if (error instanceof TalkError) return { code: error.code, message: error.message, ...(error.hint === undefined ? {} : { hint: error.hint }) };
+  const environment = environmentErrorFrom(error);
+  if (environment !== undefined) return { code: environment.code, message: environment.message, ...(environment.hint === undefined ? {} : { hint: environment.hint }) };
   if (error instanceof Error) return { code: 'internal', message: error.message };
   return { code: 'internal', message: String(error) };
 }

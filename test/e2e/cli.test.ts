@@ -90,4 +90,13 @@ describe('the CLI at the shell', () => {
     expect(shown.account).toMatch(/\.talk\/local-backend, which runs of \.\.\/hello\.yaml spend from/);
     expect(existsSync(path.join(elsewhere, '.talk'))).toBe(false);
   });
+
+  it('a missing ffmpeg is the machine, not a bug: the step says which tool is missing', async () => {
+    const cwd = await helloWorkspace();
+    const result = await runCli(['run', 'hello.yaml', '--reporter', 'plain'], { cwd, env: { FFMPEG_PATH: path.join(cwd, 'no-such-ffmpeg'), FFPROBE_PATH: path.join(cwd, 'no-such-ffprobe') } });
+    const said = `${result.stdout}${result.stderr}`;
+    expect(result.code).toBe(1);
+    expect(said).toMatch(/no-such-ff(mpeg|probe) was not found on this machine/);
+    expect(said).not.toMatch(/internal|this is a bug/);
+  });
 });
