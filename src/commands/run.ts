@@ -60,6 +60,8 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     ctx.stderr.write(diagnosticAnnotations(diagnostics, ctx.env));
   }
   if (!workflow) throw new WorkflowInvalidError(diagnostics, `${file} is invalid`);
+  // --strict: a warning (e.g. an undeclared --var) stops the run before anything is spent.
+  if (options.strict === true && diagnostics.some((d) => d.severity === 'warning')) throw new WorkflowInvalidError(diagnostics, `${file} has warnings (--strict)`);
   // planRun applies `--backend` over the workflow's `backend:`.
   const plan: Plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
   const choice = plan.backend;

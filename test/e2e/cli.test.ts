@@ -99,4 +99,28 @@ describe('the CLI at the shell', () => {
     expect(said).toMatch(/no-such-ff(mpeg|probe) was not found on this machine/);
     expect(said).not.toMatch(/internal|this is a bug/);
   });
+
+  it('an undeclared --var is a warning naming the declared ones (exit 2 under --strict); validate --json keeps argument order', async () => {
+    const cwd = await helloWorkspace();
+    await writeFile(path.join(cwd, 'a.yaml'), `${await readFile(path.join(cwd, 'hello.yaml'), 'utf8')}vars:\n  release: "1.0"\n`);
+    const loose = await runCli(['validate', 'a.yaml', '--var', 'relase=1.1'], { cwd });
+    expect(loose.code).toBe(0);
+    expect(loose.stdout).toMatch(/warning.*--var relase is not a variable of this workflow \(it declares: release\)/);
+    const strict = await runCli(['validate', 'a.yaml', '--var', 'relase=1.1', '--strict'], { cwd });
+    expect(strict.code).toBe(2);
+    const plan = await runCli(['plan', 'a.yaml', '--var', 'relase=1.1', '--strict'], { cwd });
+    expect(plan.code).toBe(2);
+    const json = await runCli(['validate', '--json', 'hello.yaml', 'a.yaml'], { cwd });
+    expect((JSON.parse(json.stdout) as { files: { file: string }[] }).files.map((f) => f.file)).toEqual(['hello.yaml', 'a.yaml']);
+  });
+
+  it('talk status on a file that does not exist is an error; a bare talk status says where state lives', async () => {
+    const cwd = await helloWorkspace();
+    const missing = await runCli(['status', 'nope.yaml'], { cwd });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/nope\.yaml does not exist/);
+    const bare = await runCli(['status'], { cwd });
+    expect(bare.code).toBe(0);
+    expect(bare.stdout).toMatch(/run state lives in \.talk\/ beside each workflow \(or --state-dir\)/);
+  });
 });

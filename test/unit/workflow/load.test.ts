@@ -237,3 +237,18 @@ export:
     ]);
   });
 });
+
+describe('a misspelt backend', () => {
+  it('`backend: lcoal` is refused with "did you mean `local`"', async () => {
+    const result = await load('w.yaml', `backend: lcoal\n${SHORT}`);
+    expect(result.workflow).toBeUndefined();
+    expect(result.diagnostics.map((d) => [d.line, d.hint])).toEqual([[1, 'did you mean `local`? (found "lcoal")']]);
+  });
+
+  it('an undeclared --var is a warning that names the declared variables', async () => {
+    const result = await load('w.yaml', `vars:\n  release: "1"\n${SHORT}`, { vars: { relase: '2' } });
+    expect(result.workflow).toBeDefined();
+    expect(result.diagnostics.map((d) => [d.severity, d.message])).toEqual([['warning', '--var relase is not a variable of this workflow (it declares: release)']]);
+  });
+});
+
