@@ -136,3 +136,16 @@ describe('a flag another command takes is a usage error', () => {
     expect((await parse(['run', 'a.yaml', '--concurrency', '0'])).error?.code).toBe('commander.invalidArgument');
   });
 });
+
+describe('the package', () => {
+  it('is published under a name of its own (the registry name `talk` is another package) and keeps the `talk` command', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { name: string; bin: Record<string, string> };
+    expect(pkg.name).toBe('talking-avatar-cli');
+    expect(pkg.bin).toEqual({ talk: 'bin/talk.js' });
+    const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8');
+    expect(readme).toMatch(/npm link {2,}# puts `talk` on the PATH/);
+    expect(readme).not.toMatch(/^npx talk /m);
+    expect(readme).toMatch(/TALK_LOCAL_LATENCY=render=6000,sse=1500/);
+  });
+});
