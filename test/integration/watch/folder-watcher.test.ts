@@ -76,6 +76,31 @@ describe('watchFolder', () => {
     expect(log.of('bundle:start').every((e) => e.startedAt >= e.readyAt)).toBe(true);
   });
 
+  it('two bundles with identical content under different names, dropped together: one render, the other skipped naming it, in the same session', async () => {
+    const { inbox, log, base } = await setup();
+    for (const stem of ['anna', 'bert']) {
+      await writeViaRename(path.join(inbox, `${stem}.jpg`), 'the same portrait');
+      await writeViaRename(path.join(inbox, `${stem}.mp3`), 'the same voice');
+    }
+    const calls: BundleJob[] = [];
+    // The first copy is held until the second has been looked at, so they are active together.
+    let release: () => void = () => undefined;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    const running = watchFolder(base(recordingJob(calls, { hold })));
+    await log.next((e) => e.type === 'bundle:start');
+    await log.next((e) => e.type === 'watch:ready');
+    release();
+    const summary = await running;
+    expect(calls).toHaveLength(1);
+    const first = calls[0]?.name;
+    const second = first === 'anna' ? 'bert' : 'anna';
+    expect(summary).toMatchObject({ done: 1, skipped: 1, failed: 0 });
+    const skipped = log.of('bundle:skipped');
+    expect(skipped.map((e) => [e.name, e.reason])).toEqual([[second, `identical content was already rendered as out/${first}.mp4`]]);
+    expect((await readdir(inbox)).sort()).toEqual(['out', 'processed']);
+    expect((await readdir(path.join(inbox, 'processed'))).sort()).toEqual(['anna.jpg', 'anna.mp3', 'bert.jpg', 'bert.mp3']);
+  });
+
   it('does not take a file written slowly in chunks before it has settled', async () => {
     const settleMs = 1000;
     const { inbox, log, base } = await setup({ settleMs });
