@@ -252,3 +252,22 @@ describe('a misspelt backend', () => {
   });
 });
 
+describe('a foreach whose glob matches nothing', () => {
+  it('still checks its item.* references: an unknown key is an error', async () => {
+    const text = `foreach:\n  portrait: faces/*.jpg\n  voice: voices/\${{ item.face.stem }}.mp3\ninstructions:\n  - Make this photo talk\n`;
+    const result = await load('w.yaml', text);
+    expect(result.workflow).toBeUndefined();
+    const errors = result.diagnostics.filter((d) => d.severity === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.line).toBe(3);
+    expect(errors[0]?.message).toMatch(/item\.face/);
+    expect(result.diagnostics.some((d) => d.severity === 'warning' && /matches no files/.test(d.message))).toBe(true);
+  });
+
+  it('with the right key it is valid, with no jobs', async () => {
+    const text = `foreach:\n  portrait: faces/*.jpg\n  voice: voices/\${{ item.portrait.stem }}.mp3\ninstructions:\n  - Make this photo talk\n`;
+    const result = await load('w.yaml', text);
+    expect(result.workflow?.jobs).toEqual([]);
+  });
+});
+
