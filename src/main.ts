@@ -5,7 +5,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { CommanderError } from 'commander';
-import { ExitCode, InterruptedError, TalkError, WorkflowInvalidError, exitCodeFor } from './core/errors.js';
+import { ExitCode, InterruptedError, TalkError, WorkflowInvalidError, environmentErrorFrom, exitCodeFor } from './core/errors.js';
 import { createRedactor, type OutputSink } from './core/redact.js';
 import { buildProgram } from './cli/program.js';
 import type { CommandContext } from './commands/context.js';
@@ -23,23 +23,25 @@ setFlagsFromString('--heap-growing-percent=50');
 const redact = createRedactor([process.env['NEMO_TOKEN']]);
 
 /**
- * A reader that went away (`talk … | head`): further writes are dropped, and the first one
- * that finds the pipe closed stops the command as a first Ctrl-C would (a run saves its state),
- * instead of crashing on an unhandled EPIPE.
+ * Set when a reader closed our stdout or stderr (`talk … | head`): writing on would only raise
+ * EPIPE again, so the sink goes quiet and the run stops as on SIGINT, its state saved.
  */
-let onOutputClosed: () => void = () => undefined;
-const closedStreams = new Set<NodeJS.WriteStream>();
+let closedPipe: string | undefined;
+let onClosedPipe: (() => void) | undefined;
 
-function sinkFor(stream: NodeJS.WriteStream): OutputSink {
+function sinkFor(stream: NodeJS.WriteStream, name: string): OutputSink {
+  let closed = false;
+  // Without a listener a closed pipe is an unhandled 'error' event: a stack trace and exit 1.
   stream.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
-    if (closedStreams.has(stream)) return;
-    closedStreams.add(stream);
-    onOutputClosed();
+    closed = true;
+    closedPipe ??= name;
+    onClosedPipe?.();
   });
   return {
     write: (text: string) => {
-      if (!closedStreams.has(stream)) stream.write(redact(text));
+      if (closed) return;
+      stream.write(redact(text));
     },
     get isTTY() {
       return stream.isTTY === true;
@@ -64,13 +66,13 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  onOutputClosed = () => {
-    if (!controller.signal.aborted) controller.abort(new InterruptedError('the output was closed (its reader went away): stopping after state is saved'));
+  onClosedPipe = () => {
+    if (!controller.signal.aborted) controller.abort(new InterruptedError(`${closedPipe ?? 'output'} was closed: stopping after state is saved`));
   };
 
   const ctx: CommandContext = {
-    stdout: sinkFor(process.stdout),
-    stderr: sinkFor(process.stderr),
+    stdout: sinkFor(process.stdout, 'stdout'),
+    stderr: sinkFor(process.stderr, 'stderr'),
     env: process.env,
     cwd: process.cwd(),
     signal: controller.signal,
@@ -85,22 +87,21 @@ async function main(): Promise<number> {
     program.outputHelp();
     return ExitCode.ok;
   }
+  let code: number;
   try {
     await program.parseAsync(process.argv);
-    return exitCode;
+    code = exitCode;
   } catch (error) {
-    return reportError(error, ctx);
+    code = reportError(error, ctx);
   }
+  // A reader that stopped early (`| head`) took what it wanted: for output-only commands that
+  // is success. A run or a watcher stopped as on SIGINT (state saved, 130): the work is unfinished.
+  if (closedPipe !== undefined && !STOPPABLE.has(process.argv[2] ?? '') && code === ExitCode.interrupted) return ExitCode.ok;
+  return code;
 }
 
-/** Commands that do work beyond printing: a closed output stops them as Ctrl-C does (130). */
-const WORKING_COMMANDS = new Set(['run', 'watch', 'serve']);
-
-/** Output cut short by its reader (`talk plan | head`) is a success for commands that only print. */
-function finalCode(code: number): number {
-  const printOnly = !WORKING_COMMANDS.has(process.argv[2] ?? '');
-  return closedStreams.has(process.stdout) && printOnly ? ExitCode.ok : code;
-}
+/** Commands whose work (not just output) a closed pipe stops. */
+const STOPPABLE = new Set(['run', 'watch']);
 
 function reportError(error: unknown, ctx: CommandContext): number {
   if (error instanceof CommanderError) {
@@ -117,9 +118,15 @@ function reportError(error: unknown, ctx: CommandContext): number {
     if (error.hint) ctx.stderr.write(`  → ${error.hint}\n`);
     return exitCodeFor(error);
   }
+  const environment = environmentErrorFrom(error);
+  if (environment !== undefined) {
+    ctx.stderr.write(`talk: ${environment.message}\n`);
+    if (environment.hint) ctx.stderr.write(`  → ${environment.hint}\n`);
+    return exitCodeFor(environment);
+  }
   const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
   ctx.stderr.write(`talk: internal error (this is a bug in talk, please report it)\n${detail}\n`);
   return ExitCode.failed;
 }
 
-process.exitCode = finalCode(await main());
+process.exitCode = await main();

@@ -22,6 +22,7 @@ import { unreachable } from '../core/unreachable.js';
 import { resolveTiming, type BackendTiming } from './timing.js';
 import { ByteTap, checkUploadSource, multipartUpload, writeAtomically } from './transfer.js';
 import { readTurnStream, TurnWatch } from './turn.js';
+import { withRetries } from './retry.js';
 import { translateGuiPhrases } from './gui-phrases.js';
 import type {
   BackendClient,
@@ -161,6 +162,9 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
     }
   };
 
+  /** Errors raised while a download's body streamed: the ones worth fetching the file again for. */
+  const bodyFailures = new WeakSet<BackendError>();
+
   /** Download `url` into `dest`; JSON answers that point elsewhere are followed once. */
   async function downloadFrom(url: string, auth: boolean, dest: string, o: CallOptions & { onProgress?: TransferProgress }, hops = 0): Promise<DownloadResult> {
     const response = await http.open({ route: 'download', method: 'GET', path: url, auth, repeatable: true }, o);
@@ -171,9 +175,7 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
       try {
         body = await response.body.json();
       } catch (error) {
-        if (o.signal?.aborted) throw abortReason(o.signal, error);
-        // A connection lost inside the body is as transient as one lost before it.
-        throw networkCode(error) !== undefined ? networkError(http.failure('download'), error) : error;
+        throw classifyBodyError(error, o.signal);
       }
       const s = readRenderStatus(body);
       if (!s.outputUrl || hops > 0 || !/^https?:\/\//i.test(s.outputUrl)) {
@@ -185,11 +187,37 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
     try {
       return await writeAtomically(response.body, dest, Number.isFinite(length) && length > 0 ? length : undefined, o.onProgress, o.signal);
     } catch (error) {
-      if (o.signal?.aborted) throw abortReason(o.signal, error);
-      if (error instanceof BackendError) throw error;
-      if (networkCode(error) !== undefined) throw networkError(http.failure('download'), error);
-      throw error;
+      throw classifyBodyError(error, o.signal);
     }
+  }
+
+  /** A failure while a download's body streams in: a broken connection is transient (it is marked so the download is retried). */
+  function classifyBodyError(error: unknown, signal: AbortSignal | undefined): unknown {
+    if (signal?.aborted) return abortReason(signal, error);
+    const classified = error instanceof BackendError ? error : networkCode(error) !== undefined ? networkError(http.failure('download'), error) : error;
+    if (classified instanceof BackendError && classified.retryable) bodyFailures.add(classified);
+    return classified;
+  }
+
+  /**
+   * A download is idempotent: one whose body broke off is fetched again from the start, with
+   * the retry layer's backoff. Failures before the body (the request itself) were already
+   * retried by the request layer and are not retried twice.
+   */
+  async function downloadWithRetries(url: string, auth: boolean, dest: string, o: CallOptions & { onProgress?: TransferProgress }): Promise<DownloadResult> {
+    return withRetries(
+      async () => {
+        try {
+          return await downloadFrom(url, auth, dest, o);
+        } catch (error) {
+          if (error instanceof BackendError && error.retryable && !bodyFailures.has(error)) {
+            throw new BackendError({ message: error.message, route: error.route, status: error.status, envelopeCode: error.envelopeCode, retryable: false, cause: error, ...(error.hint === undefined ? {} : { hint: error.hint }), kind: error.code === 'credits' ? 'credits' : 'backend' });
+          }
+          throw error;
+        }
+      },
+      { repeatable: true, timing, signal: o.signal, onRetry: o.onRetry },
+    );
   }
 
   const client: BackendClient & BackendClientExtras = {
@@ -377,13 +405,13 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
       if (outputUrl !== undefined && /^https?:\/\//i.test(outputUrl)) {
         try {
           // The output URL is a CDN link: fetched without the token (CONTRACT §4 step 4).
-          return await downloadFrom(outputUrl, false, dest, o);
+          return await downloadWithRetries(outputUrl, false, dest, o);
         } catch (error) {
           if (o.signal?.aborted || !(error instanceof BackendError)) throw error;
           o.onRetry?.({ attempt: 1, reason: `output URL failed (${error.message}); using the download route`, delayMs: 0 });
         }
       }
-      return downloadFrom(paths.renderDownload(renderId), true, dest, o);
+      return downloadWithRetries(paths.renderDownload(renderId), true, dest, o);
     },
 
     async claimLink(taskId, sessionId, o = {}) {

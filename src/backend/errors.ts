@@ -164,6 +164,9 @@ export function networkCode(error: unknown): string | undefined {
   for (let depth = 0; depth < 4 && e instanceof Error; depth += 1) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && (TRANSIENT_NETWORK.has(code) || code === 'ENOTFOUND')) return code;
+    // undici's SocketError says this when the peer closed mid-response; some paths (a body
+    // read through a web stream) hand it on without its code.
+    if (/\bother side closed\b/i.test(e.message)) return 'UND_ERR_SOCKET';
     e = e.cause;
   }
   return undefined;

@@ -28,6 +28,8 @@ export interface RetryPolicy {
   renewToken?: (() => Promise<boolean>) | undefined;
   /** Jitter source, for tests that need fixed delays. */
   random?: () => number;
+  /** How a wait is made (default: an abortable timer); tests observe waits through it. */
+  sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
 }
 
 const TOKEN_CODES = new Set([1001, 1010, 1011]);
@@ -81,7 +83,7 @@ export async function withRetries<T>(attempt: (n: number) => Promise<T>, policy:
         throw error;
       }
       policy.onRetry?.({ attempt: n, reason, delayMs });
-      if (delayMs > 0) await sleep(delayMs, signal);
+      if (delayMs > 0) await (policy.sleep ?? sleep)(delayMs, signal);
     }
   }
 }

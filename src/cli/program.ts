@@ -1,6 +1,10 @@
 /**
  * Commander wiring: every command, its flags, and normalisation into typed options. Commands
  * get plain typed values; nothing below this layer sees commander.
+ *
+ * Each command declares the flags it uses (SPEC §1) by name from one table, `FLAGS`; any other
+ * flag is a usage error (exit 2). Adding a flag to a command is one name in its list (and, for
+ * a flag no command had, one row in `FLAGS` and its field in the normalised options).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
@@ -8,6 +12,9 @@ import type { CommandContext, ReporterName, SharedOptions } from '../commands/co
 
 type Raw = Record<string, unknown>;
 
+// Commands are imported when they run: the bundle then evaluates only the command in use
+// (esbuild defers each module's top level), so `talk validate` does not pay for the
+// runner's HTTP stack or the local backend at start-up.
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -35,34 +42,65 @@ function parseVars(pairs: string[]): Record<string, string> {
   return vars;
 }
 
-/**
- * The flags of SPEC §1, one adder each. A command takes only the ones it uses (SPEC §1: any
- * other flag is a usage error, exit 2), so `talk credits --fresh` is refused instead of ignored.
- */
-type Adder = (cmd: Command) => Command;
-const flag = {
-  backend: (c) => c.option('--backend <backend>', 'backend to use: cloud, local, or a URL of a `talk serve`'),
-  stateDir: (c) => c.option('--state-dir <dir>', 'where run state lives (default: .talk/ beside the workflow)'),
-  reporter: (c) => c.addOption(new Option('--reporter <name>', 'output style').choices(['auto', 'tty', 'plain', 'json']).default('auto')),
-  json: (c) => c.option('--json', 'machine-readable output (same as --reporter json where there is one)'),
-  quiet: (c) => c.option('--quiet', 'only errors and the final summary'),
-  verbose: (c) => c.option('--verbose', 'request-level detail (never secrets)'),
-  color: (c) => c.option('--no-color', 'no ANSI colours (NO_COLOR is honoured too)'),
-  vars: (c) => c.option('--var <key=value>', 'set a workflow variable (repeatable)', collect, []),
-  concurrency: (c) => c.option('--concurrency <n>', 'jobs and steps in flight at once', positiveInt),
-  fresh: (c) => c.option('--fresh', 'ignore an unfinished earlier run and start over'),
-  failFast: (c) => c.option('--fail-fast', 'stop starting new work after the first failure'),
-} satisfies Record<string, Adder>;
+/** Every flag any command takes, once. A command picks its own by name. */
+const FLAGS = {
+  backend: () => new Option('--backend <backend>', 'backend to use: cloud, local, or a URL of a `talk serve`'),
+  stateDir: () => new Option('--state-dir <dir>', 'where run state lives (default: .talk/ beside the workflow)'),
+  reporter: () => new Option('--reporter <name>', 'output style').choices(['auto', 'tty', 'plain', 'json']).default('auto'),
+  json: () => new Option('--json', 'same as --reporter json'),
+  jsonOnly: () => new Option('--json', 'print JSON instead of text'),
+  quiet: () => new Option('--quiet', 'only errors and the final summary'),
+  verbose: () => new Option('--verbose', 'request-level detail (never secrets)'),
+  color: () => new Option('--no-color', 'no ANSI colours (NO_COLOR is honoured too)'),
+  var: () => new Option('--var <key=value>', 'set a workflow variable (repeatable)').argParser(collect).default([]),
+  strict: () => new Option('--strict', 'treat warnings (e.g. a --var the workflow does not declare) as errors'),
+  concurrency: () => new Option('--concurrency <n>', 'jobs and steps in flight at once').argParser(positiveInt),
+  fresh: () => new Option('--fresh', 'ignore an unfinished earlier run and start over'),
+  dryRun: () => new Option('--dry-run', 'print the plan instead of running it'),
+  watchDryRun: () => new Option('--dry-run', 'list the bundles it would take now and what each would cost; touch nothing'),
+  failFast: () => new Option('--fail-fast', 'stop starting new work after the first failure'),
+  partial: () => new Option('--partial', 'when not every job fits in the credits, run the ones that do (in plan order) and exit 3'),
+  workflow: () => new Option('--workflow <file>', 'the workflow each bundle runs through').makeOptionMandatory(),
+  once: () => new Option('--once', 'process what is there (and what settles meanwhile), then exit'),
+  poll: () => new Option('--poll', 'poll the folder instead of using file system events (network shares)'),
+  onSuccess: () => new Option('--on-success <what>', 'what to do with sources after success').choices(['keep', 'move', 'delete']).default('move'),
+  host: () => new Option('--host <host>', 'address to bind').default('127.0.0.1'),
+  port: () => new Option('--port <port>', 'port (0 = any free port)').argParser(portNumber).default(0),
+  dataDir: () => new Option('--data-dir <dir>', 'persist tokens, sessions, uploads and renders here'),
+  latency: () => new Option('--latency <route=ms>', 'added latency for a route; render=MS is the least time a render takes (repeatable)').argParser(collect).default([]),
+  fault: () => new Option('--fault <rule>', 'ROUTE:FAULT[:xN|:P%], e.g. sse:drop:x1 (repeatable)').argParser(collect).default([]),
+  seed: () => new Option('--seed <n>', 'seed for random faults and silent edits').argParser((v) => Number(v)),
+  compat: () => new Option('--compat <name=value>', 'select a contract variant, e.g. errors=status (repeatable)').argParser(collect).default([]),
+  force: () => new Option('--force', 'overwrite an existing file'),
+} satisfies Record<string, () => Option>;
 
-/** Add `adders` to a command, in order. */
-function withFlags(cmd: Command, ...adders: Adder[]): Command {
-  for (const add of adders) add(cmd);
+type FlagName = keyof typeof FLAGS;
+
+/** Output flags of commands that draw a run's progress. */
+const OUTPUT: FlagName[] = ['reporter', 'json', 'quiet', 'verbose', 'color'];
+
+/** The flags of each command (SPEC §1): only these are accepted. */
+export const COMMAND_FLAGS = {
+  run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast', 'partial'],
+  validate: ['jsonOnly', 'color', 'var', 'strict'],
+  plan: ['backend', 'stateDir', 'jsonOnly', 'color', 'var', 'strict', 'concurrency', 'fresh'],
+  watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun'],
+  status: ['stateDir', 'jsonOnly'],
+  credits: ['backend', 'stateDir', 'jsonOnly'],
+  serve: ['host', 'port', 'dataDir', 'latency', 'fault', 'seed', 'compat'],
+  schema: [],
+  init: ['force'],
+} satisfies Record<string, FlagName[]>;
+
+/** A command's name. */
+export type CommandName = keyof typeof COMMAND_FLAGS;
+
+function withFlags(cmd: Command, name: CommandName): Command {
+  for (const flag of COMMAND_FLAGS[name] as FlagName[]) cmd.addOption(FLAGS[flag]());
   return cmd;
 }
 
-/** The output flags of a command that reports progress. */
-const outputFlags: Adder[] = [flag.reporter, flag.json, flag.quiet, flag.verbose, flag.color];
-
+/** Normalised options every command receives; a flag a command does not take reads as its default. */
 function sharedFrom(raw: Raw, ctx: CommandContext): SharedOptions {
   const reporter: ReporterName = raw['json'] === true ? 'json' : ((raw['reporter'] as ReporterName | undefined) ?? 'auto');
   const noColorEnv = ctx.env['NO_COLOR'] !== undefined && ctx.env['NO_COLOR'] !== '';
@@ -74,6 +112,7 @@ function sharedFrom(raw: Raw, ctx: CommandContext): SharedOptions {
     verbose: raw['verbose'] === true,
     color: raw['color'] !== false && !noColorEnv,
     vars: parseVars((raw['var'] as string[] | undefined) ?? []),
+    strict: raw['strict'] === true,
     concurrency: raw['concurrency'] as number | undefined,
     fresh: raw['fresh'] === true,
     dryRun: raw['dryRun'] === true,
@@ -81,40 +120,83 @@ function sharedFrom(raw: Raw, ctx: CommandContext): SharedOptions {
   };
 }
 
-/**
- * The commands the program dispatches to, by name. The default loads each command's module
- * when it runs: the bundle then evaluates only the command in use (esbuild defers each module's
- * top level), so `talk validate` does not pay for the runner's HTTP stack or the local backend.
- * Tests pass a table that records what it was given (argv → typed options).
- */
-export interface CommandTable {
-  run: typeof import('../commands/run.js').runCommand;
-  validate: typeof import('../commands/validate.js').validateCommand;
-  plan: typeof import('../commands/plan.js').planCommand;
-  watch: typeof import('../commands/watch.js').watchCommand;
-  status: typeof import('../commands/status.js').statusCommand;
-  credits: typeof import('../commands/credits.js').creditsCommand;
-  serve: typeof import('../commands/serve.js').serveCommand;
-  schema: typeof import('../commands/schema.js').schemaCommand;
-  init: typeof import('../commands/init.js').initCommand;
+/** The typed options of one command, as its `xCommand(args, options, ctx)` takes them. */
+export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): SharedOptions & Record<string, unknown> {
+  const shared = { ...sharedFrom(raw, ctx), json: raw['json'] === true };
+  switch (name) {
+    case 'run':
+      return { ...shared, partial: raw['partial'] === true };
+    case 'validate':
+    case 'plan':
+    case 'status':
+    case 'credits':
+    case 'schema':
+      return shared;
+    case 'watch':
+      return {
+        ...shared,
+        workflow: raw['workflow'],
+        once: raw['once'] === true,
+        poll: raw['poll'] === true,
+        onSuccess: (raw['onSuccess']) ?? 'move',
+      };
+    case 'serve':
+      return {
+        ...shared,
+        host: (raw['host']) ?? '127.0.0.1',
+        port: (raw['port']) ?? 0,
+        dataDir: raw['dataDir'],
+        latency: (raw['latency']) ?? [],
+        fault: (raw['fault']) ?? [],
+        seed: raw['seed'],
+        compat: (raw['compat']) ?? [],
+      };
+    case 'init':
+      return { ...shared, force: raw['force'] === true };
+    default: {
+      const unreachable: never = name;
+      return unreachable;
+    }
+  }
 }
 
-const lazyCommands: CommandTable = {
-  run: async (...a) => (await import('../commands/run.js')).runCommand(...a),
-  validate: async (...a) => (await import('../commands/validate.js')).validateCommand(...a),
-  plan: async (...a) => (await import('../commands/plan.js')).planCommand(...a),
-  watch: async (...a) => (await import('../commands/watch.js')).watchCommand(...a),
-  status: async (...a) => (await import('../commands/status.js')).statusCommand(...a),
-  credits: async (...a) => (await import('../commands/credits.js')).creditsCommand(...a),
-  serve: async (...a) => (await import('../commands/serve.js')).serveCommand(...a),
-  schema: async (...a) => (await import('../commands/schema.js')).schemaCommand(...a),
-  init: async (...a) => (await import('../commands/init.js')).initCommand(...a),
-};
+/** Runs a command with its positional arguments and typed options; returns the exit code. */
+export type Dispatch = (name: CommandName, args: string[], options: SharedOptions & Record<string, unknown>) => Promise<number>;
+
+/** The real commands, each imported when it runs. */
+const dispatchCommand = (ctx: CommandContext): Dispatch =>
+  async (name, args, options) => {
+    switch (name) {
+      case 'run':
+        return (await import('../commands/run.js')).runCommand(args, options as never, ctx);
+      case 'validate':
+        return (await import('../commands/validate.js')).validateCommand(args, options as never, ctx);
+      case 'plan':
+        return (await import('../commands/plan.js')).planCommand(args, options as never, ctx);
+      case 'watch':
+        return (await import('../commands/watch.js')).watchCommand(args, options as never, ctx);
+      case 'status':
+        return (await import('../commands/status.js')).statusCommand(args, options as never, ctx);
+      case 'credits':
+        return (await import('../commands/credits.js')).creditsCommand(args, options as never, ctx);
+      case 'serve':
+        return (await import('../commands/serve.js')).serveCommand(args, options as never, ctx);
+      case 'schema':
+        return (await import('../commands/schema.js')).schemaCommand(args, options, ctx);
+      case 'init':
+        return (await import('../commands/init.js')).initCommand(args, options as never, ctx);
+      default: {
+        const unreachable: never = name;
+        return unreachable;
+      }
+    }
+  };
 
 /**
  * Build the program. `onExit` receives each command's exit code; errors propagate to main.ts.
+ * `dispatch` runs the command (tests pass one that records argv → typed options).
  */
-export function buildProgram(ctx: CommandContext, onExit: (code: number) => void, commands: CommandTable = lazyCommands): Command {
+export function buildProgram(ctx: CommandContext, onExit: (code: number) => void, dispatch: Dispatch = dispatchCommand(ctx)): Command {
   const program = new Command('talk')
     .description('Turn portraits and voice-overs into talking-avatar videos with declarative YAML workflows.')
     .version(ctx.version, '-V, --version')
@@ -140,116 +222,39 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     );
 
   const examples = (text: string): string => `\nExample:\n  ${text}\n`;
+  /** One command: its flags from COMMAND_FLAGS, its positional arguments handed on as a list. */
+  const command = (name: CommandName, description: string, example: string, args: { spec: string; help: string; fallback?: string }[] = []): Command => {
+    const cmd = withFlags(program.command(name), name).description(description).addHelpText('after', examples(example));
+    // Subcommands inherit exitOverride and output from the program only when set on each.
+    cmd.exitOverride().configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) });
+    for (const arg of args) cmd.argument(arg.spec, arg.help, arg.fallback);
+    cmd.action(async (...received: unknown[]) => {
+      const positional = received.slice(0, args.length).flatMap((v) => (v === undefined ? [] : Array.isArray(v) ? (v as string[]) : [v as string]));
+      const raw = received[args.length] as Raw;
+      onExit(await dispatch(name, positional, optionsFor(name, raw, ctx)));
+    });
+    return cmd;
+  };
 
-  withFlags(program.command('run'), flag.backend, flag.stateDir, ...outputFlags, flag.vars, flag.concurrency, flag.fresh, flag.failFast)
-    .description('validate, plan and execute workflows; resumes an unfinished run automatically')
-    .argument('<workflow...>', 'workflow YAML files')
-    .option('--dry-run', 'print the plan and what it would spend now instead of running it')
-    .option('--partial', 'when not every job fits in the credits, run the ones that do (in plan order) and exit 3')
-    .addHelpText('after', examples('talk run examples/hello.yaml'))
-    .action(async (files: string[], raw: Raw) => onExit(await commands.run(files, { ...sharedFrom(raw, ctx), partial: raw['partial'] === true }, ctx)));
+  command('run', 'validate, plan and execute workflows; resumes an unfinished run automatically', 'talk run examples/hello.yaml', [
+    { spec: '<workflow...>', help: 'workflow YAML files' },
+  ]);
+  command('validate', 'check workflows against the schema and the rules; no network', 'talk validate examples/*.yaml', [{ spec: '<workflow...>', help: 'workflow YAML files' }]);
+  command('plan', 'print the step graph, jobs, what a resume would skip and the credit estimate; no network', 'talk plan examples/batch.yaml', [
+    { spec: '<workflow>', help: 'workflow YAML file' },
+  ]);
+  command('watch', 'process every file that appears in a folder exactly once, until stopped', 'talk watch inbox/ --workflow examples/watch.yaml', [
+    { spec: '<dir>', help: 'the inbox folder' },
+  ]);
+  command('status', 'runs known in the state dir: steps, session and render ids, outputs, timelines', 'talk status examples/hello.yaml', [
+    { spec: '[workflow]', help: 'workflow YAML file' },
+  ]);
+  command('credits', 'credit balance on the selected backend (the account a workflow spends from, when named)', 'talk credits examples/hello.yaml', [
+    { spec: '[workflow]', help: 'the workflow whose account to show (its backend and state dir)' },
+  ]);
+  command('serve', 'start the local backend: the NemoVideo protocol on loopback, real renders with ffmpeg', 'talk serve --port 8787 --latency render=2000');
+  command('schema', 'print the workflow JSON Schema', 'talk schema > workflow.schema.json');
+  command('init', 'write a commented starter workflow', 'talk init my-avatar.yaml', [{ spec: '[file]', help: 'where to write it', fallback: 'workflow.yaml' }]);
 
-  withFlags(program.command('validate'), flag.reporter, flag.json, flag.color, flag.vars)
-    .description('check workflows against the schema and the rules; no network')
-    .argument('<workflow...>', 'workflow YAML files')
-    .addHelpText('after', examples('talk validate examples/*.yaml'))
-    .action(async (files: string[], raw: Raw) =>
-      onExit(await commands.validate(files, { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
-    );
-
-  withFlags(program.command('plan'), flag.backend, flag.stateDir, flag.reporter, flag.json, flag.color, flag.vars, flag.concurrency, flag.fresh)
-    .description('print the step graph, jobs, what a resume would skip and the credit estimate; no network')
-    .argument('<workflow>', 'workflow YAML file')
-    .addHelpText('after', examples('talk plan examples/batch.yaml'))
-    .action(async (file: string, raw: Raw) =>
-      onExit(await commands.plan([file], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
-    );
-
-  withFlags(program.command('watch'), flag.backend, flag.stateDir, ...outputFlags, flag.vars, flag.concurrency)
-    .description('process every file that appears in a folder exactly once, until stopped')
-    .argument('<dir>', 'the inbox folder')
-    .option('--dry-run', 'list the bundles the folder holds now and what each would cost; touch nothing')
-    .requiredOption('--workflow <file>', 'the workflow each bundle runs through')
-    .option('--once', 'process what is there (and what settles meanwhile), then exit')
-    .option('--poll', 'poll the folder instead of using file system events (network shares)')
-    .addOption(new Option('--on-success <what>', 'what to do with sources after success').choices(['keep', 'move', 'delete']).default('move'))
-    .addHelpText('after', examples('talk watch inbox/ --workflow examples/watch.yaml'))
-    .action(async (dir: string, raw: Raw) =>
-      onExit(
-        await commands.watch(
-          [dir],
-          {
-            ...sharedFrom(raw, ctx),
-            workflow: raw['workflow'] as string | undefined,
-            once: raw['once'] === true,
-            poll: raw['poll'] === true,
-            onSuccess: (raw['onSuccess'] as 'keep' | 'move' | 'delete' | undefined) ?? 'move',
-          },
-          ctx,
-        ),
-      ),
-    );
-
-  withFlags(program.command('status'), flag.stateDir, flag.json)
-    .description('runs known in the state dir: steps, session and render ids, outputs, timelines')
-    .argument('[workflow]', 'workflow YAML file')
-    .addHelpText('after', examples('talk status examples/hello.yaml'))
-    .action(async (file: string | undefined, raw: Raw) =>
-      onExit(await commands.status(file ? [file] : [], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)),
-    );
-
-  withFlags(program.command('credits'), flag.backend, flag.stateDir, flag.reporter, flag.json)
-    .description('credit balance on the selected backend')
-    .addHelpText('after', examples('talk credits --backend local'))
-    .action(async (raw: Raw) => onExit(await commands.credits([], { ...sharedFrom(raw, ctx), json: raw['json'] === true }, ctx)));
-
-  program
-    .command('serve')
-    .description('start the local backend: the NemoVideo protocol on loopback, real renders with ffmpeg')
-    .option('--host <host>', 'address to bind', '127.0.0.1')
-    .option('--port <port>', 'port (0 = any free port)', portNumber, 0)
-    .option('--data-dir <dir>', 'persist tokens, sessions, uploads and renders here')
-    .option('--latency <route=ms>', 'added latency for a route; render=MS is the least time a render takes (repeatable)', collect, [])
-    .option('--fault <rule>', 'ROUTE:FAULT[:xN|:P%], e.g. sse:drop:x1 (repeatable)', collect, [])
-    .option('--seed <n>', 'seed for random faults and silent edits', (v) => Number(v))
-    .option('--compat <name=value>', 'select a contract variant, e.g. errors=status (repeatable)', collect, [])
-    .addHelpText('after', examples('talk serve --port 8787 --latency render=2000'))
-    .action(async (raw: Raw) =>
-      onExit(
-        await commands.serve(
-          [],
-          {
-            ...sharedFrom({}, ctx),
-            host: (raw['host'] as string | undefined) ?? '127.0.0.1',
-            port: (raw['port'] as number | undefined) ?? 0,
-            dataDir: raw['dataDir'] as string | undefined,
-            latency: (raw['latency'] as string[] | undefined) ?? [],
-            fault: (raw['fault'] as string[] | undefined) ?? [],
-            seed: raw['seed'] as number | undefined,
-            compat: (raw['compat'] as string[] | undefined) ?? [],
-          },
-          ctx,
-        ),
-      ),
-    );
-
-  program
-    .command('schema')
-    .description('print the workflow JSON Schema')
-    .addHelpText('after', examples('talk schema > workflow.schema.json'))
-    .action(async () => onExit(await commands.schema([], sharedFrom({}, ctx), ctx)));
-
-  program
-    .command('init')
-    .description('write a commented starter workflow')
-    .argument('[file]', 'where to write it', 'workflow.yaml')
-    .option('--force', 'overwrite an existing file')
-    .addHelpText('after', examples('talk init my-avatar.yaml'))
-    .action(async (file: string, raw: Raw) =>
-      onExit(await commands.init([file], { ...sharedFrom({}, ctx), force: raw['force'] === true }, ctx)),
-    );
-
-  // A refused flag points at the command's own list of flags.
-  for (const cmd of program.commands) cmd.showHelpAfterError(`(run \`talk ${cmd.name()} --help\` for its options)`);
   return program;
 }

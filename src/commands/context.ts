@@ -28,6 +28,8 @@ export interface SharedOptions {
   color: boolean;
   /** `--var key=value`, repeatable; overrides the workflow's `vars`. */
   vars: Record<string, string>;
+  /** `--strict`: warnings (e.g. an undeclared `--var`) are errors (exit 2). */
+  strict?: boolean;
   concurrency: number | undefined;
   fresh: boolean;
   dryRun: boolean;

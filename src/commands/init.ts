@@ -54,8 +54,9 @@ async function packageRoot(): Promise<string | undefined> {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     try {
-      const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown };
-      if (pkg.name === 'talk') return dir;
+      // Found by its `talk` command, not its registry name (which is not `talk`).
+      const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as { bin?: unknown };
+      if (typeof pkg.bin === 'object' && pkg.bin !== null && 'talk' in pkg.bin) return dir;
     } catch {
       // Not here (dist/ has a package.json without a name); keep walking up.
     }

@@ -23,6 +23,10 @@ export async function planCommand(args: string[], options: PlanOptions, ctx: Com
     else ctx.stderr.write(formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY }));
     return ExitCode.invalid;
   }
+  if (options.strict === true && diagnostics.some((d) => d.severity === 'warning')) {
+    ctx.stderr.write(formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY }));
+    return ExitCode.invalid;
+  }
   // Warnings (e.g. a foreach that matches nothing) still deserve a look.
   if (diagnostics.length > 0 && !json) ctx.stderr.write(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY })}\n`);
   const plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });

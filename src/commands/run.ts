@@ -64,6 +64,8 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     ctx.stderr.write(diagnosticAnnotations(diagnostics, ctx.env));
   }
   if (!workflow) throw new WorkflowInvalidError(diagnostics, `${file} is invalid`);
+  // --strict: a warning (e.g. an undeclared --var) stops the run before anything is spent.
+  if (options.strict === true && diagnostics.some((d) => d.severity === 'warning')) throw new WorkflowInvalidError(diagnostics, `${file} has warnings (--strict)`);
   // planRun applies `--backend` over the workflow's `backend:`.
   const plan: Plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
   const choice = plan.backend;
@@ -125,8 +127,9 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     });
     await reporter.close();
     if (outcome.status === 'interrupted') {
-      // Stated on stderr in every mode: the one thing to do next.
-      ctx.stderr.write(`interrupted: state saved; renders already started keep running at the backend.\nresume with: ${again}\n`);
+      // Stated on stderr in every mode; the command that resumes is said once: by the
+      // summary where there is one, here when stdout carries NDJSON only.
+      ctx.stderr.write(`interrupted: state saved; renders already started keep running at the backend.\n${json ? `resume with: ${again}\n` : ''}`);
     }
     return exitFor(outcome.status);
   } finally {

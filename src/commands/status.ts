@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { readFile } from 'node:fs/promises';
-import { ExitCode } from '../core/errors.js';
+import { readFile, stat } from 'node:fs/promises';
+import { ExitCode, UsageError } from '../core/errors.js';
 import { asSessionId } from '../core/ids.js';
 import { TrackType, type Draft } from '../contract/draft.js';
 import { listRunDirs, readRunState, stateDirFor, type RunState } from '../state/index.js';
@@ -71,6 +71,10 @@ interface RunReport {
  */
 export async function statusCommand(args: string[], options: StatusOptions, ctx: CommandContext): Promise<number> {
   const file = args[0];
+  // A workflow that is not there has no runs: say so, rather than "no runs recorded".
+  if (file !== undefined && (await stat(path.resolve(ctx.cwd, file)).catch(() => undefined)) === undefined) {
+    throw new UsageError(`${file} does not exist`, { hint: 'name an existing workflow file, or run `talk status` to list every run in ./.talk' });
+  }
   const stateDir = file ? stateDirFor(path.resolve(ctx.cwd, file), options.stateDir, ctx.cwd) : path.resolve(ctx.cwd, options.stateDir ?? '.talk');
   const runDirs = await listRunDirs(stateDir, { signal: ctx.signal, ...(file ? { workflowPath: path.resolve(ctx.cwd, file) } : {}) });
   const reports: RunReport[] = [];
@@ -81,7 +85,11 @@ export async function statusCommand(args: string[], options: StatusOptions, ctx:
   if (reports.length === 0) {
     const where = displayPath(stateDir, ctx.cwd);
     if (options.json) ctx.stdout.write(`${JSON.stringify({ runs: [] })}\n`);
-    else ctx.stdout.write(`no runs recorded in ${where}${file ? ` for ${file}` : ''}\n`);
+    else {
+      ctx.stdout.write(`no runs recorded in ${where}${file ? ` for ${file}` : ''}\n`);
+      // Run state lives beside each workflow: a bare `talk status` sees only this folder's.
+      if (!file) ctx.stdout.write(`run state lives in .talk/ beside each workflow (or --state-dir); name one (\`talk status flows/hello.yaml\`) or pass --state-dir to look there\n`);
+    }
     return ExitCode.ok;
   }
 

@@ -31,7 +31,9 @@ export async function validateCommand(files: string[], options: ValidateOptions,
     const result = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: { probes } });
     loaded.push({ shown: result.diagnostics[0]?.file ?? result.workflow?.displayFile ?? file, result });
   }
-  // All diagnostics sorted (by file, then position), whatever order the files were named in.
+  // `--json` lists the files in the order they were named, so a tool can pair them with its
+  // arguments; the text sorts every diagnostic (by file, then position) for reading.
+  const named = [...loaded];
   loaded.sort((a, b) => (a.shown < b.shown ? -1 : a.shown > b.shown ? 1 : 0));
 
   const results: ValidateFileResult[] = [];
@@ -40,11 +42,12 @@ export async function validateCommand(files: string[], options: ValidateOptions,
     const { workflow, diagnostics } = result;
     results.push({
       file: shown,
-      valid: workflow !== undefined,
+      // --strict: a warning (e.g. an undeclared --var) makes the file invalid.
+      valid: workflow !== undefined && !(options.strict === true && diagnostics.some((d) => d.severity === 'warning')),
       diagnostics: diagnostics.map(({ sourceLine: _sourceLine, ...rest }) => rest),
     });
     if (diagnostics.length > 0) text.push(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stdout.isTTY })}\n`);
-    const verdict = workflow !== undefined ? 'valid' : 'invalid';
+    const verdict = results.at(-1)?.valid === true ? 'valid' : 'invalid';
     text.push(`${shown}: ${verdict}${diagnostics.length > 0 ? ` (${summarizeDiagnostics(diagnostics)})` : ''}\n`);
   }
   const allValid = results.every((r) => r.valid);
@@ -53,7 +56,8 @@ export async function validateCommand(files: string[], options: ValidateOptions,
     ctx.env,
   );
   if (options.json || options.reporter === 'json') {
-    ctx.stdout.write(`${JSON.stringify({ files: results })}\n`);
+    const byShown = new Map(results.map((r) => [r.file, r]));
+    ctx.stdout.write(`${JSON.stringify({ files: named.map(({ shown }) => byShown.get(shown)) })}\n`);
     // stdout stays pure JSON; GitHub reads workflow commands from stderr as well.
     ctx.stderr.write(annotations);
   } else {

@@ -8,13 +8,14 @@ import path from 'node:path';
 import { watch as watchFiles } from 'chokidar';
 import { formatDuration } from '../core/abort.js';
 import { formatDiagnosticLine } from '../core/diagnostics.js';
-import { ExitCode, InterruptedError, UsageError, WorkflowInvalidError } from '../core/errors.js';
+import { InterruptedError, UsageError, WorkflowInvalidError } from '../core/errors.js';
 import { stamp, type NoticeEvent, type TalkEvent, type TalkEventInit } from '../core/events.js';
 import { createReporter, type Reporter } from '../reporters/index.js';
 import { stateDirFor } from '../state/index.js';
 import { loadWorkflow, type Workflow } from '../workflow/index.js';
-import { previewInbox, readBundleInstructions, resolveWatchConfig, watchFolder, type RunBundle, type WatchConfig, type WatchEvent } from '../watch/index.js';
-import { planJobForItem } from '../plan/plan-run.js';
+import { previewFolder, resolveWatchConfig, watchFolder, type RunBundle, type WatchConfig, type WatchEvent } from '../watch/index.js';
+import { estimateCredits } from '../plan/index.js';
+import { planJobForItem, planRun } from '../plan/plan-run.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { createWatchJobRunner } from './watch-jobs.js';
 import { resumeCommand } from './resume-command.js';
@@ -62,7 +63,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const current: CurrentWorkflow = { workflow: loaded.workflow, revision: 1 };
   const config = resolveWatchConfig(current.workflow.watch);
   const stateDir = stateDirFor(workflowFile, options.stateDir, ctx.cwd);
-  if (options.dryRun) return previewWatch(dir, dirArg, current.workflow, config, [stateDir, workflowFile], options, ctx);
+  if (options.dryRun) return previewWatch(dir, current.workflow, config, stateDir, workflowFile, options, ctx);
 
   const reporter: Reporter = createReporter({
     // A watcher is a long-lived log, not one run's progress view: `auto` means plain lines.
@@ -148,6 +149,53 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   return summary.failed > 0 ? 1 : 0;
 }
 
+/**
+ * `talk watch --dry-run`: the bundles a watcher would take now and what each would cost, by the
+ * plan's price list; nothing is written, moved or sent (no backend is started).
+ */
+async function previewWatch(dir: string, workflow: Workflow, config: WatchConfig, stateDir: string, workflowFile: string, options: WatchOptions, ctx: CommandContext): Promise<number> {
+  const entries = await previewFolder({ dir, config, stateDir, exclude: [workflowFile], signal: ctx.signal });
+  const plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
+  const rows = entries.map((entry) => {
+    if (entry.kind !== 'take') return { ...entry, credits: 0 };
+    const job = planJobForItem(workflow, { id: entry.name, files: entry.bundle.files, instructions: entry.instructions, output: entry.output });
+    const credits = estimateCredits({ ...plan, jobs: [job] }).total;
+    return { kind: entry.kind, name: entry.name, files: entry.bundle.files, output: entry.output, resumed: entry.resumed, credits };
+  });
+  const total = rows.reduce((sum, r) => sum + r.credits, 0);
+  const taken = rows.filter((r) => r.kind === 'take').length;
+  if (options.reporter === 'json') {
+    ctx.stdout.write(`${JSON.stringify({ dryRun: true, bundles: rows, credits: total })}\n`);
+    return 0;
+  }
+  const rel = (p: string): string => path.relative(ctx.cwd, p) || p;
+  const width = Math.max(4, ...rows.map((r) => r.name.length));
+  const lines = [`dry run: ${taken} ${taken === 1 ? 'bundle' : 'bundles'} would be taken now from ${rel(dir)} · about ${total} credits; nothing was changed`];
+  for (const row of rows) {
+    const name = row.name.padEnd(width);
+    switch (row.kind) {
+      case 'take':
+        lines.push(`  take      ${name}  ≈ ${row.credits} credits → ${rel(row.output)}${row.resumed ? ' (resumes an earlier attempt)' : ''}`);
+        break;
+      case 'skip':
+        lines.push(`  skip      ${name}  ${row.reason}`);
+        break;
+      case 'settling':
+        lines.push(`  settling  ${name}  still being written; taken once it has not changed for ${formatDuration(config.settleMs)}`);
+        break;
+      case 'incomplete':
+        lines.push(`  wait      ${name}  ${row.problems.join('; ')}`);
+        break;
+      default: {
+        const unreachable: never = row;
+        return unreachable;
+      }
+    }
+  }
+  ctx.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
 async function load(file: string, options: WatchOptions, ctx: CommandContext): ReturnType<typeof loadWorkflow> {
   return loadWorkflow(file, { vars: options.vars, env: ctx.env, cwd: ctx.cwd, signal: ctx.signal });
 }
@@ -191,31 +239,4 @@ function describe(event: WatchEvent, dir: string, notice: (level: NoticeEvent['l
       return unreachable;
     }
   }
-}
-
-/**
- * `--dry-run`: the bundles the folder holds now and what each would cost, from the same
- * grouping the watcher uses; nothing is sent, moved or recorded.
- */
-async function previewWatch(dir: string, shownDir: string, workflow: Workflow, config: WatchConfig, exclude: string[], options: WatchOptions, ctx: CommandContext): Promise<number> {
-  const resolve = (p: string): string => path.resolve(dir, p);
-  const preview = await previewInbox(dir, config, [resolve(config.outputDir), resolve(config.processedDir), resolve(config.failedDir), ...exclude]);
-  const bundles = [];
-  for (const bundle of preview.ready) {
-    const instructions = await readBundleInstructions(bundle, ctx.signal);
-    const job = planJobForItem(workflow, { id: bundle.name, files: bundle.files, ...(instructions ? { instructions } : {}), output: path.join(resolve(config.outputDir), `${bundle.name}.mp4`) });
-    const credits = job.steps.reduce((sum, step) => sum + (step.kind === 'instruction' ? step.estimatedCredits : 0), 0);
-    bundles.push({ name: bundle.name, files: Object.fromEntries(Object.entries(bundle.files).map(([role, p]) => [role, path.relative(dir, p)])), credits });
-  }
-  const total = bundles.reduce((sum, b) => sum + b.credits, 0);
-  if (options.reporter === 'json') {
-    ctx.stdout.write(`${JSON.stringify({ dryRun: true, folder: dir, bundles, incomplete: preview.incomplete, credits: total })}\n`);
-    return ExitCode.ok;
-  }
-  const lines = [`${shownDir}: ${bundles.length} ${bundles.length === 1 ? 'bundle' : 'bundles'} would be taken now (dry run: nothing is sent, moved or recorded)`];
-  for (const b of bundles) lines.push(`  ${b.name}  ${Object.entries(b.files).map(([role, p]) => `${role} ${p}`).join(', ')}  about ${b.credits} credits`);
-  for (const i of preview.incomplete) lines.push(`  ${i.name}  incomplete: ${[...i.missing.map((m) => `no ${m} file`), ...i.problems].join('; ')}`);
-  lines.push(`credits: about ${total} for the bundles above; a generation costs about 100, an edit about 50`);
-  ctx.stdout.write(`${lines.join('\n')}\n`);
-  return ExitCode.ok;
 }

@@ -9,8 +9,8 @@ import type { Diagnostic } from './diagnostics.js';
  * - `credits`: out of credits, budget exceeded or export blocked by plan (exit 3)
  * - `interrupted`: SIGINT/SIGTERM; state is saved and the run resumable (exit 130)
  * - `timeout`: an operation ran past its deadline (exit 1)
- * - `environment`: the machine lacks something talk needs (a tool such as ffprobe); the message
- *   says how to get it (exit 1)
+ * - `environment`: the user's machine stands in the way (a missing tool, permissions, a full
+ *   disk); the message says what and what to do (exit 1)
  * - `internal`: a bug in talk (exit 1)
  */
 export type TalkErrorCode =
@@ -136,6 +136,51 @@ export class TimeoutError extends TalkError {
     super('timeout', message, options);
     this.name = 'TimeoutError';
   }
+}
+
+/**
+ * The user's environment, not a bug: a tool that is missing, a folder that cannot be written,
+ * a full disk. `reason` is the system's code (`ENOSPC`, `EACCES`, …, or `missing-tool`).
+ */
+export class EnvironmentError extends TalkError {
+  readonly reason: string;
+  constructor(reason: string, message: string, options?: { cause?: unknown; hint?: string }) {
+    super('environment', message, options);
+    this.name = 'EnvironmentError';
+    this.reason = reason;
+  }
+}
+
+/** What each system error code says about the machine, and what to do about it. */
+const ENVIRONMENT_CODES: Record<string, { what: string; hint: string }> = {
+  ENOSPC: { what: 'the disk is full', hint: 'free some space (or point the output or --state-dir at a disk with room), then run again' },
+  EDQUOT: { what: 'the disk quota is used up', hint: 'free some space within your quota, then run again' },
+  EACCES: { what: 'permission denied', hint: 'make the folder writable for this user (or choose another output folder), then run again' },
+  EPERM: { what: 'the operation is not permitted', hint: 'check the folder permissions and that no other program holds the file, then run again' },
+  EROFS: { what: 'the file system is read-only', hint: 'choose an output folder on a writable disk, then run again' },
+  EEXIST: { what: 'a file is in the way', hint: 'remove the leftover file named here (an interrupted copy or a file of another program), then run again' },
+  EMFILE: { what: 'too many files are open', hint: 'lower --concurrency or raise the open-file limit (ulimit -n), then run again' },
+};
+
+/**
+ * An `EnvironmentError` for a system error that is about the machine (disk, permissions, a
+ * missing program), looking through `cause`; undefined for anything else.
+ */
+export function environmentErrorFrom(error: unknown): EnvironmentError | undefined {
+  if (error instanceof EnvironmentError) return error;
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e instanceof Error; depth += 1) {
+    const errno = e as NodeJS.ErrnoException;
+    const known = errno.code === undefined ? undefined : ENVIRONMENT_CODES[errno.code];
+    const where = errno.path === undefined ? '' : ` (${errno.path})`;
+    if (known !== undefined && errno.code !== undefined) return new EnvironmentError(errno.code, `${known.what}${where}: ${errno.syscall ?? 'file operation'} failed with ${errno.code}`, { cause: error, hint: known.hint });
+    if (errno.code === 'ENOENT' && typeof errno.syscall === 'string' && errno.syscall.startsWith('spawn')) {
+      const tool = errno.path ?? 'a program';
+      return new EnvironmentError('missing-tool', `${tool} was not found on this machine`, { cause: error, hint: `install ${tool} (for ffmpeg: \`apt-get install ffmpeg\`, or set FFMPEG_PATH/FFPROBE_PATH), then run again` });
+    }
+    e = e.cause;
+  }
+  return undefined;
 }
 
 /** A bug in talk. The only kind whose message says so. */

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { TalkError } from './errors.js';
+import { EnvironmentError, TalkError, environmentErrorFrom } from './errors.js';
 import { abortReason } from './abort.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -63,7 +63,7 @@ export function findMediaTool(name: MediaToolName, env: Env, purpose: string): s
   const { variable, installer } = TOOLS[name];
   const found = env[variable] || onPath(name, env) || fromInstaller(installer);
   if (!found) {
-    throw new TalkError('environment', `${purpose} needs ${name} and found none (looked at ${variable}, PATH and ${installer})`, {
+    throw new EnvironmentError('missing-tool', `${purpose} needs ${name} and found none (looked at ${variable}, PATH and ${installer})`, {
       hint: `install ffmpeg, which brings ${name} (e.g. \`apt-get install ffmpeg\` or \`brew install ffmpeg\`), set ${variable} to the binary, or run \`npm ci\` to get the bundled build`,
     });
   }
@@ -118,7 +118,8 @@ export function runTool(
     child.on('error', (error) => {
       signal?.removeEventListener('abort', onAbort);
       reject(
-        new TalkError('environment', `could not start ${path.basename(binary)}: ${error.message}`, {
+        environmentErrorFrom(error) ??
+        new EnvironmentError('missing-tool', `could not start ${path.basename(binary)}: ${error.message}`, {
           cause: error,
           hint: 'check FFMPEG_PATH / FFPROBE_PATH, or install ffmpeg (e.g. `apt-get install ffmpeg`), or run `npm ci` to get the bundled build',
         }),

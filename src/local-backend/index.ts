@@ -159,6 +159,7 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
     random,
     heartbeatMs: Math.max(1, options.heartbeatMs ?? 15_000),
     tokenTtlMs: options.tokenTtlMs ?? 7 * 24 * 3600 * 1000,
+    now: options.now ?? Date.now,
     anonymousCredits: options.anonymousCredits ?? ANONYMOUS_GRANT,
     ipQuota: options.ipQuota,
     tokensByIp: new Map(),
@@ -236,7 +237,8 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
         await closed;
         await store.flush();
         await lock?.release();
-        if (ephemeral) await rm(dataDir, { recursive: true, force: true });
+        // A killed ffmpeg may still be closing its output file as the folder goes: retry the removal.
+        if (ephemeral) await rm(dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
       })()),
   };
 }

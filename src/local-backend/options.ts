@@ -106,6 +106,8 @@ export interface LocalBackendOptions {
   heartbeatMs?: number;
   /** Anonymous token lifetime; default 7 days. */
   tokenTtlMs?: number;
+  /** The clock token lifetimes are measured by (default `Date.now`); tests move it instead of waiting. */
+  now?: () => number;
   /** Credits a new anonymous account starts with; default the contract's grant (100, one generation). */
   anonymousCredits?: number;
   /**

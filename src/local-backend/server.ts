@@ -57,6 +57,8 @@ export interface ServerContext {
   random: Random;
   heartbeatMs: number;
   tokenTtlMs: number;
+  /** The clock of token lifetimes. */
+  now: () => number;
   /** Credits of a new anonymous account. */
   anonymousCredits: number;
   /** New anonymous tokens per IP per 7 days, when the quota is on. */
@@ -152,7 +154,7 @@ function authenticate(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     fail(ctx, res, route, ErrorCodes.tokenInvalid, 'the token is missing or invalid; request a new one with POST /api/auth/anonymous-token');
     return undefined;
   }
-  if (record.expiresAt <= Date.now()) {
+  if (record.expiresAt <= ctx.now()) {
     fail(ctx, res, route, ErrorCodes.tokenInvalid, 'the token has expired; request a new one with the same X-Client-Id');
     return undefined;
   }
@@ -346,6 +348,13 @@ export async function handleRequest(ctx: ServerContext, req: IncomingMessage, re
       return;
     }
     const message = error instanceof Error ? error.message : String(error);
+    // A client that goes away mid-request (an SSE reader that disconnects, a cancelled
+    // upload) is normal traffic, not a fault of the server.
+    if (req.destroyed || res.destroyed || (error as NodeJS.ErrnoException).code === 'ECONNRESET' || /^aborted$/.test(message)) {
+      ctx.logger?.(`info: client disconnected from ${method} ${pathname} (${message})`);
+      res.destroy();
+      return;
+    }
     ctx.logger?.(`internal error on ${method} ${pathname}: ${message}`);
     if (!res.headersSent) sendJson(res, 500, { code: 500, message: `the local backend failed: ${message}`, data: null, success: false, error: message });
     else res.destroy();
@@ -364,7 +373,7 @@ const routeHandlers: Record<RouteName, Handler> = {
       sendCodeError(res, ctx.compat, 400, 'X-Client-Id is required (a stable id of at most 64 characters, e.g. a UUID)', { forceStatus: 400 });
       return;
     }
-    const now = Date.now();
+    const now = ctx.now();
     const live = ctx.store.liveTokens.get(clientId);
     const liveRecord = live ? ctx.store.data.tokens[tokenHash(live)] : undefined;
     const existing = Object.values(ctx.store.data.tokens).find((t) => t.clientId === clientId && t.expiresAt > now);

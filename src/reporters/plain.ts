@@ -181,7 +181,7 @@ export class PlainWriter {
         return at(event.job, event.step, event.level === 'info' ? event.message : `${event.level}: ${event.message}`);
       case 'run:done':
         if (quiet) return undefined;
-        return at(undefined, undefined, `run ${event.status} in ${formatElapsed(event.durationMs)} · ${formatCredits(event.creditsUsed)}`);
+        return at(undefined, undefined, `run ${event.status === 'credits' ? 'stopped: out of credits' : event.status} in ${formatElapsed(event.durationMs)} · ${formatCredits(event.creditsUsed)}`);
       default: {
         const unreachable: never = event;
         return unreachable;

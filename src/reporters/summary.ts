@@ -29,6 +29,8 @@ export interface JobTally {
   /** True when the step list came from the plan (so "all settled" means finished). */
   declared: boolean;
   outputs: string[];
+  /** True when the job has an export step (so "done" without an output is not a success). */
+  expectsOutput: boolean;
   creditsUsed: number;
   firstTs: number | undefined;
   lastTs: number | undefined;
@@ -60,6 +62,7 @@ export class RunTally {
         steps: new Map(),
         declared: false,
         outputs: [],
+        expectsOutput: false,
         creditsUsed: 0,
         firstTs: undefined,
         lastTs: undefined,
@@ -93,6 +96,7 @@ export class RunTally {
         return undefined;
       }
       case 'step:start':
+        if (event.kind === 'export') this.job(event.job).expectsOutput = true;
         return this.touch(event.job, event.step, event.ts, 'running', event.kind);
       case 'step:progress':
       case 'step:retry':
@@ -232,25 +236,34 @@ export function nextAction(failure: { code: string; message: string; hint?: stri
   return resume;
 }
 
-/** Status mark for a job: ✔ ✖ ↷ ■ ⧗. */
-function mark(status: JobStatus, paint: Paint): string {
-  switch (status) {
+/**
+ * Mark and word of a job in the summary. ✔ only for a job that is done with its outputs; each
+ * other outcome has its own mark and word, so no row reads as success when it is not.
+ */
+function markOf(job: JobTally, paint: Paint): { mark: string; word: string | undefined } {
+  switch (job.status) {
     case 'success':
-      return paint('green', '✔');
+      return job.outputs.length > 0 || !job.expectsOutput ? { mark: paint('green', '✔'), word: undefined } : { mark: paint('yellow', '!'), word: 'done, but no output' };
     case 'failed':
-      return paint('red', '✖');
+      return { mark: paint('red', '✖'), word: 'failed' };
     case 'skipped':
-      return paint('dim', '↷');
+      return { mark: paint('dim', '↷'), word: 'not run' };
     case 'interrupted':
-      return paint('yellow', '■');
+      return { mark: paint('yellow', '■'), word: 'interrupted' };
     case 'waiting':
+      return { mark: paint('dim', '◻'), word: 'not started' };
     case 'running':
-      return paint('yellow', '⧗');
+      return { mark: paint('yellow', '⧗'), word: 'not finished' };
     default: {
-      const unreachable: never = status;
+      const unreachable: never = job.status;
       return unreachable;
     }
   }
+}
+
+/** The headline's word for a run status: `credits` reads as what it means. */
+function statusWord(status: RunStatus): string {
+  return status === 'credits' ? 'out of credits' : status;
 }
 
 /** How many job rows the terminal summary lists before it only counts the rest. */
@@ -269,7 +282,7 @@ export function formatSummary(
   const lines: string[] = [];
   const counts = tally.counts();
   const status = tally.status ?? (counts.failed > 0 ? 'failed' : 'interrupted');
-  const statusText = status === 'success' ? paint('green', status) : paint('red', status);
+  const statusText = status === 'success' ? paint('green', status) : paint('red', statusWord(status));
   const head = [`${tally.jobs.size} ${tally.jobs.size === 1 ? 'job' : 'jobs'}`];
   if (counts.failed > 0) head.push(`${counts.failed} failed`);
   if (tally.durationMs !== undefined) head.push(formatElapsed(tally.durationMs));
@@ -281,15 +294,18 @@ export function formatSummary(
   const others = jobs.filter((j) => j.status !== 'failed');
   const listed = [...failed, ...(options.errorsOnly === true ? [] : others)];
   const shown = listed.slice(0, Math.max(SUMMARY_ROWS, failed.length > SUMMARY_ROWS ? SUMMARY_ROWS : failed.length));
-  const width = Math.min(24, Math.max(3, ...shown.map((j) => j.id.length)));
-  for (const job of shown) {
-    const parts = [job.id.padEnd(width)];
+  // Columns line up: every row's cells are padded to the widest cell of their column.
+  const rows = shown.map((job) => {
     const duration = jobDuration(job);
-    if (job.outputs.length > 0) parts.push(job.outputs.map((o) => displayOutput(o, options.cwd)).join(', '));
-    if (duration !== undefined) parts.push(formatElapsed(duration));
-    if (job.creditsUsed > 0) parts.push(formatCredits(job.creditsUsed));
-    if (job.status === 'skipped' || job.status === 'interrupted') parts.push(job.status === 'skipped' ? 'not run' : 'interrupted');
-    lines.push(`  ${mark(job.status, paint)} ${parts.join('  ')}`);
+    const { mark, word } = markOf(job, paint);
+    const what = job.outputs.length > 0 ? job.outputs.map((o) => displayOutput(o, options.cwd)).join(', ') : (word ?? '');
+    return { job, mark, cells: [job.id, what, duration === undefined ? '' : formatElapsed(duration), job.creditsUsed > 0 ? formatCredits(job.creditsUsed) : ''] };
+  });
+  const widths = [0, 1, 2, 3].map((c) => Math.max(0, ...rows.map((r) => (r.cells[c] ?? '').length)));
+  widths[0] = Math.min(24, Math.max(3, widths[0] ?? 0));
+  for (const { job, mark, cells } of rows) {
+    const padded = cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c] ?? 0)));
+    lines.push(`  ${mark} ${padded.join('  ').trimEnd()}`);
     if (job.link !== undefined) lines.push(`      open in the editor: ${job.link}`);
     if (job.failure !== undefined) {
       lines.push(`      ${paint('red', `step ${job.failure.step}: ${job.failure.message}`)} (${job.failure.code})`);

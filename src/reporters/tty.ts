@@ -348,6 +348,15 @@ export class TtyView {
         task: async (_ctx, wrapper) => {
           this.header.attach(wrapper);
           await this.headerDone.promise;
+          // The header's mark is the run's: listr2 draws ✔ for a task that returns, so a run
+          // that did not succeed ends its header as skipped (interrupted) or failed.
+          const status = this.options.tally.status;
+          if (status === undefined || status === 'success') return;
+          if (status === 'interrupted') {
+            wrapper.skip(`${this.header.title} · interrupted`);
+            return;
+          }
+          throw new Error(`${this.header.title} · ${status === 'credits' ? 'out of credits' : 'failed'}`);
         },
         rendererOptions: { outputBar: 3, persistentOutput: true },
       },

@@ -2,7 +2,7 @@
  * The failure policy, in one place: which errors are worth another attempt, which stop the
  * whole run from starting new work, and how a run's outcome maps to its status.
  */
-import { BackendError, CreditsError, TalkError, TimeoutError } from '../core/errors.js';
+import { BackendError, CreditsError, TalkError, TimeoutError, environmentErrorFrom } from '../core/errors.js';
 import { isAbortError } from '../core/abort.js';
 import type { RunStatus } from '../core/events.js';
 
@@ -51,6 +51,8 @@ export function retryDelayMs(attempt: number, baseMs = 1000): number {
 /** `{code, message, hint}` of an error for a `step:failed` event. */
 export function describeError(error: unknown): { code: string; message: string; hint?: string } {
   if (error instanceof TalkError) return { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+  const environment = environmentErrorFrom(error);
+  if (environment !== undefined) return { code: environment.code, message: environment.message, ...(environment.hint ? { hint: environment.hint } : {}) };
   if (error instanceof Error) return { code: 'internal', message: error.message };
   return { code: 'internal', message: String(error) };
 }

@@ -23,7 +23,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { watch as watchFiles, type FSWatcher } from 'chokidar';
 import pLimit from 'p-limit';
-import { TalkError } from '../core/errors.js';
+import { TalkError, environmentErrorFrom } from '../core/errors.js';
 import { sleep } from '../core/abort.js';
 import type { WatchConfig } from './config.js';
 import { createIgnoreMatcher } from './ignore.js';
@@ -139,6 +139,8 @@ export function watchStateDir(stateDir: string, dir: string): string {
 
 function errorInfo(error: unknown): BundleError {
   if (error instanceof TalkError) return { code: error.code, message: error.message, ...(error.hint === undefined ? {} : { hint: error.hint }) };
+  const environment = environmentErrorFrom(error);
+  if (environment !== undefined) return { code: environment.code, message: environment.message, ...(environment.hint === undefined ? {} : { hint: environment.hint }) };
   if (error instanceof Error) return { code: 'internal', message: error.message };
   return { code: 'internal', message: String(error) };
 }
@@ -176,6 +178,10 @@ class FolderWatcher {
   readonly #deferred = new Set<string>();
   readonly #incomplete = new Map<string, { timer: NodeJS.Timeout | undefined; missing: string[]; problems: string[] }>();
   readonly #activeIds = new Set<string>();
+  /** The group key each active bundle id was queued under. */
+  readonly #activeNames = new Map<string, string>();
+  /** Groups with the same content as an active bundle id, looked at again when it ends. */
+  readonly #waitingOnId = new Map<string, Set<string>>();
   readonly #nameChains = new Map<string, Promise<void>>();
   readonly #jobs = new Set<Promise<void>>();
   /** Aborts running jobs when the watcher stops. */
@@ -497,7 +503,19 @@ class FolderWatcher {
 
   #enqueue(identified: IdentifiedBundle, readyAt: number): void {
     const { id, bundle } = identified;
-    if (this.#activeIds.has(id)) return;
+    if (this.#activeIds.has(id)) {
+      // Identical content under another name, while the first copy is queued or running: it
+      // is looked at again when that one ends (then the ledger says "done" and it is skipped,
+      // naming the earlier output). Until then it is not decided, and keeps `--once` waiting.
+      if (this.#activeNames.get(id) !== bundle.key) {
+        this.#decided.delete(bundle.key);
+        const waiting = this.#waitingOnId.get(id) ?? new Set<string>();
+        waiting.add(bundle.key);
+        this.#waitingOnId.set(id, waiting);
+      }
+      return;
+    }
+    this.#activeNames.set(id, bundle.key);
     this.#activeIds.add(id);
     this.#emit({ type: 'bundle:queued', name: bundle.name, id, readyAt });
     // One version of a bundle name at a time: a changed copy dropped while the first renders
@@ -508,6 +526,10 @@ class FolderWatcher {
       .catch((e: unknown) => this.#emit({ type: 'watch:error', message: `${bundle.name}: ${errorInfo(e).message}` }))
       .finally(() => {
         this.#activeIds.delete(id);
+        this.#activeNames.delete(id);
+        const waiting = this.#waitingOnId.get(id);
+        this.#waitingOnId.delete(id);
+        for (const key of waiting ?? []) this.#evaluate(key);
         if (this.#nameChains.get(bundle.name) === job) this.#nameChains.delete(bundle.name);
         this.#jobs.delete(job);
         // A copy that arrived while this one ran (same name) is looked at now.

@@ -13,5 +13,4 @@ export {
   type WatcherState,
 } from './folder-watcher.js';
 export type { OnSuccess, Sidecar } from './publisher.js';
-export { previewInbox, type InboxPreview } from './preview.js';
-export { readBundleInstructions } from './bundle-content.js';
+export { previewFolder, type PreviewEntry, type PreviewOptions } from './preview.js';

@@ -127,6 +127,15 @@ export function normaliseWorkflow(file: WorkflowFile, source: YamlSource, ctx: N
   const vars: Record<string, string> = {};
   for (const [key, value] of Object.entries(file.vars ?? {})) vars[key] = String(value);
   Object.assign(vars, ctx.vars);
+  // A `--var` the file does not declare is most often a typo (`relase` for `release`): it
+  // would change nothing, silently. Said as a warning (an error under --strict).
+  const declared = Object.keys(file.vars ?? {});
+  for (const key of Object.keys(ctx.vars)) {
+    if (declared.includes(key)) continue;
+    const span = file.vars === undefined ? source.spanOfRange(0, 0) : source.spanAt(['vars'], 'key');
+    const known = declared.length === 0 ? 'it declares no `vars:`' : `it declares: ${declared.join(', ')}`;
+    diagnostics.push(source.diagnostic(span, 'warning', `--var ${key} is not a variable of this workflow (${known})`, 'check the spelling, or declare it under `vars:`'));
+  }
 
   const watch = watchSettings(file);
   const foreach: ForeachEntry[] | undefined = file.foreach

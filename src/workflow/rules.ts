@@ -240,6 +240,20 @@ export async function applyRules(
         const matches = await globFiles(pattern.value, nw.dir, ctx.fs, ctx.signal);
         if (matches.length === 0) {
           out.add(first.location, top, 'warning', `\`foreach.${first.key}\`: ${pattern.value} matches no files`, 'the batch has no jobs; check the pattern (it is relative to the workflow file)');
+          // The item's keys are known without a match: check every `item.*` reference against
+          // a stand-in item, as for watch folders, so a typo is found before files arrive.
+          const files: Record<string, string> = { [first.key]: path.join(nw.dir, `${first.key}.placeholder`) };
+          let complete = true;
+          for (const entry of rest) {
+            const resolved = resolveTemplate(entry.template, { ...baseScope, item: partsOfItem(files), where: 'foreach can use workflow, vars, env and earlier item keys' });
+            if (!resolved.ok) {
+              out.addExpressionErrors(resolved.errors, entry.template, entry.location);
+              complete = false;
+              break;
+            }
+            files[entry.key] = path.resolve(nw.dir, resolved.value);
+          }
+          if (complete) items.push({ files, placeholder: true });
         }
         // Every item's files are stat'ed below, in order; ask for all of them at once first.
         await fs.prefetch(matches.flatMap((match) => pairedCandidates(match, first.key, rest, baseScope, nw.dir)));
@@ -277,7 +291,7 @@ export async function applyRules(
       }
     }
     const ids = uniqueIds(items.map((item) => jobIdFromStem(filePartsOf(item.files[first?.key ?? ''] ?? '').stem)));
-    jobs = items.map((item, i) => ({ id: ids[i] ?? `item-${i + 1}`, item: item.files }));
+    jobs = items.flatMap((item, i) => (item.placeholder ? [] : [{ id: ids[i] ?? `item-${i + 1}`, item: item.files }]));
   } else if (nw.watch) {
     const files: Record<string, string> = {};
     for (const [role, exts] of Object.entries(nw.watch.roles)) files[role] = path.join(nw.dir, `${role}.${exts[0] ?? 'bin'}`);

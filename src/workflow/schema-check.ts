@@ -175,7 +175,9 @@ function toDiagnostic(error: ErrorObject, source: YamlSource): Diagnostic {
   }
   const span = source.spanAt(docPath);
   if (custom !== undefined) {
-    return source.diagnostic(span, 'error', custom, `found ${actualType(error.data)}`);
+    // A misspelt word value (`backend: lcoal`) gets the word it was probably meant to be.
+    const guess = typeof error.data === 'string' && /^[a-z]+$/i.test(error.data) && path.length === 1 && path[0] === 'backend' ? suggest(error.data, ['cloud', 'local']) : undefined;
+    return source.diagnostic(span, 'error', custom, guess !== undefined ? `did you mean \`${guess}\`? (found "${error.data as string}")` : `found ${actualType(error.data)}`);
   }
   switch (error.keyword) {
     case 'type':

@@ -5,7 +5,6 @@
  */
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, spawnCli } from '../helpers/cli.js';
@@ -40,27 +39,6 @@ async function drop(inbox: string, stem: string, salt: number): Promise<void> {
 }
 
 describe('talk watch (built CLI)', () => {
-  it('--dry-run lists the bundles it would take now and what each would cost, and touches nothing', async () => {
-    const { cwd, inbox } = await setup();
-    await drop(inbox, 'anna', 1);
-    await drop(inbox, 'bob', 2);
-    await copyFile(media.voice, path.join(inbox, 'carl.mp3'));
-    const before = (await readdir(inbox)).sort();
-    const result = await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--dry-run', '--backend', 'local'], { cwd });
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/2 bundles would be taken now \(dry run: nothing is sent, moved or recorded\)/);
-    expect(result.stdout).toMatch(/anna +portrait anna\.jpg, voice anna\.mp3 +about 100 credits/);
-    expect(result.stdout).toMatch(/bob +.*about 100 credits/);
-    expect(result.stdout).toMatch(/carl +incomplete: no portrait file/);
-    expect(result.stdout).toMatch(/credits: about 200/);
-    // Nothing moved, nothing written, no backend started.
-    expect((await readdir(inbox)).sort()).toEqual(before);
-    expect(existsSync(path.join(cwd, '.talk'))).toBe(false);
-    expect(existsSync(path.join(inbox, 'out'))).toBe(false);
-    const json = await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--dry-run', '--json'], { cwd });
-    expect(JSON.parse(json.stdout)).toMatchObject({ dryRun: true, credits: 200, bundles: [{ name: 'anna', credits: 100 }, { name: 'bob', credits: 100 }] });
-  });
-
   it('--once renders the bundles it finds, publishes outputs and sidecars, and exits 0', { timeout: 120_000 }, async () => {
     const { cwd, inbox } = await setup();
     await drop(inbox, 'anna', 1);

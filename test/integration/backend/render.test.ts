@@ -66,6 +66,23 @@ describe('render lifecycle against the local backend', () => {
     expect((await readdir(r.dir)).filter((f) => f.endsWith('.part'))).toEqual([]);
   });
 
+  it('a connection reset in the middle of the download is retried, and the file is whole', async () => {
+    const { r, sessionId, draft } = await drafted();
+    const result = await r.client.exportRender({ sessionId, draft, output });
+    r.backend.addFaults([parseFaultRule('download:reset:x1')]);
+    const retries: RetryInfo[] = [];
+    const dest = path.join(r.dir, 'reset.mp4');
+    const download = await r.client.downloadRender(result.renderId, result.outputUrl, dest, { onRetry: (x) => retries.push(x) });
+    expect(download.bytes).toBeGreaterThan(1000);
+    expect(r.backend.stats().faultsFired['download:reset:x1']).toBe(1);
+    expect(retries).toHaveLength(1);
+    expect(retries[0]?.reason).toBe('network error');
+    // The same URL again (an idempotent GET), not a second render.
+    expect(r.backend.stats().requests.download).toBe(2);
+    expect(r.backend.stats().rendersStarted).toBe(1);
+    expect((await readdir(r.dir)).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+
   it('re-attaches to a render by id and keeps polling through transient status errors', async () => {
     const { r, sessionId, draft } = await drafted({ latency: { render: 300 } });
     const renderId = r.client.newRenderId();

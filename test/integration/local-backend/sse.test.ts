@@ -1,7 +1,9 @@
 /* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return -- wire JSON is read loosely here; the assertions check its shape */
 import { describe, expect, it } from 'vitest';
 import { fetch } from 'undici';
-import { backendFixture, callsOf, credits, json, nextEvent, preparedSession, readSse, sendTurn, state, textsOf, upload } from './client.js';
+import { request } from 'node:http';
+import { anonymousToken, backendFixture, callsOf, credits, json, nextEvent, preparedSession, readSse, sendTurn, state, textsOf, upload } from './client.js';
+import { startLocalBackend } from '../../../src/local-backend/index.js';
 
 const fx = backendFixture('sse');
 const start = fx.start;
@@ -216,5 +218,31 @@ describe('/run_sse stream', () => {
     await second.arrayBuffer();
     controller.abort();
     await gen.body?.cancel().catch(() => undefined);
+  });
+});
+
+describe('a client that goes away', () => {
+  it('is logged as info, not as an internal error', async () => {
+    const lines: string[] = [];
+    const b = await startLocalBackend({ env: process.env, logger: (line) => lines.push(line) });
+    try {
+      const account = await anonymousToken(b.url);
+      const target = new URL(`${b.url}/run_sse`);
+      // The request promises a body it never finishes; once the server is reading it, the client hangs up.
+      const req = request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: { ...account.headers, 'content-type': 'application/json', 'content-length': '1000' } });
+      req.on('error', () => undefined);
+      req.write('{"session_id":');
+      const until = async (condition: () => boolean): Promise<void> => {
+        const deadline = Date.now() + 10_000;
+        while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      };
+      await until(() => (b.stats().requests['sse'] ?? 0) >= 1);
+      req.destroy();
+      await until(() => lines.some((l) => /\/run_sse/.test(l)));
+      expect(lines.filter((l) => /internal error/.test(l))).toEqual([]);
+      expect(lines.some((l) => /^info: client disconnected from POST \/run_sse/.test(l))).toBe(true);
+    } finally {
+      await b.close();
+    }
   });
 });

@@ -4,7 +4,7 @@
  * watch-command.test.ts.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -76,6 +76,31 @@ describe('watchFolder', () => {
     expect(log.of('bundle:start').every((e) => e.startedAt >= e.readyAt)).toBe(true);
   });
 
+  it('two bundles with identical content under different names, dropped together: one render, the other skipped naming it, in the same session', async () => {
+    const { inbox, log, base } = await setup();
+    for (const stem of ['anna', 'bert']) {
+      await writeViaRename(path.join(inbox, `${stem}.jpg`), 'the same portrait');
+      await writeViaRename(path.join(inbox, `${stem}.mp3`), 'the same voice');
+    }
+    const calls: BundleJob[] = [];
+    // The first copy is held until the second has been looked at, so they are active together.
+    let release: () => void = () => undefined;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    const running = watchFolder(base(recordingJob(calls, { hold })));
+    await log.next((e) => e.type === 'bundle:start');
+    await log.next((e) => e.type === 'watch:ready');
+    release();
+    const summary = await running;
+    expect(calls).toHaveLength(1);
+    const first = calls[0]?.name;
+    const second = first === 'anna' ? 'bert' : 'anna';
+    expect(summary).toMatchObject({ done: 1, skipped: 1, failed: 0 });
+    const skipped = log.of('bundle:skipped');
+    expect(skipped.map((e) => [e.name, e.reason])).toEqual([[second, `identical content was already rendered as out/${first}.mp4`]]);
+    expect((await readdir(inbox)).sort()).toEqual(['out', 'processed']);
+    expect((await readdir(path.join(inbox, 'processed'))).sort()).toEqual(['anna.jpg', 'anna.mp3', 'bert.jpg', 'bert.mp3']);
+  });
+
   it('does not take a file written slowly in chunks before it has settled', async () => {
     const settleMs = 1000;
     const { inbox, log, base } = await setup({ settleMs });
@@ -85,15 +110,16 @@ describe('watchFolder', () => {
     await log.next((e) => e.type === 'watch:ready');
     await writeViaRename(path.join(inbox, 'slow.jpg'), 'portrait');
     const handle = await open(path.join(inbox, 'slow.mp3'), 'w');
-    let lastWrite = 0;
     // A slow copy: chunks keep arriving for longer than `settle`, each gap well under it.
     for (let i = 0; i < 10; i += 1) {
       await handle.write(Buffer.alloc(1000, i));
       await handle.sync();
-      lastWrite = Date.now();
       await delay(settleMs / 5);
     }
     await handle.close();
+    // The watcher judges settling by the file's own stamp, so the test reads the same clock:
+    // the last write's mtime (never later than the moment the watcher could see the write).
+    const lastWrite = Math.floor((await stat(path.join(inbox, 'slow.mp3'))).mtimeMs);
     const start = await log.next((e) => e.type === 'bundle:start');
     await log.next((e) => e.type === 'bundle:done');
     controller.abort();

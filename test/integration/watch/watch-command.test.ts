@@ -8,7 +8,7 @@
  * injected job in folder-watcher.test.ts; two watchers that would each start an in-process
  * local backend on one data dir are refused here.
  */
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -164,5 +164,25 @@ describe('talk watch with the local backend', () => {
     expect((refused as UsageError).hint).toMatch(/talk serve --data-dir/);
     controller.abort(new InterruptedError('test stop'));
     await expect(running).rejects.toBeInstanceOf(InterruptedError);
+  });
+
+  it('--dry-run lists the bundles it would take now with their cost, and touches nothing', async () => {
+    const { root, inbox, workflow } = await setup();
+    const before = backend.stats();
+    await drop(inbox, 'anna');
+    await writeFile(path.join(inbox, 'bert.jpg'), 'only a portrait');
+    // Settled by the clock the watcher uses: the files' mtime, a minute ago.
+    const past = new Date(Date.now() - 60_000);
+    for (const name of ['anna.jpg', 'anna.mp3', 'bert.jpg']) await utimes(path.join(inbox, name), past, past);
+    const run = context(root, new AbortController().signal);
+    expect(await watchCommand([inbox], { ...options(workflow, true), dryRun: true }, run.ctx)).toBe(0);
+    expect(run.output()).toMatch(/1 bundle would be taken now .* about 100 credits; nothing was changed/);
+    expect(run.output()).toMatch(/take +anna +≈ 100 credits → inbox\/out\/anna\.mp4/);
+    expect(run.output()).toMatch(/wait +bert +no voice file/);
+    expect((await readdir(inbox)).sort()).toEqual(['anna.jpg', 'anna.mp3', 'bert.jpg']);
+    expect((await readdir(root)).sort()).toEqual(['inbox', 'watch.yaml']);
+    const after = backend.stats();
+    expect(after.messages - before.messages).toBe(0);
+    expect(after.uploads - before.uploads).toBe(0);
   });
 });

@@ -91,3 +91,17 @@ describe('decodeAnswer', () => {
     expect(parseRetryAfter(undefined)).toBeUndefined();
   });
 });
+
+describe('undici socket errors are transient wherever they surface', () => {
+  it('reads UND_ERR_SOCKET, ECONNRESET and a bare "other side closed" (through causes) as network errors worth retrying', async () => {
+    const { networkCode, networkError } = await import('../../../src/backend/errors.js');
+    const socket = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    const bare = new TypeError('terminated', { cause: new Error('other side closed') });
+    expect(networkCode(socket)).toBe('UND_ERR_SOCKET');
+    expect(networkCode(reset)).toBe('ECONNRESET');
+    expect(networkCode(bare)).toBe('UND_ERR_SOCKET');
+    const ctx: FailureContext = { route: 'download', baseUrl: 'http://127.0.0.1:1', redact: createRedactor([]) } as FailureContext;
+    expect(networkError(ctx, bare).retryable).toBe(true);
+  });
+});

@@ -1,3 +1,4 @@
+import { sleep } from '../../../src/core/abort.js';
 import { describe, expect, it } from 'vitest';
 import { BackendError, InterruptedError } from '../../../src/core/errors.js';
 import { backoffDelay, withRetries } from '../../../src/backend/retry.js';
@@ -75,15 +76,27 @@ describe('withRetries', () => {
   it('ends a wait as soon as the signal aborts and leaves no timer behind', async () => {
     const controller = new AbortController();
     const long = resolveTiming('http://127.0.0.1:1', { rateLimitWaitMs: 60_000 });
-    const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    // The waits this call makes, observed through the policy's sleep (the real timer inside):
+    // counting only these keeps other timers of the process out of the count.
+    const waits: { ms: number; settled: boolean }[] = [];
+    const observed = async (ms: number, signal: AbortSignal | undefined): Promise<void> => {
+      const wait = { ms, settled: false };
+      waits.push(wait);
+      try {
+        await sleep(ms, signal);
+      } finally {
+        wait.settled = true;
+      }
+    };
     const pending = withRetries(failing(http(429)).attempt, {
       repeatable: true,
       timing: long,
       signal: controller.signal,
+      sleep: observed,
       onRetry: () => queueMicrotask(() => controller.abort()),
     });
     await expect(pending).rejects.toBeInstanceOf(InterruptedError);
-    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBe(timersBefore);
+    expect(waits).toEqual([{ ms: 60_000, settled: true }]);
   });
 
   it('keeps backoff within [half, full] of base·2ⁿ and under the cap', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getEventListeners } from 'node:events';
+import { getEventListeners, setMaxListeners } from 'node:events';
 import { createRedactor, REDACTED } from '../../../src/core/redact.js';
 import { formatDuration, parseDuration, sleep, withDeadline } from '../../../src/core/abort.js';
 import { fileParts, isInside, sanitizeFileName } from '../../../src/core/paths.js';
@@ -68,6 +68,9 @@ describe('deadlines and cancellation', () => {
 
   it('a cleared deadline leaves nothing on its parent and ignores its later abort', () => {
     const parent = new AbortController();
+    // A run-wide signal carries one listener per step in flight; the runner lifts the limit on
+    // its signal the same way (otherwise Node warns of a leak at the 11th).
+    setMaxListeners(0, parent.signal);
     const deadlines = Array.from({ length: 100 }, () => withDeadline(parent.signal, 60_000, 'step'));
     expect(getEventListeners(parent.signal, 'abort')).toHaveLength(100);
     for (const d of deadlines) d.clear();
@@ -118,5 +121,26 @@ describe('exit codes', () => {
     expect(exitCodeFor(new InterruptedError())).toBe(ExitCode.interrupted);
     expect(exitCodeFor(new BackendError({ message: 'x', route: 'sse' }))).toBe(ExitCode.failed);
     expect(exitCodeFor(new Error('plain'))).toBe(ExitCode.failed);
+  });
+});
+
+describe('the environment is not a bug', () => {
+  it('reads disk, permission and missing-tool errors (through causes) as environment errors that say what to do', async () => {
+    const { environmentErrorFrom, exitCodeFor } = await import('../../../src/core/errors.js');
+    const errno = (code: string, syscall: string, path?: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: ${syscall}`), { code, syscall, ...(path === undefined ? {} : { path }) });
+    const full = environmentErrorFrom(new Error('write failed', { cause: errno('ENOSPC', 'write', 'out/.a.mp4.part') }));
+    expect(full).toMatchObject({ code: 'environment', reason: 'ENOSPC' });
+    expect(full?.message).toMatch(/^the disk is full \(out\/\.a\.mp4\.part\)/);
+    expect(full?.hint).toMatch(/free some space/);
+    expect(environmentErrorFrom(errno('EEXIST', 'open', 'out/.a.mp4.1234.part'))?.hint).toMatch(/remove the leftover file/);
+    expect(environmentErrorFrom(errno('EPERM', 'rename'))?.reason).toBe('EPERM');
+    const missing = environmentErrorFrom(errno('ENOENT', 'spawn ffmpeg', 'ffmpeg'));
+    expect(missing).toMatchObject({ reason: 'missing-tool', message: 'ffmpeg was not found on this machine' });
+    expect(missing?.hint).toMatch(/install ffmpeg/);
+    expect(exitCodeFor(missing)).toBe(1);
+    expect(missing?.message).not.toMatch(/bug/);
+    // A file that is simply not there is not the machine's fault: left to the caller.
+    expect(environmentErrorFrom(errno('ENOENT', 'open', 'x.yaml'))).toBeUndefined();
+    expect(environmentErrorFrom(new TypeError('x is undefined'))).toBeUndefined();
   });
 });

@@ -85,7 +85,7 @@ describe('plain reporter', () => {
     const text = stdout.text();
     expect(text).toContain('09:00:00 main talk rate limited, retrying in 30 s (attempt 2)\n');
     expect(text).toContain('09:00:30 main talk failed: out of credits (2001) (credits)\n');
-    expect(text).toContain('  ✖ main  30 s\n      step talk: out of credits (2001) (credits)\n      → top up credits (or register to keep anonymous work), then resume with `talk run hello.yaml`\n');
+    expect(text).toContain('  ✖ main  failed  30 s\n      step talk: out of credits (2001) (credits)\n      → top up credits (or register to keep anonymous work), then resume with `talk run hello.yaml`\n');
   });
 
   it('quotes the command that continues the work: a watcher\'s own, not `talk run`', async () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { stripVTControlCharacters } from 'node:util';
 import type { TalkEvent } from '../../../src/core/events.js';
-import { createReporter } from '../../../src/reporters/index.js';
+import { RunTally, createReporter, formatSummary } from '../../../src/reporters/index.js';
 import { Clock, captureSink, runStart, successfulJob } from './fixtures.js';
 
 interface ListrTestLine {
@@ -78,6 +78,55 @@ describe('tty reporter (listr2 test renderer)', () => {
     const errors = events.filter((e) => e.event === 'MESSAGE').map((e) => JSON.stringify(e.data));
     expect(errors.some((e) => e.includes('export: render failed (backend) → resume with `talk run w.yaml`'))).toBe(true);
     expect(stdout.text()).toContain('      → resume with `talk run w.yaml`\n');
+  });
+});
+
+describe('marks that tell the truth', () => {
+  it.each([
+    ['failed', 'hello · 0 done · 1 failed · failed'],
+    ['interrupted', 'hello · 0 done · 1 interrupted · interrupted'],
+    ['credits', 'hello · 0 done · 1 failed · out of credits'],
+  ] as const)('the header of a %s run is not drawn as a success', async (status, title) => {
+    const clock = new Clock();
+    const stdout = captureSink(true, 100);
+    const reporter = createReporter({ name: 'tty', stdout, stderr: captureSink(), quiet: false, verbose: false, color: false, env: {}, ttyRenderer: 'test', workflowFile: 'w.yaml' });
+    reporter.emit(runStart(clock, ['main']));
+    reporter.emit(clock.at({ type: 'step:start', job: 'main', step: 'export', kind: 'export' }));
+    if (status !== 'interrupted') reporter.emit(clock.at({ type: 'step:failed', job: 'main', step: 'export', error: { code: status === 'credits' ? 'credits' : 'backend', message: 'no' } }));
+    reporter.emit(clock.at({ type: 'run:done', status, outputs: [], creditsUsed: 0, durationMs: 1 }));
+    await reporter.close();
+    const events = listrEvents(stdout.text());
+    const said = events.filter((e) => e.event === 'MESSAGE' || e.event === 'SKIPPED' || e.event === 'STATE').map((e) => JSON.stringify(e.data));
+    expect(said.some((e) => e.includes(title))).toBe(true);
+    const summary = stdout.text().slice(stdout.text().indexOf('Summary:'));
+    expect(summary).not.toMatch(/✔/);
+    if (status === 'credits') expect(summary).toMatch(/^Summary: out of credits/);
+  });
+
+  it('the summary marks ✔ only a job done with its outputs; every other outcome has its own mark and word, in aligned columns', () => {
+    const clock = new Clock();
+    const tally = new RunTally();
+    const jobs = ['ada', 'grace', 'katherine', 'mary', 'dorothy'];
+    tally.observe(runStart(clock, jobs, false));
+    tally.observe(clock.at({ type: 'step:start', job: 'ada', step: 'export', kind: 'export' }));
+    tally.observe(clock.at({ type: 'step:done', job: 'ada', step: 'export', durationMs: 1000, output: 'out/ada.mp4' }));
+    // grace's export ran and reported done, but no file came of it.
+    tally.observe(clock.at({ type: 'step:start', job: 'grace', step: 'export', kind: 'export' }));
+    tally.observe(clock.at({ type: 'step:done', job: 'grace', step: 'export', durationMs: 1800 }));
+    tally.observe(clock.at({ type: 'step:start', job: 'katherine', step: 'talk', kind: 'instruction' }));
+    tally.observe(clock.at({ type: 'step:failed', job: 'katherine', step: 'talk', error: { code: 'backend', message: 'no' } }));
+    tally.observe(clock.at({ type: 'step:start', job: 'mary', step: 'talk', kind: 'instruction' }));
+    tally.observe(clock.at({ type: 'run:done', status: 'failed', outputs: [], creditsUsed: 0, durationMs: 5000 }));
+    const text = formatSummary(tally, { paint: (_c, t) => t, resumeCommand: 'talk run w.yaml' });
+    const rows = text.split('\n').filter((l) => /^ {2}\S /.test(l));
+    expect(rows.find((r) => r.includes('ada'))).toMatch(/^ {2}✔ ada /);
+    expect(rows.find((r) => r.includes('grace'))).toMatch(/^ {2}! grace +done, but no output/);
+    expect(rows.find((r) => r.includes('katherine'))).toMatch(/^ {2}✖ katherine +failed/);
+    expect(rows.find((r) => r.includes('mary'))).toMatch(/^ {2}■ mary +interrupted/);
+    expect(text.match(/resume with/g)).toHaveLength(1);
+    // Durations start in one column.
+    const starts = rows.filter((r) => /\d s/.test(r)).map((r) => r.search(/\d+(\.\d+)? s/));
+    expect(new Set(starts).size).toBe(1);
   });
 });
 

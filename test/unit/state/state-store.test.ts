@@ -103,8 +103,10 @@ describe('state store', () => {
     const detail = 'y'.repeat(300);
     const writes: Promise<void>[] = [];
     // Changes made on every turn of the event loop, never waiting for the disk: some land
-    // between the pieces of a snapshot being written.
-    for (let i = 0; i < 3000; i += 1) {
+    // between the pieces of a snapshot being written. How many changes one snapshot takes
+    // depends on how the disk keeps up, so the loop runs until three snapshots have been
+    // written while changes kept coming (ordered by the store's own count, not by a guess).
+    for (let i = 0; i < 3000 || (store.stats().compactions <= 2 && i < 60_000); i += 1) {
       const job = `job-${i % 700}`;
       if (i % 97 === 0) writes.push(store.resetJob(job));
       else if (i % 13 === 0) writes.push(store.updateJob(job, { sessionId: `s-${i}` }));

@@ -237,3 +237,37 @@ export:
     ]);
   });
 });
+
+describe('a misspelt backend', () => {
+  it('`backend: lcoal` is refused with "did you mean `local`"', async () => {
+    const result = await load('w.yaml', `backend: lcoal\n${SHORT}`);
+    expect(result.workflow).toBeUndefined();
+    expect(result.diagnostics.map((d) => [d.line, d.hint])).toEqual([[1, 'did you mean `local`? (found "lcoal")']]);
+  });
+
+  it('an undeclared --var is a warning that names the declared variables', async () => {
+    const result = await load('w.yaml', `vars:\n  release: "1"\n${SHORT}`, { vars: { relase: '2' } });
+    expect(result.workflow).toBeDefined();
+    expect(result.diagnostics.map((d) => [d.severity, d.message])).toEqual([['warning', '--var relase is not a variable of this workflow (it declares: release)']]);
+  });
+});
+
+describe('a foreach whose glob matches nothing', () => {
+  it('still checks its item.* references: an unknown key is an error', async () => {
+    const text = `foreach:\n  portrait: faces/*.jpg\n  voice: voices/\${{ item.face.stem }}.mp3\ninstructions:\n  - Make this photo talk\n`;
+    const result = await load('w.yaml', text);
+    expect(result.workflow).toBeUndefined();
+    const errors = result.diagnostics.filter((d) => d.severity === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.line).toBe(3);
+    expect(errors[0]?.message).toMatch(/item\.face/);
+    expect(result.diagnostics.some((d) => d.severity === 'warning' && /matches no files/.test(d.message))).toBe(true);
+  });
+
+  it('with the right key it is valid, with no jobs', async () => {
+    const text = `foreach:\n  portrait: faces/*.jpg\n  voice: voices/\${{ item.portrait.stem }}.mp3\ninstructions:\n  - Make this photo talk\n`;
+    const result = await load('w.yaml', text);
+    expect(result.workflow?.jobs).toEqual([]);
+  });
+});
+
