@@ -106,8 +106,19 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
   withShared(program.command('run'))
     .description('validate, plan and execute workflows; resumes an unfinished run automatically')
     .argument('<workflow...>', 'workflow YAML files')
+    .option('--no-report', 'do not write report.html at the end of a foreach run')
     .addHelpText('after', examples('talk run examples/hello.yaml'))
-    .action(async (files: string[], raw: Raw) => onExit(await (await import('../commands/run.js')).runCommand(files, sharedFrom(raw, ctx), ctx)));
+    .action(async (files: string[], raw: Raw) =>
+      onExit(await (await import('../commands/run.js')).runCommand(files, { ...sharedFrom(raw, ctx), report: raw['report'] !== false }, ctx)),
+    );
+
+  withShared(program.command('report'))
+    .description("write the run's self-contained report.html next to its outputs")
+    .argument('[workflow]', 'workflow YAML file')
+    .addHelpText('after', examples('talk report examples/batch.yaml'))
+    .action(async (file: string | undefined, raw: Raw) =>
+      onExit(await (await import('../commands/report.js')).reportCommand(file ? [file] : [], sharedFrom(raw, ctx), ctx)),
+    );
 
   withShared(program.command('validate'))
     .description('check workflows against the schema and the rules; no network')

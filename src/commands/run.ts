@@ -12,8 +12,14 @@ import type { RequestInfo } from '../backend/types.js';
 import { resumeAnnotator } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { resumeCommand } from './resume-command.js';
+import { findMediaTools, provenanceDeps } from './media-tools.js';
+import { writeRunReport } from './report.js';
 
-export type RunOptions = SharedOptions;
+/** `talk run`'s options: the shared flags, and `--no-report`. */
+export type RunOptions = SharedOptions & {
+  /** Write `report.html` at the end of a `foreach` run (`--no-report` turns it off). */
+  report?: boolean;
+};
 
 /** Exit code for a run status (SPEC §1). */
 function exitFor(status: 'success' | 'failed' | 'interrupted' | 'credits'): number {
@@ -98,6 +104,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
       ? (info: RequestInfo) => reporter.emit(stamp({ type: 'notice', level: 'debug', message: formatRequestLine(info) }))
       : undefined;
     connection = await connectBackend(choice, stateDir, ctx, { onRequest });
+    const provenance = await provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, choice.kind === 'local', ctx.signal);
     const outcome = await executePlan(plan, {
       client: connection.client,
       store,
@@ -110,7 +117,17 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
       language: plan.language,
       // The claim link opens the project in NemoVideo's web editor: only the cloud has one.
       projectLinks: choice.kind === 'cloud',
+      provenance,
     });
+    if (options.report !== false && plan.jobs.some((j) => j.item !== undefined) && outcome.status !== 'interrupted') {
+      // The report is a view: one that cannot be written is a warning, never a failed run.
+      try {
+        const file = await writeRunReport({ plan, state: store.state, tools: findMediaTools(ctx.env), cwd: ctx.cwd, signal: ctx.signal, wallTimeMs: outcome.durationMs });
+        reporter.emit(stamp({ type: 'notice', level: 'info', message: `report: ${displayPath(file, ctx.cwd)}` }));
+      } catch (error) {
+        reporter.emit(stamp({ type: 'notice', level: 'warn', message: `could not write the run report: ${(error as Error).message}` }));
+      }
+    }
     await reporter.close();
     if (outcome.status === 'interrupted') {
       // Stated on stderr in every mode: the one thing to do next.

@@ -6,6 +6,7 @@
  * a render in flight — and so two watchers, each holding different bundles' leases, never
  * contend for one state lock.
  */
+import { provenanceDeps } from './media-tools.js';
 import path from 'node:path';
 import { InterruptedError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
@@ -53,6 +54,7 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
   const limiters = createLimiters(limits);
   const runsDir = path.join(watchStateDir(o.stateDir, o.dir), 'runs');
   let creditsUsed = 0;
+  const provenance = await provenanceDeps(o.ctx.env, { talk: o.ctx.version, node: o.ctx.nodeVersion ?? 'unknown' }, connection.local !== undefined, o.ctx.signal);
 
   const runBundle: RunBundle = async (job, signal): Promise<BundleResult> => {
     const workflow = o.workflow();
@@ -71,6 +73,7 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
         limiters,
         budget: plan.budget,
         language: plan.language,
+        provenance,
       });
       const outcome = await runner.runJob({ ...plan, jobs: [planJob] }, planJob);
       creditsUsed += runner.creditsUsed;

@@ -7,3 +7,4 @@ export { createLimiters, type Limiters } from './limiters.js';
 export { decideJob, describeDecision, type JobDecision, type ResumeAction, type StepDecision } from './resume.js';
 export { cachedHasher, changedFields, dependenciesOf, fingerprintJob, hashFile, FINGERPRINT_FIELDS, type FileHasher, type FingerprintField, type StepFingerprint } from './fingerprint.js';
 export { previewResume, type ResumePreview } from './preview.js';
+export { writeProvenance, publicUrl, PROVENANCE_FORMAT_VERSION, type MediaFacts, type ProvenanceDeps, type ProvenanceRecord, type StepTiming } from './provenance.js';

@@ -146,6 +146,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     await update(ctx, step, { turn: { draftRevision: baseline.snapshot.draftHash, baseline, sentAt } });
     let reply: string;
     let silent = false;
+    let tools: string[] = [];
     try {
       const result = await ctx.client.sendInstruction(sessionId, step.text, {
         ...callOptions(ctx),
@@ -153,6 +154,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
         onActivity: (a: TurnActivity) => ctx.progress({ label: activityLabel(a) }),
       });
       silent = result.silent;
+      tools = result.tools;
       reply = result.silent ? (result.change ?? '') : result.question ? `${result.text}\n${result.question.prompt}`.trim() : result.text;
     } catch (error) {
       if (ctx.signal.aborted) throw abortReason(ctx.signal, error);
@@ -173,7 +175,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     ctx.budget.commit(cost);
     committed = true;
     await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
-    await update(ctx, step, { status: 'done', turn: { draftRevision: baseline.snapshot.draftHash, sentAt, reply, silent, creditsUsed: cost } });
+    await update(ctx, step, { status: 'done', turn: { draftRevision: baseline.snapshot.draftHash, sentAt, reply, silent, tools, creditsUsed: cost } });
     return { reply, creditsUsed: cost };
   } finally {
     if (!committed) ctx.budget.release(cost);

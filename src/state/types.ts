@@ -47,6 +47,8 @@ export interface TurnRecord {
   baseline?: unknown;
   sentAt: string;
   reply?: string;
+  /** Tools the agent ran during the turn, as the stream named them (for the provenance record). */
+  tools?: string[];
   silent?: boolean;
   creditsUsed?: number;
 }
@@ -84,7 +86,8 @@ export interface StepState {
   /** Every render id this step ever submitted, oldest first (for `talk status`). */
   renderIds?: string[];
   output?: OutputRecord;
-  error?: { code: string; message: string };
+  /** Why the step failed; `hint` says what to do next (shown by `talk report`). */
+  error?: { code: string; message: string; hint?: string };
   updatedAt?: string;
 }
 
