@@ -58,8 +58,18 @@ export async function ffmpegVersion(ffmpeg: string, signal?: AbortSignal): Promi
 export async function provenanceDeps(env: Readonly<Record<string, string | undefined>>, versions: { talk: string; node: string }, local: boolean, signal?: AbortSignal): Promise<ProvenanceDeps> {
   const tools = findMediaTools(env);
   const ffmpeg = local && tools ? await ffmpegVersion(tools.ffmpeg, signal) : undefined;
+  // One probe per file per run: a batch often reuses one voice or one portrait.
+  const probed = new Map<string, Promise<MediaFacts | undefined>>();
   return {
-    probe: async (file, probeSignal) => (tools ? probeFacts(tools.ffprobe, file, probeSignal) : undefined),
+    probe: (file, probeSignal) => {
+      let facts = probed.get(file);
+      if (!facts) {
+        facts = tools ? probeFacts(tools.ffprobe, file, probeSignal) : Promise.resolve(undefined);
+        probed.set(file, facts);
+        facts.catch(() => probed.delete(file));
+      }
+      return facts;
+    },
     versions: { ...versions, ...(ffmpeg ? { ffmpeg } : {}) },
   };
 }

@@ -3,7 +3,7 @@ import { displayPath } from '../core/paths.js';
 import { loadWorkflow } from '../workflow/index.js';
 import { formatPlan, planRun, type Plan } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
-import { createReporter, diagnosticAnnotations, formatRequestLine } from '../reporters/index.js';
+import { createReporter, diagnosticAnnotations, formatRequestLine, REPORT_NOTICE } from '../reporters/index.js';
 import { stamp } from '../core/events.js';
 import { executePlan } from '../runner/index.js';
 import { openStateStore, runDirFor, stateDirFor } from '../state/index.js';
@@ -123,7 +123,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
       // The report is a view: one that cannot be written is a warning, never a failed run.
       try {
         const file = await writeRunReport({ plan, state: store.state, tools: findMediaTools(ctx.env), cwd: ctx.cwd, signal: ctx.signal, wallTimeMs: outcome.durationMs });
-        reporter.emit(stamp({ type: 'notice', level: 'info', message: `report: ${displayPath(file, ctx.cwd)}` }));
+        reporter.emit(stamp({ type: 'notice', level: 'info', message: `${REPORT_NOTICE}${displayPath(file, ctx.cwd)}` }));
       } catch (error) {
         reporter.emit(stamp({ type: 'notice', level: 'warn', message: `could not write the run report: ${(error as Error).message}` }));
       }
