@@ -77,6 +77,7 @@ async function main(): Promise<number> {
     cwd: process.cwd(),
     signal: controller.signal,
     version: VERSION,
+    nodeVersion: process.version,
   };
 
   let exitCode: number = ExitCode.ok;

@@ -59,6 +59,7 @@ const FLAGS = {
   dryRun: () => new Option('--dry-run', 'print the plan instead of running it'),
   watchDryRun: () => new Option('--dry-run', 'list the bundles it would take now and what each would cost; touch nothing'),
   failFast: () => new Option('--fail-fast', 'stop starting new work after the first failure'),
+  noReport: () => new Option('--no-report', 'do not write report.html at the end of a foreach run'),
   partial: () => new Option('--partial', 'when not every job fits in the credits, run the ones that do (in plan order) and exit 3'),
   workflow: () => new Option('--workflow <file>', 'the workflow each bundle runs through').makeOptionMandatory(),
   once: () => new Option('--once', 'process what is there (and what settles meanwhile), then exit'),
@@ -81,7 +82,8 @@ const OUTPUT: FlagName[] = ['reporter', 'json', 'quiet', 'verbose', 'color'];
 
 /** The flags of each command (SPEC §1): only these are accepted. */
 export const COMMAND_FLAGS = {
-  run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast', 'partial'],
+  run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast', 'partial', 'noReport'],
+  report: ['backend', 'stateDir', 'color', 'var'],
   validate: ['jsonOnly', 'color', 'var', 'strict'],
   plan: ['backend', 'stateDir', 'jsonOnly', 'color', 'var', 'strict', 'concurrency', 'fresh'],
   watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun'],
@@ -125,7 +127,9 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
   const shared = { ...sharedFrom(raw, ctx), json: raw['json'] === true };
   switch (name) {
     case 'run':
-      return { ...shared, partial: raw['partial'] === true };
+      return { ...shared, partial: raw['partial'] === true, report: raw['report'] !== false };
+    case 'report':
+      return shared;
     case 'validate':
     case 'plan':
     case 'status':
@@ -169,6 +173,8 @@ const dispatchCommand = (ctx: CommandContext): Dispatch =>
     switch (name) {
       case 'run':
         return (await import('../commands/run.js')).runCommand(args, options as never, ctx);
+      case 'report':
+        return (await import('../commands/report.js')).reportCommand(args, options, ctx);
       case 'validate':
         return (await import('../commands/validate.js')).validateCommand(args, options as never, ctx);
       case 'plan':
@@ -239,6 +245,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
   command('run', 'validate, plan and execute workflows; resumes an unfinished run automatically', 'talk run examples/hello.yaml', [
     { spec: '<workflow...>', help: 'workflow YAML files' },
   ]);
+  command('report', "write the run's self-contained report.html next to its outputs", 'talk report examples/batch.yaml', [{ spec: '[workflow]', help: 'workflow YAML file' }]);
   command('validate', 'check workflows against the schema and the rules; no network', 'talk validate examples/*.yaml', [{ spec: '<workflow...>', help: 'workflow YAML files' }]);
   command('plan', 'print the step graph, jobs, what a resume would skip and the credit estimate; no network', 'talk plan examples/batch.yaml', [
     { spec: '<workflow>', help: 'workflow YAML file' },

@@ -12,6 +12,8 @@ export interface CommandContext {
   /** Aborts on the first SIGINT/SIGTERM. */
   signal: AbortSignal;
   version: string;
+  /** The Node.js version (`v20.18.1`), for provenance records. */
+  nodeVersion?: string;
 }
 
 /** Reporter choice (SPEC §1). `auto` = tty on a terminal, plain otherwise. */

@@ -3,7 +3,7 @@ import { displayPath } from '../core/paths.js';
 import { loadWorkflow } from '../workflow/index.js';
 import { planRun, type Plan } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
-import { createReporter, diagnosticAnnotations, formatRequestLine } from '../reporters/index.js';
+import { createReporter, diagnosticAnnotations, formatRequestLine, REPORT_NOTICE } from '../reporters/index.js';
 import { stamp } from '../core/events.js';
 import { cachedHasher, executePlan, fitCredits, hashFile, previewResume, type FileHasher } from '../runner/index.js';
 import { adoptLegacyRunState, openStateStore, readRunState, runDirFor, stateDirFor, type StateStore } from '../state/index.js';
@@ -12,10 +12,14 @@ import type { RequestInfo } from '../backend/types.js';
 import { backendIdFor, formatPlanView } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { resumeCommand } from './resume-command.js';
+import { findMediaTools, provenanceDeps } from './media-tools.js';
+import { writeRunReport } from './report.js';
 
 export interface RunOptions extends SharedOptions {
   /** Run the jobs the credits cover, in plan order, when not all fit (exit 3 for the rest). */
   partial: boolean;
+  /** Write `report.html` at the end of a `foreach` run (`--no-report` turns it off). */
+  report?: boolean;
 }
 
 /** Exit code for a run status (SPEC §1). */
@@ -111,6 +115,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
       if (error instanceof CreditsError && !store.hadPrevious) await store.updateRun({ status: 'credits' });
       throw error;
     });
+    const provenance = await provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, choice.kind === 'local', ctx.signal);
     const outcome = await executePlan(plan, {
       hasher,
       client: connection.client,
@@ -124,7 +129,17 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
       language: plan.language,
       // The claim link opens the project in NemoVideo's web editor: only the cloud has one.
       projectLinks: choice.kind === 'cloud',
+      provenance,
     });
+    if (options.report !== false && plan.jobs.some((j) => j.item !== undefined) && outcome.status !== 'interrupted') {
+      // The report is a view: one that cannot be written is a warning, never a failed run.
+      try {
+        const file = await writeRunReport({ plan, state: store.state, tools: findMediaTools(ctx.env), cwd: ctx.cwd, signal: ctx.signal, wallTimeMs: outcome.durationMs });
+        reporter.emit(stamp({ type: 'notice', level: 'info', message: `${REPORT_NOTICE}${displayPath(file, ctx.cwd)}` }));
+      } catch (error) {
+        reporter.emit(stamp({ type: 'notice', level: 'warn', message: `could not write the run report: ${(error as Error).message}` }));
+      }
+    }
     await reporter.close();
     if (outcome.status === 'interrupted') {
       // Stated on stderr in every mode; the command that resumes is said once: by the

@@ -6,6 +6,7 @@
  * a render in flight — and so two watchers, each holding different bundles' leases, never
  * contend for one state lock.
  */
+import { provenanceDeps } from './media-tools.js';
 import path from 'node:path';
 import { InterruptedError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
@@ -60,6 +61,7 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
   const credits = new CreditBudget(first.budget?.credits, 0);
   const turns = new AccountTurns();
   const runsDir = path.join(watchStateDir(o.stateDir, o.dir), 'runs');
+  const provenance = await provenanceDeps(o.ctx.env, { talk: o.ctx.version, node: o.ctx.nodeVersion ?? 'unknown' }, connection.local !== undefined, o.ctx.signal);
 
   const runBundle: RunBundle = async (job, signal): Promise<BundleResult> => {
     const workflow = o.workflow();
@@ -80,6 +82,7 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
         turns,
         waitForCredits: o.waitForCredits,
         language: plan.language,
+        provenance,
       });
       const outcome = await runner.runJob({ ...plan, jobs: [planJob] }, planJob);
       if (runner.fatal) throw runner.fatal;

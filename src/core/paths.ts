@@ -29,3 +29,13 @@ export function fileParts(p: string): { path: string; name: string; stem: string
   const ext = path.extname(name);
   return { path: p, name, stem: ext ? name.slice(0, -ext.length) : name, ext: ext.replace(/^\./, '') };
 }
+
+/**
+ * Where the provenance record of an output lives: beside it, its extension replaced by
+ * `.talk.json` (`out/hello.mp4` → `out/hello.talk.json`), the same name a watch folder's
+ * sidecar has always had, so the two are one file.
+ */
+export function provenancePath(output: string): string {
+  const ext = path.extname(output);
+  return `${ext ? output.slice(0, -ext.length) : output}.talk.json`;
+}

@@ -8,6 +8,9 @@ import type { Diagnostic } from '../core/diagnostics.js';
 import type { TalkEvent } from '../core/events.js';
 import { planListing, type Plan } from '../plan/types.js';
 
+/** The start of the notice that names the run report; the step summary links it. */
+export const REPORT_NOTICE = 'report: ';
+
 export { planListing };
 import { createRedactor, type OutputSink } from '../core/redact.js';
 import { createPaint } from './format.js';
@@ -125,6 +128,7 @@ export function createReporter(options: ReporterOptions): Reporter {
   else tty = new TtyView({ out: stdout, tally, verbose: options.verbose, cwd: options.cwd, ...(options.ttyRenderer === undefined ? {} : { renderer: options.ttyRenderer }), ...(options.ttyFrameMs === undefined ? {} : { frameMs: options.ttyFrameMs }) });
 
   let closed: Promise<void> | undefined;
+  let reportFile: string | undefined;
   const finish = async (): Promise<void> => {
     plain?.flushAll();
     if (tty !== undefined) await tty.close();
@@ -140,7 +144,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     const summaryFile = options.env['GITHUB_STEP_SUMMARY'];
     if (summaryFile !== undefined && summaryFile !== '') {
       try {
-        await appendFile(summaryFile, redact(formatStepSummaryMarkdown(tally, options.workflowFile, resumeCommand)), 'utf8');
+        await appendFile(summaryFile, redact(formatStepSummaryMarkdown(tally, options.workflowFile, resumeCommand, reportFile)), 'utf8');
       } catch (error) {
         stderr.write(`talk: could not write the GitHub step summary (${error instanceof Error ? error.message : String(error)}); the run itself is unaffected.\n`);
       }
@@ -150,6 +154,8 @@ export function createReporter(options: ReporterOptions): Reporter {
   return {
     emit(event: TalkEvent): void {
       if (closed !== undefined) return;
+      // `talk run` announces the report it wrote with this notice (see commands/run.ts).
+      if (event.type === 'notice' && event.message.startsWith(REPORT_NOTICE)) reportFile = event.message.slice(REPORT_NOTICE.length);
       json?.emit(event);
       // The views (not the NDJSON) get the plan listing when the engine left it out.
       const seen = event.type === 'run:start' && event.plan === undefined && options.plan !== undefined ? { ...event, plan: planListing(options.plan) } : event;

@@ -339,7 +339,7 @@ function cell(text: string): string {
 const STEP_SUMMARY_ROWS = 200;
 
 /** The Markdown written to `$GITHUB_STEP_SUMMARY`: headline, a table of jobs, then failures. */
-export function formatStepSummaryMarkdown(tally: RunTally, workflowFile: string | undefined, resumeCommand: string | undefined): string {
+export function formatStepSummaryMarkdown(tally: RunTally, workflowFile: string | undefined, resumeCommand: string | undefined, report?: string): string {
   const status = tally.status ?? 'interrupted';
   const icon = status === 'success' ? '✅' : status === 'interrupted' ? '⏹️' : '❌';
   const lines: string[] = [];
@@ -350,6 +350,8 @@ export function formatStepSummaryMarkdown(tally: RunTally, workflowFile: string 
   if (tally.backend !== undefined) facts.push(`**Backend:** ${cell(tally.backend)}`);
   lines.push(facts.join(' · '));
   lines.push('');
+  // The report is a file of the workspace: the step summary names it (upload it as an artifact).
+  if (report !== undefined) lines.push(`**Report:** [\`${cell(report)}\`](${encodeURI(report)}) (in the uploaded artifact)`, '');
   lines.push('| job | status | output | duration | credits |');
   lines.push('|---|---|---|---|---|');
   const jobs = [...tally.jobs.values()].sort((a, b) => Number(b.status === 'failed') - Number(a.status === 'failed'));

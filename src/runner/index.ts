@@ -10,3 +10,4 @@ export { decideJob, describeDecision, remainingCredits, type JobDecision, type R
 export { cachedHasher, changedFields, dependenciesOf, fingerprintJob, hashFile, FINGERPRINT_FIELDS, type FileHasher, type FingerprintField, type StepFingerprint } from './fingerprint.js';
 export { previewResume, type ResumePreview } from './preview.js';
 export { fitCredits, type CreditFit } from './fit.js';
+export { writeProvenance, publicUrl, PROVENANCE_FORMAT_VERSION, type MediaFacts, type ProvenanceDeps, type ProvenanceRecord, type StepTiming } from './provenance.js';

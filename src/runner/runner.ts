@@ -33,6 +33,7 @@ import { createLimiters, type Limiters } from './limiters.js';
 import { decideJob, remainingCredits, type JobDecision, type StepDecision } from './resume.js';
 import { runCredits, runExport, runInstruction, runUpload, TurnReopenedError, type StepContext, type StepResultInfo } from './steps.js';
 import { AccountTurns } from './account-turns.js';
+import { writeProvenance, type ProvenanceDeps, type StepTiming } from './provenance.js';
 
 /** What the runner needs. Everything with an edge to the outside world is passed in. */
 export interface RunnerDeps {
@@ -80,6 +81,8 @@ export interface RunnerDeps {
    * `step:done` of its last step. On for the cloud, where the link opens the NemoVideo editor.
    */
   projectLinks?: boolean | undefined;
+  /** Write `<output>.talk.json` beside every verified output (see provenance.ts). */
+  provenance?: ProvenanceDeps | undefined;
 }
 
 /** One written output. */
@@ -320,6 +323,7 @@ export function createRunner(deps: RunnerDeps): Runner {
     const ends = new Map<string, Promise<StepEnd>>();
     let firstError: ReturnType<typeof describeError> | undefined;
     let sawCredits = false;
+    const timings = new Map<string, StepTiming>();
 
     const reach = (step: PlanStep): Promise<StepEnd> => {
       let end = ends.get(step.id);
@@ -388,6 +392,7 @@ export function createRunner(deps: RunnerDeps): Runner {
           await deps.store.putStep(jobId, step.id, { ...base, fingerprint: fp.fingerprint, fingerprintFields: fp.fields, error: undefined });
           const info = await execute({ ...ctxBase, signal: stepSignal }, step, label);
           const link = deps.projectLinks && step.id === job.steps.at(-1)?.id ? await projectLink(signal) : undefined;
+          timings.set(step.id, { step: step.id, kind: step.kind, startedAt: new Date(started).toISOString(), durationMs: Date.now() - started });
           emit({ type: 'step:done', ...ref, durationMs: Date.now() - started, ...info, ...(link ? { link } : {}) });
           return 'done';
         } catch (error) {
@@ -427,7 +432,7 @@ export function createRunner(deps: RunnerDeps): Runner {
             stop.stop('fail-fast');
           }
           await deps.store
-            .putStep(jobId, step.id, { ...(deps.store.step(jobId, step.id) ?? base), status: 'failed', error: { code: described.code, message: described.message } })
+            .putStep(jobId, step.id, { ...(deps.store.step(jobId, step.id) ?? base), status: 'failed', error: { code: described.code, message: described.message, ...(described.hint ? { hint: described.hint } : {}) } })
             .catch(onFatal);
           emit({ type: 'step:failed', ...ref, error: described });
           return credits ? 'credits' : 'failed';
@@ -469,7 +474,17 @@ export function createRunner(deps: RunnerDeps): Runner {
     // An interrupted job stays `running`: unfinished, for the next run to continue. One stopped
     // by credits has a failed step, like any failed job.
     if (status !== 'interrupted') await deps.store.updateJob(jobId, { status: status === 'done' ? 'done' : 'failed' }).catch(onFatal);
+    if (status === 'done' && deps.provenance) await recordProvenance(plan, job, timings, deps.provenance);
     return { job: jobId, status, outputs: outputs(), ...(firstError ? { error: firstError } : {}) };
+  }
+
+  /** Provenance is written last; a record that cannot be written is a warning, not a failed video. */
+  async function recordProvenance(plan: Plan, job: PlanJob, timings: Map<string, StepTiming>, provenance: ProvenanceDeps): Promise<void> {
+    try {
+      await writeProvenance({ plan, job, store: deps.store, timings, backend: { id: deps.backendId, url: deps.client.baseUrl }, hasher, signal }, provenance);
+    } catch (error) {
+      emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id}: could not write its provenance record: ${(error as Error).message}` });
+    }
   }
 
   return {

@@ -189,6 +189,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     let silent = false;
     let charged = cost;
     let recovered = false;
+    let tools: string[] = [];
     try {
       sent = true;
       const result = await ctx.client.sendInstruction(sessionId, step.text, {
@@ -197,6 +198,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
         onActivity: (a: TurnActivity) => ctx.progress({ label: activityLabel(a) }),
       });
       silent = result.silent;
+      tools = result.tools;
       reply = result.silent ? (result.change ?? '') : result.question ? `${result.text}\n${result.question.prompt}`.trim() : result.text;
     } catch (error) {
       if (ctx.signal.aborted) throw abortReason(ctx.signal, error);
@@ -224,7 +226,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     const settledAt = new Date().toISOString();
     await update(ctx, step, {
       status: 'done',
-      turn: { draftRevision: baseline.snapshot.draftHash, sentAt, settledAt, reply, silent, creditsUsed: charged, ...(recovered ? { recovered } : {}) },
+      turn: { draftRevision: baseline.snapshot.draftHash, sentAt, settledAt, reply, silent, tools, creditsUsed: charged, ...(recovered ? { recovered } : {}) },
     });
     return { reply, creditsUsed: charged };
   } finally {

@@ -61,6 +61,8 @@ export interface TurnRecord {
    */
   recovered?: boolean;
   reply?: string;
+  /** Tools the agent ran during the turn, as the stream named them (for the provenance record). */
+  tools?: string[];
   silent?: boolean;
   /** What the backend charged, as far as it could be attributed; else the price list's figure. */
   creditsUsed?: number;
@@ -99,7 +101,8 @@ export interface StepState {
   /** Every render id this step ever submitted, oldest first (for `talk status`). */
   renderIds?: string[];
   output?: OutputRecord;
-  error?: { code: string; message: string };
+  /** Why the step failed; `hint` says what to do next (shown by `talk report`). */
+  error?: { code: string; message: string; hint?: string };
   updatedAt?: string;
 }
 

@@ -16,8 +16,8 @@
  * `done` is final for that content: the same content dropped again is skipped. `failed` with
  * `attempts >= max` is final too until the content changes (a new id).
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { writeJsonAtomic } from '../core/atomic-write.js';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InternalError } from '../core/errors.js';
 
@@ -136,29 +136,8 @@ export function decide(item: LedgerItem | undefined, maxAttempts: number): Ledge
   }
 }
 
-/**
- * Write JSON so a reader sees the old or the new file, never half of one. `durable` adds an
- * fsync before the rename, so the new content also survives a power loss; it costs a disk
- * flush (milliseconds, serialised across writers), so only transitions that decide
- * exactly-once pay it.
- */
-export async function writeJsonAtomic(file: string, value: unknown, options: { durable?: boolean } = {}): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(temp, 'w');
-  try {
-    await handle.writeFile(`${JSON.stringify(value, null, 2)}\n`);
-    if (options.durable !== false) await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, file);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
-}
+/** The one atomic writer (core), re-exported for the watch folder's callers. */
+export { writeJsonAtomic };
 
 /** The ledger of one watched folder. */
 export class Ledger {

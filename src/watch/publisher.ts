@@ -6,7 +6,7 @@
  * when it is still the version that was hashed (a newer copy is a new item, left in place).
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sanitizeFileName } from '../core/paths.js';
 import type { IdentifiedBundle } from './bundle-content.js';
@@ -75,7 +75,14 @@ export async function publishSuccess(targets: PublishTargets, identified: Identi
     sources: relativeSources(targets, identified),
     updatedAt: new Date().toISOString(),
   };
-  await writeJsonAtomic(sidecarPath(targets, identified.bundle.name), sidecar, { durable: false });
+  // The runner wrote the output's provenance record at this same path: the sidecar is that
+  // record with the watch fields added.
+  const file = sidecarPath(targets, identified.bundle.name);
+  const record = await readFile(file, 'utf8').then(
+    (text) => JSON.parse(text) as Record<string, unknown>,
+    () => ({}),
+  );
+  await writeJsonAtomic(file, { ...record, ...sidecar }, { durable: false });
   await disposeSources(targets, identified);
 }
 

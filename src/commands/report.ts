@@ -1,0 +1,173 @@
+/**
+ * `talk report [workflow.yaml]`: write the run's self-contained `report.html` next to its
+ * outputs (the folder that holds them all), with a poster frame and a strip of frames per
+ * video in `report-frames/` beside it. `talk run` calls `writeRunReport` at the end of a
+ * `foreach` run (unless `--no-report`), `talk watch` after every bundle (`index.html`).
+ */
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { writeFileAtomic } from '../core/atomic-write.js';
+import { ExitCode, UsageError, WorkflowInvalidError } from '../core/errors.js';
+import { displayPath, provenancePath, sanitizeFileName } from '../core/paths.js';
+import type { FfmpegTools } from '../local-backend/ffmpeg.js';
+import { planRun, type ExportStep, type Plan, type PlanJob } from '../plan/index.js';
+import { renderReportHtml, type ReportJob, type ReportJobStatus } from '../reporters/html-report.js';
+import { formatDiagnostics } from '../reporters/diagnostics.js';
+import type { ProvenanceRecord } from '../runner/index.js';
+import { readRunState, runDirFor, stateDirFor, type JobState, type RunState } from '../state/index.js';
+import { loadWorkflow } from '../workflow/index.js';
+import { backendIdFor } from './resume-view.js';
+import type { CommandContext, SharedOptions } from './context.js';
+import { findMediaTools, makeFrames, probeFacts } from './media-tools.js';
+
+export type ReportOptions = SharedOptions;
+
+/** The folder every export output of the plan lies in (the deepest common one). */
+export function reportDirFor(plan: Plan): string {
+  const dirs = plan.jobs.flatMap((j) => j.steps.filter((s): s is ExportStep => s.kind === 'export').map((s) => path.dirname(s.output)));
+  if (dirs.length === 0) return plan.workflowDir;
+  let common = dirs[0]!.split(path.sep);
+  for (const d of dirs) {
+    const parts = d.split(path.sep);
+    let i = 0;
+    while (i < common.length && i < parts.length && common[i] === parts[i]) i += 1;
+    common = common.slice(0, i);
+  }
+  return common.join(path.sep) || path.sep;
+}
+
+function statusOf(job: JobState | undefined): ReportJobStatus {
+  switch (job?.status) {
+    case undefined:
+    case 'pending':
+    case 'not-started':
+      return 'not-started';
+    case 'running':
+      return 'unfinished';
+    case 'done':
+      return 'done';
+    case 'failed':
+      return 'failed';
+    default: {
+      const unreachable: never = job!.status;
+      return unreachable;
+    }
+  }
+}
+
+async function readRecord(file: string): Promise<Partial<ProvenanceRecord> | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Partial<ProvenanceRecord>;
+  } catch {
+    return undefined;
+  }
+}
+
+const rel = (from: string, to: string): string => path.relative(from, to).split(path.sep).join('/');
+
+/** One card: state for status, credits and errors; the record (or ffprobe) for media facts. */
+async function jobCard(plan: Plan, job: PlanJob, state: RunState | undefined, dir: string, tools: FfmpegTools | undefined, signal: AbortSignal | undefined): Promise<ReportJob> {
+  const recorded = state?.jobs[job.id];
+  const status = statusOf(recorded);
+  const instructions = job.steps.flatMap((s) => (s.kind === 'instruction' ? [{ text: s.text, ...(recorded?.steps[s.id]?.turn?.reply ? { reply: recorded.steps[s.id]!.turn!.reply! } : {}) }] : []));
+  const credits = Object.values(recorded?.steps ?? {}).reduce((sum, s) => sum + (s.turn?.creditsUsed ?? 0), 0);
+  const card: ReportJob = { id: job.id, status, credits, instructions };
+  for (const s of job.steps) {
+    const e = recorded?.steps[s.id]?.error;
+    if (recorded?.steps[s.id]?.status === 'failed' && e) {
+      card.error = { ...e, step: s.id };
+      break;
+    }
+  }
+  if (status === 'failed' && !card.error) card.error = { code: 'failed', message: 'a step failed; see `talk status` for its steps' };
+  const exp = job.steps.find((s): s is ExportStep => s.kind === 'export');
+  const out = exp ? recorded?.steps[exp.id]?.output : undefined;
+  if (!exp || !out) return card;
+  // Thumbnails only for outputs that exist.
+  const exists = await stat(out.path).then(
+    (st) => st.isFile(),
+    () => false,
+  );
+  if (!exists) return card;
+  card.video = rel(dir, out.path);
+  const recordFile = provenancePath(out.path);
+  const record = await readRecord(recordFile);
+  if (record) card.record = rel(dir, recordFile);
+  let facts = record?.video;
+  if (facts?.duration === undefined && tools) facts = { ...out, ...(await probeFacts(tools.ffprobe, out.path, signal).catch(() => ({}))) };
+  if (facts?.duration !== undefined) card.duration = facts.duration;
+  if (facts?.width && facts.height) {
+    card.width = facts.width;
+    card.height = facts.height;
+  }
+  if (tools && card.duration !== undefined) {
+    const stem = sanitizeFileName(`${plan.jobs.length > 1 ? job.id : path.basename(out.path, path.extname(out.path))}`);
+    const frames = { poster: path.join(dir, 'report-frames', `${stem}.poster.jpg`), strip: path.join(dir, 'report-frames', `${stem}.strip.jpg`) };
+    try {
+      await makeFrames(tools.ffmpeg, out.path, card.duration, frames, signal ? { signal } : {});
+      card.poster = rel(dir, frames.poster);
+      card.strip = rel(dir, frames.strip);
+    } catch {
+      // A video ffmpeg cannot decode still gets its card, without frames.
+    }
+  }
+  return card;
+}
+
+/**
+ * Write `<dir>/<fileName>` (default `report.html` in `reportDirFor(plan)`) for a plan and its
+ * recorded state. Returns the file written.
+ */
+export async function writeRunReport(input: {
+  plan: Plan;
+  state: RunState | undefined;
+  tools: FfmpegTools | undefined;
+  cwd: string;
+  signal?: AbortSignal | undefined;
+  dir?: string;
+  fileName?: string;
+  wallTimeMs?: number;
+  now?: Date;
+}): Promise<string> {
+  const { plan, state } = input;
+  const dir = input.dir ?? reportDirFor(plan);
+  await mkdir(path.join(dir, 'report-frames'), { recursive: true });
+  // ffmpeg runs two at a time; reading records and stat-ing outputs is cheap.
+  const limit = pLimit(2);
+  const jobs = await Promise.all(plan.jobs.map((job) => limit(() => jobCard(plan, job, state, dir, input.tools, input.signal))));
+  const started = state ? Date.parse(state.startedAt) : NaN;
+  const ended = state ? Date.parse(state.updatedAt) : NaN;
+  const wallTimeMs = input.wallTimeMs ?? (Number.isFinite(started) && Number.isFinite(ended) ? ended - started : undefined);
+  const html = renderReportHtml({
+    name: plan.name,
+    workflow: displayPath(plan.workflowPath, input.cwd),
+    generatedAt: (input.now ?? new Date()).toISOString(),
+    ...(state ? { startedAt: state.startedAt } : {}),
+    ...(wallTimeMs !== undefined ? { wallTimeMs } : {}),
+    credits: jobs.reduce((sum, j) => sum + j.credits, 0),
+    jobs,
+  });
+  const file = path.join(dir, input.fileName ?? 'report.html');
+  await writeFileAtomic(file, html, { durable: false });
+  return file;
+}
+
+/** `talk report [workflow]`: prints the path of the report written. */
+export async function reportCommand(args: string[], options: ReportOptions, ctx: CommandContext): Promise<number> {
+  const file = args[0];
+  if (!file) throw new UsageError('talk report needs a workflow file', { hint: 'e.g. talk report examples/batch.yaml' });
+  const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal });
+  if (!workflow) {
+    ctx.stderr.write(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY })}\n`);
+    throw new WorkflowInvalidError(diagnostics, `${file} is invalid`);
+  }
+  const plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
+  const stateDir = stateDirFor(plan.workflowPath, options.stateDir, ctx.cwd);
+  const loaded = await readRunState(runDirFor(stateDir, plan.workflowPath, backendIdFor(plan, ctx.env)), { signal: ctx.signal });
+  const written = await writeRunReport({ plan, state: loaded?.state, tools: findMediaTools(ctx.env), cwd: ctx.cwd, signal: ctx.signal });
+  const shown = displayPath(written, ctx.cwd);
+  if (options.reporter === 'json') ctx.stdout.write(`${JSON.stringify({ report: shown })}\n`);
+  else ctx.stdout.write(`${loaded ? '' : 'no run recorded yet: every job is "not started"\n'}report: ${shown}\n`);
+  return ExitCode.ok;
+}
