@@ -14,7 +14,8 @@ import { planJobForItem, planRun } from '../plan/plan-run.js';
 import { AccountTurns, CreditBudget, createLimiters, createRunner, type JobOutcome } from '../runner/index.js';
 import { openStateStore } from '../state/index.js';
 import type { Workflow } from '../workflow/index.js';
-import { watchStateDir, type BundleError, type BundleResult, type RunBundle } from '../watch/index.js';
+import { provenancePath } from '../core/paths.js';
+import { publishWaitingCredits, watchStateDir, type BundleError, type BundleResult, type RunBundle } from '../watch/index.js';
 import { chooseBackend, connectBackend } from './connect.js';
 import type { CommandContext, SharedOptions } from './context.js';
 
@@ -80,7 +81,11 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
         limiters,
         credits,
         turns,
-        waitForCredits: o.waitForCredits,
+        // A bundle that waits for credits says so in its sidecar, where its outcome will be.
+        waitForCredits: o.waitForCredits && {
+          ...o.waitForCredits,
+          onWait: (_jobId, refusal) => publishWaitingCredits(provenancePath(job.output), job.name, refusal.needs, refusal.available),
+        },
         language: plan.language,
         provenance,
       });

@@ -65,7 +65,7 @@ export interface RunnerDeps {
    * another job ends and every `pollMs` (the balance may be topped up), until admitted or
    * stopped (`talk watch`: a bundle is never half-paid, and never dropped for credits).
    */
-  waitForCredits?: { pollMs: number } | undefined;
+  waitForCredits?: { pollMs: number; onWait?: (jobId: string, refusal: AdmissionRefusal) => Promise<void> } | undefined;
   /** The account's turns, for disconnect recovery; share like `credits`. Seeded from `store`. */
   turns?: AccountTurns | undefined;
   /** Shared limiters (created from `limits` when absent). */
@@ -237,6 +237,9 @@ export function createRunner(deps: RunnerDeps): Runner {
       if (!refusal || !deps.waitForCredits) return refusal;
       if (!waited) {
         emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id} waits for credits: it needs about ${refusal.needs} and ${refusal.available} are left for it; it starts when ${refusal.limitedBy === 'budget' ? 'budget.credits' : 'the balance'} allows` });
+        await deps.waitForCredits.onWait?.(job.id, refusal).catch((error: unknown) => {
+          emit({ type: 'notice', level: 'warn', job: job.id, message: `could not record that job ${job.id} waits for credits: ${(error as Error).message}` });
+        });
       }
       const released = budget.nextRelease();
       try {

@@ -12,5 +12,5 @@ export {
   type WatchSummary,
   type WatcherState,
 } from './folder-watcher.js';
-export type { OnSuccess, Sidecar } from './publisher.js';
+export { publishWaitingCredits, type OnSuccess, type Sidecar } from './publisher.js';
 export { previewFolder, type PreviewEntry, type PreviewOptions } from './preview.js';

@@ -28,7 +28,7 @@ export interface PublishTargets {
 
 /** The sidecar `<bundle>.talk.json`: what happened to one bundle. */
 export interface Sidecar {
-  status: 'done' | 'failed' | 'incomplete';
+  status: 'done' | 'failed' | 'incomplete' | 'waiting-credits';
   bundle: string;
   /** Bundle id (content hash); absent for an incomplete bundle. */
   id?: string;
@@ -43,6 +43,9 @@ export interface Sidecar {
   problems?: string[];
   /** Source files, relative to the watched folder. */
   sources?: string[];
+  /** For `waiting-credits`: what the bundle needs, and what the budget or balance leaves it. */
+  needs?: number;
+  available?: number;
   updatedAt: string;
 }
 
@@ -132,6 +135,15 @@ export async function publishFailure(targets: PublishTargets, identified: Identi
       : `To try again, fix the cause and drop the files into the watched folder again; identical files are ` +
         `skipped once attempts are used up, so change them (or remove this bundle's ledger entry).\n`);
   await writeTextAtomic(path.join(targets.failedDir, `${sanitizeFileName(identified.bundle.name)}.error.txt`), text);
+}
+
+/**
+ * A bundle that does not fit in the credits waits for them (nothing of it was sent): its sidecar
+ * says so until it is admitted and its outcome replaces it.
+ */
+export async function publishWaitingCredits(sidecar: string, name: string, needs: number, available: number): Promise<void> {
+  const record: Sidecar = { status: 'waiting-credits', bundle: name, needs, available, updatedAt: new Date().toISOString() };
+  await writeJsonAtomic(sidecar, record, { durable: false });
 }
 
 /** A bundle is still missing a partner after `bundle_timeout`: say what is missing. */

@@ -48,12 +48,22 @@ describe('talk watch and credits', () => {
     const running = watchCommand([inbox], options, ctx);
     running.catch((e: unknown) => { out += `\nwatch ended: ${String(e)}`; });
     await waitFor(() => /waits for credits: it needs about 100 and 0 are left/.test(out), 30_000, () => `a bundle to wait for credits; output so far:\n${out}`);
-    // Only one turn was started for the two bundles.
+    // Only one turn was started for the two bundles, and the waiting one says so in its sidecar.
     expect(backend.stats().messages).toBeLessThanOrEqual(1);
+    const waiting = out.match(/job (\w+) waits for credits/)?.[1] ?? '';
+    await waitFor(async () => (await readFile(path.join(inbox, 'out', `${waiting}.talk.json`), 'utf8').catch(() => '')).includes('waiting-credits'), 10_000, () => 'the waiting sidecar');
+    expect(JSON.parse(await readFile(path.join(inbox, 'out', `${waiting}.talk.json`), 'utf8'))).toMatchObject({ status: 'waiting-credits', bundle: waiting, needs: 100, available: 0 });
     await backend.grantCredits(100);
-    await waitFor(async () => (await readdir(path.join(inbox, 'out')).catch(() => [])).filter((f) => f.endsWith('.mp4')).length === 2, 60_000, () => `both videos; output so far:\n${out}`);
+    const sidecarStatus = async (name: string): Promise<unknown> => (JSON.parse(await readFile(path.join(inbox, 'out', `${name}.talk.json`), 'utf8').catch(() => '{}')) as { status?: unknown }).status;
+    await waitFor(
+      async () => (await readdir(path.join(inbox, 'out')).catch(() => [])).filter((f) => f.endsWith('.mp4')).length === 2 && (await sidecarStatus(waiting)) === 'done',
+      60_000,
+      () => `both videos and the waiting bundle's outcome; output so far:\n${out}`,
+    );
     controller.abort(new InterruptedError('test stop'));
     await running.catch(() => undefined);
+    // Admitted and done: the outcome replaced the waiting sidecar.
+    expect(JSON.parse(await readFile(path.join(inbox, 'out', `${waiting}.talk.json`), 'utf8'))).toMatchObject({ status: 'done' });
     const stats = backend.stats();
     expect(stats.messages).toBe(2);
     expect(stats.creditsSpent).toBe(200);
