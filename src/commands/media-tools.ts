@@ -5,7 +5,7 @@
  * the report its frames.
  */
 import { stat } from 'node:fs/promises';
-import { findFfmpeg, runTool, type FfmpegTools } from '../local-backend/ffmpeg.js';
+import { findFfmpeg, probeMedia, runTool, type FfmpegTools } from '../local-backend/ffmpeg.js';
 import type { MediaFacts, ProvenanceDeps } from '../runner/index.js';
 
 /** The tools, or undefined when there are none on this machine. */
@@ -17,27 +17,19 @@ export function findMediaTools(env: Readonly<Record<string, string | undefined>>
   }
 }
 
-interface ProbeJson {
-  format?: { duration?: string };
-  streams?: { codec_type?: string; codec_name?: string; width?: number; height?: number; duration?: string }[];
-}
-
-/** Duration, pixel size and codecs of a media file. */
+/** Duration, pixel size and codecs of a media file, from the one ffprobe reader (`probeMedia`). */
 export async function probeFacts(ffprobe: string, file: string, signal?: AbortSignal): Promise<MediaFacts> {
-  const { stdout } = await runTool(ffprobe, ['-v', 'error', '-show_format', '-show_streams', '-of', 'json', file], { signal });
-  const json = JSON.parse(stdout.toString('utf8')) as ProbeJson;
-  const video = json.streams?.find((s) => s.codec_type === 'video');
-  const audio = json.streams?.find((s) => s.codec_type === 'audio');
+  const info = await probeMedia(ffprobe, file, signal);
   const facts: MediaFacts = {};
-  const duration = Number(json.format?.duration ?? audio?.duration ?? video?.duration);
   // A still image reports a duration of one frame (or none): only moving media has one.
-  if (Number.isFinite(duration) && duration > 0 && (audio !== undefined || (video?.codec_name !== 'mjpeg' && video?.codec_name !== 'png'))) facts.duration = duration;
-  if (video?.width && video.height) {
-    facts.width = video.width;
-    facts.height = video.height;
+  const still = !info.hasAudio && (info.videoCodec === 'mjpeg' || info.videoCodec === 'png');
+  if (info.duration !== undefined && !still) facts.duration = info.duration;
+  if (info.width && info.height) {
+    facts.width = info.width;
+    facts.height = info.height;
   }
-  if (video?.codec_name) facts.videoCodec = video.codec_name;
-  if (audio?.codec_name) facts.audioCodec = audio.codec_name;
+  if (info.videoCodec) facts.videoCodec = info.videoCodec;
+  if (info.audioCodec) facts.audioCodec = info.audioCodec;
   return facts;
 }
 

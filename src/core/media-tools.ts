@@ -141,13 +141,16 @@ export interface MediaInfo {
   width?: number;
   height?: number;
   fps?: number;
+  /** ffprobe's codec names, e.g. `h264`, `aac`, `mjpeg`. */
+  videoCodec?: string;
+  audioCodec?: string;
   hasVideo: boolean;
   hasAudio: boolean;
 }
 
 interface ProbeJson {
   format?: { duration?: string };
-  streams?: { codec_type?: string; width?: number; height?: number; avg_frame_rate?: string; duration?: string }[];
+  streams?: { codec_type?: string; codec_name?: string; width?: number; height?: number; avg_frame_rate?: string; duration?: string }[];
 }
 
 /** Probe a file; rejects when ffprobe cannot read it. */
@@ -165,5 +168,7 @@ export async function probeMedia(ffprobe: string, file: string, signal?: AbortSi
   }
   const [num, den] = (video?.avg_frame_rate ?? '').split('/').map(Number);
   if (num && den) info.fps = Math.round((num / den) * 100) / 100;
+  if (video?.codec_name) info.videoCodec = video.codec_name;
+  if (audio?.codec_name) info.audioCodec = audio.codec_name;
   return info;
 }

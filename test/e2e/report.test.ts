@@ -12,6 +12,7 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchForm } from '../integration/runner/rig.js';
 import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { makeTestMedia, testTools } from '../helpers/media.js';
 
@@ -74,22 +75,7 @@ describe('talk report (built CLI, real browser)', () => {
     }
     await writeFile(
       path.join(dir, 'batch.yaml'),
-      [
-        'version: 1',
-        'name: review',
-        'backend: local',
-        'concurrency: 1',
-        'foreach:',
-        '  portrait: faces/*.jpg',
-        '  voice: voices/${{ item.portrait.stem }}.mp3',
-        'instructions:',
-        '  - Make this photo talk using my voiceover',
-        'export:',
-        '  resolution: 720p',
-        '  quality: low',
-        '  output: out/${{ item.portrait.stem }}.mp4',
-        '',
-      ].join('\n'),
+      batchForm('review', 1, ['backend: local']),
     );
     // The first job's two uploads are refused (400 is not retried): it fails, the others run.
     const run = await runCli(['run', 'batch.yaml', '--json'], { cwd: dir, env: { TALK_LOCAL_FAULTS: 'upload:status=400:x2', TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, timeoutMs: 120_000 });
