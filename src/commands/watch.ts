@@ -49,9 +49,11 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const workflowFile = path.resolve(ctx.cwd, options.workflow);
   const again = resumeCommand(['watch', dirArg, '--workflow', options.workflow], options);
   const loaded = await load(workflowFile, options, ctx);
-  if (!loaded.workflow) {
+  // --strict: a warning (e.g. an undeclared --var) stops the watcher before it takes a bundle.
+  const strictStop = options.strict === true && loaded.diagnostics.some((d) => d.severity === 'warning');
+  if (!loaded.workflow || strictStop) {
     for (const d of loaded.diagnostics) ctx.stderr.write(`${formatDiagnosticLine(d)}\n`);
-    throw new WorkflowInvalidError(loaded.diagnostics);
+    throw new WorkflowInvalidError(loaded.diagnostics, strictStop ? `${options.workflow} has warnings (--strict)` : undefined);
   }
   if (loaded.workflow.inputs.length === 0) {
     // Without inputs no bundle file is ever uploaded: every job would pay for a turn that has

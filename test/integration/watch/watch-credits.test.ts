@@ -7,7 +7,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InterruptedError } from '../../../src/core/errors.js';
+import { InterruptedError, WorkflowInvalidError } from '../../../src/core/errors.js';
 import { startLocalBackend, type LocalBackend } from '../../../src/local-backend/index.js';
 import { watchCommand, type WatchOptions } from '../../../src/commands/watch.js';
 import type { CommandContext } from '../../../src/commands/context.js';
@@ -21,6 +21,26 @@ afterEach(async () => {
   if (root) await rm(root, { recursive: true, force: true });
   backend = undefined;
   root = undefined;
+});
+
+describe('talk watch --strict', () => {
+  it('a warning (an undeclared --var) stops the watcher before it takes a bundle; without --strict it is only a warning', async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'talk-watch-strict-'));
+    const inbox = path.join(root, 'inbox');
+    await mkdir(inbox);
+    const workflow = path.join(root, 'watch.yaml');
+    await writeFile(workflow, ['version: 1', 'name: inbox', 'vars:', '  release: "1.0"', 'instructions:', '  - Make this photo talk using my voiceover', 'watch:', '  settle: 200ms', ''].join('\n'));
+    let out = '';
+    const sink = { write: (t: string) => void (out += t), isTTY: false, columns: undefined };
+    const ctx: CommandContext = { stdout: sink, stderr: sink, env: { PATH: process.env['PATH'], XDG_CONFIG_HOME: path.join(root, 'config'), HOME: root }, cwd: root, signal: new AbortController().signal, version: 'test' };
+    const options: WatchOptions = {
+      backend: 'local', stateDir: undefined, reporter: 'plain', quiet: false, verbose: false, color: false, vars: { relase: '2.0' }, concurrency: undefined,
+      fresh: false, dryRun: true, failFast: false, workflow, once: true, poll: false, onSuccess: 'move', strict: true,
+    };
+    await expect(watchCommand([inbox], options, ctx)).rejects.toBeInstanceOf(WorkflowInvalidError);
+    expect(out).toMatch(/relase/);
+    expect(await watchCommand([inbox], { ...options, strict: false }, ctx)).toBe(0);
+  });
 });
 
 describe('talk watch and credits', () => {

@@ -59,6 +59,7 @@ describe('argv → typed options, one row per command and flag', () => {
     ['validate --json', ['validate', '--json', 'a.yaml'], 'validate', ['a.yaml'], { json: true }],
     ['validate --var', ['validate', 'a.yaml', '--var', 'who=Ada'], 'validate', ['a.yaml'], { vars: { who: 'Ada' } }],
     ['validate --strict', ['validate', 'a.yaml', '--strict'], 'validate', ['a.yaml'], { strict: true }],
+    ['watch --strict', ['watch', 'inbox', '--workflow', 'w.yaml', '--strict'], 'watch', ['inbox'], { strict: true }],
     ['validate --no-color', ['validate', 'a.yaml', '--no-color'], 'validate', ['a.yaml'], { color: false }],
     ['plan', ['plan', 'a.yaml'], 'plan', ['a.yaml'], { json: false, fresh: false }],
     ['plan --backend', ['plan', 'a.yaml', '--backend', 'http://127.0.0.1:1'], 'plan', ['a.yaml'], { backend: 'http://127.0.0.1:1' }],
