@@ -1,4 +1,4 @@
-// The ajv instance the workflow schema is compiled with: by the build (gen-validator.mjs, into
+// The ajv instance the schemas are compiled with: by the build (gen-validator.mjs, into
 // standalone code) and by the schema test (a fresh compile to compare against).
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
@@ -9,7 +9,7 @@ import addFormats from 'ajv-formats';
  * `verbose` errors. Formats come from ajv-formats (only those the schema uses, so the
  * generated code imports little).
  */
-export function createAjv(extra = {}) {
+export function createAjv(extra = {}, formats = ['uri']) {
   const ajv = new Ajv.default({
     strict: true,
     allErrors: true,
@@ -20,7 +20,7 @@ export function createAjv(extra = {}) {
     strictRequired: false,
     ...extra,
   });
-  addFormats.default(ajv, ['uri']);
+  addFormats.default(ajv, formats);
   ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
   return ajv;
 }

@@ -83,7 +83,7 @@ const OUTPUT: FlagName[] = ['reporter', 'json', 'quiet', 'verbose', 'color'];
 /** The flags of each command (SPEC §1): only these are accepted. */
 export const COMMAND_FLAGS = {
   run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast', 'partial', 'noReport'],
-  report: ['backend', 'stateDir', 'color', 'var'],
+  report: ['backend', 'stateDir', 'jsonOnly', 'color', 'var'],
   validate: ['jsonOnly', 'color', 'var', 'strict'],
   plan: ['backend', 'stateDir', 'jsonOnly', 'color', 'var', 'strict', 'concurrency', 'fresh'],
   watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun'],
@@ -174,7 +174,7 @@ const dispatchCommand = (ctx: CommandContext): Dispatch =>
       case 'run':
         return (await import('../commands/run.js')).runCommand(args, options as never, ctx);
       case 'report':
-        return (await import('../commands/report.js')).reportCommand(args, options, ctx);
+        return (await import('../commands/report.js')).reportCommand(args, options as never, ctx);
       case 'validate':
         return (await import('../commands/validate.js')).validateCommand(args, options as never, ctx);
       case 'plan':
@@ -245,7 +245,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
   command('run', 'validate, plan and execute workflows; resumes an unfinished run automatically', 'talk run examples/hello.yaml', [
     { spec: '<workflow...>', help: 'workflow YAML files' },
   ]);
-  command('report', "write the run's self-contained report.html next to its outputs", 'talk report examples/batch.yaml', [{ spec: '[workflow]', help: 'workflow YAML file' }]);
+  command('report', "write the run's self-contained report.html next to its outputs", 'talk report examples/batch.yaml', [{ spec: '[workflow]', help: 'workflow YAML file (default: each workflow with a run recorded in the state dir)' }]);
   command('validate', 'check workflows against the schema and the rules; no network', 'talk validate examples/*.yaml', [{ spec: '<workflow...>', help: 'workflow YAML files' }]);
   command('plan', 'print the step graph, jobs, what a resume would skip and the credit estimate; no network', 'talk plan examples/batch.yaml', [
     { spec: '<workflow>', help: 'workflow YAML file' },

@@ -15,13 +15,16 @@ import { planRun, type ExportStep, type Plan, type PlanJob } from '../plan/index
 import { renderReportHtml, type ReportJob, type ReportJobStatus } from '../reporters/html-report.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import type { ProvenanceRecord } from '../runner/index.js';
-import { readRunState, runDirFor, stateDirFor, type JobState, type RunState } from '../state/index.js';
+import { listRunDirs, readRunState, runDirFor, stateDirFor, type JobState, type RunState } from '../state/index.js';
 import { loadWorkflow } from '../workflow/index.js';
 import { backendIdFor } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { findMediaTools, makeFrames, probeFacts } from './media-tools.js';
 
-export type ReportOptions = SharedOptions;
+export interface ReportOptions extends SharedOptions {
+  /** Print `{"report": path}` (or `{"reports": [...]}`) instead of text. */
+  json: boolean;
+}
 
 /** The folder every export output of the plan lies in (the deepest common one). */
 export function reportDirFor(plan: Plan): string {
@@ -153,21 +156,48 @@ export async function writeRunReport(input: {
   return file;
 }
 
-/** `talk report [workflow]`: prints the path of the report written. */
+/**
+ * `talk report [workflow]`: prints the path of each report written. Without a workflow, one
+ * report per workflow with a run recorded in the state dir (`./.talk` or `--state-dir`).
+ */
 export async function reportCommand(args: string[], options: ReportOptions, ctx: CommandContext): Promise<number> {
   const file = args[0];
-  if (!file) throw new UsageError('talk report needs a workflow file', { hint: 'e.g. talk report examples/batch.yaml' });
+  const workflows = file === undefined ? await recordedWorkflows(options, ctx) : [file];
+  const written: { report: string; recorded: boolean }[] = [];
+  for (const workflow of workflows) written.push(await reportFor(workflow, options, ctx));
+  if (options.json) {
+    ctx.stdout.write(`${JSON.stringify(file === undefined ? { reports: written.map((w) => w.report) } : { report: written[0]!.report })}\n`);
+  } else {
+    for (const w of written) ctx.stdout.write(`${w.recorded ? '' : 'no run recorded yet: every job is "not started"\n'}report: ${w.report}\n`);
+  }
+  return ExitCode.ok;
+}
+
+/** The workflows the state dir holds runs of, in the order `talk status` lists them. */
+async function recordedWorkflows(options: ReportOptions, ctx: CommandContext): Promise<string[]> {
+  const stateDir = path.resolve(ctx.cwd, options.stateDir ?? '.talk');
+  const workflows = new Set<string>();
+  for (const runDir of await listRunDirs(stateDir, { signal: ctx.signal })) {
+    const loaded = await readRunState(runDir, { signal: ctx.signal });
+    if (loaded) workflows.add(loaded.state.workflowPath);
+  }
+  if (workflows.size === 0) {
+    throw new UsageError(`no runs recorded in ${displayPath(stateDir, ctx.cwd)}: name the workflow to report on`, {
+      hint: 'e.g. `talk report examples/batch.yaml` (run state lives in .talk/ beside each workflow, or in --state-dir)',
+    });
+  }
+  return [...workflows];
+}
+
+async function reportFor(file: string, options: ReportOptions, ctx: CommandContext): Promise<{ report: string; recorded: boolean }> {
   const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal });
   if (!workflow) {
     ctx.stderr.write(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY })}\n`);
-    throw new WorkflowInvalidError(diagnostics, `${file} is invalid`);
+    throw new WorkflowInvalidError(diagnostics, `${displayPath(path.resolve(ctx.cwd, file), ctx.cwd)} is invalid`);
   }
   const plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
   const stateDir = stateDirFor(plan.workflowPath, options.stateDir, ctx.cwd);
   const loaded = await readRunState(runDirFor(stateDir, plan.workflowPath, backendIdFor(plan, ctx.env)), { signal: ctx.signal });
   const written = await writeRunReport({ plan, state: loaded?.state, tools: findMediaTools(ctx.env), cwd: ctx.cwd, signal: ctx.signal });
-  const shown = displayPath(written, ctx.cwd);
-  if (options.reporter === 'json') ctx.stdout.write(`${JSON.stringify({ report: shown })}\n`);
-  else ctx.stdout.write(`${loaded ? '' : 'no run recorded yet: every job is "not started"\n'}report: ${shown}\n`);
-  return ExitCode.ok;
+  return { report: displayPath(written, ctx.cwd), recorded: loaded !== undefined };
 }

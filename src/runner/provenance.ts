@@ -9,7 +9,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { writeJsonAtomic } from '../core/atomic-write.js';
+import { writeRecordFile } from '../core/provenance-file.js';
 import { provenancePath } from '../core/paths.js';
 import type { ExportStep, Plan, PlanJob } from '../plan/types.js';
 import type { StateStore } from '../state/state-store.js';
@@ -178,7 +178,7 @@ export async function writeProvenance(
       timings,
       versions: { talk: deps.versions.talk, node: deps.versions.node, ...(deps.versions.ffmpeg ? { ffmpeg: deps.versions.ffmpeg } : {}) },
     };
-    await writeJsonAtomic(file, record, { durable: false });
+    await writeRecordFile(file, record);
     written.push(file);
   }
   return written;

@@ -136,9 +136,6 @@ export function decide(item: LedgerItem | undefined, maxAttempts: number): Ledge
   }
 }
 
-/** The one atomic writer (core), re-exported for the watch folder's callers. */
-export { writeJsonAtomic };
-
 /** The ledger of one watched folder. */
 export class Ledger {
   readonly dir: string;

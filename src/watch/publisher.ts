@@ -6,12 +6,13 @@
  * when it is still the version that was hashed (a newer copy is a new item, left in place).
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../core/atomic-write.js';
 import { sanitizeFileName } from '../core/paths.js';
+import { writeRecordFile } from '../core/provenance-file.js';
 import type { IdentifiedBundle } from './bundle-content.js';
 import type { LedgerItem } from './ledger.js';
-import { writeJsonAtomic } from './ledger.js';
 import { sameStamp, statStamp } from './settle-tracker.js';
 
 /** What to do with sources after success (`--on-success`). */
@@ -85,7 +86,7 @@ export async function publishSuccess(targets: PublishTargets, identified: Identi
     (text) => JSON.parse(text) as Record<string, unknown>,
     () => ({}),
   );
-  await writeJsonAtomic(file, { ...record, ...sidecar }, { durable: false });
+  await writeRecordFile(file, { ...record, ...sidecar });
   await disposeSources(targets, identified);
 }
 
@@ -122,7 +123,7 @@ export async function publishFailure(targets: PublishTargets, identified: Identi
     sources: relativeSources(targets, identified),
     updatedAt: new Date().toISOString(),
   };
-  await writeJsonAtomic(sidecarPath(targets, identified.bundle.name), sidecar, { durable: false });
+  await writeRecordFile(sidecarPath(targets, identified.bundle.name), sidecar);
   await moveSources(targets, identified, targets.failedDir);
   const text =
     `${identified.bundle.name} failed after ${item.attempts} attempt${item.attempts === 1 ? '' : 's'}.\n` +
@@ -134,7 +135,7 @@ export async function publishFailure(targets: PublishTargets, identified: Identi
         `watched folder again; they run again without a change.\n`
       : `To try again, fix the cause and drop the files into the watched folder again; identical files are ` +
         `skipped once attempts are used up, so change them (or remove this bundle's ledger entry).\n`);
-  await writeTextAtomic(path.join(targets.failedDir, `${sanitizeFileName(identified.bundle.name)}.error.txt`), text);
+  await writeFileAtomic(path.join(targets.failedDir, `${sanitizeFileName(identified.bundle.name)}.error.txt`), text, { durable: false });
 }
 
 /**
@@ -143,7 +144,7 @@ export async function publishFailure(targets: PublishTargets, identified: Identi
  */
 export async function publishWaitingCredits(sidecar: string, name: string, needs: number, available: number): Promise<void> {
   const record: Sidecar = { status: 'waiting-credits', bundle: name, needs, available, updatedAt: new Date().toISOString() };
-  await writeJsonAtomic(sidecar, record, { durable: false });
+  await writeRecordFile(sidecar, record);
 }
 
 /** A bundle is still missing a partner after `bundle_timeout`: say what is missing. */
@@ -156,14 +157,7 @@ export async function publishIncomplete(targets: PublishTargets, name: string, m
     sources: sources.map((s) => path.relative(targets.root, s)),
     updatedAt: new Date().toISOString(),
   };
-  await writeJsonAtomic(sidecarPath(targets, name), sidecar, { durable: false });
-}
-
-async function writeTextAtomic(file: string, text: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  await writeFile(temp, text);
-  await rename(temp, file);
+  await writeRecordFile(sidecarPath(targets, name), sidecar);
 }
 
 /**

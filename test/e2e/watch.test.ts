@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { makeTestMedia, type TestMedia } from '../helpers/media.js';
+import { readRecord } from '../helpers/records.js';
 
 let media: TestMedia;
 const roots: string[] = [];
@@ -55,7 +56,7 @@ describe('talk watch (built CLI)', () => {
     const out = (await readdir(path.join(inbox, 'out'))).sort();
     expect(out).toEqual(['anna.mp4', 'anna.talk.json', 'bob.mp4', 'bob.talk.json']);
     for (const name of ['anna', 'bob']) {
-      const sidecar = JSON.parse(await readFile(path.join(inbox, 'out', `${name}.talk.json`), 'utf8')) as Record<string, unknown>;
+      const sidecar = await readRecord<Record<string, unknown>>(path.join(inbox, 'out', `${name}.talk.json`));
       expect(sidecar).toMatchObject({ status: 'done', bundle: name, output: `${name}.mp4`, attempts: 1, creditsUsed: 100, error: null });
       expect((await readFile(path.join(inbox, 'out', `${name}.mp4`))).subarray(4, 8).toString('latin1')).toBe('ftyp');
     }
@@ -78,7 +79,7 @@ describe('talk watch (built CLI)', () => {
     const resumed = await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--once', '--backend', 'local', '--reporter', 'plain'], { cwd, env, timeoutMs: 60_000 });
     expect(resumed.code, `${resumed.stdout}\n${resumed.stderr}`).toBe(0);
     expect(resumed.stdout).toMatch(/carl.*resuming where it stopped/);
-    const sidecar = JSON.parse(await readFile(path.join(inbox, 'out', 'carl.talk.json'), 'utf8')) as { status: string; renderIds: string[] };
+    const sidecar = await readRecord<{ status: string; renderIds: string[] }>(path.join(inbox, 'out', 'carl.talk.json'));
     expect(sidecar.status).toBe('done');
     expect(sidecar.renderIds).toHaveLength(1);
   });

@@ -18,6 +18,7 @@ import { startLocalBackend, type LocalBackend } from '../../../src/local-backend
 import { runTool } from '../../../src/local-backend/ffmpeg.js';
 import { watchCommand, type WatchOptions } from '../../../src/commands/watch.js';
 import { jpegWithComment, makeTestMedia, testTools } from '../../helpers/media.js';
+import { readRecord } from '../../helpers/records.js';
 
 /**
  * 200 bundles, as the issue asks: distinct content each (the ledger sees 200 items, the backend
@@ -124,7 +125,7 @@ describe('talk watch, a burst of bundles', () => {
     expect(outputs.filter((f) => f.endsWith('.talk.json'))).toHaveLength(BUNDLES);
     const renderIds = new Set<string>();
     for (const sidecar of outputs.filter((f) => f.endsWith('.talk.json'))) {
-      const data = JSON.parse(await readFile(path.join(inbox, 'out', sidecar), 'utf8')) as { status: string; attempts: number; renderIds: string[] };
+      const data = await readRecord<{ status: string; attempts: number; renderIds: string[] }>(path.join(inbox, 'out', sidecar));
       expect(data.status).toBe('done');
       expect(data.attempts).toBe(1);
       for (const id of data.renderIds) renderIds.add(id);

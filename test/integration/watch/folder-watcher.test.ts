@@ -10,6 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveWatchConfig, watchFolder, type BundleJob, type RunBundle, type WatchConfig, type WatchFolderOptions } from '../../../src/watch/index.js';
 import { EventLog, dropStemBundle, gate, makeInbox, waitFor, writeViaRename } from './watch-helpers.js';
+import { readRecord } from '../../helpers/records.js';
 
 const roots: string[] = [];
 afterEach(async () => {
@@ -69,7 +70,7 @@ describe('watchFolder', () => {
     expect(new Set(calls.map((c) => c.id)).size).toBe(30);
     expect(calls.find((c) => c.name === 'p0')?.instructions).toEqual(['Make this photo talk', 'Add background music']);
     expect(calls.find((c) => c.name === 'p1')?.instructions).toBeUndefined();
-    const sidecar = JSON.parse(await readFile(path.join(inbox, 'out', 'p3.talk.json'), 'utf8')) as Record<string, unknown>;
+    const sidecar = await readRecord<Record<string, unknown>>(path.join(inbox, 'out', 'p3.talk.json'));
     expect(sidecar).toMatchObject({ status: 'done', bundle: 'p3', output: 'p3.mp4', sessionIds: ['s-p3'], renderIds: ['r-p3'], attempts: 1, creditsUsed: 100, error: null });
     expect((await readdir(path.join(inbox, 'processed'))).length).toBe(61);
     expect((await readdir(inbox)).sort()).toEqual(['notes.pdf', 'out', 'processed']);
@@ -177,7 +178,7 @@ describe('watchFolder', () => {
     controller.abort();
     await running;
     expect(event).toMatchObject({ name: 'solo', missing: ['voice'] });
-    const status = JSON.parse(await readFile(path.join(inbox, 'out', 'solo.talk.json'), 'utf8')) as Record<string, unknown>;
+    const status = await readRecord<Record<string, unknown>>(path.join(inbox, 'out', 'solo.talk.json'));
     expect(status).toMatchObject({ status: 'incomplete', bundle: 'solo', missing: ['voice'], sources: ['solo.jpg'] });
     expect(String((status['problems'] as string[])[0])).toMatch(/no voice file/);
   });
@@ -229,7 +230,7 @@ describe('watchFolder', () => {
     expect(log.of('bundle:failed').map((e) => e.willRetry)).toEqual([true, false]);
     expect((await readdir(path.join(inbox, 'failed'))).sort()).toEqual(['bad.error.txt', 'bad.jpg', 'bad.mp3']);
     expect(await readFile(path.join(inbox, 'failed', 'bad.error.txt'), 'utf8')).toMatch(/render refused for bad/);
-    const sidecar = JSON.parse(await readFile(path.join(inbox, 'out', 'bad.talk.json'), 'utf8')) as Record<string, unknown>;
+    const sidecar = await readRecord<Record<string, unknown>>(path.join(inbox, 'out', 'bad.talk.json'));
     expect(sidecar).toMatchObject({ status: 'failed', attempts: 2, error: { message: 'render refused for bad' } });
 
     await dropStemBundle(inbox, 'bad');

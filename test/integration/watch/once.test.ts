@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveWatchConfig, watchFolder, type BundleJob, type RunBundle, type WatchConfig, type WatchFolderOptions, type WatchSummary } from '../../../src/watch/index.js';
 import { EventLog, dropStemBundle, makeInbox, writeViaRename } from './watch-helpers.js';
+import { readRecord } from '../../helpers/records.js';
 
 const roots: string[] = [];
 afterEach(async () => {
@@ -88,7 +89,7 @@ describe('watchFolder --once', () => {
     expect(errorText).toMatch(/error \(credits\): the account is out of credits/);
     expect(errorText).toMatch(/next: bind the account at the link `talk credits` prints/);
     expect(errorText).toMatch(/Out of credits: top up/);
-    const sidecar = JSON.parse(await readFile(path.join(inbox, 'out', 'anna.talk.json'), 'utf8')) as Record<string, unknown>;
+    const sidecar = await readRecord<Record<string, unknown>>(path.join(inbox, 'out', 'anna.talk.json'));
     expect(sidecar).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'credits' } });
 
     // Topped up: the identical files dropped again run (they are not "failed too often").

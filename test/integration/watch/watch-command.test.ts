@@ -18,6 +18,7 @@ import { watchCommand, type WatchOptions } from '../../../src/commands/watch.js'
 import type { CommandContext } from '../../../src/commands/context.js';
 import { makeTestMedia, type TestMedia } from '../../helpers/media.js';
 import { waitFor } from './watch-helpers.js';
+import { readRecord } from '../../helpers/records.js';
 
 let backend: LocalBackend;
 let media: TestMedia;
@@ -85,7 +86,7 @@ describe('talk watch with the local backend', () => {
     await drop(inbox, 'anna');
     const first = context(root, new AbortController().signal);
     expect(await watchCommand([inbox], options(workflow, true), first.ctx)).toBe(0);
-    const sidecar = JSON.parse(await readFile(path.join(inbox, 'out', 'anna.talk.json'), 'utf8')) as Record<string, unknown>;
+    const sidecar = await readRecord<Record<string, unknown>>(path.join(inbox, 'out', 'anna.talk.json'));
     expect(sidecar).toMatchObject({ status: 'done', output: 'anna.mp4', attempts: 1, creditsUsed: 100, error: null });
     expect(sidecar['sessionIds']).toHaveLength(1);
     expect((sidecar['renderIds'] as string[]).length).toBeGreaterThanOrEqual(1);
@@ -145,7 +146,7 @@ describe('talk watch with the local backend', () => {
     await copyFile(media.voice, path.join(inbox, 'carl.mp3'));
     const run = context(root, new AbortController().signal);
     expect(await watchCommand([inbox], options(workflow, true), run.ctx)).toBe(0);
-    const status = JSON.parse(await readFile(path.join(inbox, 'out', 'carl.talk.json'), 'utf8')) as Record<string, unknown>;
+    const status = await readRecord<Record<string, unknown>>(path.join(inbox, 'out', 'carl.talk.json'));
     expect(status).toMatchObject({ status: 'incomplete', missing: ['portrait'] });
     expect(run.output()).toMatch(/carl.*incomplete: no portrait file/);
   });

@@ -13,6 +13,7 @@ import { watchCommand, type WatchOptions } from '../../../src/commands/watch.js'
 import type { CommandContext } from '../../../src/commands/context.js';
 import { jpegWithComment, makeTestMedia } from '../../helpers/media.js';
 import { waitFor } from './watch-helpers.js';
+import { readRecord } from '../../helpers/records.js';
 
 let backend: LocalBackend | undefined;
 let root: string | undefined;
@@ -72,7 +73,7 @@ describe('talk watch and credits', () => {
     expect(backend.stats().messages).toBeLessThanOrEqual(1);
     const waiting = out.match(/job (\w+) waits for credits/)?.[1] ?? '';
     await waitFor(async () => (await readFile(path.join(inbox, 'out', `${waiting}.talk.json`), 'utf8').catch(() => '')).includes('waiting-credits'), 10_000, () => 'the waiting sidecar');
-    expect(JSON.parse(await readFile(path.join(inbox, 'out', `${waiting}.talk.json`), 'utf8'))).toMatchObject({ status: 'waiting-credits', bundle: waiting, needs: 100, available: 0 });
+    expect(await readRecord(path.join(inbox, 'out', `${waiting}.talk.json`))).toMatchObject({ status: 'waiting-credits', bundle: waiting, needs: 100, available: 0 });
     await backend.grantCredits(100);
     const sidecarStatus = async (name: string): Promise<unknown> => (JSON.parse(await readFile(path.join(inbox, 'out', `${name}.talk.json`), 'utf8').catch(() => '{}')) as { status?: unknown }).status;
     await waitFor(
@@ -83,7 +84,7 @@ describe('talk watch and credits', () => {
     controller.abort(new InterruptedError('test stop'));
     await running.catch(() => undefined);
     // Admitted and done: the outcome replaced the waiting sidecar.
-    expect(JSON.parse(await readFile(path.join(inbox, 'out', `${waiting}.talk.json`), 'utf8'))).toMatchObject({ status: 'done' });
+    expect(await readRecord(path.join(inbox, 'out', `${waiting}.talk.json`))).toMatchObject({ status: 'done' });
     const stats = backend.stats();
     expect(stats.messages).toBe(2);
     expect(stats.creditsSpent).toBe(200);

@@ -78,6 +78,8 @@ describe('argv → typed options, one row per command and flag', () => {
     ['watch --reporter', ['watch', 'in', '--workflow', 'w.yaml', '--reporter', 'json'], 'watch', ['in'], { reporter: 'json' }],
     ['watch --concurrency', ['watch', 'in', '--workflow', 'w.yaml', '--concurrency', '3'], 'watch', ['in'], { concurrency: 3 }],
     ['watch --var', ['watch', 'in', '--workflow', 'w.yaml', '--var', 'k=v'], 'watch', ['in'], { vars: { k: 'v' } }],
+    ['report', ['report'], 'report', [], { json: false }],
+    ['report file --json', ['report', 'a.yaml', '--json'], 'report', ['a.yaml'], { json: true }],
     ['status', ['status'], 'status', [], { json: false }],
     ['status file', ['status', 'a.yaml'], 'status', ['a.yaml'], {}],
     ['status --state-dir', ['status', '--state-dir', 's'], 'status', [], { stateDir: 's' }],

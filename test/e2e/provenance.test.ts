@@ -1,0 +1,110 @@
+// Provenance records and run reports around the edges of a run, through the built CLI on the
+// in-process local backend: a resumed job keeps one record (and says which steps an earlier run
+// did), the GitHub step summary links the report, `--no-report` writes none, and `talk report`
+// with no workflow reports every workflow the state dir has runs of.
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { batchForm } from '../integration/runner/rig.js';
+import { REPO_ROOT, runCli } from '../helpers/cli.js';
+import { makeTestMedia } from '../helpers/media.js';
+import { readRecord } from '../helpers/records.js';
+
+let dir: string | undefined;
+
+beforeAll(() => {
+  if (!existsSync(path.join(REPO_ROOT, 'dist', 'talk.js'))) execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'build.mjs')], { stdio: 'ignore' });
+}, 120_000);
+
+afterEach(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+/** A `foreach` batch of `stems` (one portrait and voice each) with `batch.yaml`. */
+async function batchWorkspace(stems: string[]): Promise<string> {
+  dir = await mkdtemp(path.join(tmpdir(), 'talk-e2e-provenance-'));
+  const media = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-provenance'));
+  await mkdir(path.join(dir, 'faces'));
+  await mkdir(path.join(dir, 'voices'));
+  for (const stem of stems) {
+    await copyFile(media.portrait, path.join(dir, 'faces', `${stem}.jpg`));
+    await copyFile(media.voice, path.join(dir, 'voices', `${stem}.mp3`));
+  }
+  await writeFile(path.join(dir, 'batch.yaml'), batchForm('edges', 1, ['backend: local']));
+  return dir;
+}
+
+interface Record {
+  session: { id: string };
+  render: { id: string; ids: string[] };
+  timings: { step: string; kind: string; resumed?: boolean }[];
+  instructions: { creditsUsed: number }[];
+}
+
+describe('provenance and reports at the edges of a run (built CLI)', () => {
+  it('a job resumed after a failed render keeps one record, marks the steps an earlier run did, and keeps its session', async () => {
+    const cwd = await batchWorkspace(['solo']);
+    // The render is refused once (400 is not retried): the job fails after its paid turn.
+    const first = await runCli(['run', 'batch.yaml', '--json'], { cwd, env: { TALK_LOCAL_FAULTS: 'render:status=400:x1' } });
+    expect(first.code, first.stderr).toBe(1);
+    expect(existsSync(path.join(cwd, 'out', 'solo.talk.json'))).toBe(false);
+
+    const again = await runCli(['run', 'batch.yaml', '--json'], { cwd });
+    expect(again.code, again.stderr).toBe(0);
+    expect((await readdir(path.join(cwd, 'out'))).filter((f) => f.endsWith('.talk.json'))).toEqual(['solo.talk.json']);
+    const record = await readRecord<Record>(path.join(cwd, 'out', 'solo.talk.json'));
+    const status = JSON.parse((await runCli(['status', 'batch.yaml', '--json'], { cwd })).stdout) as { runs: { jobs: { [id: string]: { sessionId: string } } }[] };
+    expect(Object.values(status.runs[0]!.jobs)[0]!.sessionId).toBe(record.session.id);
+    // The upload and the turn were the first run's; only the export ran again.
+    expect(record.timings.filter((t) => t.kind !== 'export').every((t) => t.resumed === true)).toBe(true);
+    expect(record.timings.find((t) => t.kind === 'export')?.resumed).toBeUndefined();
+    expect(record.instructions[0]!.creditsUsed).toBe(100);
+
+    // A third run has nothing to do and still leaves one record, the same render.
+    const third = await runCli(['run', 'batch.yaml', '--json'], { cwd });
+    expect(third.code, third.stderr).toBe(0);
+    expect((await readdir(path.join(cwd, 'out'))).filter((f) => f.endsWith('.talk.json'))).toEqual(['solo.talk.json']);
+    expect((await readRecord<Record>(path.join(cwd, 'out', 'solo.talk.json'))).render.id).toBe(record.render.id);
+  });
+
+  it('the GitHub step summary links the report; --no-report writes none and links none', async () => {
+    const cwd = await batchWorkspace(['ann', 'ben']);
+    const summary = path.join(cwd, 'summary.md');
+    const gh = { GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary };
+    const run = await runCli(['run', 'batch.yaml', '--reporter', 'plain'], { cwd, env: { ...gh, TALK_LOCAL_ANONYMOUS_CREDITS: '1000' } });
+    expect(run.code, run.stderr).toBe(0);
+    expect(existsSync(path.join(cwd, 'out', 'report.html'))).toBe(true);
+    expect(await readFile(summary, 'utf8')).toMatch(/\[[^\]]*report[^\]]*\]\([^)]*out\/report\.html\)|out\/report\.html/);
+
+    await rm(path.join(cwd, 'out', 'report.html'));
+    await rm(summary);
+    const quiet = await runCli(['run', 'batch.yaml', '--reporter', 'plain', '--no-report'], { cwd, env: gh });
+    expect(quiet.code, quiet.stderr).toBe(0);
+    expect(existsSync(path.join(cwd, 'out', 'report.html'))).toBe(false);
+    expect(await readFile(summary, 'utf8')).not.toContain('report.html');
+    expect(quiet.stdout).not.toContain('report.html');
+  });
+
+  it('talk report with no workflow reports each workflow with a run in the state dir, and says what to do when there is none', async () => {
+    const cwd = await batchWorkspace(['ann']);
+    const none = await runCli(['report'], { cwd });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('no runs recorded in .talk');
+    expect(none.stderr).toContain('talk report examples/batch.yaml');
+
+    const run = await runCli(['run', 'batch.yaml', '--json', '--no-report'], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    expect(existsSync(path.join(cwd, 'out', 'report.html'))).toBe(false);
+    const bare = await runCli(['report'], { cwd });
+    expect(bare.code, bare.stderr).toBe(0);
+    expect(bare.stdout).toBe('report: out/report.html\n');
+    const html = await readFile(path.join(cwd, 'out', 'report.html'), 'utf8');
+    expect(html).toContain('ann');
+    const json = await runCli(['report', '--json'], { cwd });
+    expect(JSON.parse(json.stdout)).toEqual({ reports: ['out/report.html'] });
+  });
+});
