@@ -2,9 +2,10 @@
  * `talk report [workflow.yaml]`: write the run's self-contained `report.html` next to its
  * outputs (the folder that holds them all), with a poster frame and a strip of frames per
  * video in `report-frames/` beside it. `talk run` calls `writeRunReport` at the end of a
- * `foreach` run (unless `--no-report`), `talk watch` after every bundle (`index.html`).
+ * `foreach` run (unless `--no-report`); `talk watch` calls `writeWatchIndex` as bundles finish
+ * (`index.html` in its output folder, from the sidecars there).
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { writeFileAtomic } from '../core/atomic-write.js';
@@ -14,7 +15,7 @@ import type { FfmpegTools } from '../local-backend/ffmpeg.js';
 import { planRun, type ExportStep, type Plan, type PlanJob } from '../plan/index.js';
 import { renderReportHtml, type ReportJob, type ReportJobStatus } from '../reporters/html-report.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
-import type { ProvenanceRecord } from '../runner/index.js';
+import type { MediaFacts, ProvenanceRecord } from '../runner/index.js';
 import { listRunDirs, readRunState, runDirFor, stateDirFor, type JobState, type RunState } from '../state/index.js';
 import { loadWorkflow } from '../workflow/index.js';
 import { backendIdFor } from './resume-view.js';
@@ -59,9 +60,9 @@ function statusOf(job: JobState | undefined): ReportJobStatus {
   }
 }
 
-async function readRecord(file: string): Promise<Partial<ProvenanceRecord> | undefined> {
+async function readRecord<T = Partial<ProvenanceRecord>>(file: string): Promise<T | undefined> {
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as Partial<ProvenanceRecord>;
+    return JSON.parse(await readFile(file, 'utf8')) as T;
   } catch {
     return undefined;
   }
@@ -87,35 +88,48 @@ async function jobCard(plan: Plan, job: PlanJob, state: RunState | undefined, di
   const exp = job.steps.find((s): s is ExportStep => s.kind === 'export');
   const out = exp ? recorded?.steps[exp.id]?.output : undefined;
   if (!exp || !out) return card;
-  // Thumbnails only for outputs that exist.
-  const exists = await stat(out.path).then(
+  const stem = plan.jobs.length > 1 ? job.id : path.basename(out.path, path.extname(out.path));
+  await addVideo(card, { dir, video: out.path, stem, tools, signal });
+  return card;
+}
+
+/**
+ * A card's video, record and frames, when the video exists (thumbnails only for outputs that
+ * exist). Media facts come from the record beside the video, else from ffprobe; the poster and
+ * the strip of frames go to `report-frames/` (made again only when the video is newer).
+ */
+async function addVideo(
+  card: ReportJob,
+  input: { dir: string; video: string; stem: string; tools: FfmpegTools | undefined; signal: AbortSignal | undefined },
+): Promise<void> {
+  const { dir, video, tools, signal } = input;
+  const exists = await stat(video).then(
     (st) => st.isFile(),
     () => false,
   );
-  if (!exists) return card;
-  card.video = rel(dir, out.path);
-  const recordFile = provenancePath(out.path);
+  if (!exists) return;
+  card.video = rel(dir, video);
+  const recordFile = provenancePath(video);
   const record = await readRecord(recordFile);
   if (record) card.record = rel(dir, recordFile);
-  let facts = record?.video;
-  if (facts?.duration === undefined && tools) facts = { ...out, ...(await probeFacts(tools.ffprobe, out.path, signal).catch(() => ({}))) };
+  let facts: MediaFacts | undefined = record?.video;
+  if (facts?.duration === undefined && tools) facts = await probeFacts(tools.ffprobe, video, signal).catch(() => undefined);
   if (facts?.duration !== undefined) card.duration = facts.duration;
   if (facts?.width && facts.height) {
     card.width = facts.width;
     card.height = facts.height;
   }
   if (tools && card.duration !== undefined) {
-    const stem = sanitizeFileName(`${plan.jobs.length > 1 ? job.id : path.basename(out.path, path.extname(out.path))}`);
+    const stem = sanitizeFileName(input.stem);
     const frames = { poster: path.join(dir, 'report-frames', `${stem}.poster.jpg`), strip: path.join(dir, 'report-frames', `${stem}.strip.jpg`) };
     try {
-      await makeFrames(tools.ffmpeg, out.path, card.duration, frames, signal ? { signal } : {});
+      await makeFrames(tools.ffmpeg, video, card.duration, frames, signal ? { signal } : {});
       card.poster = rel(dir, frames.poster);
       card.strip = rel(dir, frames.strip);
     } catch {
       // A video ffmpeg cannot decode still gets its card, without frames.
     }
   }
-  return card;
 }
 
 /**
@@ -152,6 +166,82 @@ export async function writeRunReport(input: {
     jobs,
   });
   const file = path.join(dir, input.fileName ?? 'report.html');
+  await writeFileAtomic(file, html, { durable: false });
+  return file;
+}
+
+/** A watch folder's sidecar as the index reads it (see schemas/provenance.schema.json). */
+type SidecarRecord = Partial<ProvenanceRecord> & {
+  status?: 'done' | 'failed' | 'incomplete' | 'waiting-credits';
+  bundle?: string;
+  output?: string;
+  creditsUsed?: number;
+  error?: { code: string; message: string; hint?: string } | null;
+  missing?: string[];
+  problems?: string[];
+  needs?: number;
+  available?: number;
+};
+
+/** One bundle's card from its sidecar. */
+async function bundleCard(outputDir: string, name: string, sidecar: SidecarRecord, tools: FfmpegTools | undefined, signal: AbortSignal | undefined): Promise<ReportJob> {
+  const id = sidecar.bundle ?? name;
+  const instructions = (sidecar.instructions ?? []).map((i) => ({ text: i.text, ...(i.reply ? { reply: i.reply } : {}) }));
+  const card: ReportJob = { id, status: 'done', credits: sidecar.creditsUsed ?? 0, instructions };
+  switch (sidecar.status) {
+    case undefined:
+    case 'done':
+      break;
+    case 'failed':
+      card.status = 'failed';
+      if (sidecar.error) card.error = sidecar.error;
+      break;
+    case 'incomplete':
+      card.status = 'not-started';
+      card.error = { code: 'incomplete', message: `still missing: ${(sidecar.missing ?? []).join(', ') || 'a partner file'}`, ...(sidecar.problems?.length ? { hint: sidecar.problems.join('; ') } : {}) };
+      break;
+    case 'waiting-credits':
+      card.status = 'not-started';
+      card.error = { code: 'credits', message: `waiting for credits: needs about ${sidecar.needs ?? 0}, ${sidecar.available ?? 0} available` };
+      break;
+    default: {
+      const unreachable: never = sidecar.status;
+      throw new Error(`unknown sidecar status ${String(unreachable)}`);
+    }
+  }
+  if (card.status === 'done' && sidecar.output) await addVideo(card, { dir: outputDir, video: path.resolve(outputDir, sidecar.output), stem: id, tools, signal });
+  else card.record = `${name}.talk.json`;
+  return card;
+}
+
+/**
+ * A watch folder's `index.html` in its output folder: one card per bundle that has a sidecar
+ * there (done, failed, incomplete or waiting for credits), written again as bundles finish.
+ * Returns the file written.
+ */
+export async function writeWatchIndex(input: { outputDir: string; name: string; workflow: string; tools: FfmpegTools | undefined; signal?: AbortSignal | undefined; now?: Date }): Promise<string> {
+  const { outputDir } = input;
+  await mkdir(path.join(outputDir, 'report-frames'), { recursive: true });
+  const names = (await readdir(outputDir)).filter((f) => f.endsWith('.talk.json')).sort().map((f) => f.slice(0, -'.talk.json'.length));
+  const limit = pLimit(2);
+  const jobs = (
+    await Promise.all(
+      names.map((name) =>
+        limit(async () => {
+          const sidecar = await readRecord<SidecarRecord>(path.join(outputDir, `${name}.talk.json`));
+          return sidecar ? bundleCard(outputDir, name, sidecar, input.tools, input.signal) : undefined;
+        }),
+      ),
+    )
+  ).filter((j): j is ReportJob => j !== undefined);
+  const html = renderReportHtml({
+    name: input.name,
+    workflow: input.workflow,
+    generatedAt: (input.now ?? new Date()).toISOString(),
+    credits: jobs.reduce((sum, j) => sum + j.credits, 0),
+    jobs,
+  });
+  const file = path.join(outputDir, 'index.html');
   await writeFileAtomic(file, html, { durable: false });
   return file;
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { watch as watchFiles } from 'chokidar';
 import { formatDuration } from '../core/abort.js';
 import { formatDiagnosticLine } from '../core/diagnostics.js';
+import { displayPath } from '../core/paths.js';
 import { InterruptedError, UsageError, WorkflowInvalidError } from '../core/errors.js';
 import { stamp, type NoticeEvent, type TalkEvent, type TalkEventInit } from '../core/events.js';
 import { createReporter, type Reporter } from '../reporters/index.js';
@@ -18,6 +19,8 @@ import { estimateCredits } from '../plan/index.js';
 import { planJobForItem, planRun } from '../plan/plan-run.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { createWatchJobRunner } from './watch-jobs.js';
+import { findMediaTools } from './media-tools.js';
+import { writeWatchIndex } from './report.js';
 import { resumeCommand } from './resume-command.js';
 
 export interface WatchOptions extends SharedOptions {
@@ -116,6 +119,17 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
     });
   });
 
+  // out/index.html follows the bundles: written again (once at a time, the latest state) after
+  // each bundle's outcome is published. A view: one that cannot be written is a warning.
+  const outputDir = path.resolve(dir, config.outputDir);
+  const index = coalesced(async () => {
+    try {
+      await writeWatchIndex({ outputDir, name: current.workflow.name, workflow: displayPath(workflowFile, ctx.cwd), tools: findMediaTools(ctx.env), signal: ctx.signal });
+    } catch (error) {
+      if (!ctx.signal.aborted) notice('warn', `could not write ${displayPath(path.join(outputDir, 'index.html'), ctx.cwd)}: ${(error as Error).message}`);
+    }
+  });
+
   emit({ type: 'run:start', workflow: options.workflow, name: current.workflow.name, backend: jobs.backendLabel, jobs: 0, resumed: false });
   const runBundle: RunBundle = (job, signal) => jobs.runBundle(job, signal);
   let summary;
@@ -133,12 +147,14 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
       exclude: [workflowFile],
       onEvent: (event) => {
         if (event.type === 'bundle:done' && event.output !== undefined) outputs.push({ job: event.name, step: 'export', path: event.output });
+        if (event.type === 'bundle:done' || event.type === 'bundle:incomplete' || (event.type === 'bundle:failed' && !event.willRetry)) index.request();
         describe(event, dir, notice);
       },
     });
   } finally {
     await workflowWatcher.close();
     await reloading;
+    await index.idle();
     creditsUsed = jobs.creditsUsed();
     await jobs.close();
   }
@@ -241,4 +257,27 @@ function describe(event: WatchEvent, dir: string, notice: (level: NoticeEvent['l
       return unreachable;
     }
   }
+}
+
+/**
+ * A task run once at a time: a request while it runs asks for one more run after it (however
+ * many requests came), so the last run sees the latest state. `idle` resolves when none is due.
+ */
+function coalesced(task: () => Promise<void>): { request(): void; idle(): Promise<void> } {
+  let running: Promise<void> | undefined;
+  let again = false;
+  const loop = async (): Promise<void> => {
+    do {
+      again = false;
+      await task();
+    } while (again);
+    running = undefined;
+  };
+  return {
+    request() {
+      if (running) again = true;
+      else running = loop();
+    },
+    idle: () => running ?? Promise.resolve(),
+  };
 }

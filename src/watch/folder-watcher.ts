@@ -80,7 +80,7 @@ export type WatchEvent =
   | { type: 'bundle:start'; name: string; id: string; attempt: number; resumed: boolean; readyAt: number; startedAt: number }
   /** Rendered and published. */
   | { type: 'bundle:done'; name: string; id: string; output: string | undefined; durationMs: number }
-  /** An attempt failed; `willRetry` says whether another attempt follows. */
+  /** An attempt failed; `willRetry` says whether another attempt follows (if not, it is published). */
   | { type: 'bundle:failed'; name: string; id: string; attempt: number; willRetry: boolean; error: BundleError }
   /** Not run: identical content was done, or failed too often. `reason` is a sentence. */
   | { type: 'bundle:skipped'; name: string; id: string; reason: string }
@@ -654,7 +654,6 @@ class FolderWatcher {
       const outOfCredits = result.error.code === 'credits';
       const willRetry = attempt < this.#o.config.maxAttempts && readError === undefined && !outOfCredits;
       await this.#ledger.write(item);
-      this.#emit({ type: 'bundle:failed', name: bundle.name, id, attempt, willRetry, error: result.error });
       if (!willRetry) {
         // After a top-up the same files must run again, so credits failures keep their attempts.
         if (!outOfCredits) item = { ...item, attempts: Math.max(attempt, this.#o.config.maxAttempts) };
@@ -662,8 +661,11 @@ class FolderWatcher {
         item = { ...item, published: true };
         await this.#ledger.write(item);
         this.#summary.failed += 1;
+        // The last failure is told once its sidecar and `failed/` are in place, as done is.
+        this.#emit({ type: 'bundle:failed', name: bundle.name, id, attempt, willRetry, error: result.error });
         return;
       }
+      this.#emit({ type: 'bundle:failed', name: bundle.name, id, attempt, willRetry, error: result.error });
       try {
         await sleep((this.#o.retryDelayMs ?? 2000) * attempt, this.#jobController.signal);
       } catch {

@@ -1,6 +1,7 @@
 /**
  * `talk watch` through the built CLI (`node bin/talk.js`) with the in-process local backend:
- * `--once` renders the bundles it finds and exits 0 with outputs, sidecars and moved sources;
+ * `--once` renders the bundles it finds and exits 0 with outputs, sidecars, moved sources and
+ * the folder's `out/index.html`;
  * a running watcher stopped with SIGINT exits 130 and leaves the bundle to the next start.
  */
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -44,6 +45,8 @@ describe('talk watch (built CLI)', () => {
     const { cwd, inbox } = await setup();
     await drop(inbox, 'anna', 1);
     await drop(inbox, 'bob', 2);
+    // A portrait whose voice never comes: --once reports it incomplete.
+    await copyFile(media.portrait, path.join(inbox, 'dora.jpg'));
     // One watcher identity renders two bundles: 200 credits, more than the anonymous grant.
     const result = await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--once', '--backend', 'local', '--reporter', 'plain'], {
       cwd,
@@ -54,13 +57,25 @@ describe('talk watch (built CLI)', () => {
     expect(result.stdout).toMatch(/anna.*done in .* → out\/anna\.mp4/);
     expect(result.stdout).toMatch(/bob.*done in .* → out\/bob\.mp4/);
     const out = (await readdir(path.join(inbox, 'out'))).sort();
-    expect(out).toEqual(['anna.mp4', 'anna.talk.json', 'bob.mp4', 'bob.talk.json']);
+    expect(out).toEqual(['anna.mp4', 'anna.talk.json', 'bob.mp4', 'bob.talk.json', 'dora.talk.json', 'index.html', 'report-frames']);
     for (const name of ['anna', 'bob']) {
       const sidecar = await readRecord<Record<string, unknown>>(path.join(inbox, 'out', `${name}.talk.json`));
       expect(sidecar).toMatchObject({ status: 'done', bundle: name, output: `${name}.mp4`, attempts: 1, creditsUsed: 100, error: null });
       expect((await readFile(path.join(inbox, 'out', `${name}.mp4`))).subarray(4, 8).toString('latin1')).toBe('ftyp');
     }
     expect((await readdir(path.join(inbox, 'processed'))).sort()).toEqual(['anna.jpg', 'anna.mp3', 'bob.jpg', 'bob.mp3']);
+    expect(await readRecord(path.join(inbox, 'out', 'dora.talk.json'))).toMatchObject({ status: 'incomplete', bundle: 'dora' });
+
+    // out/index.html is the folder's review page: a card per sidecar, the one that needs
+    // attention first, each video with frames that exist beside it.
+    const html = await readFile(path.join(inbox, 'out', 'index.html'), 'utf8');
+    const cards = [...html.matchAll(/<article class="card ([a-z-]+)" data-job="([^"]+)"/g)].map((m) => `${m[2]}:${m[1]}`);
+    expect(cards).toEqual(['dora:not-started', 'anna:done', 'bob:done']);
+    expect(html).toContain('still missing: voice');
+    const images = [...html.matchAll(/<img [^>]*src="([^"]+)"/g)].map((m) => decodeURIComponent(m[1]!));
+    expect(images).toHaveLength(4);
+    for (const src of images) expect((await readFile(path.join(inbox, 'out', src))).length).toBeGreaterThan(0);
+    expect([...html.matchAll(/<video [^>]*src="([^"]+)"/g)].map((m) => m[1])).toEqual(['anna.mp4', 'bob.mp4']);
   });
 
   it('SIGINT on a running watcher exits 130; the next --once resumes the bundle without a second render', { timeout: 120_000 }, async () => {
