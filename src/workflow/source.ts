@@ -7,6 +7,7 @@
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseAllDocuments, type Document, type Node } from 'yaml';
 import { makeDiagnostic, type Diagnostic, type Severity, type SourceSpan } from '../core/diagnostics.js';
 import type { WorkflowFs } from './fs.js';
+import { findIndentationSlip } from './indentation.js';
 
 /** Workflow files list media by path; anything this big is a mistake (or an attack). */
 export const MAX_WORKFLOW_BYTES = 1024 * 1024;
@@ -238,11 +239,21 @@ export async function readWorkflowSource(
   }
   for (const doc of list.slice(0, 1)) {
     const erroredAt = new Set<number>();
+    const slips = new Set<number>();
     for (const error of doc.errors) {
       const [start, end] = error.pos;
       // yaml often reports one slip twice at the same place; the first says it best.
       if (erroredAt.has(start)) continue;
       erroredAt.add(start);
+      // An indentation slip is told once, on the line that is indented wrongly.
+      const slip = INDENTATION_CODES.has(error.code) ? findIndentationSlip(text, lineCounter.linePos(start).line) : undefined;
+      if (slip) {
+        if (slips.has(slip.line)) continue;
+        slips.add(slip.line);
+        const lineStart = (lineCounter.lineStarts[slip.line - 1] ?? 0) + slip.indent;
+        diagnostics.push(source.diagnostic(source.spanOfRange(lineStart), 'error', `YAML: ${slip.message}`, slip.hint));
+        continue;
+      }
       diagnostics.push(source.diagnostic(source.spanOfRange(start, end), 'error', `YAML: ${firstLine(error.message)}`, yamlHint(error.code)));
     }
     for (const warning of doc.warnings) {
@@ -273,6 +284,9 @@ export async function readWorkflowSource(
 function firstLine(message: string): string {
   return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '').trim();
 }
+
+/** Parser errors an indentation slip shows up as (the line named is not always the slip). */
+const INDENTATION_CODES = new Set<string>(['BAD_INDENT', 'MISSING_CHAR', 'UNEXPECTED_TOKEN', 'BLOCK_AS_IMPLICIT_KEY', 'MULTILINE_IMPLICIT_KEY']);
 
 function yamlHint(code: string): string | undefined {
   switch (code) {
