@@ -89,6 +89,13 @@ describe('the CLI at the shell', () => {
     expect(shown).toMatchObject({ backend: 'local', available: 0 });
     expect(shown.account).toMatch(/\.talk\/local-backend, which runs of \.\.\/hello\.yaml spend from/);
     expect(existsSync(path.join(elsewhere, '.talk'))).toBe(false);
+
+    // No workflow and no local account here: it says what a new account gets, and makes none.
+    const bare = await runCli(['credits', '--backend', 'local'], { cwd: elsewhere });
+    expect(bare.code, bare.stderr).toBe(0);
+    expect(bare.stdout).toContain('no local backend account in .talk/local-backend yet; a new one gets 100 credits');
+    expect(bare.stdout).toContain('name a workflow (`talk credits hello.yaml`)');
+    expect(existsSync(path.join(elsewhere, '.talk'))).toBe(false);
   });
 
   it('a missing ffmpeg is the machine, not a bug: the step says which tool is missing', async () => {
