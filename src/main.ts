@@ -7,6 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { CommanderError } from 'commander';
 import { ExitCode, InterruptedError, TalkError, WorkflowInvalidError, environmentErrorFrom, exitCodeFor } from './core/errors.js';
 import { createRedactor, type OutputSink } from './core/redact.js';
+import { invocation, spellCommands } from './cli/invocation.js';
 import { buildProgram } from './cli/program.js';
 import type { CommandContext } from './commands/context.js';
 
@@ -29,6 +30,9 @@ const redact = createRedactor([process.env['NEMO_TOKEN']]);
 let closedPipe: string | undefined;
 let onClosedPipe: (() => void) | undefined;
 
+/** How the user types talk here: hints spell their backticked commands that way. */
+const invokedAs = invocation({ script: process.argv[1], env: process.env, cwd: process.cwd() });
+
 function sinkFor(stream: NodeJS.WriteStream, name: string): OutputSink {
   let closed = false;
   // Without a listener a closed pipe is an unhandled 'error' event: a stack trace and exit 1.
@@ -41,7 +45,7 @@ function sinkFor(stream: NodeJS.WriteStream, name: string): OutputSink {
   return {
     write: (text: string) => {
       if (closed) return;
-      stream.write(redact(text));
+      stream.write(spellCommands(redact(text), invokedAs));
     },
     get isTTY() {
       return stream.isTTY === true;
@@ -78,6 +82,7 @@ async function main(): Promise<number> {
     signal: controller.signal,
     version: VERSION,
     nodeVersion: process.version,
+    program: invokedAs,
   };
 
   let exitCode: number = ExitCode.ok;

@@ -14,6 +14,8 @@ export interface CommandContext {
   version: string;
   /** The Node.js version (`v20.18.1`), for provenance records. */
   nodeVersion?: string;
+  /** How the user types talk where they are, for commands in hints (cli/invocation.ts); default `talk`. */
+  program?: string;
 }
 
 /** Reporter choice (SPEC §1). `auto` = tty on a terminal, plain otherwise. */

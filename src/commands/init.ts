@@ -112,6 +112,7 @@ export async function initCommand(args: string[], options: InitOptions, ctx: Com
     await copyFile(from, destination, constants.COPYFILE_EXCL);
     ctx.stdout.write(`wrote ${shown(destination)} (sample media; replace it with your own)\n`);
   }
-  ctx.stdout.write(`next: talk validate ${shown(target)} && talk run ${shown(target)}\n`);
+  const talk = ctx.program ?? 'talk';
+  ctx.stdout.write(`next: ${talk} validate ${shown(target)} && ${talk} run ${shown(target)}\n`);
   return ExitCode.ok;
 }

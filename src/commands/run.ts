@@ -76,7 +76,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   const stateDir = stateDirFor(plan.workflowPath, options.stateDir, ctx.cwd);
   const backendId = backendIdFor(plan, ctx.env);
   const shown = displayPath(plan.workflowPath, ctx.cwd);
-  const again = resumeCommand(['run', shown], options);
+  const again = resumeCommand(['run', shown], options, ctx.program);
 
   if (options.dryRun) {
     if (json) ctx.stdout.write(`${JSON.stringify({ plan })}\n`);

@@ -50,7 +50,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   if (!info?.isDirectory()) throw new UsageError(`${dirArg} is not a folder`, { hint: 'create it first, or name the folder to watch' });
 
   const workflowFile = path.resolve(ctx.cwd, options.workflow);
-  const again = resumeCommand(['watch', dirArg, '--workflow', options.workflow], options);
+  const again = resumeCommand(['watch', dirArg, '--workflow', options.workflow], options, ctx.program);
   const loaded = await load(workflowFile, options, ctx);
   // --strict: a warning (e.g. an undeclared --var) stops the watcher before it takes a bundle.
   const strictStop = options.strict === true && loaded.diagnostics.some((d) => d.severity === 'warning');

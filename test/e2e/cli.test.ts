@@ -2,7 +2,7 @@
 // piped into a reader that closes early (quiet end; a run stops as on SIGINT and resumes),
 // and `talk credits <workflow>` from another folder showing the account that workflow spends.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -129,5 +129,20 @@ describe('the CLI at the shell', () => {
     const bare = await runCli(['status'], { cwd });
     expect(bare.code).toBe(0);
     expect(bare.stdout).toMatch(/run state lives in \.talk\/ beside each workflow \(or --state-dir\)/);
+  });
+
+  it('hints spell the command that works where the user is: node and the path when talk is not on the PATH', async () => {
+    const cwd = await helloWorkspace();
+    // The suite pins TALK_PROGRAM=talk; unpinned, with a PATH that holds no talk of ours.
+    const env = { TALK_PROGRAM: undefined, PATH: path.dirname(process.execPath) };
+    const program = `node ${realpathSync(TALK_BIN)}`;
+    const init = await runCli(['init', 'new.yaml'], { cwd, env });
+    expect(init.code, init.stderr).toBe(0);
+    expect(init.stdout).toContain(`next: ${program} validate new.yaml && ${program} run new.yaml`);
+    const missing = await runCli(['status', 'nope.yaml'], { cwd, env });
+    expect(missing.stderr).toContain(`run \`${program} status\``);
+    expect(missing.stderr).not.toContain('`talk ');
+    const pinned = await runCli(['status', 'nope.yaml'], { cwd, env: { ...env, TALK_PROGRAM: 'npx --no-install talk' } });
+    expect(pinned.stderr).toContain('run `npx --no-install talk status`');
   });
 });

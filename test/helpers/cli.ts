@@ -82,6 +82,8 @@ export function scrubbedEnv(cwd: string, extra: Record<string, string | undefine
     XDG_CONFIG_HOME: join(cwd, '.home', '.config'),
     TZ: 'UTC',
     LANG: 'C.UTF-8',
+    // Hints spell commands as `talk …` (how the user types it is detected; see invocation.test.ts).
+    TALK_PROGRAM: 'talk',
     ...extra,
   };
   const env: Record<string, string> = {};

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { resumeCommand, shellQuote } from '../../../src/commands/resume-command.js';
+import { resumeCommand } from '../../../src/commands/resume-command.js';
+import { shellQuote } from '../../../src/core/shell-quote.js';
 
 describe('resumeCommand', () => {
   it('repeats what decides the state, the backend and the steps; nothing else', () => {
