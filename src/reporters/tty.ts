@@ -13,7 +13,7 @@
  * with an empty title draws nothing (idle), and the header counts finished and waiting jobs.
  * 1,000 jobs draw as the header plus at most `LANES` running ones.
  */
-import { DefaultRenderer, Listr, ListrLogger, PRESET_TIMER, ProcessOutput, SimpleRenderer, TestRenderer, type ListrRendererFactory, type ListrTask, type ListrTaskWrapper } from 'listr2';
+import { DefaultRenderer, Listr, ListrDefaultRendererLogLevels, ListrLogger, PRESET_TIMER, color, ProcessOutput, SimpleRenderer, TestRenderer, type ListrRendererFactory, type ListrTask, type ListrTaskWrapper } from 'listr2';
 import { Writable } from 'node:stream';
 import type { StepKind, TalkEvent } from '../core/events.js';
 import type { OutputSink } from '../core/redact.js';
@@ -29,6 +29,13 @@ import {
   oneLine,
 } from './format.js';
 import { describeCounts, type RunTally } from './summary.js';
+
+/**
+ * Marks that say what happened: a job with a failed step is ✖ (listr2 draws ⚠), and a step
+ * the run stopped is ■ (listr2's rolled-back state, the summary's mark for interrupted).
+ */
+const MARKS = { [ListrDefaultRendererLogLevels.COMPLETED_WITH_FAILED_SUBTASKS]: '✖', [ListrDefaultRendererLogLevels.ROLLED_BACK]: '■' };
+const MARK_COLORS = { [ListrDefaultRendererLogLevels.COMPLETED_WITH_FAILED_SUBTASKS]: color.red, [ListrDefaultRendererLogLevels.ROLLED_BACK]: color.yellow };
 
 /** Above this many jobs, finished and waiting jobs collapse into the header's counts. */
 export const BIG_BATCH_JOBS = 10;
@@ -75,7 +82,7 @@ function deferred<T>(): Deferred<T> {
 }
 
 /** How a step's row ends. */
-type StepOutcome = { kind: 'done'; title: string } | { kind: 'skipped'; reason: string } | { kind: 'failed'; message: string };
+type StepOutcome = { kind: 'done'; title: string } | { kind: 'skipped'; reason: string } | { kind: 'interrupted'; title: string } | { kind: 'failed'; message: string };
 
 type Wrapper = ListrTaskWrapper<unknown, ListrRendererFactory, ListrRendererFactory>;
 
@@ -261,6 +268,10 @@ export class TtyView {
       case 'step:skipped': {
         const step = this.step(event.job, event.step);
         if (step === undefined) break;
+        if (event.reason === 'interrupted') {
+          this.interrupt(step);
+          break;
+        }
         step.state = 'skipped';
         const reason = `${event.step} · skipped (${event.reason})`;
         step.row.setTitle(reason);
@@ -369,7 +380,7 @@ export class TtyView {
       // main.ts owns signals: listr2's own handler would exit the process mid-save.
       registerSignalListeners: false,
       renderer: this.options.renderer === 'test' ? TestRenderer : DefaultRenderer,
-      rendererOptions: { logger, collapseSubtasks: true, collapseErrors: false, showErrorMessage: true, timer: PRESET_TIMER, formatOutput: 'truncate' },
+      rendererOptions: { logger, icon: MARKS, color: MARK_COLORS, collapseSubtasks: true, collapseErrors: false, showErrorMessage: true, timer: PRESET_TIMER, formatOutput: 'truncate' },
       fallbackRenderer: SimpleRenderer,
       fallbackRendererOptions: { logger },
     });
@@ -410,16 +421,25 @@ export class TtyView {
       task: (_ctx, wrapper) => {
         view.row.attach(wrapper);
         if (view.steps.size === 0) return view.done.promise;
-        return wrapper.newListr(
-          [...view.steps.values()].map((step) => this.stepTask(step)),
-          { concurrent: true, exitOnError: false },
-        );
+        const steps = [...view.steps.values()];
+        // An untitled last task (it draws nothing) marks the job once every step has settled,
+        // before the job completes: a job with an interrupted step ends as skipped ("↓ … ·
+        // interrupted"), its step lines kept; listr2 would draw ✔ and fold them away.
+        const mark: ListrTask<unknown, ListrRendererFactory, ListrRendererFactory> = {
+          task: async () => {
+            const outcomes = await Promise.all(steps.map((step) => step.outcome.promise));
+            if (outcomes.some((o) => o.kind === 'interrupted')) wrapper.skip(`${view.row.title} · interrupted`);
+          },
+        };
+        // An interrupted step ends "rolled back" (■), the one state that keeps the lines of
+        // the job above it; exitAfterRollback: false keeps that from failing the job.
+        return wrapper.newListr([...steps.map((step) => this.stepTask(step)), mark], { concurrent: true, exitOnError: false, exitAfterRollback: false });
       },
     };
   }
 
   private stepTask(step: StepView): ListrTask<unknown, ListrRendererFactory, ListrRendererFactory> {
-    return {
+    const definition: ListrTask<unknown, ListrRendererFactory, ListrRendererFactory> = {
       title: step.row.title,
       rendererOptions: this.rowOptions(step.row),
       task: async (_ctx, wrapper) => {
@@ -432,6 +452,11 @@ export class TtyView {
           case 'skipped':
             wrapper.skip(outcome.reason);
             return;
+          case 'interrupted':
+            // listr2 rolls back a task that throws and has a rollback: its ■ mark says
+            // "stopped here", neither done nor failed.
+            definition.rollback = () => step.row.setTitle(outcome.title);
+            throw new Error(outcome.title);
           case 'failed':
             step.row.setTitle(`${step.id} · failed`);
             throw new Error(outcome.message);
@@ -442,6 +467,17 @@ export class TtyView {
         }
       },
     };
+    return definition;
+  }
+
+  /** A step the run stopped: `export · interrupted (was rendering 14%)` when it was under way. */
+  private interrupt(step: StepView): void {
+    const doing = step.state === 'running' ? step.row.title.slice(step.id.length + ' · '.length) : '';
+    step.state = 'skipped';
+    const title = `${step.id} · interrupted${doing ? ` (was ${doing})` : ''}`;
+    step.row.setTitle(title);
+    step.row.setOutput(undefined);
+    step.outcome.resolve({ kind: 'interrupted', title });
   }
 
   /**
@@ -549,7 +585,10 @@ export class TtyView {
     // Planless rows carried their steps' activity in the title; at the end they read as the job.
     for (const view of this.jobs.values()) if (!this.big && view.started && view.row.title.startsWith(`${view.id} › `)) view.row.setTitle(view.id);
     for (const view of [...this.jobs.values(), ...this.unbound]) {
-      for (const step of view.steps.values()) step.outcome.resolve({ kind: 'skipped', reason: `${step.id} · not run` });
+      for (const step of view.steps.values()) {
+        if (this.options.tally.status === 'interrupted' && step.state === 'running') this.interrupt(step);
+        else step.outcome.resolve({ kind: 'skipped', reason: `${step.id} · not run` });
+      }
       view.done.resolve();
     }
     for (const lane of this.lanes) {

@@ -8,7 +8,7 @@ import { cp, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, runCli, runCliInTerminal, spawnCli, type CliProcess, type CliResult } from '../helpers/cli.js';
+import { REPO_ROOT, runCli, runCliInTerminal, spawnCli, stripAnsi, type CliProcess, type CliResult } from '../helpers/cli.js';
 
 /** Every file under `dir` (state dirs), concatenated. */
 async function readTree(dir: string): Promise<string> {
@@ -129,6 +129,49 @@ describe('talk run output (e2e)', () => {
       expect(result.stdout).not.toMatch(/^\d\d:\d\d:\d\d main /m);
     } finally {
       await stopServer(slow);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('tty: Ctrl-C keeps the step lines, marks the step in flight ■ and the job ↓ interrupted, and says how to resume once', async () => {
+    const dir = await project();
+    const slow = await serve(['--latency', 'render=20000']);
+    try {
+      const result = await runCliInTerminal(['run', 'examples/hello.yaml', '--backend', slow.url], {
+        cwd: dir,
+        env: { NEMO_CLIENT_ID: 'e2e-tty-int' },
+        columns: 120,
+        ctrlCWhen: (screen) => /export · rendering \d+%/.test(screen),
+      });
+      expect(result.code, result.stdout).toBe(130);
+      // The last frame listr2 drew (after its last in-place redraw), then the summary.
+      const raw = result.rawStdout;
+      const last = stripAnsi(raw.slice(raw.lastIndexOf('\u001b[G')));
+      expect(last).toMatch(/↓ main · interrupted/);
+      expect(last).toMatch(/ {2}✔ upload-portrait · done in /);
+      expect(last).toMatch(/ {2}✔ instruction-1 · done in .* · 100 credits/);
+      expect(last).toMatch(/ {2}■ export · interrupted \(was rendering \d+%\)/);
+      expect(last).not.toMatch(/✔ main/);
+      expect(result.stdout.match(/resume with/g)).toHaveLength(1);
+    } finally {
+      await stopServer(slow);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('tty: a job whose step failed ends ✖ with its step lines, not ✔', async () => {
+    const dir = await project();
+    const faulty = await serve(['--fault', 'render:status=400:x1']);
+    try {
+      const result = await runCliInTerminal(['run', 'examples/hello.yaml', '--backend', faulty.url], { cwd: dir, env: { NEMO_CLIENT_ID: 'e2e-tty-fail' }, columns: 120 });
+      expect(result.code, result.stdout).toBe(1);
+      const raw = result.rawStdout;
+      const last = stripAnsi(raw.slice(raw.lastIndexOf('\u001b[G')));
+      expect(last).toMatch(/✖ main/);
+      expect(last).toMatch(/ {2}✖ export · failed/);
+      expect(last).not.toMatch(/[✔⚠] main/);
+    } finally {
+      await stopServer(faulty);
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -117,7 +117,7 @@ export function spawnCli(args: readonly string[], options: CliOptions): CliProce
   return watchChild(spawn(process.execPath, [TALK_BIN, ...args], { cwd: options.cwd, env: scrubbedEnv(options.cwd, options.env), stdio: 'pipe' }), options);
 }
 
-function watchChild(child: ChildProcess, options: CliOptions): CliProcess {
+function watchChild(child: ChildProcess, options: CliOptions, stdin: 'close' | 'keep' = 'close'): CliProcess {
   let rawStdout = '';
   let rawStderr = '';
   let timedOut = false;
@@ -160,7 +160,7 @@ function watchChild(child: ChildProcess, options: CliOptions): CliProcess {
     rawStderr += chunk;
   });
   if (options.input !== undefined) child.stdin?.end(options.input);
-  else child.stdin?.end();
+  else if (stdin === 'close') child.stdin?.end();
 
   const timer = setTimeout(() => {
     timedOut = true;
@@ -235,12 +235,28 @@ function shellQuote(word: string): string {
  * Runs the CLI under a pseudo-terminal of the given size (util-linux `script`), so stdout is a
  * TTY. stdout and stderr arrive merged, as on a terminal; `stdout` holds them ANSI-stripped.
  */
-export function runCliInTerminal(args: readonly string[], options: CliOptions & { columns?: number; rows?: number }): Promise<CliResult> {
+export function runCliInTerminal(
+  args: readonly string[],
+  options: CliOptions & { columns?: number; rows?: number; ctrlCWhen?: (screen: string) => boolean },
+): Promise<CliResult> {
   assertBuilt();
   const command = [
     `stty cols ${options.columns ?? 100} rows ${options.rows ?? 40}`,
     `exec ${[process.execPath, TALK_BIN, ...args].map(shellQuote).join(' ')}`,
   ].join('; ');
   const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: options.cwd, env: scrubbedEnv(options.cwd, { TERM: 'xterm-256color', ...options.env }), stdio: 'pipe' });
-  return watchChild(child, options).done;
+  const ctrlCWhen = options.ctrlCWhen;
+  if (ctrlCWhen) {
+    // Ctrl-C typed at the terminal: the pty's line discipline sends SIGINT to the program, once
+    // the screen shows what the test waits for.
+    let screen = '';
+    const onData = (chunk: Buffer): void => {
+      screen += stripAnsi(chunk.toString());
+      if (!ctrlCWhen(screen)) return;
+      child.stdout.off('data', onData);
+      child.stdin.end('\u0003');
+    };
+    child.stdout.on('data', onData);
+  }
+  return watchChild(child, options, ctrlCWhen ? 'keep' : 'close').done;
 }
