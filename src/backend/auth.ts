@@ -5,7 +5,7 @@
  * base URL so the local backend's tokens never mix with the cloud's. Both files are mode 0600.
  */
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { getGlobalDispatcher, request, type Dispatcher } from 'undici';
@@ -20,6 +20,7 @@ import { networkError, type FailureContext } from './errors.js';
 import { withRetries } from './retry.js';
 import { resolveTiming, type BackendTiming } from './timing.js';
 import type { CallOptions } from './types.js';
+import { writeFileAtomic } from '../core/atomic-write.js';
 
 /**
  * The token source the client asks before every request. One provider serves every job of a
@@ -86,12 +87,7 @@ export function defaultConfigDir(env: Readonly<Record<string, string | undefined
 
 /** Write a file atomically with mode 0600 (temp beside it, then rename). */
 async function writePrivate(file: string, text: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const temp = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
-  await writeFile(temp, text, { mode: 0o600 });
-  // writeFile's mode is masked by the umask; make sure nobody else can read it.
-  await chmod(temp, 0o600);
-  await rename(temp, file);
+  await writeFileAtomic(file, text, { mode: 0o600, durable: false });
 }
 
 /**

@@ -7,6 +7,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { abortReason, formatDuration, linkAbort } from '../core/abort.js';
 import type { TurnActivity } from './types.js';
 import { TurnLostError } from './errors.js';
+import { unreachable } from '../core/unreachable.js';
 
 /**
  * What one SSE message means (CONTRACT §3.7). A message can carry several facts (an ADK event
@@ -163,10 +164,8 @@ export class TurnAccumulator {
         return undefined;
       case 'activity':
         return undefined;
-      default: {
-        const unreachable: never = fact;
-        return unreachable;
-      }
+      default:
+        return unreachable(fact, 'fact');
     }
   }
 

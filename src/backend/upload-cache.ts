@@ -18,14 +18,14 @@
  * is added, and written atomically (temp file, rename), so runs sharing the file lose nothing
  * but, at worst, a chance to skip an upload.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { hashFile } from '../core/hash-file.js';
 import type { SessionId } from '../core/ids.js';
 import type { UploadedFile } from '../contract/bodies.js';
 import type { TokenProvider } from './auth.js';
 import type { BackendClient, CallOptions, TransferProgress, UploadResult } from './types.js';
+import { writeFileAtomic } from '../core/atomic-write.js';
 
 /** How long a cached `cdn_url` is offered to the backend (a refused one costs one request). */
 export const UPLOAD_CACHE_TTL_MS = 24 * 3600 * 1000;
@@ -134,14 +134,7 @@ export function withUploadCache<T extends BackendClient>(client: T, options: Upl
       try {
         const onDisk = await readCache(options.file);
         apply(onDisk);
-        await mkdir(path.dirname(options.file), { recursive: true, mode: 0o700 });
-        const temp = `${options.file}.${randomBytes(4).toString('hex')}.tmp`;
-        try {
-          await writeFile(temp, `${JSON.stringify(onDisk)}\n`, { mode: 0o600 });
-          await rename(temp, options.file);
-        } finally {
-          await rm(temp, { force: true });
-        }
+        await writeFileAtomic(options.file, `${JSON.stringify(onDisk)}\n`, { mode: 0o600, durable: false });
       } catch {
         // A cache that cannot be written (read-only config, full disk) only means the next
         // session sends the bytes again; the upload itself succeeded.

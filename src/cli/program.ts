@@ -9,6 +9,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { CommandContext, ReporterName, SharedOptions } from '../commands/context.js';
+import { unreachable } from '../core/unreachable.js';
 
 type Raw = Record<string, unknown>;
 
@@ -157,10 +158,8 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
       };
     case 'init':
       return { ...shared, force: raw['force'] === true };
-    default: {
-      const unreachable: never = name;
-      return unreachable;
-    }
+    default:
+      return unreachable(name, 'name');
   }
 }
 
@@ -191,10 +190,8 @@ const dispatchCommand = (ctx: CommandContext): Dispatch =>
         return (await import('../commands/schema.js')).schemaCommand(args, options, ctx);
       case 'init':
         return (await import('../commands/init.js')).initCommand(args, options as never, ctx);
-      default: {
-        const unreachable: never = name;
-        return unreachable;
-      }
+      default:
+        return unreachable(name, 'name');
     }
   };
 

@@ -21,6 +21,7 @@ import { loadWorkflow } from '../workflow/index.js';
 import { backendIdFor } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { findMediaTools, makeFrames, probeFacts } from './media-tools.js';
+import { unreachable } from '../core/unreachable.js';
 
 export interface ReportOptions extends SharedOptions {
   /** Print `{"report": path}` (or `{"reports": [...]}`) instead of text. */
@@ -53,10 +54,8 @@ function statusOf(job: JobState | undefined): ReportJobStatus {
       return 'done';
     case 'failed':
       return 'failed';
-    default: {
-      const unreachable: never = job!.status;
-      return unreachable;
-    }
+    default:
+      return unreachable(job!.status, 'status');
   }
 }
 
@@ -204,10 +203,8 @@ async function bundleCard(outputDir: string, name: string, sidecar: SidecarRecor
       card.status = 'not-started';
       card.error = { code: 'credits', message: `waiting for credits: needs about ${sidecar.needs ?? 0}, ${sidecar.available ?? 0} available` };
       break;
-    default: {
-      const unreachable: never = sidecar.status;
-      throw new Error(`unknown sidecar status ${String(unreachable)}`);
-    }
+    default:
+      return unreachable(sidecar.status, 'status');
   }
   if (card.status === 'done' && sidecar.output) await addVideo(card, { dir: outputDir, video: path.resolve(outputDir, sidecar.output), stem: id, tools, signal });
   else card.record = `${name}.talk.json`;

@@ -9,6 +9,7 @@ import { fitCredits, previewResume, type FileHasher, type JobDecision } from '..
 import { formatPlan } from '../plan/index.js';
 import { readRunState, runDirFor, stateDirFor } from '../state/index.js';
 import type { CommandContext } from './context.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** The fingerprint identity `talk run` would use for this plan's backend. */
 export function backendIdFor(plan: Plan, env: CommandContext['env']): string {
@@ -19,10 +20,8 @@ export function backendIdFor(plan: Plan, env: CommandContext['env']): string {
       return resolveBackendUrl('cloud', env);
     case 'url':
       return resolveBackendUrl(plan.backend.url, env);
-    default: {
-      const unreachable: never = plan.backend;
-      return unreachable;
-    }
+    default:
+      return unreachable(plan.backend, 'backend');
   }
 }
 

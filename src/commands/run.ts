@@ -14,6 +14,7 @@ import type { CommandContext, SharedOptions } from './context.js';
 import { resumeCommand } from './resume-command.js';
 import { findMediaTools, provenanceDeps } from './media-tools.js';
 import { writeRunReport } from './report.js';
+import { unreachable } from '../core/unreachable.js';
 
 export interface RunOptions extends SharedOptions {
   /** Run the jobs the credits cover, in plan order, when not all fit (exit 3 for the rest). */
@@ -33,10 +34,8 @@ function exitFor(status: 'success' | 'failed' | 'interrupted' | 'credits'): numb
       return ExitCode.credits;
     case 'interrupted':
       return ExitCode.interrupted;
-    default: {
-      const unreachable: never = status;
-      return unreachable;
-    }
+    default:
+      return unreachable(status, 'status');
   }
 }
 

@@ -18,6 +18,7 @@ import { provenancePath } from '../core/paths.js';
 import { publishWaitingCredits, watchStateDir, type BundleError, type BundleResult, type RunBundle } from '../watch/index.js';
 import { chooseBackend, connectBackend } from './connect.js';
 import type { CommandContext, SharedOptions } from './context.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** What the watch command needs from the job side. */
 export interface WatchJobRunner {
@@ -112,10 +113,8 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
         case 'not-started':
           await store.updateRun({ status: outcome.status === 'not-started' ? 'credits' : outcome.status });
           return { status: 'failed', error: bundleError(outcome, job.name), ...facts };
-        default: {
-          const unreachable: never = outcome.status;
-          throw new Error(`unknown job status ${String(unreachable)}`);
-        }
+        default:
+          return unreachable(outcome.status, 'status');
       }
     } finally {
       await store.close();

@@ -22,6 +22,7 @@ import { createWatchJobRunner } from './watch-jobs.js';
 import { findMediaTools } from './media-tools.js';
 import { writeWatchIndex } from './report.js';
 import { resumeCommand } from './resume-command.js';
+import { unreachable } from '../core/unreachable.js';
 
 export interface WatchOptions extends SharedOptions {
   workflow: string | undefined;
@@ -204,10 +205,8 @@ async function previewWatch(dir: string, workflow: Workflow, config: WatchConfig
       case 'incomplete':
         lines.push(`  wait      ${name}  ${row.problems.join('; ')}`);
         break;
-      default: {
-        const unreachable: never = row;
-        return unreachable;
-      }
+      default:
+        return unreachable(row, 'row');
     }
   }
   ctx.stdout.write(`${lines.join('\n')}\n`);
@@ -252,10 +251,8 @@ function describe(event: WatchEvent, dir: string, notice: (level: NoticeEvent['l
     case 'watch:error':
       notice('error', event.message);
       return;
-    default: {
-      const unreachable: never = event;
-      return unreachable;
-    }
+    default:
+      return unreachable(event, 'event');
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Diagnostic } from './diagnostics.js';
+import { unreachable } from './unreachable.js';
 
 /**
  * Stable error codes. Users and scripts may match on them; keep them.
@@ -208,9 +209,7 @@ export function exitCodeFor(error: unknown): ExitCode {
     case 'environment':
     case 'internal':
       return ExitCode.failed;
-    default: {
-      const unreachable: never = error.code;
-      return unreachable;
-    }
+    default:
+      return unreachable(error.code, 'code');
   }
 }

@@ -9,6 +9,7 @@ import { TrackType, type Draft, type DraftSegment, type DraftTrack } from '../co
 import { sizeFor } from './render.js';
 import type { SessionRecord, UploadRecord } from './store.js';
 import type { FaceLandmarks } from './face.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** One tool round trip the stream shows (functionCall → functionResponse). */
 export interface ToolStep {
@@ -170,10 +171,8 @@ function describe(intent: Intent): string {
       return `The canvas is now ${intent.aspect}.`;
     case 'trim':
       return `I trimmed the video to ${intent.seconds}s.`;
-    default: {
-      const unreachable: never = intent;
-      return unreachable;
-    }
+    default:
+      return unreachable(intent, 'intent');
   }
 }
 
@@ -235,9 +234,7 @@ async function edit(draft: Draft, s: SessionRecord, intent: Intent, uploads: rea
     case 'trim':
       if (intent.seconds * 1000 < total) clipTo(draft, Math.round(intent.seconds * 1000));
       return draft;
-    default: {
-      const unreachable: never = intent;
-      return unreachable;
-    }
+    default:
+      return unreachable(intent, 'intent');
   }
 }

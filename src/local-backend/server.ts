@@ -23,6 +23,7 @@ import type { Random } from './random.js';
 import type { RenderManager } from './renders.js';
 import { tokenHash, type RenderRecord, type SessionRecord, type Store, type UploadRecord, type UserRecord } from './store.js';
 import { runTurn, SseWriter, type Scenario } from './turn.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** Counters of `GET /__local/stats` (SPEC §5), plus in-flight gauges and cache hits. */
 export interface LocalStats {
@@ -281,10 +282,8 @@ async function applyFault(ctx: ServerContext, req: IncomingMessage, res: ServerR
     case 'drop':
     case 'notext':
       return;
-    default: {
-      const unreachable: never = fault;
-      return unreachable;
-    }
+    default:
+      return unreachable(fault, 'fault');
   }
 }
 

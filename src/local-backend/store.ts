@@ -8,13 +8,14 @@
  * run's state dir, which must never hold a token. The plain token is kept in memory only, to
  * answer a repeated anonymous-token request with the same live token.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { parseJournal } from '../core/journal.js';
 import type { Draft } from '../contract/draft.js';
 import type { RenderOutput } from '../contract/bodies.js';
 import type { MediaKind } from '../contract/media.js';
+import { writeFileAtomic } from '../core/atomic-write.js';
 
 /** An account: anonymous (from a client id) or not. Credits live here. */
 export interface UserRecord {
@@ -149,7 +150,6 @@ export class Store {
   private journal: FileHandle | undefined;
   private journalBytes = 0;
   private snapshotBytes = 0;
-  private tmpCounter = 0;
   /** Bytes written to state files since open (snapshots + journal), for benchmarks. */
   bytesWritten = 0;
 
@@ -278,15 +278,7 @@ export class Store {
     const previous = this.generation;
     const next = previous + 1;
     const text = JSON.stringify({ ...this.data, generation: next });
-    const tmp = `${this.file}.${randomBytes(4).toString('hex')}.${++this.tmpCounter}.tmp`;
-    const handle = await open(tmp, 'w');
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, this.file);
+    await writeFileAtomic(this.file, text);
     this.generation = next;
     this.snapshotBytes = Buffer.byteLength(text);
     this.bytesWritten += this.snapshotBytes;

@@ -11,6 +11,7 @@ import { sleep } from '../core/abort.js';
 import type { CompatOptions } from './options.js';
 import type { ApplyContext, TurnPlan } from './agent.js';
 import type { UserRecord } from './store.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** Test scenarios selected by `X-Emulator-Scenario` or `#scenario:NAME` in the text (CONTRACT §3.9). */
 export type Scenario = 'normal' | 'ask' | 'error-midstream' | 'stall' | 'noise';
@@ -91,10 +92,8 @@ export class SseWriter {
       case 'comment':
         this.write(': ping\n\n');
         break;
-      default: {
-        const unreachable: never = this.compat.heartbeat;
-        return unreachable;
-      }
+      default:
+        return unreachable(this.compat.heartbeat, 'heartbeat');
     }
   }
 

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { estimateCredits } from './estimate.js';
 import type { BackendChoice, Plan, PlanStep } from './types.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** Options of `formatPlan`. */
 export interface FormatPlanOptions {
@@ -41,10 +42,8 @@ function describe(step: PlanStep, shown: (p: string) => string, width: number): 
       return `${step.format} ${step.quality} ${step.resolution}${step.aspect ? ` ${step.aspect}` : ''} → ${shown(step.output)}`;
     case 'credits':
       return `at least ${step.min} credits available`;
-    default: {
-      const unreachable: never = step;
-      return unreachable;
-    }
+    default:
+      return unreachable(step, 'step');
   }
 }
 

@@ -20,6 +20,7 @@ import {
   type WorkflowStep,
 } from '../workflow/index.js';
 import type { BackendChoice, Plan, PlanInput, PlanJob, PlanStep } from './types.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** Options of `planRun`: the command line's overrides. */
 export interface PlanRunOptions {
@@ -174,10 +175,8 @@ function planJob(workflow: Workflow, jobId: string, itemFiles: Record<string, st
       }
       case 'credits':
         return { ...common, kind: 'credits', min: step.min };
-      default: {
-        const unreachable: never = step;
-        return unreachable;
-      }
+      default:
+        return unreachable(step, 'step');
     }
   });
 

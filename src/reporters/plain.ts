@@ -26,6 +26,7 @@ import {
 } from './format.js';
 import { groupEnd, groupStart } from './github.js';
 import type { RunTally } from './summary.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** Least time between two progress lines of one step, when nothing else changed. */
 const PROGRESS_EVERY_MS = 10_000;
@@ -182,10 +183,8 @@ export class PlainWriter {
       case 'run:done':
         if (quiet) return undefined;
         return at(undefined, undefined, `run ${event.status === 'credits' ? 'stopped: out of credits' : event.status} in ${formatElapsed(event.durationMs)} · ${formatCredits(event.creditsUsed)}`);
-      default: {
-        const unreachable: never = event;
-        return unreachable;
-      }
+      default:
+        return unreachable(event, 'event');
     }
   }
 

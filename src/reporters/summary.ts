@@ -5,6 +5,7 @@
  */
 import type { RunStatus, StepKind, TalkEvent } from '../core/events.js';
 import { type Paint, displayOutput, formatCredits, formatElapsed } from './format.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** Where a job stands, as far as the events tell. */
 export type JobStatus = 'waiting' | 'running' | 'success' | 'failed' | 'skipped' | 'interrupted';
@@ -140,10 +141,8 @@ export class RunTally {
         }
         return undefined;
       }
-      default: {
-        const unreachable: never = event;
-        return unreachable;
-      }
+      default:
+        return unreachable(event, 'event');
     }
   }
 
@@ -254,10 +253,8 @@ function markOf(job: JobTally, paint: Paint): { mark: string; word: string | und
       return { mark: paint('dim', '◻'), word: 'not started' };
     case 'running':
       return { mark: paint('yellow', '⧗'), word: 'not finished' };
-    default: {
-      const unreachable: never = job.status;
-      return unreachable;
-    }
+    default:
+      return unreachable(job.status, 'status');
   }
 }
 

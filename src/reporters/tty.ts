@@ -29,6 +29,7 @@ import {
   oneLine,
 } from './format.js';
 import { describeCounts, type RunTally } from './summary.js';
+import { unreachable } from '../core/unreachable.js';
 
 /**
  * Marks that say what happened: a job with a failed step is ✖ (listr2 draws ⚠), and a step
@@ -295,10 +296,8 @@ export class TtyView {
       case 'run:done':
         this.finishAll();
         break;
-      default: {
-        const unreachable: never = event;
-        return unreachable;
-      }
+      default:
+        return unreachable(event, 'event');
     }
     if (this.big && 'job' in event && event.job !== undefined) {
       const view = this.jobs.get(event.job);
@@ -460,10 +459,8 @@ export class TtyView {
           case 'failed':
             step.row.setTitle(`${step.id} · failed`);
             throw new Error(outcome.message);
-          default: {
-            const unreachable: never = outcome;
-            return unreachable;
-          }
+          default:
+            return unreachable(outcome, 'outcome');
         }
       },
     };

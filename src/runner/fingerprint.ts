@@ -14,6 +14,7 @@ import { hashFile } from '../core/hash-file.js';
 import { STATE_FORMAT_VERSION } from '../state/types.js';
 import type { PlanJob, PlanStep } from '../plan/types.js';
 import type { SignalOptions } from '../core/abort.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** Names of the fingerprint fields, in the order they are reported. */
 export const FINGERPRINT_FIELDS = ['definition', 'inputs', 'backend', 'version', 'upstream'] as const;
@@ -88,10 +89,8 @@ function definitionOf(step: PlanStep): unknown {
       return { kind: step.kind, id: step.id, format: step.format, quality: step.quality, resolution: step.resolution, aspect: step.aspect ?? null, output: step.output };
     case 'credits':
       return { kind: step.kind, id: step.id, min: step.min };
-    default: {
-      const unreachable: never = step;
-      return unreachable;
-    }
+    default:
+      return unreachable(step, 'step');
   }
 }
 

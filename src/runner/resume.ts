@@ -21,6 +21,7 @@
 import type { JobState, StepState } from '../state/types.js';
 import type { PlanJob } from '../plan/types.js';
 import { changedFields, type FingerprintField, type StepFingerprint } from './fingerprint.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** What a (re)run does with one step. */
 export type ResumeAction = 'run' | 'skip' | 'download' | 'reattach' | 'check';
@@ -103,10 +104,8 @@ function decideSameStep(stepId: string, prev: StepState, outputIntact: (stepId: 
     case 'credits':
       // A balance check is cheap and the balance moves: always check again.
       return 'run';
-    default: {
-      const unreachable: never = prev.kind;
-      return unreachable;
-    }
+    default:
+      return unreachable(prev.kind, 'kind');
   }
 }
 
@@ -141,9 +140,7 @@ export function describeDecision(decision: StepDecision, newSession: boolean): s
       return 'check whether the sent instruction applied; re-send only if not';
     case 'run':
       return `${newSession ? 'run in a new session' : 'run'}${why}`;
-    default: {
-      const unreachable: never = decision.action;
-      return unreachable;
-    }
+    default:
+      return unreachable(decision.action, 'action');
   }
 }

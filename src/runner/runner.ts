@@ -34,6 +34,7 @@ import { decideJob, remainingCredits, type JobDecision, type StepDecision } from
 import { runCredits, runExport, runInstruction, runUpload, TurnReopenedError, type StepContext, type StepResultInfo } from './steps.js';
 import { AccountTurns } from './account-turns.js';
 import { writeProvenance, type ProvenanceDeps, type StepTiming } from './provenance.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** What the runner needs. Everything with an edge to the outside world is passed in. */
 export interface RunnerDeps {
@@ -455,10 +456,8 @@ export function createRunner(deps: RunnerDeps): Runner {
           return runExport(ctx, step);
         case 'credits':
           return runCredits(ctx, step, label);
-        default: {
-          const unreachable: never = step;
-          return unreachable;
-        }
+        default:
+          return unreachable(step, 'step');
       }
     };
 

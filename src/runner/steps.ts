@@ -248,10 +248,8 @@ function activityLabel(a: TurnActivity): string {
       return 'writing a reply';
     case 'still-working':
       return 'still working';
-    default: {
-      const unreachable: never = a;
-      return unreachable;
-    }
+    default:
+      return unreachable(a, 'a');
   }
 }
 

@@ -17,14 +17,15 @@
  * A failed write poisons the store: every later change rejects, and the runner stops loudly
  * rather than pay for work it could not record.
  */
-import { mkdir, open, readFile, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { TalkError } from '../core/errors.js';
 import { parseJournal } from '../core/journal.js';
 import { throwIfAborted, type SignalOptions } from '../core/abort.js';
 import { acquireLock, type HeldLock, type LockEnvironment, type LockOwner } from './lock.js';
 import { STATE_FORMAT_VERSION, type JobState, type RunMeta, type RunState, type StepState } from './types.js';
+import { unreachable } from '../core/unreachable.js';
+import { writeFileAtomic } from '../core/atomic-write.js';
 
 /** One journal line. Each is a last-writer-wins assignment, so replaying is deterministic. */
 type JournalOp =
@@ -132,10 +133,8 @@ function applyOp(state: RunState, op: JournalOp): void {
     case 'reset-job':
       state.jobs[op.job] = { status: 'pending', steps: {} };
       return;
-    default: {
-      const unreachable: never = op;
-      throw new Error(`unknown journal op ${JSON.stringify(unreachable)}`);
-    }
+    default:
+      return unreachable(op, 'op');
   }
 }
 
@@ -388,24 +387,11 @@ class JournalStore implements StateStore {
   private async compact(): Promise<void> {
     const next = this.generation + 1;
     const target = path.join(this.dir, SNAPSHOT);
-    const temp = `${target}.${randomUUID()}.tmp`;
-    let bytes = 0;
+    let bytes: number;
     try {
-      const handle = await open(temp, 'w');
-      try {
-        for (const chunk of snapshotChunks(next, this.state)) {
-          // writeFile on a handle writes all of it at the current position: pieces follow on.
-          await handle.writeFile(chunk);
-          bytes += Buffer.byteLength(chunk);
-        }
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, target);
+      bytes = await writeFileAtomic(target, snapshotChunks(next, this.state));
       await syncDir(this.dir);
     } catch (error) {
-      await rm(temp, { force: true }).catch(() => undefined);
       throw new StateWriteError(target, error);
     }
     await this.closeJournal();

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { INSTRUCTION_EXTENSIONS, type WatchConfig } from './config.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** A complete set of files for one job. */
 export interface Bundle {
@@ -76,10 +77,8 @@ export function groupKeyFor(root: string, absPath: string, config: WatchConfig):
       if (config.pairing === 'manifest' && name === config.manifest) return parts[0];
       return roleOf(name, config) === undefined ? undefined : parts[0];
     }
-    default: {
-      const unreachable: never = config.pairing;
-      return unreachable;
-    }
+    default:
+      return unreachable(config.pairing, 'pairing');
   }
 }
 

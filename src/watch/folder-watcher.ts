@@ -33,6 +33,7 @@ import { HashCache, identifyBundle, readBundleInstructions, type IdentifiedBundl
 import { Ledger, decide, nextItemState, type LedgerItem } from './ledger.js';
 import { LeaseStore, currentLeaseOwner, type Lease, type LeaseOwner } from './lease.js';
 import { outputPathFor, publishIncomplete, publishSuccess, publishFailure, disposeSources, type OnSuccess, type PublishTargets } from './publisher.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** The watcher's lifecycle; see the module diagram. */
 export type WatcherState = 'starting' | 'watching' | 'draining' | 'stopping' | 'stopped';
@@ -475,10 +476,8 @@ class FolderWatcher {
         this.#enqueue(identified, readyAt);
         return;
       }
-      default: {
-        const unreachable: never = status;
-        return unreachable;
-      }
+      default:
+        return unreachable(status, 'status');
     }
   }
 
@@ -586,10 +585,8 @@ class FolderWatcher {
       }
       case 'run':
         break;
-      default: {
-        const unreachable: never = decision;
-        return unreachable;
-      }
+      default:
+        return unreachable(decision, 'decision');
     }
 
     let instructions: string[] | undefined;

@@ -20,6 +20,7 @@ import { writeJsonAtomic } from '../core/atomic-write.js';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InternalError } from '../core/errors.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** Where a bundle is in its life; see the module diagram. */
 export type ItemState =
@@ -67,10 +68,8 @@ export function nextItemState(state: ItemState, event: ItemEvent): ItemState {
       return bad();
     case 'failed':
       return event === 'retry' ? 'queued' : bad();
-    default: {
-      const unreachable: never = state;
-      return unreachable;
-    }
+    default:
+      return unreachable(state, 'state');
   }
 }
 
@@ -129,10 +128,8 @@ export function decide(item: LedgerItem | undefined, maxAttempts: number): Ledge
     case 'ready':
       // On disk, `queued` only follows an interrupted start and `running` a crash: both resume.
       return { action: 'run', attempts: item.attempts, resumed: item.state === 'running' || item.state === 'queued' };
-    default: {
-      const unreachable: never = item.state;
-      return unreachable;
-    }
+    default:
+      return unreachable(item.state, 'state');
   }
 }
 

@@ -12,6 +12,7 @@ import { HashCache, identifyBundle, readBundleInstructions } from './bundle-cont
 import { Ledger, decide } from './ledger.js';
 import { watchStateDir } from './folder-watcher.js';
 import { outputPathFor } from './publisher.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** What the watcher would do with one group of files now. */
 export type PreviewEntry =
@@ -105,10 +106,8 @@ export async function previewFolder(o: PreviewOptions): Promise<PreviewEntry[]> 
         entries.push({ kind: 'take', name: key, bundle: status.bundle, instructions, output: outputPathFor(targets, status.bundle.name), resumed: decision.resumed });
         break;
       }
-      default: {
-        const unreachable: never = decision;
-        return unreachable;
-      }
+      default:
+        return unreachable(decision, 'decision');
     }
   }
   return entries;

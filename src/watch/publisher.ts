@@ -14,6 +14,7 @@ import { writeRecordFile } from '../core/provenance-file.js';
 import type { IdentifiedBundle } from './bundle-content.js';
 import type { LedgerItem } from './ledger.js';
 import { sameStamp, statStamp } from './settle-tracker.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** What to do with sources after success (`--on-success`). */
 export type OnSuccess = 'keep' | 'move' | 'delete';
@@ -101,10 +102,8 @@ export async function disposeSources(targets: PublishTargets, identified: Identi
     case 'delete':
       await deleteSources(identified);
       return;
-    default: {
-      const unreachable: never = targets.onSuccess;
-      return unreachable;
-    }
+    default:
+      return unreachable(targets.onSuccess, 'on success');
   }
 }
 

@@ -12,6 +12,7 @@
  * variable or environment variable that is unset or empty.
  */
 import type { SourceSpan } from '../core/diagnostics.js';
+import { unreachable } from '../core/unreachable.js';
 
 /** A parsed expression. */
 export type Expr =
@@ -310,10 +311,8 @@ export function resolveExpression(expr: Expr, scope: ExpressionScope): Resolutio
       if (last?.kind === 'literal') return { ok: true, value: last.value };
       return firstFailure ?? { ok: true, value: '' };
     }
-    default: {
-      const unreachable: never = expr;
-      return unreachable;
-    }
+    default:
+      return unreachable(expr, 'expr');
   }
 }
 

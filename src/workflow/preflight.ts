@@ -23,6 +23,7 @@ import { hashFile } from '../core/hash-file.js';
 import { findMediaTool, probeMedia, type MediaInfo } from '../core/media-tools.js';
 import { TalkError } from '../core/errors.js';
 import { mediaKindOf } from '../contract/media.js';
+import { unreachable } from '../core/unreachable.js';
 
 type Located = SourceSpan & { sourceLine?: string };
 
@@ -148,10 +149,8 @@ function unfitFor(role: MediaRole, info: MediaInfo, ext: string): string | undef
       if (!info.hasAudio) return mediaKindOf(ext) === 'image' ? 'is a picture, with no sound' : info.hasVideo ? 'has no sound track' : 'holds no audio';
       if (info.duration === undefined || !(info.duration > 0)) return 'holds audio with no length (duration 0)';
       return undefined;
-    default: {
-      const unreachable: never = role;
-      return unreachable;
-    }
+    default:
+      return unreachable(role, 'role');
   }
 }
 
