@@ -48,11 +48,17 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
       'no-console': 'error',
+      // A switch over a union names every case (or has a default that throws via unreachable).
+      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
     },
   },
   {
-    files: ['src/main.ts', 'src/commands/serve.ts'],
-    rules: {},
+    // The outside world reaches commands through CommandContext, built in main.ts from the process.
+    files: ['src/**/*.ts'],
+    ignores: ['src/main.ts'],
+    rules: {
+      'no-restricted-globals': ['error', { name: 'process', message: 'use CommandContext (env, cwd, stdout, signal) from main.ts; see CONVENTIONS.md' }],
+    },
   },
   ...layerRules,
   {

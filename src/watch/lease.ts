@@ -31,6 +31,7 @@ export interface Lease {
 export function currentLeaseOwner(): LeaseOwner {
   // Why process.pid here (not via main.ts): the pid is only an identity for liveness checks
   // of a crashed watcher on the same host; nothing about the process is changed.
+  // eslint-disable-next-line no-restricted-globals -- our own pid, an identity
   return { id: randomBytes(8).toString('hex'), host: hostname(), pid: process.pid };
 }
 
