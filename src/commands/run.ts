@@ -1,4 +1,4 @@
-import { CreditsError, ExitCode, UsageError, WorkflowInvalidError } from '../core/errors.js';
+import { CreditsError, ExitCode, UsageError, WorkflowInvalidError, exitCodeForStatus } from '../core/errors.js';
 import { displayPath } from '../core/paths.js';
 import { loadWorkflow } from '../workflow/index.js';
 import { planRun, type Plan } from '../plan/index.js';
@@ -14,7 +14,6 @@ import type { CommandContext, SharedOptions } from './context.js';
 import { resumeCommand } from './resume-command.js';
 import { findMediaTools, provenanceDeps } from './media-tools.js';
 import { writeRunReport } from './report.js';
-import { unreachable } from '../core/unreachable.js';
 
 export interface RunOptions extends SharedOptions {
   /** Run the jobs the credits cover, in plan order, when not all fit (exit 3 for the rest). */
@@ -24,21 +23,6 @@ export interface RunOptions extends SharedOptions {
 }
 
 /** Exit code for a run status (SPEC §1). */
-function exitFor(status: 'success' | 'failed' | 'interrupted' | 'credits'): number {
-  switch (status) {
-    case 'success':
-      return ExitCode.ok;
-    case 'failed':
-      return ExitCode.failed;
-    case 'credits':
-      return ExitCode.credits;
-    case 'interrupted':
-      return ExitCode.interrupted;
-    default:
-      return unreachable(status, 'status');
-  }
-}
-
 /**
  * `talk run <workflow>...`: validate, plan, execute; an unfinished run of the same workflow is
  * continued (SPEC §3). Workflows run one after another; the first interrupt stops the rest.
@@ -145,7 +129,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
       // summary where there is one, here when stdout carries NDJSON only.
       ctx.stderr.write(`interrupted: state saved; renders already started keep running at the backend.\n${json ? `resume with: ${again}\n` : ''}`);
     }
-    return exitFor(outcome.status);
+    return exitCodeForStatus(outcome.status);
   } finally {
     await reporter.close();
     await store.close().catch((error: unknown) => ctx.stderr.write(`talk: ${(error as Error).message}\n`));

@@ -213,3 +213,19 @@ export function exitCodeFor(error: unknown): ExitCode {
       return unreachable(error.code, 'code');
   }
 }
+
+/** The exit code of a run that ended with `status` (the one map from outcomes to codes, with `exitCodeFor`). */
+export function exitCodeForStatus(status: 'success' | 'failed' | 'interrupted' | 'credits'): ExitCode {
+  switch (status) {
+    case 'success':
+      return ExitCode.ok;
+    case 'failed':
+      return ExitCode.failed;
+    case 'credits':
+      return ExitCode.credits;
+    case 'interrupted':
+      return ExitCode.interrupted;
+    default:
+      return unreachable(status, 'status');
+  }
+}
