@@ -9,6 +9,7 @@ export { createBackendClient, readRenderStatus, RenderFailedError, type BackendC
 export { createTokenProvider, defaultConfigDir, resolveClientId, type TokenProvider, type TokenProviderOptions } from './auth.js';
 export { resolveAttribution, detectPlatform, type Attribution } from './attribution.js';
 export { CLOUD_TIMING, LOCAL_TIMING, resolveTiming, isLoopbackUrl, type BackendTiming } from './timing.js';
+export { backoffDelay } from './retry.js';
 export { BackendError, TurnLostError } from './errors.js';
 export { withUploadCache, uploadAccount, UPLOAD_CACHE_TTL_MS, type UploadCacheOptions, type UploadCacheCounters } from './upload-cache.js';
 export { translateGuiPhrases } from './gui-phrases.js';

@@ -42,12 +42,6 @@ export class StopSwitch {
   }
 }
 
-/** Backoff before another attempt of a step: 1 s, 2 s, 4 s… with ±20 % jitter, capped at 30 s. */
-export function retryDelayMs(attempt: number, baseMs = 1000): number {
-  const raw = Math.min(30_000, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(raw * (0.8 + Math.random() * 0.4));
-}
-
 /** `{code, message, hint}` of an error for a `step:failed` event. */
 export function describeError(error: unknown): { code: string; message: string; hint?: string } {
   if (error instanceof TalkError) return { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };

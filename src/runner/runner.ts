@@ -22,12 +22,13 @@ import { stamp, type EventSink, type RunStatus, type TalkEventInit } from '../co
 import { TalkError } from '../core/errors.js';
 import type { SessionId } from '../core/ids.js';
 import { asSessionId, asTaskId } from '../core/ids.js';
+import { backoffDelay } from '../backend/index.js';
 import type { BackendClient } from '../backend/types.js';
 import { planListing, type Plan, type PlanJob, type PlanStep } from '../plan/types.js';
 import { StateWriteError, type StateStore } from '../state/state-store.js';
 import type { StepState } from '../state/types.js';
 import { CreditBudget, type AdmissionRefusal } from './budget.js';
-import { describeError, isCreditsError, isSessionLost, isTransient, retryDelayMs, runStatusOf, statusWhenStopped, StopSwitch, type StopReason } from './failure.js';
+import { describeError, isCreditsError, isSessionLost, isTransient, runStatusOf, statusWhenStopped, StopSwitch, type StopReason } from './failure.js';
 import { cachedHasher, dependenciesOf, fingerprintJob, hashFile, type FileHasher, type StepFingerprint } from './fingerprint.js';
 import { createLimiters, type Limiters } from './limiters.js';
 import { decideJob, remainingCredits, type JobDecision, type StepDecision } from './resume.js';
@@ -35,6 +36,9 @@ import { runCredits, runExport, runInstruction, runUpload, TurnReopenedError, ty
 import { AccountTurns } from './account-turns.js';
 import { writeProvenance, type ProvenanceDeps, type StepTiming } from './provenance.js';
 import { unreachable } from '../core/unreachable.js';
+
+/** The longest wait between two attempts of a step. */
+const STEP_BACKOFF_CAP_MS = 30_000;
 
 /** What the runner needs. Everything with an edge to the outside world is passed in. */
 export interface RunnerDeps {
@@ -406,7 +410,8 @@ export function createRunner(deps: RunnerDeps): Runner {
             return 'interrupted';
           }
           if (isTransient(error) && attempt <= step.retries) {
-            const delayMs = retryDelayMs(attempt, deps.retryBaseMs);
+            // The one backoff policy (backend/retry.ts): base·2ⁿ⁻¹, capped, jittered.
+            const delayMs = backoffDelay(attempt - 1, { backoffBaseMs: deps.retryBaseMs ?? 1000, backoffCapMs: STEP_BACKOFF_CAP_MS });
             emit({ type: 'step:retry', ...ref, attempt: attempt + 1, reason: (error as Error).message, delayMs });
             try {
               await sleep(delayMs, signal);

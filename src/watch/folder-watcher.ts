@@ -34,6 +34,7 @@ import { Ledger, decide, nextItemState, type LedgerItem } from './ledger.js';
 import { LeaseStore, currentLeaseOwner, type Lease, type LeaseOwner } from './lease.js';
 import { outputPathFor, publishIncomplete, publishSuccess, publishFailure, disposeSources, type OnSuccess, type PublishTargets } from './publisher.js';
 import { unreachable } from '../core/unreachable.js';
+import { backoffDelay } from '../backend/index.js';
 
 /** The watcher's lifecycle; see the module diagram. */
 export type WatcherState = 'starting' | 'watching' | 'draining' | 'stopping' | 'stopped';
@@ -122,7 +123,7 @@ export interface WatchFolderOptions {
   onEvent?: (event: WatchEvent) => void;
   /** Lease heartbeat TTL; a lease older than this is taken over. Default 30 s. */
   leaseTtlMs?: number;
-  /** Delay before retrying a failed attempt, times the attempt number. Default 2 s. */
+  /** First delay before retrying a failed attempt (doubles per attempt, jittered; backend/retry.ts). Default 2 s. */
   retryDelayMs?: number;
   /** Polling interval with `poll`. Default 1 s. */
   pollIntervalMs?: number;
@@ -664,7 +665,7 @@ class FolderWatcher {
       }
       this.#emit({ type: 'bundle:failed', name: bundle.name, id, attempt, willRetry, error: result.error });
       try {
-        await sleep((this.#o.retryDelayMs ?? 2000) * attempt, this.#jobController.signal);
+        await sleep(backoffDelay(attempt - 1, { backoffBaseMs: this.#o.retryDelayMs ?? 2000, backoffCapMs: 60_000 }), this.#jobController.signal);
       } catch {
         // Stopped while waiting: the item stays `failed` with attempts left; the next start retries.
         return;
