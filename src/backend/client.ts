@@ -11,6 +11,7 @@ import { BackendError, TimeoutError } from '../core/errors.js';
 import { asRenderId, asSessionId, asTaskId, type RenderId, type SessionId } from '../core/ids.js';
 import { APP_NAME, CLOUD_WEB_URL, ME, paths } from '../contract/routes.js';
 import { MAX_UPLOAD_BYTES } from '../contract/media.js';
+import { ErrorCodes } from '../contract/codes.js';
 import type { ClaimTokenData, CreateSessionData, CreditsData, RenderOutput, SessionStateData, UploadData } from '../contract/bodies.js';
 import { resolveAttribution, type Attribution } from './attribution.js';
 import type { TokenProvider } from './auth.js';
@@ -439,7 +440,7 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
 /** Submit failures, refused or failed renders are worth one more try with a new id; plan limits, credits and timeouts are not. */
 function isRenderRetryable(error: unknown): boolean {
   if (!(error instanceof BackendError) || error.code === 'credits') return false;
-  if (error.envelopeCode === 1001 || error.envelopeCode === 1002) return false;
+  if (error.envelopeCode === ErrorCodes.tokenInvalid || error.envelopeCode === ErrorCodes.sessionNotFound) return false;
   return true;
 }
 

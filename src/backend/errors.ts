@@ -92,8 +92,8 @@ export function answerError(ctx: FailureContext, init: { status: number; code: n
   };
   switch (code) {
     case ErrorCodes.tokenInvalid:
-    case 1010:
-    case 1011:
+    case ErrorCodes.gatewayAuthFailed:
+    case ErrorCodes.gatewayAuthRejected:
       return ctx.userSuppliedToken
         ? make(`the backend rejected the token in NEMO_TOKEN (code ${code})${said}`, {
             hint: 'replace NEMO_TOKEN with a valid token (web Settings → API Tokens), or unset it to use a free anonymous token',

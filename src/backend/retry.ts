@@ -12,7 +12,7 @@
  */
 import { abortReason, sleep, throwIfAborted } from '../core/abort.js';
 import { BackendError } from '../core/errors.js';
-import { HttpStatus } from '../contract/codes.js';
+import { HttpStatus, TOKEN_ERROR_CODES } from '../contract/codes.js';
 import type { RetryInfo } from './types.js';
 import type { BackendTiming } from './timing.js';
 import { retryAfterOf } from './errors.js';
@@ -32,7 +32,6 @@ export interface RetryPolicy {
   sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
 }
 
-const TOKEN_CODES = new Set([1001, 1010, 1011]);
 
 /** Delay before transient retry number `n` (0-based): base·2ⁿ capped, with full jitter in [½, 1]. */
 export function backoffDelay(n: number, timing: Pick<BackendTiming, 'backoffBaseMs' | 'backoffCapMs'>, random: () => number = Math.random): number {
@@ -56,7 +55,7 @@ export async function withRetries<T>(attempt: (n: number) => Promise<T>, policy:
 
       let reason: string;
       let delayMs = 0;
-      if (error.envelopeCode !== undefined && TOKEN_CODES.has(error.envelopeCode)) {
+      if (error.envelopeCode !== undefined && TOKEN_ERROR_CODES.has(error.envelopeCode)) {
         if (renewed || !policy.renewToken) throw error;
         renewed = true;
         if (!(await policy.renewToken())) throw error;
