@@ -70,6 +70,7 @@ export class RenderFailedError extends BackendError {
       route: 'render-status',
       retryable: false,
       hint: 'run again to retry the export; edits are kept',
+      failure: 'render-failed',
     });
     this.name = 'RenderFailedError';
     this.renderId = renderId;
@@ -212,7 +213,7 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
           return await downloadFrom(url, auth, dest, o);
         } catch (error) {
           if (error instanceof BackendError && error.retryable && !bodyFailures.has(error)) {
-            throw new BackendError({ message: error.message, route: error.route, status: error.status, envelopeCode: error.envelopeCode, retryable: false, cause: error, ...(error.hint === undefined ? {} : { hint: error.hint }), kind: error.code === 'credits' ? 'credits' : 'backend' });
+            throw new BackendError({ message: error.message, route: error.route, status: error.status, envelopeCode: error.envelopeCode, retryable: false, cause: error, ...(error.hint === undefined ? {} : { hint: error.hint }), ...(error.failure === undefined ? {} : { failure: error.failure }), kind: error.code === 'credits' ? 'credits' : 'backend' });
           }
           throw error;
         }

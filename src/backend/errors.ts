@@ -3,7 +3,7 @@
  * next. Messages are redacted here, once, so no token or Authorization value can reach a user
  * through an error (CONVENTIONS §3).
  */
-import { BackendError } from '../core/errors.js';
+import { BackendError, type BackendFailure } from '../core/errors.js';
 import { CLOUD_API_URL, CLOUD_WEB_URL, type RouteName } from '../contract/routes.js';
 import { ErrorCodes, HttpStatus } from '../contract/codes.js';
 import { ACCEPTED_EXTENSIONS, MAX_UPLOAD_BYTES } from '../contract/media.js';
@@ -22,7 +22,7 @@ export class TurnLostError extends BackendError {
   /** `dropped`: the stream ended or broke mid-tool; `timeout`: the hard limit; `heartbeat-only`: only keep-alives for too long. */
   readonly reason: 'dropped' | 'timeout' | 'heartbeat-only';
   constructor(reason: TurnLostError['reason'], message: string, cause?: unknown) {
-    super({ message, route: 'sse', retryable: false, cause, hint: 'talk checks the session state before deciding whether to send the instruction again' });
+    super({ message, route: 'sse', retryable: false, cause, hint: 'talk checks the session state before deciding whether to send the instruction again', failure: 'turn-lost' });
     this.name = 'TurnLostError';
     this.reason = reason;
   }
@@ -77,7 +77,7 @@ export function answerError(ctx: FailureContext, init: { status: number; code: n
   const { status, code } = init;
   const said = init.serverText ? `: ${init.serverText}` : '';
   const where = `${ctx.route} request`;
-  const make = (message: string, extra: { hint?: string; retryable?: boolean; kind?: 'backend' | 'credits' } = {}): BackendError => {
+  const make = (message: string, extra: { hint?: string; retryable?: boolean; kind?: 'backend' | 'credits'; failure?: BackendFailure } = {}): BackendError => {
     const error = new BackendError({
       message: ctx.redact(message),
       route: ctx.route,
@@ -85,6 +85,7 @@ export function answerError(ctx: FailureContext, init: { status: number; code: n
       status,
       retryable: extra.retryable ?? false,
       ...(extra.kind ? { kind: extra.kind } : {}),
+      ...(extra.failure ? { failure: extra.failure } : {}),
       ...(extra.hint ? { hint: ctx.redact(extra.hint) } : {}),
     });
     if (init.retryAfterMs !== undefined) retryAfter.set(error, init.retryAfterMs);
@@ -104,6 +105,7 @@ export function answerError(ctx: FailureContext, init: { status: number; code: n
     case ErrorCodes.sessionNotFound:
       return make(`the backend no longer knows this session (code 1002)${said}`, {
         hint: 'talk starts a new session for the job; edits made in the old one are gone',
+        failure: 'session-lost',
       });
     case ErrorCodes.outOfCredits:
       return make(`out of credits (code 2001)${said}`, { hint: outOfCreditsHint(ctx), kind: 'credits' });

@@ -91,6 +91,8 @@ export class BackendError extends TalkError {
   readonly route: string;
   /** True when the same request may be tried again (5xx, reset, timeout). */
   readonly retryable: boolean;
+  /** What went wrong, for callers that act on it (never the class name or the message). */
+  readonly failure: BackendFailure | undefined;
 
   constructor(init: {
     message: string;
@@ -105,6 +107,7 @@ export class BackendError extends TalkError {
      * blocked by plan); `backend` otherwise.
      */
     kind?: 'backend' | 'credits';
+    failure?: BackendFailure;
   }) {
     super(init.kind ?? 'backend', init.message, { cause: init.cause, ...(init.hint === undefined ? {} : { hint: init.hint }) });
     this.name = 'BackendError';
@@ -112,8 +115,16 @@ export class BackendError extends TalkError {
     this.status = init.status;
     this.route = init.route;
     this.retryable = init.retryable ?? false;
+    this.failure = init.failure;
   }
 }
+
+/**
+ * Backend failures the runner acts on: a render that ended failed (render again with a new
+ * id), a session the backend no longer knows (1002: start over in a new one), a turn whose
+ * stream was lost (recover by reading state before sending again).
+ */
+export type BackendFailure = 'render-failed' | 'session-lost' | 'turn-lost';
 
 /** Out of credits (2001), budget exceeded, or export blocked by plan (402). Exit 3. */
 export class CreditsError extends TalkError {

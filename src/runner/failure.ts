@@ -5,7 +5,6 @@
 import { BackendError, CreditsError, TalkError, TimeoutError, environmentErrorFrom } from '../core/errors.js';
 import { isAbortError } from '../core/abort.js';
 import type { RunStatus } from '../core/events.js';
-import { ErrorCodes } from '../contract/codes.js';
 
 /** True for errors a retry may cure: 5xx, resets and timeouts of one request. */
 export function isTransient(error: unknown): boolean {
@@ -20,7 +19,7 @@ export function isCreditsError(error: unknown): boolean {
 
 /** True when the session is gone at the backend (1002): the job starts over in a new session. */
 export function isSessionLost(error: unknown): boolean {
-  return error instanceof BackendError && error.envelopeCode === ErrorCodes.sessionNotFound;
+  return error instanceof BackendError && error.failure === 'session-lost';
 }
 
 /**

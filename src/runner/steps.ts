@@ -313,7 +313,7 @@ export async function runExport(ctx: StepContext, step: ExportStep): Promise<Ste
       await update(ctx, step, { render: recorded });
     } catch (error) {
       if (ctx.signal.aborted) throw abortReason(ctx.signal, error);
-      const failedRender = error instanceof BackendError && error.name === 'RenderFailedError';
+      const failedRender = error instanceof BackendError && error.failure === 'render-failed';
       if ((!failedRender && !isUnknownRender(error)) || freshRenders >= 2) throw error;
       ctx.retry({ attempt: freshRenders + 1, reason: `${(error as Error).message}; rendering again with a new render id`, delayMs: 0 });
       renderId = undefined;
