@@ -136,8 +136,9 @@ export function buildMouthShapes(rgb: Uint8Array, fw: number, fh: number, fx: nu
   const jawR = Math.max(...[11, 12, 13].map((i) => pts[i]![0]));
   const mouthY = (upperInner(cx) + pts[57]![1]) / 2;
   const chinY = pts[8]![1];
-  // Widest opening: a third of the distance between the eyes (a wide "ah").
-  const maxDrop = 0.32 * iod;
+  // Widest opening: about a quarter of the distance between the eyes (a wide "ah"). A third
+  // looked overdone and pulled the landmark net's eye estimates along with the jaw.
+  const maxDrop = 0.27 * iod;
   const neck = Math.max(2 * maxDrop + 4, 0.35 * (chinY - mouthY));
 
   const left = Math.max(0, Math.floor(Math.min(jawL, cornerL[0] - hw) - 0.1 * iod));

@@ -9,7 +9,7 @@ import { buildMouthShapes } from '../../../src/local-backend/mouth.js';
 import { probeMedia, runTool } from '../../../src/local-backend/ffmpeg.js';
 import type { LocalBackend } from '../../../src/local-backend/index.js';
 import { makeSamplePortrait, testTools } from '../../helpers/media.js';
-import { measureMouth, quantile } from '../../helpers/mouth-metrics.js';
+import { measureMouth, quantile, withEyesShifted } from '../../helpers/mouth-metrics.js';
 import { backendFixture, json, preparedSession, readSse, sendTurn, state, textsOf, waitForRender } from './client.js';
 
 const fx = backendFixture('mouth');
@@ -126,6 +126,14 @@ describe('the local preview finds the face and moves its mouth', () => {
     // pixel moves the detector's lip points by about 0.04 here).
     expect(Math.abs(silentAfter - silentBefore)).toBeLessThanOrEqual(0.05);
     expect(m.rho).toBeGreaterThan(0.5);
+    // The eyes stay put on the face while the mouth moves…
+    expect(m.eyeMovement).toBeLessThanOrEqual(0.05);
+    // …and the measure would see it if they did not: the same render with each eye cut out and
+    // put back up to 6 % of the eye distance off (about 5 px here), wandering frame by frame.
+    const shifted = path.join(fx.dir, 'mouth-eyes-shifted.mp4');
+    await withEyesShifted(testTools(), file, shifted, 0.06);
+    const wrong = await measureMouth(testTools(), shifted, { width: 360 });
+    expect(wrong.eyeMovement).toBeGreaterThan(0.05);
 
     // Same portrait bytes again, in another session: the face is not looked for again.
     await talk(b, { portrait, voice });
