@@ -41,6 +41,10 @@ export interface MouthMetrics {
   openings: number[];
   /** Per frame: RMS loudness of the audio track. */
   loudness: number[];
+  /** Per frame: mouth width (inner lip corners 60–64) ÷ inter-ocular distance (NaN: no face). */
+  widths: number[];
+  /** Per frame: eye openness, lid to lid ÷ eye width, both eyes' mean (NaN: no face). */
+  eyeOpenness: number[];
 }
 
 const AUDIO_RATE = 8000;
@@ -180,11 +184,15 @@ export async function measureMouth(tools: { ffmpeg: string; ffprobe: string }, f
   const width = Math.round((options.width ?? Math.min(540, info.width)) / 2) * 2;
   const height = Math.round((width * info.height) / info.width / 2) * 2;
   const openings: number[] = [];
+  const widths: number[] = [];
+  const eyeOpenness: number[] = [];
   const boxes: { x: number; y: number; width: number; height: number }[] = [];
   for await (const rgb of frames(tools.ffmpeg, file, width, height)) {
     const [face] = await detectFaces(rgb, width, height, 0.3);
     if (!face) {
       openings.push(Number.NaN);
+      widths.push(Number.NaN);
+      eyeOpenness.push(Number.NaN);
       continue;
     }
     boxes.push(face.box);
@@ -193,6 +201,10 @@ export async function measureMouth(tools: { ffmpeg: string; ffprobe: string }, f
     const upper = mid(p, [61, 62, 63]);
     const lower = mid(p, [65, 66, 67]);
     openings.push(Math.round(Math.max(0, lower[1] - upper[1]) / iod / OPENING_STEP) * OPENING_STEP);
+    widths.push(Math.hypot(p[64]![0] - p[60]![0], p[64]![1] - p[60]![1]) / iod);
+    const lids = (u: readonly number[], l: readonly number[], c0: number, c1: number): number =>
+      (Math.hypot(mid(p, l)[0] - mid(p, u)[0], mid(p, l)[1] - mid(p, u)[1]) / Math.hypot(p[c1]![0] - p[c0]![0], p[c1]![1] - p[c0]![1]));
+    eyeOpenness.push((lids([37, 38], [41, 40], 36, 39) + lids([43, 44], [47, 46], 42, 45)) / 2);
   }
   // Second pass: the eyes, from landmarks in one box for every frame (see the module comment).
   const eyes: [number, number][] = [];
@@ -220,6 +232,8 @@ export async function measureMouth(tools: { ffmpeg: string; ffprobe: string }, f
     eyeMovement: quantile(found.map((e) => Math.hypot(e[0] - mx, e[1] - my)), 0.95),
     openings,
     loudness,
+    widths,
+    eyeOpenness,
   };
 }
 
