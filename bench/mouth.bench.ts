@@ -3,7 +3,8 @@
 // project's example portraits, then measures every output frame with the test helper
 // (test/helpers/mouth-metrics.ts): Spearman rho of inner-lip opening ÷ inter-ocular distance
 // against per-frame loudness (best lag within ±3 frames), the opening's p95 − p5 range, eye
-// movement relative to the nose tip, and frames whose face was found. A still image of each
+// movement relative to the nose tip (landmarks in one fixed face box per video), and frames
+// whose face was found. A still image of each
 // portrait with the same voice is measured too: a wrong output must score badly.
 //
 //   node --import tsx bench/mouth.bench.ts [--seconds 8] [--resolution 720p] [--width 360] [--only NAME] [--keep DIR] [--file VIDEO.mp4]...
@@ -47,8 +48,7 @@ if (values.file && values.file.length > 0) {
   const seconds = Number(values.seconds);
   const root = await mkdtemp(path.join(tmpdir(), 'talk-mouth-bench-'));
   const assets = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'examples', 'assets');
-  // Speech-like: syllables at about 3.3 a second, a pause every 2.7 s, the pitch gliding (so
-  // the brightness classes change too).
+  // Speech-like: syllables at about 3.3 a second, a pause every 2.7 s, the pitch gliding.
   const voice = path.join(root, 'speech.mp3');
   await runTool(tools.ffmpeg, ['-v', 'error', '-y', '-f', 'lavfi', '-i', `aevalsrc='0.6*sin(2*PI*(150+60*sin(2*PI*0.5*t))*t)*(0.5+0.5*sin(2*PI*3.3*t))*gt(sin(2*PI*0.37*t),-0.5)':s=22050:d=${seconds}`, '-c:a', 'libmp3lame', '-b:a', '64k', voice]);
   const cases: { name: string; portrait: string; voice: string }[] = [];

@@ -56,7 +56,8 @@ function installerPath(pkg: string): string | undefined {
 }
 
 async function timeRender(label: string, tools: { ffmpeg: string; ffprobe: string }): Promise<void> {
-  const backend = await startLocalBackend({ ffmpegPath: tools.ffmpeg, ffprobePath: tools.ffprobe, turnDelayMs: { generation: 0, edit: 0 } });
+  // The environment as `talk` passes it: pocketsphinx is used when it is on PATH (TALK_PHONEMES=off to time without).
+  const backend = await startLocalBackend({ env: process.env, ffmpegPath: tools.ffmpeg, ffprobePath: tools.ffprobe, turnDelayMs: { generation: 0, edit: 0 } });
   try {
     const session = await talkSession(backend, portrait, voice);
     const first = await session.render('bench_1', output);

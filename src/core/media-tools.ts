@@ -31,7 +31,8 @@ const TOOLS = {
 /** The name of a media tool talk runs. */
 export type MediaToolName = keyof typeof TOOLS;
 
-function onPath(name: string, env: Env): string | undefined {
+/** An executable named `name` in a folder of the environment's PATH, or undefined. */
+export function onPath(name: string, env: Env): string | undefined {
   for (const dir of (env['PATH'] ?? '').split(path.delimiter).filter(Boolean)) {
     const candidate = path.join(dir, name);
     try {

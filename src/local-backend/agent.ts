@@ -40,6 +40,8 @@ export interface ApplyContext {
   mediaUrl: (upload: UploadRecord) => string;
   /** The face in a portrait (undefined: none found); throws when the face finder cannot run. */
   findFace: (upload: UploadRecord) => Promise<FaceLandmarks | undefined>;
+  /** Recognise a voice's phonemes ahead of the render, when a recogniser is installed; never rejects but for an abort. */
+  warmVoice: (upload: UploadRecord) => Promise<unknown>;
   /** Make a background-music bed of the given length (no music uploaded). */
   makeMusic: (seconds: number) => Promise<UploadRecord>;
   signal: AbortSignal;
@@ -145,7 +147,11 @@ export function planTurn(text: string, session: SessionRecord, uploads: readonly
     if (wantsTalk && portrait && voice) {
       // Looked for now (and cached by content), so the render finds it ready and the reply
       // can say when there is no face to animate.
-      if ((await ctx.findFace(portrait)) === undefined) {
+      // The voice's phonemes (a separate process) are recognised meanwhile, on the other core.
+      const voiceReady = ctx.warmVoice(voice).catch(() => undefined);
+      const face = await ctx.findFace(portrait);
+      await voiceReady;
+      if (face === undefined) {
         found = `I found no face in "${portrait.originalName}", so this preview moves the whole picture with your voice instead of animating a mouth; a front-facing photo works best.`;
       }
       draft = generate(draft, s, portrait, voice, ctx);

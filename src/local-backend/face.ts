@@ -38,6 +38,7 @@ interface FaceApi {
   };
   nets: { tinyFaceDetector: { loadFromDisk(dir: string): Promise<void> }; faceLandmark68Net: { loadFromDisk(dir: string): Promise<void> } };
   TinyFaceDetectorOptions: new (options: { inputSize: number; scoreThreshold: number }) => unknown;
+  detectLandmarks(input: unknown): Promise<{ positions: { x: number; y: number }[] }>;
   detectAllFaces(input: unknown, options: unknown): {
     withFaceLandmarks(): Promise<{ detection: { score: number; box: { x: number; y: number; width: number; height: number } }; landmarks: { positions: { x: number; y: number }[] } }[]>;
   };
@@ -106,6 +107,32 @@ export function detectFaces(rgb: Uint8Array, width: number, height: number, minS
           points: f.landmarks.positions.map((p) => [p.x, p.y] as const),
         }))
         .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
+    } finally {
+      tensor.dispose();
+    }
+  });
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+/**
+ * The 68 landmarks of the face inside `box` of RGB pixels (`width`×`height`), without looking
+ * for the face: the landmark net alone, on that box cut out. For measuring a video against one
+ * fixed box, so that the box itself does not follow the jaw (the detector's does).
+ */
+export function landmarksInBox(rgb: Uint8Array, width: number, height: number, box: { x: number; y: number; width: number; height: number }): Promise<Point[]> {
+  const x0 = Math.max(0, Math.floor(box.x));
+  const y0 = Math.max(0, Math.floor(box.y));
+  const w = Math.max(2, Math.min(width, Math.floor(box.x + box.width)) - x0);
+  const h = Math.max(2, Math.min(height, Math.floor(box.y + box.height)) - y0);
+  const crop = new Uint8Array(w * h * 3);
+  for (let row = 0; row < h; row++) crop.set(rgb.subarray(((y0 + row) * width + x0) * 3, ((y0 + row) * width + x0 + w) * 3), row * w * 3);
+  const run = queue.then(async () => {
+    const api = await loadFaceApi();
+    const tensor = api.tf.tensor3d(crop, [h, w, 3], 'int32');
+    try {
+      const found = await api.detectLandmarks(tensor);
+      return found.positions.map((p) => [p.x + x0, p.y + y0] as const);
     } finally {
       tensor.dispose();
     }

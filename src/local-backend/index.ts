@@ -16,6 +16,7 @@ import { acquirePidLock, type HeldLock } from '../core/pid-lock.js';
 import { FaultEngine } from './faults.js';
 import { detectCapabilities, findFfmpeg, type FfmpegTools, type RenderCapabilities } from './ffmpeg.js';
 import { MediaStore } from './media-store.js';
+import { findPhonemeRecogniser } from './phonemes.js';
 import { DEFAULT_COMPAT, type FaultRule, type LocalBackendOptions, type LocalEvent } from './options.js';
 import { createRandom } from './random.js';
 import { RenderManager } from './renders.js';
@@ -130,7 +131,7 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
   if (options.faults) faults.add(options.faults);
   const latency = { ...(options.latency ?? {}) };
 
-  const media = new MediaStore(store, tools);
+  const media = new MediaStore(store, tools, findPhonemeRecogniser(env));
   const renders = new RenderManager(
     store,
     tools,

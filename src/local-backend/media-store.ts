@@ -4,7 +4,8 @@
  * content (by the SHA-256 the upload path computed while writing); URL uploads are
  * stood in for by generated placeholders (the local backend never fetches the network); the
  * agent's background-music bed is synthesised here. The face in a portrait is found here too,
- * once per distinct content, and kept beside the uploads (`face-<sha256>.json`).
+ * once per distinct content, and kept beside the uploads (`face-<sha256>.json`); so are a voice's
+ * phonemes when a recogniser is installed (`phones-<sha256>.json`, see `phonemes.ts`).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, link, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -13,12 +14,15 @@ import { sanitizeFileName } from '../core/paths.js';
 import { mediaKindOf, type MediaKind } from '../contract/media.js';
 import { probeMedia, runTool, type FfmpegTools, type MediaInfo } from './ffmpeg.js';
 import { decodeRgb, detectionSize, findFaceInPixels, type FaceLandmarks } from './face.js';
+import { recognisePhones, type Phone, type PhonemeRecogniser } from './phonemes.js';
 import type { Store, UploadRecord } from './store.js';
 
 const MUSIC_NAME = /music|bgm|song|soundtrack|beat|melody|instrumental/i;
 
 /** Bumped when the face finder's output changes, so cached faces are looked for again. */
 const FACE_CACHE_VERSION = 1;
+/** Bumped when the phoneme recogniser's settings change. */
+const PHONES_CACHE_VERSION = 1;
 
 function newId(): string {
   return `u${randomBytes(9).toString('hex')}`;
@@ -45,12 +49,54 @@ export class MediaStore {
    * batch of re-exported or re-tagged copies of one photo) are looked at once.
    */
   private readonly facesByPixels = new Map<string, Promise<FaceLandmarks | null>>();
+  /** Phones by the voice's content hash (`null`: the recogniser failed on it). */
+  private readonly phones = new Map<string, Promise<Phone[] | null>>();
   private seeded = false;
 
   constructor(
     private readonly store: Store,
     private readonly tools: FfmpegTools,
+    /** The phoneme recogniser, when one is installed (optional: see `phonemes.ts`). */
+    readonly phonemes?: PhonemeRecogniser,
   ) {}
+
+  /**
+   * The phones of an audio upload, found once per content hash (in memory and on disk), or
+   * undefined without a recogniser or when it failed on this file: the caller then uses the
+   * spectral classes. Never throws but for an abort.
+   */
+  async phonesOf(upload: UploadRecord, signal?: AbortSignal): Promise<Phone[] | undefined> {
+    const rec = this.phonemes;
+    if (!rec || upload.kind !== 'audio') return undefined;
+    let found = this.phones.get(upload.sha256);
+    if (!found) {
+      const cacheFile = this.pathOf(`phones-${upload.sha256}.json`);
+      found = (async (): Promise<Phone[] | null> => {
+        try {
+          const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as { v?: unknown; phones?: Phone[] | null };
+          if (cached.v === PHONES_CACHE_VERSION && cached.phones !== undefined) return cached.phones;
+        } catch {
+          // Not recognised yet (or an unreadable cache file): recognise now.
+        }
+        let phones: Phone[] | null;
+        try {
+          phones = await recognisePhones(rec, this.tools.ffmpeg, this.pathOf(upload.file), this.store.uploadsDir, signal);
+        } catch (error) {
+          if (signal?.aborted) throw error;
+          // A recogniser that fails on a file is remembered as such: the spectrum serves.
+          phones = null;
+        }
+        const temp = `${cacheFile}.${randomBytes(4).toString('hex')}.tmp`;
+        await writeFile(temp, JSON.stringify({ v: PHONES_CACHE_VERSION, phones }));
+        await rename(temp, cacheFile);
+        return phones;
+      })();
+      this.phones.set(upload.sha256, found);
+      // An aborted recognition is not remembered: the next one runs anew.
+      found.catch(() => this.phones.delete(upload.sha256));
+    }
+    return (await found) ?? undefined;
+  }
 
   pathOf(file: string): string {
     return path.join(this.store.uploadsDir, file);

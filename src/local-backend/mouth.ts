@@ -2,27 +2,29 @@
  * The talking mouth of the local preview, in three parts:
  *
  * 1. `mouthTrack`: per video frame, how open the mouth is (the voice's loudness envelope, with a
- *    noise gate so silence closes it) and which shape family it takes — rounded (o/u) when the
- *    voice is spectrally dark, wide (e/i) when bright, else neutral — from the ratio of the
- *    signal's first-difference energy to its energy (a cheap stand-in for the spectral centroid).
+ *    noise gate so silence closes it) and which shape family it takes, from the frame's mouth
+ *    class (`voice.ts`: phonemes when a recogniser is installed, else the spectrum): open (a),
+ *    rounded (o/u), wide (e/i); closed (m/b/p) presses the lips together whatever the loudness.
  * 2. `buildMouthShapes`: a handful of warped versions of the lower face, made once per render
  *    from the landmarks: the jaw and lower lip drop, the upper lip lifts a little, the lips part
- *    over a dark interior, the corners draw in (rounded) or out (wide). Nothing above the nose
- *    base moves, so the eyes stay put.
+ *    over a dark interior, the corners draw in (rounded: a narrower, taller opening) or out
+ *    (wide: a wider, lower one). Nothing above the nose base moves, so the eyes stay put.
  * 3. `mouthFrames`: one RGBA patch per frame, a crossfade of at most two neighbouring shapes,
  *    overlaid by ffmpeg on the still (decoded once).
  */
 import type { Point } from './face.js';
+import type { MouthClass } from './voice.js';
 
-/** Shape families, by the vowel class they stand for. */
-export type MouthFamily = 'neutral' | 'rounded' | 'wide';
+/** Shape families: the mouth classes that have an opening. */
+export type MouthFamily = Exclude<MouthClass, 'closed'>;
 
 /** Openness levels of each family (0 = the portrait as it is, shared by all families). */
 const LEVELS = [0.25, 0.5, 0.75, 1] as const;
+/** `sx`: the opening's width against the mouth's; `open`: its height against an open "a". */
 const FAMILIES: readonly { family: MouthFamily; sx: number; open: number }[] = [
-  { family: 'neutral', sx: 1, open: 1 },
-  { family: 'rounded', sx: 0.78, open: 0.9 },
-  { family: 'wide', sx: 1.2, open: 0.65 },
+  { family: 'open', sx: 1, open: 1 },
+  { family: 'rounded', sx: 0.62, open: 0.95 },
+  { family: 'wide', sx: 1.25, open: 0.6 },
 ];
 
 /** Per frame: openness 0..1 and family. */
@@ -31,42 +33,48 @@ export interface MouthTrack {
   family: MouthFamily[];
 }
 
-/**
- * Frame features of the voice: `level` is the loudness envelope (0..1, normalised to the
- * 95th percentile, fast attack, slower release), `brightness` the first-difference ÷ signal
- * energy ratio of each frame (0 for silence).
- */
-export interface VoiceFeatures {
-  level: number[];
-  brightness: number[];
+/** What the track is made from, per frame of the voice. */
+export interface MouthSource {
+  /** Loudness envelope, 0..1. */
+  level: readonly number[];
+  /** Mouth class of each voice frame. */
+  classes: readonly MouthClass[];
 }
 
 /** Below this envelope level the mouth is closed (breath, room noise, the tail of a word). */
 const GATE = 0.12;
+/** How open a loud closed-class frame (m/b/p) leaves the mouth: lips pressed, barely apart. */
+const CLOSED_OPENNESS = 0.08;
 
 /**
  * The mouth track for `frames` video frames. `voiceFrame(f)` maps a video frame to a frame of
- * the voice features (or -1 where no voice plays); `loop` closes the mouth at the clip's end
- * so its last frame flows into the first.
+ * the voice (or -1 where no voice plays); `loop` closes the mouth at the clip's end so its last
+ * frame flows into the first.
  */
-export function mouthTrack(features: VoiceFeatures, frames: number, voiceFrame: (f: number) => number, loop: boolean): MouthTrack {
-  const voiced = features.brightness.filter((b, i) => (features.level[i] ?? 0) > 0.3 && b > 0).sort((a, b) => a - b);
-  const dark = voiced[Math.floor(voiced.length * 0.3)] ?? 0;
-  const bright = voiced[Math.floor(voiced.length * 0.7)] ?? Infinity;
+export function mouthTrack(source: MouthSource, frames: number, voiceFrame: (f: number) => number, loop: boolean): MouthTrack {
   const open: number[] = [];
-  const raw: MouthFamily[] = [];
+  const raw: (MouthFamily | undefined)[] = [];
   for (let f = 0; f < frames; f++) {
     const v = voiceFrame(f);
-    const level = v >= 0 ? (features.level[v] ?? 0) : 0;
-    const b = v >= 0 ? (features.brightness[v] ?? 0) : 0;
-    open.push(Math.min(1, Math.max(0, (level - GATE) / (1 - GATE)) ** 0.8));
-    raw.push(voiced.length < 5 ? 'neutral' : b <= dark ? 'rounded' : b >= bright ? 'wide' : 'neutral');
+    const level = v >= 0 ? (source.level[v] ?? 0) : 0;
+    const cls = v >= 0 ? (source.classes[v] ?? 'open') : 'closed';
+    const o = Math.min(1, Math.max(0, (level - GATE) / (1 - GATE)) ** 0.8);
+    open.push(cls === 'closed' ? Math.min(o, CLOSED_OPENNESS) : o);
+    raw.push(cls === 'closed' ? undefined : cls);
   }
-  // A class must hold for a few frames (a median of five) or the mouth would flicker.
+  // A closed frame keeps the family around it (the lips close from the shape they are in).
+  for (let f = 0; f < frames; f++) raw[f] ??= raw[f - 1];
+  for (let f = frames - 1; f >= 0; f--) raw[f] ??= raw[f + 1];
+  // A class must hold for a few frames (the most common of five) or the mouth would flicker.
   const family = raw.map((_, f) => {
     const counts = new Map<MouthFamily, number>();
-    for (let k = Math.max(0, f - 2); k <= Math.min(frames - 1, f + 2); k++) counts.set(raw[k]!, (counts.get(raw[k]!) ?? 0) + 1);
-    return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]![0];
+    for (let k = Math.max(0, f - 2); k <= Math.min(frames - 1, f + 2); k++) {
+      const fam = raw[k] ?? 'open';
+      counts.set(fam, (counts.get(fam) ?? 0) + 1);
+    }
+    const own = raw[f] ?? 'open';
+    // Ties keep the frame's own class.
+    return [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] === own ? -1 : b[0] === own ? 1 : 0))[0]![0];
   });
   if (loop && frames > 0) {
     // Close over the last 4 frames; the first frame is then the same closed mouth.
@@ -136,8 +144,9 @@ export function buildMouthShapes(rgb: Uint8Array, fw: number, fh: number, fx: nu
   const jawR = Math.max(...[11, 12, 13].map((i) => pts[i]![0]));
   const mouthY = (upperInner(cx) + pts[57]![1]) / 2;
   const chinY = pts[8]![1];
-  // Widest opening: a third of the distance between the eyes (a wide "ah").
-  const maxDrop = 0.32 * iod;
+  // Widest opening: about a quarter of the distance between the eyes (a wide "ah"). A third
+  // looked overdone and pulled the landmark net's eye estimates along with the jaw.
+  const maxDrop = 0.27 * iod;
   const neck = Math.max(2 * maxDrop + 4, 0.35 * (chinY - mouthY));
 
   const left = Math.max(0, Math.floor(Math.min(jawL, cornerL[0] - hw) - 0.1 * iod));
@@ -210,7 +219,7 @@ export function buildMouthShapes(rgb: Uint8Array, fw: number, fh: number, fx: nu
         const splitOut = split - lift;
         const chinX = chin(x);
         // Corners draw in (rounded) or out (wide) near the mouth, nowhere else.
-        const hx = (1 - Math.min(1, (dx / (1.8 * hw)) ** 2)) ** 2;
+        const hx = (1 - Math.min(1, (dx / (2.2 * hw)) ** 2)) ** 2;
         let maxSource = -Infinity;
         for (let row = 0; row < height; row++) {
           const y = py + row;
@@ -273,7 +282,7 @@ export function blendsFor(track: MouthTrack, shapeCount = 1 + FAMILIES.length * 
   return track.open.map((o, f) => {
     const pos = o * LEVELS.length;
     const lo = Math.floor(pos);
-    const family = track.family[f] ?? 'neutral';
+    const family = track.family[f] ?? 'open';
     const target = new Float64Array(shapeCount);
     target[shapeIndex(family, Math.min(LEVELS.length, lo))]! += 1 - (pos - lo);
     target[shapeIndex(family, Math.min(LEVELS.length, lo + 1))]! += pos - lo;

@@ -6,8 +6,10 @@
  *
  * - With a face found (landmarks from `face.ts`): a handful of lower-face shapes are warped once
  *   from the landmarks (`mouth.ts`) and one RGBA patch per frame — a crossfade of two shapes
- *   picked by the voice's loudness and brightness — is piped to ffmpeg and overlaid on the
- *   still; a slow breathing bob moves the whole picture (`crop` via `sendcmd`).
+ *   picked by the voice's loudness and mouth class (phonemes when a recogniser is installed,
+ *   else the spectrum: `voice.ts`, `phonemes.ts`) — is piped to ffmpeg and overlaid on the
+ *   still; the lids blink every few seconds (`eyes.ts`: two still patches, each overlaid only
+ *   on its frames); a slow breathing bob moves the whole picture (`crop` via `sendcmd`).
  * - Without one: the earlier motion — the bob nods with loudness and a feathered patch cut at
  *   a fixed height drops — and a note saying so.
  *
@@ -20,11 +22,13 @@ import type { RenderOutput } from '../contract/bodies.js';
 import type { RenderCapabilities } from './ffmpeg.js';
 import { runTool } from './ffmpeg.js';
 import { decodeRgb, type FaceLandmarks } from './face.js';
-import { blendsFor, buildMouthShapes, mouthFrames, mouthTrack, type VoiceFeatures } from './mouth.js';
+import { blinkSchedule, buildBlinkShapes, seedOf } from './eyes.js';
+import { blendsFor, buildMouthShapes, mouthFrames, mouthTrack } from './mouth.js';
+import { classesFromPhones, type Phone } from './phonemes.js';
+import { voiceFeatures, type VoiceFeatures } from './voice.js';
 
 /** Frames per second of every render: enough for lip motion, cheap to encode. */
 export const RENDER_FPS = 25;
-const ENVELOPE_RATE = 8000;
 
 /** Everything a render needs, resolved from the draft to files on disk. */
 export interface RenderJob {
@@ -75,49 +79,6 @@ export function draftDurationMs(draft: Draft): number {
   let end = 0;
   for (const track of draft.t ?? []) for (const s of track.sg ?? []) end = Math.max(end, (Number(s.st) || 0) + (Number(s.d) || 0));
   return end;
-}
-
-/**
- * Decode audio to mono PCM and measure, per video frame, its loudness (normalised to 0..1) and
- * brightness (first-difference ÷ signal energy: higher for e/i/s, lower for o/u/m).
- */
-export async function voiceFeatures(ffmpeg: string, file: string, signal?: AbortSignal): Promise<VoiceFeatures> {
-  const { stdout } = await runTool(ffmpeg, ['-v', 'error', '-i', file, '-vn', '-ac', '1', '-ar', String(ENVELOPE_RATE), '-f', 's16le', '-'], { signal });
-  const samples = new Int16Array(stdout.buffer, stdout.byteOffset, Math.floor(stdout.length / 2));
-  const perFrame = ENVELOPE_RATE / RENDER_FPS;
-  const frames = Math.ceil(samples.length / perFrame);
-  const rms: number[] = [];
-  const brightness: number[] = [];
-  for (let f = 0; f < frames; f++) {
-    let sum = 0;
-    let diff = 0;
-    const start = Math.floor(f * perFrame);
-    const end = Math.min(samples.length, Math.floor((f + 1) * perFrame));
-    for (let i = start; i < end; i++) {
-      const v = (samples[i] ?? 0) / 32768;
-      sum += v * v;
-      if (i > start) diff += (v - (samples[i - 1] ?? 0) / 32768) ** 2;
-    }
-    rms.push(end > start ? Math.sqrt(sum / (end - start)) : 0);
-    brightness.push(sum > 1e-9 ? diff / sum : 0);
-  }
-  // Normalise against a high percentile, not the peak, so one plosive does not flatten the rest.
-  const sorted = [...rms].sort((a, b) => a - b);
-  const ref = sorted[Math.floor(sorted.length * 0.95)] ?? 0;
-  const level: number[] = [];
-  let current = 0;
-  for (const value of rms) {
-    const target = ref > 0 ? Math.min(1, value / ref) : 0;
-    // Fast attack, slower release: a mouth opens quickly and closes a little later.
-    current += (target - current) * (target > current ? 0.7 : 0.3);
-    level.push(current);
-  }
-  return { level, brightness };
-}
-
-/** Loudness per video frame, normalised to 0..1 (the `level` of `voiceFeatures`). */
-export async function loudnessEnvelope(ffmpeg: string, file: string, signal?: AbortSignal): Promise<number[]> {
-  return (await voiceFeatures(ffmpeg, file, signal)).level;
 }
 
 /** Where the fitted portrait lands on the composed canvas (scale to fit, centred, even sizes). */
@@ -222,6 +183,10 @@ export async function encodeRender(
     onProgress?: EncodeProgress;
     /** The portrait's face, in its own pixels; undefined when none was found (or no still). */
     face?: FaceLandmarks | undefined;
+    /** The first voice's phones, when a recogniser found them. */
+    phones?: Phone[] | undefined;
+    /** Whether a phoneme recogniser is installed (for the note when it failed on this voice). */
+    phonemesInstalled?: boolean;
   } = {},
 ): Promise<{ notes: string[] }> {
   const notes: string[] = [];
@@ -234,19 +199,37 @@ export async function encodeRender(
   const cw = W + 2 * motion.margin;
   const ch = H + 2 * motion.margin;
   const firstVoice = job.voices[0];
-  const features: VoiceFeatures = firstVoice ? await voiceFeatures(tools.ffmpeg, firstVoice.file, options.signal) : { level: [], brightness: [] };
+  const features: VoiceFeatures = firstVoice ? await voiceFeatures(tools.ffmpeg, firstVoice.file, RENDER_FPS, options.signal) : { level: [], spectral: [] };
   const envelope = features.level;
   await writeFile(path.join(workDir, 'motion.txt'), motionCommands(envelope, job, motion));
   const frames = Math.ceil(job.durationSec * RENDER_FPS);
   const fit = stillSize ? fitOf(job, motion.margin, stillSize) : undefined;
   let mouth: { x: number; y: number; width: number; height: number; frames: Iterable<Uint8Array> } | undefined;
+  let blink: { x: number; y: number; width: number; height: number; half: number[]; closed: number[] } | undefined;
   if (face && fit && job.still && stillSize) {
     const rgb = await decodeRgb(tools.ffmpeg, job.still, { width: fit.fw, height: fit.fh }, options.signal);
     const sx = fit.fw / stillSize.width;
     const sy = fit.fh / stillSize.height;
     const shapes = buildMouthShapes(rgb, fit.fw, fit.fh, fit.fx, fit.fy, face.points.map(([x, y]) => [x * sx, y * sy] as const));
-    const track = mouthTrack(features, frames + 1, voiceFrameOf(job, envelope.length), job.loopMotion);
+    const classes = options.phones ? classesFromPhones(options.phones, RENDER_FPS, features.spectral) : features.spectral;
+    notes.push(
+      options.phones
+        ? 'mouth shapes from the voice-over\'s phonemes (pocketsphinx)'
+        : options.phonemesInstalled
+          ? 'mouth shapes from the voice-over\'s spectrum: the phoneme recogniser (pocketsphinx) found nothing in it'
+          : 'mouth shapes from the voice-over\'s spectrum (install pocketsphinx and pocketsphinx-en-us for phoneme-driven shapes)',
+    );
+    const track = mouthTrack({ level: features.level, classes }, frames + 1, voiceFrameOf(job, envelope.length), job.loopMotion);
     mouth = { x: shapes.x, y: shapes.y, width: shapes.width, height: shapes.height, frames: mouthFrames(shapes, blendsFor(track)) };
+    // The same inputs blink at the same frames: the seed comes from the voice and the length.
+    const closure = blinkSchedule(frames, RENDER_FPS, seedOf([frames, ...envelope]), job.loopMotion);
+    if (closure.some((c) => c > 0)) {
+      const b = buildBlinkShapes(rgb, fit.fw, fit.fh, fit.fx, fit.fy, face.points.map(([x, y]) => [x * sx, y * sy] as const));
+      await writeFile(path.join(workDir, 'blink-half.rgba'), b.half);
+      await writeFile(path.join(workDir, 'blink-closed.rgba'), b.closed);
+      const framesOf = (c: number): number[] => closure.flatMap((v, f) => (v === c ? [f] : []));
+      blink = { x: b.x, y: b.y, width: b.width, height: b.height, half: framesOf(0.5), closed: framesOf(1) };
+    }
   }
 
   const args: string[] = ['-v', 'error', '-y', '-nostats', '-progress', 'pipe:1'];
@@ -254,6 +237,9 @@ export async function encodeRender(
   const addInput = (...spec: string[]): number => inputs.push(spec) - 1;
   const stillIndex = job.still ? addInput('-i', job.still) : addInput('-f', 'lavfi', '-i', `color=c=0x1c1f26:s=${cw}x${ch}:d=0.04`);
   const mouthIndex = mouth ? addInput('-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${mouth.width}x${mouth.height}`, '-framerate', String(RENDER_FPS), '-i', 'pipe:0') : -1;
+  const blinkInputs = blink
+    ? (['half', 'closed'] as const).map((k) => addInput('-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${blink.width}x${blink.height}`, '-i', `blink-${k}.rgba`))
+    : [];
   const loopFrames = `loop=loop=-1:size=1:start=0,setpts=N/(${RENDER_FPS}*TB)`;
   const graph: string[] = [];
   if (job.still) {
@@ -276,8 +262,30 @@ export async function encodeRender(
       `[patchsrc]nullsink`,
       `[${mouthIndex}:v]setpts=N/(${RENDER_FPS}*TB)[mouth]`,
       `[still]${loopFrames},sendcmd=f=motion.txt[base]`,
-      `[base][mouth]overlay=x=${mouth.x}:y=${mouth.y}:eof_action=repeat,crop@bob=${W}:${H}:${motion.margin}:${motion.margin}[moved]`,
+      `[base][mouth]overlay=x=${mouth.x}:y=${mouth.y}:eof_action=repeat[spoken]`,
     );
+    let face = 'spoken';
+    if (blink) {
+      // Each lid patch is decoded once and overlaid only on its own frames (`enable`).
+      const b = blink;
+      // Runs of frames as between(n,first,last) terms (quoted: the commas stay in the expression).
+      const when = (fs: number[]): string => {
+        const runs: [number, number][] = [];
+        for (const f of fs) {
+          const run = runs[runs.length - 1];
+          if (run && run[1] === f - 1) run[1] = f;
+          else runs.push([f, f]);
+        }
+        return runs.map(([a, z]) => `between(n,${a},${z})`).join('+');
+      };
+      (['half', 'closed'] as const).forEach((k, i) => {
+        const fs = k === 'half' ? b.half : b.closed;
+        if (fs.length === 0) return;
+        graph.push(`[${blinkInputs[i]}:v]${loopFrames}[lid${i}]`, `[${face}][lid${i}]overlay=x=${b.x}:y=${b.y}:enable='${when(fs)}'[blink${i}]`);
+        face = `blink${i}`;
+      });
+    }
+    graph.push(`[${face}]crop@bob=${W}:${H}:${motion.margin}:${motion.margin}[moved]`);
     video = 'moved';
   } else if (motion.patch) {
     const p = motion.patch;

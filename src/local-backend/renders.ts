@@ -29,7 +29,7 @@ import type { MediaStore } from './media-store.js';
 export type RenderListener = (event: { type: 'render:started' | 'render:progress' | 'render:completed' | 'render:failed' | 'render:cancelled'; render: RenderRecord }) => void;
 
 /** Bumped whenever the encoder's output for the same inputs changes, to void old cache files. */
-const RENDER_VERSION = 2;
+const RENDER_VERSION = 3;
 
 /**
  * Give a render its own name for a cached file: a hard link (instant, no bytes copied; cache
@@ -135,7 +135,7 @@ export class RenderManager {
       record.progress = Math.max(record.progress, 5);
       void this.store.save({ renders: record.id });
       this.listener({ type: 'render:started', render: record });
-      const { job, stillSize, cacheKey, visual } = this.resolve(record);
+      const { job, stillSize, cacheKey, visual, voice } = this.resolve(record);
       record.cacheKey = cacheKey;
       const cached = this.cacheFile(cacheKey);
       const fileName = `r-${createHash('sha256').update(record.id).digest('hex').slice(0, 24)}.mp4`;
@@ -144,7 +144,7 @@ export class RenderManager {
         record.cacheHit = true;
       } else {
         // Only real encodes take a slot; identical renders in flight share one encode.
-        const { notes, joined } = await this.encodeOnce(cacheKey, job, stillSize, visual, signal, (f) => {
+        const { notes, joined } = await this.encodeOnce(cacheKey, job, stillSize, visual, voice, signal, (f) => {
           encodeFraction = f;
           update();
         });
@@ -196,6 +196,7 @@ export class RenderManager {
     job: RenderJob,
     stillSize: { width: number; height: number } | undefined,
     visual: UploadRecord | undefined,
+    voice: UploadRecord | undefined,
     signal: AbortSignal,
     onProgress: (fraction: number) => void,
   ): Promise<{ notes: string[]; joined: boolean }> {
@@ -212,8 +213,12 @@ export class RenderManager {
         // The face is looked for once per portrait (the turn usually did already); only a
         // real encode needs it, never a cached copy.
         const face = job.still && visual ? await this.media.faceOf(visual, encodeSignal) : undefined;
+        // So are the voice's phonemes, when a recogniser is installed (else the spectrum serves).
+        const phones = face && voice ? await this.media.phonesOf(voice, encodeSignal) : undefined;
         const result = await encodeRender(this.tools, await this.caps(), job, stillSize, path.join(this.store.workDir, `${cacheKey}-${randomBytes(4).toString('hex')}`), partial, {
           face,
+          phones,
+          phonemesInstalled: this.media.phonemes !== undefined,
           signal: encodeSignal,
           onProgress: (f) => {
             for (const listener of entry.progress) listener(f);
@@ -259,7 +264,14 @@ export class RenderManager {
   }
 
   /** Resolve a draft to files and sizes; throws a plain Error (→ `failed`) when it cannot. */
-  resolve(record: RenderRecord): { job: RenderJob; stillSize: { width: number; height: number } | undefined; cacheKey: string; visual: UploadRecord | undefined } {
+  resolve(record: RenderRecord): {
+    job: RenderJob;
+    stillSize: { width: number; height: number } | undefined;
+    cacheKey: string;
+    visual: UploadRecord | undefined;
+    /** The first voice's upload: its phonemes shape the mouth. */
+    voice: UploadRecord | undefined;
+  } {
     const draft: Draft = record.draft;
     const durationMs = draftDurationMs(draft);
     if (!(durationMs > 0)) throw new Error('the draft has no duration; generate a video first');
@@ -273,6 +285,7 @@ export class RenderManager {
     const stillSize = still && visual?.width && visual.height ? { width: visual.width, height: visual.height } : undefined;
 
     const voices: RenderJob['voices'] = [];
+    let voice: UploadRecord | undefined;
     const music: RenderJob['music'] = [];
     for (const seg of segmentsOf(draft, TrackType.audio)) {
       const media = this.upload(seg.src);
@@ -283,7 +296,10 @@ export class RenderManager {
       const volume = typeof seg.vol === 'number' ? Math.max(0, Math.min(2, seg.vol)) : 1;
       const isMusic = seg.role === 'music' || (seg.role !== 'voice' && (media.role === 'music' || volume < 0.6));
       if (isMusic) music.push({ file: fileOf(media), startSec, durationSec: segSec, volume });
-      else voices.push({ file: fileOf(media), startSec, durationSec: segSec, volume, loop: seg.loop === true });
+      else {
+        voices.push({ file: fileOf(media), startSec, durationSec: segSec, volume, loop: seg.loop === true });
+        voice ??= media;
+      }
     }
 
     const out = record.output;
@@ -317,6 +333,8 @@ export class RenderManager {
       .update(
         JSON.stringify({
           v: RENDER_VERSION,
+          // The mouth's classes differ with and without a phoneme recogniser.
+          mouth: this.media.phonemes ? 'phonemes' : 'spectral',
           job: {
             ...job,
             still: visual?.sha256 ?? null,
@@ -327,6 +345,6 @@ export class RenderManager {
       )
       .digest('hex')
       .slice(0, 32);
-    return { job, stillSize, cacheKey, visual };
+    return { job, stillSize, cacheKey, visual, voice };
   }
 }

@@ -625,6 +625,7 @@ const routeHandlers: Record<RouteName, Handler> = {
           session,
           mediaUrl: (u) => mediaUrl(ctx, u),
           findFace: (u) => ctx.media.faceOf(u, ctx.shutdown),
+          warmVoice: (u) => ctx.media.phonesOf(u, ctx.shutdown),
           makeMusic: async (seconds) => {
             const record = await ctx.media.makeMusic(session.id, seconds, ctx.shutdown);
             ctx.store.data.uploads[record.id] = record;

@@ -9,14 +9,22 @@
  * - `range`: the opening's 95th − 5th percentile (÷ inter-ocular distance).
  * - `eyeMovement`: the 95th percentile of how far the eyes' midpoint moves from its median,
  *   measured relative to the nose tip (÷ inter-ocular distance): head motion does not count,
- *   eyes sliding over the face does.
+ *   eyes sliding over the face does. Its landmarks are found in one fixed box for the whole
+ *   video (the median of the detector's boxes), not in each frame's own box: the landmark net
+ *   fits all 68 points at once inside its box, and the detector's box grows as the chin drops,
+ *   which moved the eye and nose estimates of still eye pixels by up to 0.075 (a 40°-tilted
+ *   face). In a fixed box only what the frame shows moves them. An eye centre is the midpoint
+ *   of its two corners, which a blink does not move (the lids do). A render whose eyes wander a
+ *   few pixels over a still face (`withEyesShifted`) must score above 0.05 (tested). The box
+ *   is fixed, so this assumes the head moves little relative to its size (true of the local
+ *   preview's breathing bob of about 1 % of the frame).
  * A still image scores rho 0 and range 0 (see the tests); so must any output whose mouth does
  * not follow the voice. Openings are compared in steps of `OPENING_STEP`: below that, frames
  * differ only by the detector's response to encoder noise, and ranking such differences gave
  * a still of a 1.7 s clip a "rho" of 0.57.
  */
 import { spawn } from 'node:child_process';
-import { detectFaces } from '../../src/local-backend/face.js';
+import { detectFaces, landmarksInBox } from '../../src/local-backend/face.js';
 import { probeMedia, runTool } from '../../src/local-backend/ffmpeg.js';
 
 /** What `measureMouth` found. */
@@ -33,6 +41,10 @@ export interface MouthMetrics {
   openings: number[];
   /** Per frame: RMS loudness of the audio track. */
   loudness: number[];
+  /** Per frame: mouth width (inner lip corners 60–64) ÷ inter-ocular distance (NaN: no face). */
+  widths: number[];
+  /** Per frame: eye openness, lid to lid ÷ eye width, both eyes' mean (NaN: no face). */
+  eyeOpenness: number[];
 }
 
 const AUDIO_RATE = 8000;
@@ -147,6 +159,21 @@ const mid = (pts: readonly (readonly [number, number])[], idx: readonly number[]
   return [x / idx.length, y / idx.length];
 };
 
+/** Each eye's centre is the midpoint of its corners (36/39, 42/45): a blink does not move them. */
+function eyeCentres(p: readonly (readonly [number, number])[]): [[number, number], [number, number]] {
+  return [mid(p, [36, 39]), mid(p, [42, 45])];
+}
+
+function eyeDistance(p: readonly (readonly [number, number])[]): number {
+  const [l, r] = eyeCentres(p);
+  return Math.hypot(r[0] - l[0], r[1] - l[1]);
+}
+
+function eyesMidpoint(p: readonly (readonly [number, number])[]): [number, number] {
+  const [l, r] = eyeCentres(p);
+  return [(l[0] + r[0]) / 2, (l[1] + r[1]) / 2];
+}
+
 /**
  * Measure a video. `width` is the size frames are decoded at for the detector (the height
  * follows the aspect); larger finds smaller faces but takes longer.
@@ -157,37 +184,92 @@ export async function measureMouth(tools: { ffmpeg: string; ffprobe: string }, f
   const width = Math.round((options.width ?? Math.min(540, info.width)) / 2) * 2;
   const height = Math.round((width * info.height) / info.width / 2) * 2;
   const openings: number[] = [];
-  const eyes: ([number, number] | undefined)[] = [];
+  const widths: number[] = [];
+  const eyeOpenness: number[] = [];
+  const boxes: { x: number; y: number; width: number; height: number }[] = [];
   for await (const rgb of frames(tools.ffmpeg, file, width, height)) {
     const [face] = await detectFaces(rgb, width, height, 0.3);
     if (!face) {
       openings.push(Number.NaN);
-      eyes.push(undefined);
+      widths.push(Number.NaN);
+      eyeOpenness.push(Number.NaN);
       continue;
     }
+    boxes.push(face.box);
     const p = face.points;
-    const left = mid(p, [36, 37, 38, 39, 40, 41]);
-    const right = mid(p, [42, 43, 44, 45, 46, 47]);
-    const iod = Math.hypot(right[0] - left[0], right[1] - left[1]);
+    const iod = eyeDistance(p);
     const upper = mid(p, [61, 62, 63]);
     const lower = mid(p, [65, 66, 67]);
     openings.push(Math.round(Math.max(0, lower[1] - upper[1]) / iod / OPENING_STEP) * OPENING_STEP);
-    const nose = p[30]!;
-    eyes.push([((left[0] + right[0]) / 2 - nose[0]) / iod, ((left[1] + right[1]) / 2 - nose[1]) / iod]);
+    widths.push(Math.hypot(p[64]![0] - p[60]![0], p[64]![1] - p[60]![1]) / iod);
+    const lids = (u: readonly number[], l: readonly number[], c0: number, c1: number): number =>
+      (Math.hypot(mid(p, l)[0] - mid(p, u)[0], mid(p, l)[1] - mid(p, u)[1]) / Math.hypot(p[c1]![0] - p[c0]![0], p[c1]![1] - p[c0]![1]));
+    eyeOpenness.push((lids([37, 38], [41, 40], 36, 39) + lids([43, 44], [47, 46], 42, 45)) / 2);
+  }
+  // Second pass: the eyes, from landmarks in one box for every frame (see the module comment).
+  const eyes: [number, number][] = [];
+  if (boxes.length > 0) {
+    const box = { x: quantile(boxes.map((b) => b.x), 0.5), y: quantile(boxes.map((b) => b.y), 0.5), width: quantile(boxes.map((b) => b.width), 0.5), height: quantile(boxes.map((b) => b.height), 0.5) };
+    for await (const rgb of frames(tools.ffmpeg, file, width, height)) {
+      const p = await landmarksInBox(rgb, width, height, box);
+      const iod = eyeDistance(p);
+      const [ex, ey] = eyesMidpoint(p);
+      const nose = p[30]!;
+      eyes.push([(ex - nose[0]) / iod, (ey - nose[1]) / iod]);
+    }
   }
   const loudness = await frameLoudness(tools.ffmpeg, file, info.fps ?? 25, openings.length);
   const { rho, lag } = bestLagRho(openings, loudness);
-  const found = eyes.filter((e): e is [number, number] => e !== undefined);
+  const found = eyes;
   const mx = quantile(found.map((e) => e[0]), 0.5);
   const my = quantile(found.map((e) => e[1]), 0.5);
   return {
     frames: openings.length,
-    facesFound: found.length,
+    facesFound: boxes.length,
     rho,
     lag,
     range: quantile(openings, 0.95) - quantile(openings, 0.05),
     eyeMovement: quantile(found.map((e) => Math.hypot(e[0] - mx, e[1] - my)), 0.95),
     openings,
     loudness,
+    widths,
+    eyeOpenness,
   };
+}
+
+/**
+ * A deliberately wrong output, to show the eye measure catches what it is for: `file` with
+ * each eye (a box around its corners and lids, found on the first frame) cut out and put back
+ * displaced by up to `amplitude` × the inter-ocular distance, moving every frame (two slow
+ * sines, so the eyes wander over the face while the brows, the nose and the rest stay put).
+ */
+export async function withEyesShifted(tools: { ffmpeg: string; ffprobe: string }, file: string, out: string, amplitude: number): Promise<void> {
+  const info = await probeMedia(tools.ffprobe, file);
+  const W = info.width!;
+  const H = info.height!;
+  const scale = Math.min(1, 800 / Math.max(W, H));
+  const w = Math.round((W * scale) / 2) * 2;
+  const h = Math.round((H * scale) / 2) * 2;
+  const { stdout } = await runTool(tools.ffmpeg, ['-v', 'error', '-i', file, '-frames:v', '1', '-vf', `scale=${w}:${h}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']);
+  const [face] = await detectFaces(new Uint8Array(stdout.buffer, stdout.byteOffset, w * h * 3), w, h, 0.3);
+  if (!face) throw new Error(`no face in the first frame of ${file}`);
+  const p = face.points.map(([x, y]) => [(x * W) / w, (y * H) / h] as const);
+  const iod = eyeDistance(p);
+  const a = amplitude * iod;
+  const boxes = [[36, 37, 38, 39, 40, 41], [42, 43, 44, 45, 46, 47]].map((idx) => {
+    const xs = idx.map((i) => p[i]![0]);
+    const ys = idx.map((i) => p[i]![1]);
+    const x0 = Math.floor(Math.min(...xs) - 0.12 * iod);
+    const y0 = Math.floor(Math.min(...ys) - 0.12 * iod);
+    return { x: x0, y: y0, w: Math.ceil(Math.max(...xs) + 0.12 * iod) - x0, h: Math.ceil(Math.max(...ys) + 0.12 * iod) - y0 };
+  });
+  const dx = `${a.toFixed(2)}*sin(2*PI*1.3*t)`;
+  const dy = `${a.toFixed(2)}*cos(2*PI*0.9*t)`;
+  const graph = [
+    '[0:v]split=3[base][e0src][e1src]',
+    ...boxes.map((b, i) => `[e${i}src]crop=${b.w}:${b.h}:${b.x}:${b.y}[e${i}]`),
+    `[base][e0]overlay=x='${boxes[0]!.x}+${dx}':y='${boxes[0]!.y}+${dy}':eval=frame[b1]`,
+    `[b1][e1]overlay=x='${boxes[1]!.x}+${dx}':y='${boxes[1]!.y}+${dy}':eval=frame,format=yuv420p[v]`,
+  ].join(';');
+  await runTool(tools.ffmpeg, ['-v', 'error', '-y', '-i', file, '-filter_complex', graph, '-map', '[v]', '-map', '0:a?', '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-c:a', 'copy', out]);
 }

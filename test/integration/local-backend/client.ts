@@ -1,9 +1,9 @@
-/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return -- wire JSON is read loosely here; the assertions check its shape */
+/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument -- wire JSON is read loosely here; the assertions check its shape */
 /**
  * A deliberately plain protocol client for the local backend's tests: undici `fetch` and
  * eventsource-parser, nothing from src/backend/, so these tests check the server on its own.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
@@ -161,4 +161,32 @@ export function backendFixture(name: string): { start: (options?: LocalBackendOp
       return dir;
     },
   };
+}
+
+/** Upload portrait + voice and ask for a talking video; the reply's text and the draft. */
+export async function talk(b: LocalBackend, media: { portrait: string; voice: string }): Promise<{ account: any; sessionId: string; draft: any; reply: string }> {
+  const { account, sessionId } = await preparedSession(b.url, media);
+  const reply = textsOf(await readSse(await sendTurn(b.url, account, sessionId, 'make this photo talk'))).join(' ');
+  return { account, sessionId, reply, draft: (await state(b.url, account, sessionId))['data'].state.draft };
+}
+
+/** Upload portrait + voice and send `text`; the draft it left. */
+export async function talkWith(b: LocalBackend, media: { portrait: string; voice: string }, text: string): Promise<{ account: any; sessionId: string; draft: any }> {
+  const { account, sessionId } = await preparedSession(b.url, media);
+  await readSse(await sendTurn(b.url, account, sessionId, text));
+  return { account, sessionId, draft: (await state(b.url, account, sessionId))['data'].state.draft };
+}
+
+/** Render a draft (720p 9:16, low quality) under `id`, wait for it and save it to `file`; the finished render's data. */
+export async function renderTo(b: LocalBackend, account: any, sessionId: string, draft: any, id: string, file: string): Promise<any> {
+  await fetch(`${b.url}/api/render/proxy/lambda`, {
+    method: 'POST',
+    headers: { ...account.headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ id, sessionId, draft, output: { format: 'mp4', quality: 'low', resolution: '720p', aspect: '9:16' } }),
+  }).then(json);
+  const done = await waitForRender(b, account, id);
+  if (done['data'].status !== 'completed') throw new Error(`render ${id} ended ${String(done['data'].status)}`);
+  const res = await fetch(done['data'].outputUrl);
+  await writeFile(file, Buffer.from(await res.arrayBuffer()));
+  return done['data'];
 }

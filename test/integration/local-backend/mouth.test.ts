@@ -1,16 +1,14 @@
-/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-argument -- wire JSON is read loosely here; the assertions check its shape */
+/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access -- wire JSON is read loosely here; the assertions check its shape */
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fetch } from 'undici';
 import { decodeRgb, findFace } from '../../../src/local-backend/face.js';
 import { buildMouthShapes } from '../../../src/local-backend/mouth.js';
 import { probeMedia, runTool } from '../../../src/local-backend/ffmpeg.js';
-import type { LocalBackend } from '../../../src/local-backend/index.js';
 import { makeSamplePortrait, testTools } from '../../helpers/media.js';
-import { measureMouth, quantile } from '../../helpers/mouth-metrics.js';
-import { backendFixture, json, preparedSession, readSse, sendTurn, state, textsOf, waitForRender } from './client.js';
+import { measureMouth, quantile, withEyesShifted } from '../../helpers/mouth-metrics.js';
+import { backendFixture, renderTo, talk, talkWith } from './client.js';
 
 const fx = backendFixture('mouth');
 
@@ -24,31 +22,6 @@ async function loudInTheMiddle(file: string, from = 0.6, to = 1.4): Promise<stri
     ]);
   }
   return file;
-}
-
-async function talk(b: LocalBackend, media: { portrait: string; voice: string }): Promise<{ account: any; sessionId: string; draft: any; reply: string }> {
-  const { account, sessionId } = await preparedSession(b.url, media);
-  const reply = textsOf(await readSse(await sendTurn(b.url, account, sessionId, 'make this photo talk'))).join(' ');
-  return { account, sessionId, reply, draft: (await state(b.url, account, sessionId))['data'].state.draft };
-}
-
-async function talkWith(b: LocalBackend, media: { portrait: string; voice: string }, text: string): Promise<{ account: any; sessionId: string; draft: any }> {
-  const { account, sessionId } = await preparedSession(b.url, media);
-  await readSse(await sendTurn(b.url, account, sessionId, text));
-  return { account, sessionId, draft: (await state(b.url, account, sessionId))['data'].state.draft };
-}
-
-async function renderTo(b: LocalBackend, account: any, sessionId: string, draft: any, id: string, file: string): Promise<any> {
-  await fetch(`${b.url}/api/render/proxy/lambda`, {
-    method: 'POST',
-    headers: { ...account.headers, 'content-type': 'application/json' },
-    body: JSON.stringify({ id, sessionId, draft, output: { format: 'mp4', quality: 'low', resolution: '720p', aspect: '9:16' } }),
-  }).then(json);
-  const done = await waitForRender(b, account, id);
-  expect(done['data'].status).toBe('completed');
-  const res = await fetch(done['data'].outputUrl);
-  await writeFile(file, Buffer.from(await res.arrayBuffer()));
-  return done['data'];
 }
 
 describe('the local preview finds the face and moves its mouth', () => {
@@ -112,7 +85,8 @@ describe('the local preview finds the face and moves its mouth', () => {
 
     const file = path.join(fx.dir, 'mouth.mp4');
     const done = await renderTo(b, account, sessionId, draft, 'render_mouth', file);
-    expect(done.notes ?? []).toEqual([]);
+    // The one note says where the mouth's shapes came from (phonemes, or the spectrum without a recogniser).
+    expect(done.notes).toEqual([expect.stringMatching(/^mouth shapes from the voice-over's (phonemes|spectrum)/)]);
     const m = await measureMouth(testTools(), file, { width: 360 });
     // Every frame's face is still found.
     expect(m.facesFound).toBe(m.frames);
@@ -126,6 +100,14 @@ describe('the local preview finds the face and moves its mouth', () => {
     // pixel moves the detector's lip points by about 0.04 here).
     expect(Math.abs(silentAfter - silentBefore)).toBeLessThanOrEqual(0.05);
     expect(m.rho).toBeGreaterThan(0.5);
+    // The eyes stay put on the face while the mouth moves…
+    expect(m.eyeMovement).toBeLessThanOrEqual(0.05);
+    // …and the measure would see it if they did not: the same render with each eye cut out and
+    // put back up to 6 % of the eye distance off (about 5 px here), wandering frame by frame.
+    const shifted = path.join(fx.dir, 'mouth-eyes-shifted.mp4');
+    await withEyesShifted(testTools(), file, shifted, 0.06);
+    const wrong = await measureMouth(testTools(), shifted, { width: 360 });
+    expect(wrong.eyeMovement).toBeGreaterThan(0.05);
 
     // Same portrait bytes again, in another session: the face is not looked for again.
     await talk(b, { portrait, voice });
