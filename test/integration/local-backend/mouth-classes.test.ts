@@ -85,8 +85,10 @@ describe('mouth classes from the voice', () => {
     expect(roundedOpening / rounded).toBeGreaterThan(1.3 * (wideOpening / wide));
   });
 
-  it.runIf(findPhonemeRecogniser(process.env) !== undefined)('with pocketsphinx installed: phones within the voice, the render says it used them', async () => {
-    const rec = findPhonemeRecogniser(process.env)!;
+  it('with pocketsphinx installed: phones within the voice, the render says it used them', async () => {
+    // The optional recogniser is part of what CI installs (.ci/run): missing here, say how to get it.
+    const rec = findPhonemeRecogniser(process.env);
+    if (!rec) throw new Error('pocketsphinx not found: install it with `apt-get install -y pocketsphinx pocketsphinx-en-us` (or set TALK_POCKETSPHINX)');
     const voice = await vowels(path.join(fx.dir, 'aiu-ps.wav'), [['a', 0.1, 0.6], ['i', 0.8, 1.3], ['u', 1.5, 2.0]], 2.1);
     const phones = await recognisePhones(rec, testTools().ffmpeg, voice, fx.dir);
     expect(phones.length).toBeGreaterThan(0);
