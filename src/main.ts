@@ -32,8 +32,16 @@ let onClosedPipe: (() => void) | undefined;
 
 /** How the user types talk here: hints spell their backticked commands that way. */
 const invokedAs = invocation({ script: process.argv[1], env: process.env, cwd: process.cwd() });
+/** stdout carries data (JSON, NDJSON, the schema), left word for word; text for people is spelled. */
+const dataOnStdout = stdoutIsData(process.argv.slice(2));
 
-function sinkFor(stream: NodeJS.WriteStream, name: string): OutputSink {
+function stdoutIsData(args: string[]): boolean {
+  if (args[0] === 'schema') return true;
+  return args.some((a, i) => a === '--json' || a === '--reporter=json' || (a === '--reporter' && args[i + 1] === 'json'));
+}
+
+function sinkFor(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr'): OutputSink {
+  const spell = name === 'stderr' || !dataOnStdout;
   let closed = false;
   // Without a listener a closed pipe is an unhandled 'error' event: a stack trace and exit 1.
   stream.on('error', (error: NodeJS.ErrnoException) => {
@@ -45,7 +53,7 @@ function sinkFor(stream: NodeJS.WriteStream, name: string): OutputSink {
   return {
     write: (text: string) => {
       if (closed) return;
-      stream.write(spellCommands(redact(text), invokedAs));
+      stream.write(spell ? spellCommands(redact(text), invokedAs) : redact(text));
     },
     get isTTY() {
       return stream.isTTY === true;
