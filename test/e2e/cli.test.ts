@@ -143,9 +143,9 @@ describe('the CLI at the shell', () => {
     expect(missing.stderr).toContain(`run \`${program} status\``);
     expect(missing.stderr).not.toContain('`talk ');
     // Data on stdout is left word for word: the schema, JSON.
-    const schema = await runCli(['schema'], { cwd, env });
-    expect(schema.stdout).toContain('`talk serve`');
-    expect(schema.stdout).not.toContain(program);
+    const schema = execFileSync(process.execPath, [TALK_BIN, 'schema'], { cwd, env: scrubbedEnv(cwd, env) }).toString();
+    expect(schema).toContain('`talk serve`');
+    expect(schema).not.toContain(program);
     const pinned = await runCli(['status', 'nope.yaml'], { cwd, env: { ...env, TALK_PROGRAM: 'npx --no-install talk' } });
     expect(pinned.stderr).toContain('run `npx --no-install talk status`');
   });
