@@ -9,6 +9,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { CommandContext, ReporterName, SharedOptions } from '../commands/context.js';
+import { parseShard, type Shard } from '../plan/shard.js';
 
 type Raw = Record<string, unknown>;
 
@@ -30,6 +31,12 @@ function portNumber(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number between 0 and 65535');
   return n;
+}
+
+function shardArg(value: string): Shard {
+  const shard = parseShard(value);
+  if ('error' in shard) throw new InvalidArgumentError(shard.error);
+  return shard;
 }
 
 function parseVars(pairs: string[]): Record<string, string> {
@@ -73,6 +80,8 @@ const FLAGS = {
   seed: () => new Option('--seed <n>', 'seed for random faults and silent edits').argParser((v) => Number(v)),
   compat: () => new Option('--compat <name=value>', 'select a contract variant, e.g. errors=status (repeatable)').argParser(collect).default([]),
   force: () => new Option('--force', 'overwrite an existing file'),
+  shard: () => new Option('--shard <i/n>', 'run only the i-th of n deterministic, balanced slices of the jobs (by job id), with its own state; for CI matrices').argParser(shardArg),
+  merge: () => new Option('--merge <state-dir...>', 'report the whole of several state dirs together (e.g. the shards of a CI matrix, one state dir each)'),
 } satisfies Record<string, () => Option>;
 
 type FlagName = keyof typeof FLAGS;
@@ -82,12 +91,12 @@ const OUTPUT: FlagName[] = ['reporter', 'json', 'quiet', 'verbose', 'color'];
 
 /** The flags of each command (SPEC §1): only these are accepted. */
 export const COMMAND_FLAGS = {
-  run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast', 'partial', 'noReport'],
+  run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast', 'partial', 'noReport', 'shard'],
   report: ['backend', 'stateDir', 'color', 'var'],
   validate: ['jsonOnly', 'color', 'var', 'strict'],
   plan: ['backend', 'stateDir', 'jsonOnly', 'color', 'var', 'strict', 'concurrency', 'fresh'],
   watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun'],
-  status: ['stateDir', 'jsonOnly'],
+  status: ['stateDir', 'jsonOnly', 'merge'],
   credits: ['backend', 'stateDir', 'jsonOnly'],
   serve: ['host', 'port', 'dataDir', 'latency', 'fault', 'seed', 'compat'],
   schema: [],
@@ -127,12 +136,13 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
   const shared = { ...sharedFrom(raw, ctx), json: raw['json'] === true };
   switch (name) {
     case 'run':
-      return { ...shared, partial: raw['partial'] === true, report: raw['report'] !== false };
+      return { ...shared, partial: raw['partial'] === true, report: raw['report'] !== false, shard: raw['shard'] };
     case 'report':
       return shared;
+    case 'status':
+      return { ...shared, merge: raw['merge'] };
     case 'validate':
     case 'plan':
-    case 'status':
     case 'credits':
     case 'schema':
       return shared;

@@ -55,6 +55,7 @@ describe('argv → typed options, one row per command and flag', () => {
     ['run --dry-run', ['run', 'a.yaml', '--dry-run'], 'run', ['a.yaml'], { dryRun: true }],
     ['run --fail-fast', ['run', 'a.yaml', '--fail-fast'], 'run', ['a.yaml'], { failFast: true }],
     ['run --partial', ['run', 'a.yaml', '--partial'], 'run', ['a.yaml'], { partial: true }],
+    ['run --shard', ['run', 'a.yaml', '--shard', '2/3'], 'run', ['a.yaml'], { shard: { index: 2, count: 3 } }],
     ['validate files in order', ['validate', 'b.yaml', 'a.yaml'], 'validate', ['b.yaml', 'a.yaml'], { json: false }],
     ['validate --json', ['validate', '--json', 'a.yaml'], 'validate', ['a.yaml'], { json: true }],
     ['validate --var', ['validate', 'a.yaml', '--var', 'who=Ada'], 'validate', ['a.yaml'], { vars: { who: 'Ada' } }],
@@ -82,6 +83,7 @@ describe('argv → typed options, one row per command and flag', () => {
     ['status file', ['status', 'a.yaml'], 'status', ['a.yaml'], {}],
     ['status --state-dir', ['status', '--state-dir', 's'], 'status', [], { stateDir: 's' }],
     ['status --json', ['status', 'a.yaml', '--json'], 'status', ['a.yaml'], { json: true }],
+    ['status --merge', ['status', 'a.yaml', '--merge', 's1', 's2'], 'status', ['a.yaml'], { merge: ['s1', 's2'] }],
     ['credits', ['credits'], 'credits', [], { backend: undefined }],
     ['credits workflow', ['credits', 'a.yaml'], 'credits', ['a.yaml'], {}],
     ['credits --backend', ['credits', '--backend', 'local'], 'credits', [], { backend: 'local' }],
@@ -125,6 +127,9 @@ describe('a flag another command takes is a usage error', () => {
     ['serve --state-dir', ['serve', '--state-dir', 's']],
     ['run --force', ['run', 'a.yaml', '--force']],
     ['run --once', ['run', 'a.yaml', '--once']],
+    ['plan --shard', ['plan', 'a.yaml', '--shard', '1/2']],
+    ['watch --shard', ['watch', 'in', '--workflow', 'w.yaml', '--shard', '1/2']],
+    ['run --merge', ['run', 'a.yaml', '--merge', 's']],
   ];
   it.each(refused)('%s', async (_title, argv) => {
     const { parsed, error, stderr } = await parse(argv);
@@ -136,6 +141,7 @@ describe('a flag another command takes is a usage error', () => {
   it('watch needs --workflow; a bad --concurrency is refused', async () => {
     expect((await parse(['watch', 'in'])).error?.code).toBe('commander.missingMandatoryOptionValue');
     expect((await parse(['run', 'a.yaml', '--concurrency', '0'])).error?.code).toBe('commander.invalidArgument');
+    for (const bad of ['0/3', '4/3', 'a/b']) expect((await parse(['run', 'a.yaml', '--shard', bad])).error?.code, bad).toBe('commander.invalidArgument');
   });
 });
 
