@@ -81,6 +81,9 @@ const FLAGS = {
   compat: () => new Option('--compat <name=value>', 'select a contract variant, e.g. errors=status (repeatable)').argParser(collect).default([]),
   force: () => new Option('--force', 'overwrite an existing file'),
   shard: () => new Option('--shard <i/n>', 'run only the i-th of n deterministic, balanced slices of the jobs (by job id), with its own state; for CI matrices').argParser(shardArg),
+  queue: () => new Option('--queue <redis-url>', 'the shared queue: redis://host:port[/db] (or TALK_QUEUE)'),
+  detach: () => new Option('--detach', 'with --queue: enqueue the jobs and return (follow later with the same command without --detach)'),
+  workerConcurrency: () => new Option('--concurrency <n>', 'jobs this worker runs at once (default 4)').argParser(positiveInt),
   merge: () => new Option('--merge <state-dir...>', 'report the whole of several state dirs together (e.g. the shards of a CI matrix, one state dir each)'),
 } satisfies Record<string, () => Option>;
 
@@ -91,13 +94,14 @@ const OUTPUT: FlagName[] = ['reporter', 'json', 'quiet', 'verbose', 'color'];
 
 /** The flags of each command (SPEC §1): only these are accepted. */
 export const COMMAND_FLAGS = {
-  run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast', 'partial', 'noReport', 'shard'],
+  run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast', 'partial', 'noReport', 'shard', 'queue', 'detach'],
   report: ['backend', 'stateDir', 'color', 'var'],
   validate: ['jsonOnly', 'color', 'var', 'strict'],
   plan: ['backend', 'stateDir', 'jsonOnly', 'color', 'var', 'strict', 'concurrency', 'fresh'],
   watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun'],
   status: ['stateDir', 'jsonOnly', 'merge'],
   credits: ['backend', 'stateDir', 'jsonOnly'],
+  worker: ['queue', 'backend', 'workerConcurrency', 'jsonOnly'],
   serve: ['host', 'port', 'dataDir', 'latency', 'fault', 'seed', 'compat'],
   schema: [],
   init: ['force'],
@@ -136,7 +140,7 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
   const shared = { ...sharedFrom(raw, ctx), json: raw['json'] === true };
   switch (name) {
     case 'run':
-      return { ...shared, partial: raw['partial'] === true, report: raw['report'] !== false, shard: raw['shard'] };
+      return { ...shared, partial: raw['partial'] === true, report: raw['report'] !== false, shard: raw['shard'], queue: raw['queue'], detach: raw['detach'] === true };
     case 'report':
       return shared;
     case 'status':
@@ -167,6 +171,8 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
       };
     case 'init':
       return { ...shared, force: raw['force'] === true };
+    case 'worker':
+      return { ...shared, queue: raw['queue'] };
     default: {
       const unreachable: never = name;
       return unreachable;
@@ -201,6 +207,8 @@ const dispatchCommand = (ctx: CommandContext): Dispatch =>
         return (await import('../commands/schema.js')).schemaCommand(args, options, ctx);
       case 'init':
         return (await import('../commands/init.js')).initCommand(args, options as never, ctx);
+      case 'worker':
+        return (await import('../commands/worker.js')).workerCommand(args, options as never, ctx);
       default: {
         const unreachable: never = name;
         return unreachable;
@@ -269,6 +277,7 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
   command('credits', 'credit balance on the selected backend (the account a workflow spends from, when named)', 'talk credits examples/hello.yaml', [
     { spec: '[workflow]', help: 'the workflow whose account to show (its backend and state dir)' },
   ]);
+  command('worker', 'take jobs from a shared queue (BullMQ on Redis) and run them; many workers share one queue and one state', 'talk worker --queue redis://127.0.0.1:6379 --concurrency 8');
   command('serve', 'start the local backend: the NemoVideo protocol on loopback, real renders with ffmpeg', 'talk serve --port 8787 --latency render=2000');
   command('schema', 'print the workflow JSON Schema', 'talk schema > workflow.schema.json');
   command('init', 'write a commented starter workflow', 'talk init my-avatar.yaml', [{ spec: '[file]', help: 'where to write it', fallback: 'workflow.yaml' }]);

@@ -1,4 +1,6 @@
 import { CreditsError, ExitCode, UsageError, WorkflowInvalidError } from '../core/errors.js';
+import { queueAddressFrom } from './queue-knobs.js';
+import { enqueueAndFollow } from './run-queue.js';
 import { displayPath } from '../core/paths.js';
 import { loadWorkflow } from '../workflow/index.js';
 import { planRun, shardPlan, type Plan, type Shard } from '../plan/index.js';
@@ -22,6 +24,10 @@ export interface RunOptions extends SharedOptions {
   report?: boolean;
   /** `--shard i/n`: run only this slice of the jobs, in a state of its own (CI matrices). */
   shard?: Shard | undefined;
+  /** `--queue redis://…` (or `TALK_QUEUE`): enqueue the jobs for `talk worker`s instead of running them here. */
+  queue?: string | undefined;
+  /** With a queue: enqueue and return. */
+  detach?: boolean;
 }
 
 /** Exit code for a run status (SPEC §1). */
@@ -81,6 +87,13 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   const backendId = backendIdFor(plan, ctx.env);
   const shown = displayPath(plan.workflowPath, ctx.cwd);
   const again = resumeCommand(['run', shown, ...(shard ? ['--shard', `${shard.index}/${shard.count}`] : [])], options);
+
+  const address = queueAddressFrom(options.queue, ctx.env);
+  if (options.detach === true && !address) throw new UsageError('--detach needs a queue', { hint: 'pass --queue redis://host:port[/db] (or set TALK_QUEUE), or leave --detach out' });
+  if (address && !options.dryRun) {
+    const followCommand = resumeCommand(['run', shown, ...(shard ? ['--shard', `${shard.index}/${shard.count}`] : []), '--queue', address.shown], options);
+    return enqueueAndFollow(plan, { address, backendId, shown, followCommand }, { ...options, detach: options.detach === true }, ctx);
+  }
 
   if (options.dryRun) {
     if (json) ctx.stdout.write(`${JSON.stringify({ plan })}\n`);

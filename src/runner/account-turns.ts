@@ -88,3 +88,55 @@ export class AccountTurns {
     return { alone, othersOpen, othersUnsettled, othersCharged };
   }
 }
+
+/** A key no turn has: another book's activity against it counts every turn of that book. */
+const NO_TURN = '\u0001none';
+
+/**
+ * The turns of one account kept in several books, one per job (a queue worker runs jobs of many
+ * workflows, whose job and step ids may be the same): each book's `activity` also counts every
+ * turn of the others, as turns of other jobs.
+ */
+export class TurnsGroup {
+  private readonly books = new Set<AccountTurns>();
+  /** When each book's job ended: its settled turns still explain charges in others' windows for a while. */
+  private readonly left = new Map<AccountTurns, number>();
+
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** How long an ended job's turns still count (longer than any turn's recovery window). */
+    private readonly keepMs = 30 * 60_000,
+  ) {}
+
+  /** A new book in the group; `leave()` when its job ends. */
+  join(): AccountTurns & { leave(): void } {
+    const books = this.books;
+    const left = this.left;
+    const now = this.now;
+    for (const [book, at] of left) {
+      if (now() - at < this.keepMs) continue;
+      books.delete(book);
+      left.delete(book);
+    }
+    const book = new (class extends AccountTurns {
+      override activity(key: string, since: number): AccountActivity {
+        const mine = super.activity(key, since);
+        for (const other of books) {
+          if (other === this) continue;
+          const theirs = AccountTurns.prototype.activity.call(other, NO_TURN, since);
+          mine.alone &&= theirs.alone;
+          mine.othersOpen += theirs.othersOpen;
+          mine.othersUnsettled += theirs.othersUnsettled;
+          mine.othersCharged += theirs.othersCharged;
+        }
+        return mine;
+      }
+
+      leave(): void {
+        left.set(this, now());
+      }
+    })(this.now);
+    books.add(book);
+    return book;
+  }
+}

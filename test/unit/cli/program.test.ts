@@ -56,6 +56,10 @@ describe('argv → typed options, one row per command and flag', () => {
     ['run --fail-fast', ['run', 'a.yaml', '--fail-fast'], 'run', ['a.yaml'], { failFast: true }],
     ['run --partial', ['run', 'a.yaml', '--partial'], 'run', ['a.yaml'], { partial: true }],
     ['run --shard', ['run', 'a.yaml', '--shard', '2/3'], 'run', ['a.yaml'], { shard: { index: 2, count: 3 } }],
+    ['run --queue', ['run', 'a.yaml', '--queue', 'redis://h:1/2'], 'run', ['a.yaml'], { queue: 'redis://h:1/2', detach: false }],
+    ['run --detach', ['run', 'a.yaml', '--queue', 'redis://h:1', '--detach'], 'run', ['a.yaml'], { detach: true }],
+    ['worker', ['worker', '--queue', 'redis://h:1'], 'worker', [], { queue: 'redis://h:1', concurrency: undefined, backend: undefined, json: false }],
+    ['worker --concurrency --backend --json', ['worker', '--queue', 'redis://h:1', '--concurrency', '6', '--backend', 'http://b:2', '--json'], 'worker', [], { concurrency: 6, backend: 'http://b:2', json: true }],
     ['validate files in order', ['validate', 'b.yaml', 'a.yaml'], 'validate', ['b.yaml', 'a.yaml'], { json: false }],
     ['validate --json', ['validate', '--json', 'a.yaml'], 'validate', ['a.yaml'], { json: true }],
     ['validate --var', ['validate', 'a.yaml', '--var', 'who=Ada'], 'validate', ['a.yaml'], { vars: { who: 'Ada' } }],
@@ -130,6 +134,10 @@ describe('a flag another command takes is a usage error', () => {
     ['plan --shard', ['plan', 'a.yaml', '--shard', '1/2']],
     ['watch --shard', ['watch', 'in', '--workflow', 'w.yaml', '--shard', '1/2']],
     ['run --merge', ['run', 'a.yaml', '--merge', 's']],
+    ['worker --state-dir', ['worker', '--queue', 'redis://h:1', '--state-dir', 's']],
+    ['worker --fresh', ['worker', '--queue', 'redis://h:1', '--fresh']],
+    ['worker --shard', ['worker', '--queue', 'redis://h:1', '--shard', '1/2']],
+    ['plan --queue', ['plan', 'a.yaml', '--queue', 'redis://h:1']],
   ];
   it.each(refused)('%s', async (_title, argv) => {
     const { parsed, error, stderr } = await parse(argv);

@@ -1,0 +1,240 @@
+// Queue mode end to end: `talk run --queue` and `talk worker`s as separate processes of the
+// built CLI, a real redis-server (AOF on) and one `talk serve` they all share over loopback.
+// Every job once across workers (the backend's counters), the same workflow enqueued twice,
+// credit holds across workers, a worker killed -9 mid-render and mid-instruction, and Redis
+// restarted mid-batch. Moments are picked from the processes' events, never from sleeps.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, runCli, spawnCli, type CliProcess } from '../helpers/cli.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { batchWorkspace, startServe, type Served } from '../helpers/serve.js';
+import { testTools } from '../helpers/media.js';
+import type { TalkEvent } from '../../src/core/events.js';
+
+beforeAll(() => {
+  if (!existsSync(path.join(REPO_ROOT, 'dist', 'talk.js'))) execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'build.mjs')], { stdio: 'ignore' });
+}, 120_000);
+
+let redis: TestRedis;
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+}, 30_000);
+
+afterEach(async () => {
+  for (const clean of cleanups.splice(0).reverse()) await clean().catch(() => undefined);
+  // Each test starts from an empty Redis (a new queue, no state, no holds).
+  const client = new Redis({ host: '127.0.0.1', port: redis.port });
+  await client.flushall();
+  await client.quit();
+});
+
+afterAll(async () => {
+  await redis.stop();
+});
+
+/** Worker timings short enough that a dead worker's job is handed on within seconds. */
+const FAST_LOCKS = { TALK_QUEUE_LOCK_MS: '1500', TALK_QUEUE_STALLED_MS: '500' };
+
+async function serve(env: Record<string, string>, args: string[] = []): Promise<Served> {
+  const served = await startServe({ env, args });
+  cleanups.push(() => served.stop());
+  return served;
+}
+
+async function workspace(items: number, top: string[] = []): Promise<string> {
+  const dir = await batchWorkspace(items, { concurrency: 8, top });
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A worker in a folder of its own (its own config dir), on the account of `clientId`. */
+async function startWorker(served: Served, clientId: string, concurrency: number, env: Record<string, string> = {}): Promise<CliProcess> {
+  const cwd = await mkdtemp(path.join(tmpdir(), 'talk-e2e-worker-'));
+  const child = spawnCli(['worker', '--queue', redis.url, '--backend', served.url, '--concurrency', String(concurrency), '--json'], { cwd, env: { NEMO_CLIENT_ID: clientId, ...FAST_LOCKS, ...env }, timeoutMs: 300_000 });
+  cleanups.push(async () => {
+    if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
+    await child.done.catch(() => undefined);
+    await rm(cwd, { recursive: true, force: true });
+  });
+  await child.waitForEvent((e) => e.type === 'notice' && /worker ready/.test(e.message));
+  return child;
+}
+
+function follow(cwd: string, served: Served, clientId: string, options: { viaEnv?: boolean } = {}): Promise<Awaited<ReturnType<typeof runCli>>> {
+  // TALK_QUEUE is the environment form of --queue.
+  const queue = options.viaEnv ? [] : ['--queue', redis.url];
+  return runCli(['run', 'batch.yaml', ...queue, '--backend', served.url, '--json'], { cwd, env: { NEMO_CLIENT_ID: clientId, ...(options.viaEnv ? { TALK_QUEUE: redis.url } : {}) }, timeoutMs: 300_000 });
+}
+
+async function queueCounts(): Promise<Record<string, number>> {
+  const queue = new Queue('jobs', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'talk' });
+  try {
+    return await queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized');
+  } finally {
+    await queue.close();
+  }
+}
+
+const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `p${String(i).padStart(2, '0')}`);
+
+/** An MP4 that ffprobe reads, with a video stream and a duration. */
+function assertValidMp4(file: string): void {
+  const out = execFileSync(testTools().ffprobe, ['-v', 'error', '-show_entries', 'format=duration:stream=codec_type', '-of', 'json', file], { encoding: 'utf8' });
+  const probe = JSON.parse(out) as { format: { duration: string }; streams: { codec_type: string }[] };
+  expect(Number(probe.format.duration), file).toBeGreaterThan(0);
+  expect(probe.streams.map((s) => s.codec_type), file).toContain('video');
+}
+
+describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
+  it('3 workers × 30 jobs: every job once; enqueued twice it is still 30 jobs', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '3000' });
+    const cwd = await workspace(30);
+    const account = 'e2e-queue-30';
+    // Enqueued twice before any worker runs: the job ids are the jobs' fingerprints.
+    for (const round of [1, 2]) {
+      const detached = await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } });
+      expect(detached.code).toBe(0);
+      expect(detached.stdout).toContain(round === 1 ? 'enqueued 30 of 30 jobs' : 'enqueued 0 of 30 jobs');
+      expect(detached.stdout).toMatch(/follow with: talk run batch\.yaml --queue redis:\S+ --backend http:\S+\nrun them with: talk worker --queue redis:\S+ --backend http:/);
+    }
+    expect(await queueCounts()).toMatchObject({ waiting: 30, active: 0, completed: 0 });
+
+    const workers = await Promise.all([1, 2, 3].map(() => startWorker(served, account, 4)));
+    const result = await follow(cwd, served, account);
+    expect(result.stderr).not.toMatch(/internal error/);
+    expect(result.code).toBe(0);
+    const done = result.events.at(-1);
+    expect(done).toMatchObject({ type: 'run:done', status: 'success', creditsUsed: 3000 });
+    expect((done as Extract<TalkEvent, { type: 'run:done' }>).outputs.map((o) => o.job).sort()).toEqual(ids(30));
+
+    const stats = await served.stats();
+    expect(stats).toMatchObject({ messages: 30, rendersStarted: 30, rendersCompleted: 30, creditsSpent: 3000, sessionsCreated: 30 });
+    for (const id of ids(30)) assertValidMp4(path.join(cwd, 'out', `${id}.mp4`));
+    expect(await queueCounts()).toMatchObject({ waiting: 0, active: 0, completed: 30, failed: 0 });
+    // The work was shared: each job was taken by exactly one worker, and more than one worker worked.
+    const takenBy = workers.map((w) => new Set(w.events().flatMap((e) => (e.type === 'step:start' ? [e.job] : []))));
+    expect(takenBy.reduce((n, s) => n + s.size, 0)).toBe(30);
+    expect(takenBy.filter((s) => s.size > 0).length).toBeGreaterThan(1);
+
+    // And once more, after everything finished: nothing is added, nothing sent, exit 0.
+    const again = await follow(cwd, served, account);
+    expect(again.code).toBe(0);
+    expect(again.events.at(-1)).toMatchObject({ type: 'run:done', status: 'success' });
+    expect((await served.stats()).messages).toBe(30);
+    expect(await queueCounts()).toMatchObject({ completed: 30 });
+  }, 300_000);
+
+  it('a 100-credit account and 3 workers: exactly one job is admitted, the others end not-started (exit 3)', async () => {
+    // A generation that takes a while: the other workers decide while the first one's turn runs.
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100', TALK_LOCAL_TURN_DELAY_MS: '1500' });
+    const cwd = await workspace(3);
+    const account = 'e2e-queue-poor';
+    await Promise.all([1, 2, 3].map(() => startWorker(served, account, 1)));
+    const result = await follow(cwd, served, account, { viaEnv: true });
+    expect(result.code).toBe(3);
+    const stats = await served.stats();
+    expect(stats).toMatchObject({ messages: 1, creditsSpent: 100, rendersStarted: 1 });
+    expect(result.events.filter((e) => e.type === 'step:failed')).toEqual([]);
+    expect(result.events.at(-1)).toMatchObject({ type: 'run:done', status: 'credits', creditsUsed: 100 });
+    const notStarted = result.events.filter((e) => e.type === 'step:skipped' && e.reason === 'not-started');
+    expect(new Set(notStarted.map((e) => (e as { job: string }).job)).size).toBe(2);
+  }, 120_000);
+
+  it('a worker killed -9 while its render is in flight: another finishes the job, one render, one message', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=4000']);
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-kill-render';
+    const first = await startWorker(served, account, 1);
+    const following = follow(cwd, served, account);
+    await first.waitForEvent((e) => e.type === 'step:progress' && e.step === 'export' && e.percent !== undefined);
+    first.child.kill('SIGKILL');
+    expect((await first.done).signal).toBe('SIGKILL');
+    expect((await served.stats()).rendersStarted).toBe(1);
+
+    const second = await startWorker(served, account, 1);
+    const result = await following;
+    expect(result.code).toBe(0);
+    expect(result.events.at(-1)).toMatchObject({ type: 'run:done', status: 'success' });
+    // The second worker resumed: the instruction was skipped, the export re-attached to the render.
+    expect(second.events()).toContainEqual(expect.objectContaining({ type: 'step:skipped', step: 'instruction-1', reason: 'resumed' }));
+    expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1, creditsSpent: 100 });
+    assertValidMp4(path.join(cwd, 'out', 'p00.mp4'));
+  }, 120_000);
+
+  it('SIGTERM stops a worker mid-render with exit 130 and hands the job back; the next worker re-attaches', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=3000']);
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-sigterm';
+    const first = await startWorker(served, account, 1, { TALK_QUEUE_LOCK_MS: '30000' });
+    const following = follow(cwd, served, account);
+    await first.waitForEvent((e) => e.type === 'step:progress' && e.step === 'export' && e.percent !== undefined);
+    first.child.kill('SIGTERM');
+    const stopped = await first.done;
+    expect(stopped.code).toBe(130);
+    expect(stopped.events).toContainEqual(expect.objectContaining({ type: 'step:skipped', step: 'export', reason: 'interrupted' }));
+    // Handed back at once (not left to the 30 s lock): it waits for the next worker.
+    expect(await queueCounts()).toMatchObject({ waiting: 1, active: 0 });
+    await startWorker(served, account, 1);
+    const result = await following;
+    expect(result.code).toBe(0);
+    expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1 });
+  }, 120_000);
+
+  it('usage: --detach without a queue, a queue that is not redis://, a worker without a queue: exit 2', async () => {
+    const cwd = await workspace(1);
+    const noQueue = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--detach'], { cwd });
+    expect(noQueue.code).toBe(2);
+    expect(noQueue.stderr).toMatch(/--detach needs a queue/);
+    const badUrl = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--queue', 'http://127.0.0.1:6379'], { cwd });
+    expect(badUrl.code).toBe(2);
+    expect(badUrl.stderr).toMatch(/--queue expects a redis:\/\/ URL/);
+    const worker = await runCli(['worker'], { cwd });
+    expect(worker.code).toBe(2);
+    expect(worker.stderr).toMatch(/talk worker needs a queue/);
+  });
+
+  it('a worker killed -9 while its instruction is in flight: another concludes it without sending it again', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000', TALK_LOCAL_TURN_DELAY_MS: '3000' });
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-kill-turn';
+    const first = await startWorker(served, account, 1);
+    const following = follow(cwd, served, account);
+    // The turn streams (the agent reports its tools): the backend took it and goes on without us.
+    await first.waitForEvent((e) => e.type === 'step:progress' && e.step === 'instruction-1' && e.label !== undefined);
+    expect((await served.stats()).messages).toBe(1);
+    first.child.kill('SIGKILL');
+    await first.done;
+
+    const second = await startWorker(served, account, 1);
+    const result = await following;
+    expect(result.code).toBe(0);
+    expect(second.events()).toContainEqual(expect.objectContaining({ type: 'notice', message: expect.stringMatching(/was applied; it was not sent again/) as unknown }));
+    expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1, creditsSpent: 100 });
+    assertValidMp4(path.join(cwd, 'out', 'p00.mp4'));
+  }, 120_000);
+
+  it('Redis restarted (AOF) mid-batch: nothing lost, nothing duplicated', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=1500']);
+    const cwd = await workspace(8);
+    const account = 'e2e-queue-restart';
+    const workers = await Promise.all([1, 2].map(() => startWorker(served, account, 2)));
+    const following = follow(cwd, served, account);
+    // Mid-batch: the first video is out, others are still to come.
+    await workers[0]!.waitForEvent((e) => e.type === 'step:done' && e.step === 'export').catch(() => workers[1]!.waitForEvent((e) => e.type === 'step:done' && e.step === 'export'));
+    await redis.restart();
+    const result = await following;
+    expect(result.code).toBe(0);
+    expect(result.events.at(-1)).toMatchObject({ type: 'run:done', status: 'success', creditsUsed: 800 });
+    expect(await served.stats()).toMatchObject({ messages: 8, rendersStarted: 8, creditsSpent: 800 });
+    expect(await queueCounts()).toMatchObject({ completed: 8, failed: 0 });
+    for (const id of ids(8)) expect((await readFile(path.join(cwd, 'out', `${id}.mp4`))).subarray(4, 8).toString()).toBe('ftyp');
+  }, 180_000);
+});
