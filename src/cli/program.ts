@@ -102,6 +102,7 @@ export const COMMAND_FLAGS = {
   status: ['stateDir', 'jsonOnly', 'merge'],
   credits: ['backend', 'stateDir', 'jsonOnly'],
   worker: ['queue', 'backend', 'workerConcurrency', 'jsonOnly'],
+  queue: ['queue', 'jsonOnly'],
   serve: ['host', 'port', 'dataDir', 'latency', 'fault', 'seed', 'compat'],
   schema: [],
   init: ['force'],
@@ -172,6 +173,7 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
     case 'init':
       return { ...shared, force: raw['force'] === true };
     case 'worker':
+    case 'queue':
       return { ...shared, queue: raw['queue'] };
     default: {
       const unreachable: never = name;
@@ -209,6 +211,8 @@ const dispatchCommand = (ctx: CommandContext): Dispatch =>
         return (await import('../commands/init.js')).initCommand(args, options as never, ctx);
       case 'worker':
         return (await import('../commands/worker.js')).workerCommand(args, options as never, ctx);
+      case 'queue':
+        return (await import('../commands/queue.js')).queueCommand(args, options as never, ctx);
       default: {
         const unreachable: never = name;
         return unreachable;
@@ -278,6 +282,9 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     { spec: '[workflow]', help: 'the workflow whose account to show (its backend and state dir)' },
   ]);
   command('worker', 'take jobs from a shared queue (BullMQ on Redis) and run them; many workers share one queue and one state', 'talk worker --queue redis://127.0.0.1:6379 --concurrency 8');
+  command('queue', 'the shared queue: status, or pause / resume / drain its workers', 'talk queue status --queue redis://127.0.0.1:6379', [
+    { spec: '<action>', help: 'status | pause | resume | drain' },
+  ]);
   command('serve', 'start the local backend: the NemoVideo protocol on loopback, real renders with ffmpeg', 'talk serve --port 8787 --latency render=2000');
   command('schema', 'print the workflow JSON Schema', 'talk schema > workflow.schema.json');
   command('init', 'write a commented starter workflow', 'talk init my-avatar.yaml', [{ spec: '[file]', help: 'where to write it', fallback: 'workflow.yaml' }]);

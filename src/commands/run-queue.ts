@@ -31,6 +31,9 @@ function statusOf(results: QueueJobResult[], interrupted: boolean): 'success' | 
   return 'success';
 }
 
+/** BullMQ's largest priority (2^21); jobs past it share it, in order. */
+const MAX_PRIORITY = 2 ** 21;
+
 const EXIT = { success: ExitCode.ok, failed: ExitCode.failed, credits: ExitCode.credits, interrupted: ExitCode.interrupted } as const;
 
 /** Enqueue the plan's jobs; follow them unless `detach`. Returns the exit code. */
@@ -92,7 +95,10 @@ export async function enqueueAndFollow(
     }
     const before = await Promise.all(entries.map((e) => queue.getJob(e.id)));
     const already = before.filter((j) => j !== undefined).length;
-    await queue.addBulk(entries.map((e) => ({ name: plan.name, data: e.data, opts: { jobId: e.id, removeOnComplete: false, removeOnFail: false } })));
+    // Fairness: the k-th job of every workflow has priority k, so workers take the first jobs of
+    // each workflow before the later ones of any — a 10-job workflow enqueued behind a 10,000-job
+    // one is not starved; it interleaves. (BullMQ: 1 is first; jobs of one priority in order.)
+    await queue.addBulk(entries.map((e, k) => ({ name: plan.name, data: e.data, opts: { jobId: e.id, priority: Math.min(k + 1, MAX_PRIORITY), removeOnComplete: false, removeOnFail: false } })));
     const message = `enqueued ${entries.length - already} of ${entries.length} jobs on ${context.address.shown}${already > 0 ? ` (${already} were already queued: the same jobs are never added twice)` : ''}`;
     if (!reporter) {
       const backend = plan.backend.kind === 'url' ? ` --backend ${context.backendId}` : '';

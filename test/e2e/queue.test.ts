@@ -105,7 +105,8 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
       expect(detached.stdout).toContain(round === 1 ? 'enqueued 30 of 30 jobs' : 'enqueued 0 of 30 jobs');
       expect(detached.stdout).toMatch(/follow with: talk run batch\.yaml --queue redis:\S+ --backend http:\S+\nrun them with: talk worker --queue redis:\S+ --backend http:/);
     }
-    expect(await queueCounts()).toMatchObject({ waiting: 30, active: 0, completed: 0 });
+    // Waiting in priority order (the k-th job of a workflow has priority k, see the fairness test).
+    expect(await queueCounts()).toMatchObject({ prioritized: 30, waiting: 0, active: 0, completed: 0 });
 
     const workers = await Promise.all([1, 2, 3].map(() => startWorker(served, account, 4)));
     const result = await follow(cwd, served, account);
@@ -181,11 +182,65 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(stopped.code).toBe(130);
     expect(stopped.events).toContainEqual(expect.objectContaining({ type: 'step:skipped', step: 'export', reason: 'interrupted' }));
     // Handed back at once (not left to the 30 s lock): it waits for the next worker.
-    expect(await queueCounts()).toMatchObject({ waiting: 1, active: 0 });
+    const counts = await queueCounts();
+    expect((counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0)).toBe(1);
+    expect(counts['active']).toBe(0);
     await startWorker(served, account, 1);
     const result = await following;
     expect(result.code).toBe(0);
     expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1 });
+  }, 120_000);
+
+  it('fairness: a small workflow enqueued behind a big one is not starved; their jobs interleave', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '2000' });
+    const big = await workspace(10);
+    const small = await batchWorkspace(2, { name: 'small', concurrency: 8 });
+    cleanups.push(() => rm(small, { recursive: true, force: true }));
+    const account = 'e2e-queue-fair';
+    for (const cwd of [big, small]) {
+      const detached = await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } });
+      expect(detached.code).toBe(0);
+    }
+    // One worker, one job at a time: the order it takes them in is the queue's order.
+    const worker = await startWorker(served, account, 1);
+    const following = [follow(big, served, account), follow(small, served, account)];
+    const results = await Promise.all(following);
+    expect(results.map((r) => r.code)).toEqual([0, 0]);
+    const order = worker.events().flatMap((e) => (e.type === 'step:start' && e.kind === 'instruction' ? [e.job] : []));
+    expect(order).toHaveLength(12);
+    // Both p00s first, then both p01s: the small workflow's two jobs are among the first four.
+    expect(order.slice(0, 4).sort()).toEqual(['p00', 'p00', 'p01', 'p01']);
+  }, 180_000);
+
+  it('talk queue status, pause, resume and drain', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const cwd = await workspace(3);
+    const account = 'e2e-queue-ops';
+    const ops = async (action: string): Promise<{ paused: boolean; workers: number; counts: { waiting: number; active: number; completed: number }; removed?: number }> => {
+      const result = await runCli(['queue', action, '--queue', redis.url, '--json'], { cwd });
+      expect(result.code, result.stderr).toBe(0);
+      return JSON.parse(result.stdout) as never;
+    };
+    expect(await ops('status')).toMatchObject({ paused: false, workers: 0, counts: { waiting: 0 } });
+    expect((await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } })).code).toBe(0);
+    expect(await ops('pause')).toMatchObject({ paused: true, counts: { waiting: 3 } });
+    await startWorker(served, account, 2);
+    expect(await ops('status')).toMatchObject({ paused: true, workers: 1, counts: { waiting: 3, active: 0 } });
+    expect(await ops('resume')).toMatchObject({ paused: false });
+    const result = await follow(cwd, served, account);
+    expect(result.code).toBe(0);
+    expect(await ops('status')).toMatchObject({ counts: { waiting: 0, completed: 3 } });
+
+    // drain removes what no worker took; the text form says how many.
+    await ops('pause');
+    const other = await batchWorkspace(2, { name: 'other' });
+    cleanups.push(() => rm(other, { recursive: true, force: true }));
+    expect((await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd: other, env: { NEMO_CLIENT_ID: account } })).code).toBe(0);
+    const drained = await runCli(['queue', 'drain', '--queue', redis.url], { cwd });
+    expect(drained.stdout).toMatch(/drained: 2 waiting jobs removed/);
+    expect(drained.stdout).toMatch(/queue redis:\S+: paused · 1 worker · 0 waiting · 0 active · 3 completed · 0 failed/);
+    expect((await served.stats()).messages).toBe(3);
+    expect((await runCli(['queue', 'flush', '--queue', redis.url], { cwd })).code).toBe(2);
   }, 120_000);
 
   it('usage: --detach without a queue, a queue that is not redis://, a worker without a queue: exit 2', async () => {

@@ -59,6 +59,8 @@ describe('argv → typed options, one row per command and flag', () => {
     ['run --queue', ['run', 'a.yaml', '--queue', 'redis://h:1/2'], 'run', ['a.yaml'], { queue: 'redis://h:1/2', detach: false }],
     ['run --detach', ['run', 'a.yaml', '--queue', 'redis://h:1', '--detach'], 'run', ['a.yaml'], { detach: true }],
     ['worker', ['worker', '--queue', 'redis://h:1'], 'worker', [], { queue: 'redis://h:1', concurrency: undefined, backend: undefined, json: false }],
+    ['queue status', ['queue', 'status', '--queue', 'redis://h:1', '--json'], 'queue', ['status'], { queue: 'redis://h:1', json: true }],
+    ['queue drain', ['queue', 'drain', '--queue', 'redis://h:1'], 'queue', ['drain'], { json: false }],
     ['worker --concurrency --backend --json', ['worker', '--queue', 'redis://h:1', '--concurrency', '6', '--backend', 'http://b:2', '--json'], 'worker', [], { concurrency: 6, backend: 'http://b:2', json: true }],
     ['validate files in order', ['validate', 'b.yaml', 'a.yaml'], 'validate', ['b.yaml', 'a.yaml'], { json: false }],
     ['validate --json', ['validate', '--json', 'a.yaml'], 'validate', ['a.yaml'], { json: true }],
@@ -138,6 +140,7 @@ describe('a flag another command takes is a usage error', () => {
     ['worker --fresh', ['worker', '--queue', 'redis://h:1', '--fresh']],
     ['worker --shard', ['worker', '--queue', 'redis://h:1', '--shard', '1/2']],
     ['plan --queue', ['plan', 'a.yaml', '--queue', 'redis://h:1']],
+    ['queue --backend', ['queue', 'status', '--queue', 'redis://h:1', '--backend', 'local']],
   ];
   it.each(refused)('%s', async (_title, argv) => {
     const { parsed, error, stderr } = await parse(argv);
