@@ -29,6 +29,9 @@ import type { CommandContext, SharedOptions } from './context.js';
 import { provenanceDeps } from './media-tools.js';
 import { queueAddressFrom, queueKnobsFromEnv } from './queue-knobs.js';
 import type { BackendChoice } from '../plan/types.js';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { RedisTurns } from '../queue/redis-turns.js';
 
 export interface WorkerOptions extends SharedOptions {
   queue?: string | undefined;
@@ -55,7 +58,18 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
   const redis = connectRedis(address);
   const connections = new Map<string, Promise<Connection>>();
   const limiters = new Map<string, Limiters>();
-  const turns = new TurnsGroup();
+  // The account's turns on every worker, for disconnect recovery: one group per account.
+  const workerId = `${hostname()}-${randomUUID().slice(0, 12)}`;
+  const groups = new Map<string, Promise<{ group: TurnsGroup; remote: RedisTurns }>>();
+  const turnsFor = (account: string): Promise<TurnsGroup> => {
+    let entry = groups.get(account);
+    if (!entry) {
+      const remote = new RedisTurns({ redis, account, worker: workerId });
+      entry = remote.start().then(() => ({ group: new TurnsGroup(Date.now, undefined, remote), remote }));
+      groups.set(account, entry);
+    }
+    return entry.then((e) => e.group);
+  };
   const fixedBackend: BackendChoice | undefined = options.backend === undefined ? undefined : chooseBackend(options.backend, undefined);
 
   const connectionFor = (choice: BackendChoice): Promise<Connection> => {
@@ -94,10 +108,10 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       const changed = changedFields(data.fields[stepId], fp);
       throw new UnrecoverableError(`job ${jobId}, step ${stepId}: ${changed.join(', ') || 'its fingerprint'} differ from what was enqueued (an input changed, or this worker sees other files); enqueue the workflow again`);
     }
-    const account = connection.account() ?? 'unknown';
+    const account = runKeyFor(connection.account() ?? 'unknown', connection.backendId);
     const runKey = runKeyFor(plan.workflowPath, connection.backendId);
     const store = await openRedisJobStore({ redis, runKey, jobId, workflowPath: plan.workflowPath, name: plan.name, backendId: connection.backendId });
-    const book = turns.join();
+    const book = (await turnsFor(account)).join(job.id ?? jobId);
     book.seed(store.state);
     let progress: Promise<unknown> = Promise.resolve();
     const emit = (event: TalkEvent): void => {
@@ -107,7 +121,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     };
     const shared = redisCredits({
       redis,
-      account: `${runKeyFor(account, connection.backendId)}`,
+      account,
       runKey,
       holdKey: job.id ?? jobId,
       limit: plan.budget?.credits,
@@ -189,6 +203,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
   } finally {
     await worker.close().catch(() => undefined);
     for (const connection of connections.values()) await (await connection.catch(() => undefined))?.close();
+    for (const entry of groups.values()) await (await entry.catch(() => undefined))?.remote.stop();
     await redis.quit().catch(() => undefined);
   }
 }

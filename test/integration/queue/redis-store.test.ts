@@ -112,3 +112,42 @@ describe('test redis helper', () => {
     await expect(startRedis({ command: 'redis-server-that-is-not-installed' })).rejects.toThrow(/apt-get install redis-server/);
   });
 });
+
+describe("the account's turns across workers", () => {
+  it('a turn in flight on one worker makes recovery on another not alone; settled, its charge counts; a dead worker leaves it unsettled', async () => {
+    const { TurnsGroup } = await import('../../../src/runner/index.js');
+    const { RedisTurns } = await import('../../../src/queue/redis-turns.js');
+    // Two workers; timers far apart, reads made by hand so the test orders them.
+    const a = new RedisTurns({ redis, account: 'acct', worker: 'A', refreshMs: 60_000, aliveMs: 60_000 });
+    const b = new RedisTurns({ redis, account: 'acct', worker: 'B', refreshMs: 60_000, aliveMs: 60_000 });
+    await a.start();
+    await b.start();
+    const onA = new TurnsGroup(Date.now, undefined, a).join('queue-job-1');
+    const onB = new TurnsGroup(Date.now, undefined, b).join('queue-job-2');
+    const since = Date.now() - 1000;
+    onB.open('p01\u0000instruction-1');
+    await b.refresh();
+    expect(onB.activity('p01\u0000instruction-1', since)).toEqual({ alone: true, othersOpen: 0, othersUnsettled: 0, othersCharged: 0 });
+
+    onA.open('p01\u0000instruction-1');
+    await a.stop(); // its writes land; its heartbeat timer stops (the key lasts 60 s)
+    await b.refresh();
+    expect(onB.activity('p01\u0000instruction-1', since)).toMatchObject({ alone: false, othersOpen: 1 });
+
+    onA.settle('p01\u0000instruction-1', 100);
+    await a.stop();
+    await b.refresh();
+    expect(onB.activity('p01\u0000instruction-1', since)).toMatchObject({ alone: false, othersOpen: 0, othersCharged: 100 });
+
+    // Worker A opens another turn and dies: its heartbeat is gone, the turn counts as unsettled.
+    onA.open('p02\u0000instruction-1');
+    await a.stop();
+    await redis.del('talk:worker-alive:A');
+    await b.refresh();
+    expect(onB.activity('p01\u0000instruction-1', since)).toMatchObject({ othersOpen: 0, othersUnsettled: 1, othersCharged: 100 });
+    // The worker that takes A's job over records the same turn: it is not "another" turn to itself.
+    const takeover = new TurnsGroup(Date.now, undefined, b).join('queue-job-1');
+    expect(takeover.activity('p02\u0000instruction-1', since)).toMatchObject({ othersUnsettled: 0 });
+    await b.stop();
+  });
+});
