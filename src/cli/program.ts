@@ -282,8 +282,9 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
     { spec: '[workflow]', help: 'the workflow whose account to show (its backend and state dir)' },
   ]);
   command('worker', 'take jobs from a shared queue (BullMQ on Redis) and run them; many workers share one queue and one state', 'talk worker --queue redis://127.0.0.1:6379 --concurrency 8');
-  command('queue', 'the shared queue: status, or pause / resume / drain its workers', 'talk queue status --queue redis://127.0.0.1:6379', [
-    { spec: '<action>', help: 'status | pause | resume | drain' },
+  command('queue', 'the shared queue: status, pause / resume / drain, and limits every worker obeys', 'talk queue limit rate=30/1m at-once=8 --queue redis://127.0.0.1:6379', [
+    { spec: '<action>', help: 'status | pause | resume | drain | limit' },
+    { spec: '[settings...]', help: 'for limit: rate=N/DURATION, at-once=N, or off' },
   ]);
   command('serve', 'start the local backend: the NemoVideo protocol on loopback, real renders with ffmpeg', 'talk serve --port 8787 --latency render=2000');
   command('schema', 'print the workflow JSON Schema', 'talk schema > workflow.schema.json');

@@ -243,6 +243,49 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect((await runCli(['queue', 'flush', '--queue', redis.url], { cwd })).code).toBe(2);
   }, 120_000);
 
+  it('talk queue limit: at-once=1 keeps every worker to one job in flight between them; rate=1/1500ms spaces their starts; off removes both', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=500']);
+    const account = 'e2e-queue-limits';
+    const limit = async (...settings: string[]): Promise<{ limits: { rate: { max: number; durationMs: number } | null; atOnce: number | null } }> => {
+      const result = await runCli(['queue', 'limit', ...settings, '--queue', redis.url, '--json'], { cwd: tmpdir() });
+      expect(result.code, result.stderr).toBe(0);
+      return JSON.parse(result.stdout) as never;
+    };
+    /** Each job's span on the workers, from its first step:start to its last step event, in ms. */
+    const spans = (workers: CliProcess[]): { start: number; end: number }[] => {
+      const byJob = new Map<string, { start: number; end: number }>();
+      for (const e of workers.flatMap((w) => w.events())) {
+        if (!e.type.startsWith('step:')) continue;
+        const t = Date.parse(e.ts);
+        const job = (e as { job: string }).job;
+        const span = byJob.get(job) ?? { start: t, end: t };
+        byJob.set(job, { start: Math.min(span.start, t), end: Math.max(span.end, t) });
+      }
+      return [...byJob.values()].sort((a, b) => a.start - b.start);
+    };
+
+    expect((await limit('at-once=1')).limits).toEqual({ rate: null, atOnce: 1 });
+    const first = await workspace(3);
+    const workers = await Promise.all([1, 2].map(() => startWorker(served, account, 2)));
+    expect((await follow(first, served, account)).code).toBe(0);
+    const serial = spans(workers);
+    expect(serial).toHaveLength(3);
+    for (let i = 1; i < serial.length; i += 1) expect(serial[i]!.start).toBeGreaterThanOrEqual(serial[i - 1]!.end);
+
+    expect((await limit('off')).limits).toEqual({ rate: null, atOnce: null });
+    expect((await limit('rate=1/1500ms')).limits).toEqual({ rate: { max: 1, durationMs: 1500 }, atOnce: null });
+    const second = await batchWorkspace(3, { name: 'spaced' });
+    cleanups.push(() => rm(second, { recursive: true, force: true }));
+    const before = workers.map((w) => w.events().length);
+    expect((await follow(second, served, account)).code).toBe(0);
+    const spaced = spans(workers.map((w, i) => ({ ...w, events: () => w.events().slice(before[i]) })));
+    expect(spaced).toHaveLength(3);
+    for (let i = 1; i < spaced.length; i += 1) expect(spaced[i]!.start - spaced[i - 1]!.start).toBeGreaterThanOrEqual(1400);
+    expect((await limit('off')).limits).toEqual({ rate: null, atOnce: null });
+    expect((await runCli(['queue', 'limit', 'rate=0/1m', '--queue', redis.url], { cwd: tmpdir() })).code).toBe(2);
+    expect((await runCli(['queue', 'limit', '--queue', redis.url], { cwd: tmpdir() })).code).toBe(2);
+  }, 180_000);
+
   it('usage: --detach without a queue, a queue that is not redis://, a worker without a queue: exit 2', async () => {
     const cwd = await workspace(1);
     const noQueue = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--detach'], { cwd });

@@ -61,6 +61,7 @@ describe('argv → typed options, one row per command and flag', () => {
     ['worker', ['worker', '--queue', 'redis://h:1'], 'worker', [], { queue: 'redis://h:1', concurrency: undefined, backend: undefined, json: false }],
     ['queue status', ['queue', 'status', '--queue', 'redis://h:1', '--json'], 'queue', ['status'], { queue: 'redis://h:1', json: true }],
     ['queue drain', ['queue', 'drain', '--queue', 'redis://h:1'], 'queue', ['drain'], { json: false }],
+    ['queue limit', ['queue', 'limit', 'rate=30/1m', 'at-once=8', '--queue', 'redis://h:1'], 'queue', ['limit', 'rate=30/1m', 'at-once=8'], {}],
     ['worker --concurrency --backend --json', ['worker', '--queue', 'redis://h:1', '--concurrency', '6', '--backend', 'http://b:2', '--json'], 'worker', [], { concurrency: 6, backend: 'http://b:2', json: true }],
     ['validate files in order', ['validate', 'b.yaml', 'a.yaml'], 'validate', ['b.yaml', 'a.yaml'], { json: false }],
     ['validate --json', ['validate', '--json', 'a.yaml'], 'validate', ['a.yaml'], { json: true }],
