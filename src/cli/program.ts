@@ -98,7 +98,7 @@ export const COMMAND_FLAGS = {
   report: ['backend', 'stateDir', 'color', 'var'],
   validate: ['jsonOnly', 'color', 'var', 'strict'],
   plan: ['backend', 'stateDir', 'jsonOnly', 'color', 'var', 'strict', 'concurrency', 'fresh'],
-  watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun'],
+  watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun', 'queue'],
   status: ['stateDir', 'jsonOnly', 'merge'],
   credits: ['backend', 'stateDir', 'jsonOnly'],
   worker: ['queue', 'backend', 'workerConcurrency', 'jsonOnly'],
@@ -158,6 +158,7 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
         once: raw['once'] === true,
         poll: raw['poll'] === true,
         onSuccess: (raw['onSuccess']) ?? 'move',
+        queue: raw['queue'],
       };
     case 'serve':
       return {

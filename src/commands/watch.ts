@@ -18,10 +18,14 @@ import { estimateCredits } from '../plan/index.js';
 import { planJobForItem, planRun } from '../plan/plan-run.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { createWatchJobRunner } from './watch-jobs.js';
+import { createQueueBundleRunner } from './watch-queue.js';
+import { queueAddressFrom } from './queue-knobs.js';
 import { resumeCommand } from './resume-command.js';
 
 export interface WatchOptions extends SharedOptions {
   workflow: string | undefined;
+  /** `--queue redis://…` (or `TALK_QUEUE`): bundles run on the queue's workers. */
+  queue?: string | undefined;
   once: boolean;
   poll: boolean;
   onSuccess: 'keep' | 'move' | 'delete';
@@ -47,7 +51,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   if (!info?.isDirectory()) throw new UsageError(`${dirArg} is not a folder`, { hint: 'create it first, or name the folder to watch' });
 
   const workflowFile = path.resolve(ctx.cwd, options.workflow);
-  const again = resumeCommand(['watch', dirArg, '--workflow', options.workflow], options);
+  const again = resumeCommand(['watch', dirArg, '--workflow', options.workflow, ...(options.queue ? ['--queue', options.queue] : [])], options);
   const loaded = await load(workflowFile, options, ctx);
   // --strict: a warning (e.g. an undeclared --var) stops the watcher before it takes a bundle.
   const strictStop = options.strict === true && loaded.diagnostics.some((d) => d.severity === 'warning');
@@ -87,7 +91,10 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const outputs: Extract<TalkEvent, { type: 'run:done' }>['outputs'] = [];
   let creditsUsed = 0;
 
-  const jobs = await createWatchJobRunner({
+  const address = queueAddressFrom(options.queue, ctx.env);
+  const jobs = address
+    ? await createQueueBundleRunner({ address, workflow: () => current.workflow, options, ctx, emit: (event) => reporter.emit(event) })
+    : await createWatchJobRunner({
     workflow: () => current.workflow,
     options,
     ctx,

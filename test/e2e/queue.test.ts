@@ -5,7 +5,7 @@
 // restarted mid-batch. Moments are picked from the processes' events, never from sleeps.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, spawnCli, type CliProcess } from '../helpers/cli.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { batchWorkspace, startServe, type Served } from '../helpers/serve.js';
-import { testTools } from '../helpers/media.js';
+import { makeTestMedia, testTools } from '../helpers/media.js';
 import type { TalkEvent } from '../../src/core/events.js';
 
 beforeAll(() => {
@@ -285,6 +285,32 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect((await runCli(['queue', 'limit', 'rate=0/1m', '--queue', redis.url], { cwd: tmpdir() })).code).toBe(2);
     expect((await runCli(['queue', 'limit', '--queue', redis.url], { cwd: tmpdir() })).code).toBe(2);
   }, 180_000);
+
+  it('talk watch --queue: each settled bundle runs on a worker; the watcher publishes it as usual', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const cwd = await mkdtemp(path.join(tmpdir(), 'talk-e2e-watchq-'));
+    cleanups.push(() => rm(cwd, { recursive: true, force: true }));
+    const inbox = path.join(cwd, 'inbox');
+    await mkdir(inbox);
+    await writeFile(path.join(cwd, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', '  resolution: 720p', 'watch:', '  settle: 200ms', ''].join('\n'));
+    const media = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-e2e'));
+    for (const [stem, salt] of [['anna', 1], ['bob', 2]] as const) {
+      await writeFile(path.join(inbox, `${stem}.jpg`), Buffer.concat([await readFile(media.portrait), Buffer.from([salt])]));
+      await copyFile(media.voice, path.join(inbox, `${stem}.mp3`));
+    }
+    const account = 'e2e-queue-watch';
+    const worker = await startWorker(served, account, 2);
+    const watched = await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--once', '--queue', redis.url, '--backend', served.url, '--reporter', 'plain'], { cwd, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    expect(watched.code, `${watched.stdout}\n${watched.stderr}`).toBe(0);
+    expect(watched.stdout).toMatch(/anna.*queued for the workers on redis:/);
+    expect(watched.stdout).toMatch(/bob.*done in .* → out\/bob\.mp4/);
+    expect((await readdir(path.join(inbox, 'processed'))).sort()).toEqual(['anna.jpg', 'anna.mp3', 'bob.jpg', 'bob.mp3']);
+    for (const name of ['anna', 'bob']) assertValidMp4(path.join(inbox, 'out', `${name}.mp4`));
+    // The worker ran them, not the watcher.
+    expect(new Set(worker.events().flatMap((e) => (e.type === 'step:start' ? [e.job] : [])))).toEqual(new Set(['anna', 'bob']));
+    expect(await served.stats()).toMatchObject({ messages: 2, rendersStarted: 2 });
+    expect(await queueCounts()).toMatchObject({ completed: 2 });
+  }, 150_000);
 
   it('usage: --detach without a queue, a queue that is not redis://, a worker without a queue: exit 2', async () => {
     const cwd = await workspace(1);

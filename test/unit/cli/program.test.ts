@@ -86,6 +86,7 @@ describe('argv → typed options, one row per command and flag', () => {
     ['watch --reporter', ['watch', 'in', '--workflow', 'w.yaml', '--reporter', 'json'], 'watch', ['in'], { reporter: 'json' }],
     ['watch --concurrency', ['watch', 'in', '--workflow', 'w.yaml', '--concurrency', '3'], 'watch', ['in'], { concurrency: 3 }],
     ['watch --var', ['watch', 'in', '--workflow', 'w.yaml', '--var', 'k=v'], 'watch', ['in'], { vars: { k: 'v' } }],
+    ['watch --queue', ['watch', 'in', '--workflow', 'w.yaml', '--queue', 'redis://h:1'], 'watch', ['in'], { queue: 'redis://h:1' }],
     ['status', ['status'], 'status', [], { json: false }],
     ['status file', ['status', 'a.yaml'], 'status', ['a.yaml'], {}],
     ['status --state-dir', ['status', '--state-dir', 's'], 'status', [], { stateDir: 's' }],
