@@ -99,7 +99,7 @@ export const COMMAND_FLAGS = {
   validate: ['jsonOnly', 'color', 'var', 'strict'],
   plan: ['backend', 'stateDir', 'jsonOnly', 'color', 'var', 'strict', 'concurrency', 'fresh'],
   watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun', 'queue'],
-  status: ['stateDir', 'jsonOnly', 'merge'],
+  status: ['stateDir', 'jsonOnly', 'merge', 'queue'],
   credits: ['backend', 'stateDir', 'jsonOnly'],
   worker: ['queue', 'backend', 'workerConcurrency', 'jsonOnly'],
   queue: ['queue', 'jsonOnly'],
@@ -145,7 +145,7 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
     case 'report':
       return shared;
     case 'status':
-      return { ...shared, merge: raw['merge'] };
+      return { ...shared, merge: raw['merge'], queue: raw['queue'] };
     case 'validate':
     case 'plan':
     case 'credits':

@@ -7,12 +7,18 @@ import { listRunDirs, readRunState, stateDirFor, type RunState } from '../state/
 import { currentLockEnvironment, type LockOwner } from '../state/lock.js';
 import { displayPath } from '../core/paths.js';
 import { connectBackend, type Connection } from './connect.js';
+import { queueAddressFrom } from './queue-knobs.js';
+import { connectRedis, KEY_PREFIX, type QueueAddress } from '../queue/connection.js';
+import { readRedisRunJobs, runStateKeys } from '../queue/redis-state-store.js';
+import { STATE_FORMAT_VERSION } from '../state/types.js';
 import type { CommandContext, SharedOptions } from './context.js';
 
 export interface StatusOptions extends SharedOptions {
   json: boolean;
   /** `--merge dir…`: report the runs of several state dirs as one (the shards of a CI matrix). */
   merge?: string[] | undefined;
+  /** `--queue redis://…` (or `TALK_QUEUE`): the runs whose state the queue's workers keep in Redis. */
+  queue?: string | undefined;
 }
 
 const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))}s`;
@@ -74,19 +80,24 @@ interface RunReport {
 export async function statusCommand(args: string[], options: StatusOptions, ctx: CommandContext): Promise<number> {
   const file = args[0];
   if (options.merge !== undefined) return mergedStatus(options.merge, file, options, ctx);
+  const address = queueAddressFrom(options.queue, ctx.env);
   // A workflow that is not there has no runs: say so, rather than "no runs recorded".
   if (file !== undefined && (await stat(path.resolve(ctx.cwd, file)).catch(() => undefined)) === undefined) {
     throw new UsageError(`${file} does not exist`, { hint: 'name an existing workflow file, or run `talk status` to list every run in ./.talk' });
   }
   const stateDir = file ? stateDirFor(path.resolve(ctx.cwd, file), options.stateDir, ctx.cwd) : path.resolve(ctx.cwd, options.stateDir ?? '.talk');
-  const runDirs = await listRunDirs(stateDir, { signal: ctx.signal, ...(file ? { workflowPath: path.resolve(ctx.cwd, file) } : {}) });
   const reports: RunReport[] = [];
-  for (const runDir of runDirs) {
-    const loaded = await readRunState(runDir, { signal: ctx.signal });
-    if (loaded) reports.push({ runDir, state: loaded.state, runningNow: await liveOwner(runDir), timelines: {} });
+  if (address) {
+    for (const run of await readQueueRuns(address, file === undefined ? undefined : path.resolve(ctx.cwd, file))) reports.push({ ...run, runningNow: undefined, timelines: {} });
+  } else {
+    const runDirs = await listRunDirs(stateDir, { signal: ctx.signal, ...(file ? { workflowPath: path.resolve(ctx.cwd, file) } : {}) });
+    for (const runDir of runDirs) {
+      const loaded = await readRunState(runDir, { signal: ctx.signal });
+      if (loaded) reports.push({ runDir, state: loaded.state, runningNow: await liveOwner(runDir), timelines: {} });
+    }
   }
   if (reports.length === 0) {
-    const where = displayPath(stateDir, ctx.cwd);
+    const where = address ? address.shown : displayPath(stateDir, ctx.cwd);
     if (options.json) ctx.stdout.write(`${JSON.stringify({ runs: [] })}\n`);
     else {
       ctx.stdout.write(`no runs recorded in ${where}${file ? ` for ${file}` : ''}\n`);
@@ -250,4 +261,41 @@ async function mergedStatus(dirs: string[], file: string | undefined, options: S
   }
   ctx.stdout.write(`${lines.join('\n')}\n`);
   return ExitCode.ok;
+}
+
+/**
+ * The runs the queue's workers recorded in Redis, as run states: per job its session, steps,
+ * render ids and outputs; the run's status from its jobs (running while any is unfinished).
+ */
+async function readQueueRuns(address: QueueAddress, workflowPath: string | undefined): Promise<{ runDir: string; state: RunState }[]> {
+  const redis = connectRedis(address);
+  try {
+    const out: { runDir: string; state: RunState }[] = [];
+    for (const runKey of (await redis.smembers(`${KEY_PREFIX}:runs`)).sort()) {
+      const keys = runStateKeys(runKey);
+      const meta = JSON.parse((await redis.get(keys.meta)) ?? '{}') as { workflowPath?: string; name?: string; backend?: string };
+      if (meta.workflowPath === undefined || (workflowPath !== undefined && meta.workflowPath !== workflowPath)) continue;
+      const jobs = await readRedisRunJobs(redis, runKey);
+      const statuses = Object.values(jobs).map((j) => j.status);
+      const status = statuses.some((st) => st === 'running' || st === 'pending') ? 'running' : statuses.some((st) => st === 'failed') ? 'failed' : statuses.some((st) => st === 'not-started') ? 'credits' : 'success';
+      out.push({
+        runDir: `${address.shown} (${keys.base})`,
+        state: {
+          version: STATE_FORMAT_VERSION,
+          workflowPath: meta.workflowPath,
+          name: meta.name ?? '',
+          ...(meta.backend ? { backend: meta.backend, backendUrl: meta.backend } : {}),
+          startedAt: '',
+          updatedAt: new Date().toISOString(),
+          finished: status === 'success',
+          status,
+          creditsUsed: Number((await redis.get(`${keys.base}:spent`)) ?? 0),
+          jobs,
+        },
+      });
+    }
+    return out;
+  } finally {
+    await redis.quit().catch(() => undefined);
+  }
 }

@@ -72,6 +72,8 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
   };
   const fixedBackend: BackendChoice | undefined = options.backend === undefined ? undefined : chooseBackend(options.backend, undefined);
 
+  // Found once per worker: the media tools do not change between jobs.
+  let provenance: ReturnType<typeof provenanceDeps> | undefined;
   const connectionFor = (choice: BackendChoice): Promise<Connection> => {
     const key = JSON.stringify(choice);
     let connection = connections.get(key);
@@ -142,7 +144,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       turns: book,
       limiters: runLimiters,
       hasher,
-      provenance: await provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, false, ctx.signal),
+      provenance: await (provenance ??= provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, false, ctx.signal)),
     });
     say(`job ${jobId} of ${plan.name}: taken${store.hadPrevious ? ' (resuming what was recorded)' : ''}`);
     let outcome;

@@ -125,6 +125,22 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(takenBy.reduce((n, s) => n + s.size, 0)).toBe(30);
     expect(takenBy.filter((s) => s.size > 0).length).toBeGreaterThan(1);
 
+    // talk status --queue: the state the workers keep in Redis, per job.
+    const status = await runCli(['status', 'batch.yaml', '--queue', redis.url, '--json'], { cwd });
+    expect(status.code, status.stderr).toBe(0);
+    const runs = (JSON.parse(status.stdout) as { runs: { status: string; creditsUsed: number; jobs: Record<string, { status: string; sessionId?: string; steps: Record<string, { renderIds?: string[]; output?: { path: string } }> }> }[] }).runs;
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ status: 'success', creditsUsed: 3000 });
+    expect(Object.keys(runs[0]!.jobs).sort()).toEqual(ids(30));
+    for (const [id, job] of Object.entries(runs[0]!.jobs)) {
+      expect(job.status).toBe('done');
+      expect(job.sessionId).toMatch(/^\d+$/);
+      expect(job.steps['export']?.renderIds).toHaveLength(1);
+      expect(job.steps['export']?.output?.path).toBe(path.join(cwd, 'out', `${id}.mp4`));
+    }
+    const text = await runCli(['status', 'batch.yaml', '--queue', redis.url], { cwd });
+    expect(text.stdout).toMatch(/batch \(batch\.yaml\): success · 3000 credits used/);
+
     // And once more, after everything finished: nothing is added, nothing sent, exit 0.
     const again = await follow(cwd, served, account);
     expect(again.code).toBe(0);

@@ -91,6 +91,7 @@ describe('argv → typed options, one row per command and flag', () => {
     ['status file', ['status', 'a.yaml'], 'status', ['a.yaml'], {}],
     ['status --state-dir', ['status', '--state-dir', 's'], 'status', [], { stateDir: 's' }],
     ['status --json', ['status', 'a.yaml', '--json'], 'status', ['a.yaml'], { json: true }],
+    ['status --queue', ['status', 'a.yaml', '--queue', 'redis://h:1'], 'status', ['a.yaml'], { queue: 'redis://h:1' }],
     ['status --merge', ['status', 'a.yaml', '--merge', 's1', 's2'], 'status', ['a.yaml'], { merge: ['s1', 's2'] }],
     ['credits', ['credits'], 'credits', [], { backend: undefined }],
     ['credits workflow', ['credits', 'a.yaml'], 'credits', ['a.yaml'], {}],
