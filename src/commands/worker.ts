@@ -89,7 +89,21 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     return connection;
   };
 
+  // A job whose lock could not be renewed may be handed to another worker: this one stops
+  // sending anything for it at once (its next state write would be refused by the fence anyway).
+  const lostLocks = new Map<string, AbortController>();
+
   const processJob = async (job: Job<QueueJobData, QueueJobResult>, token: string | undefined): Promise<QueueJobResult> => {
+    const lost = new AbortController();
+    lostLocks.set(job.id ?? '', lost);
+    try {
+      return await processLockedJob(job, token, AbortSignal.any([ctx.signal, lost.signal]));
+    } finally {
+      lostLocks.delete(job.id ?? '');
+    }
+  };
+
+  const processLockedJob = async (job: Job<QueueJobData, QueueJobResult>, token: string | undefined, signal: AbortSignal): Promise<QueueJobResult> => {
     const data = job.data;
     if (data.version !== JOB_DATA_VERSION) throw new UnrecoverableError(`job data version ${data.version} is not ${JOB_DATA_VERSION}: enqueue it again with this version of talk`);
     const choice = fixedBackend ?? data.plan.backend;
@@ -104,7 +118,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     const jobId = data.job.id as string;
     const hasher = cachedHasher(hashFile);
     // The inputs every worker sees must be the ones the plan was made from.
-    const fingerprints = await fingerprintJob(data.job, { backendId: connection.backendId, hasher, signal: ctx.signal });
+    const fingerprints = await fingerprintJob(data.job, { backendId: connection.backendId, hasher, signal });
     for (const [stepId, fp] of fingerprints) {
       if (fp.fingerprint === data.fingerprints[stepId]) continue;
       const changed = changedFields(data.fields[stepId], fp);
@@ -135,7 +149,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       client: connection.client,
       store,
       emit,
-      signal: ctx.signal,
+      signal,
       backendId: connection.backendId,
       limits: { concurrency, uploads: plan.limits.uploads, renders: plan.limits.renders },
       language: plan.language,
@@ -156,6 +170,10 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       await progress;
     }
     if (runner.fatal) throw runner.fatal;
+    if (outcome.status === 'interrupted' && !ctx.signal.aborted) {
+      // Not a stop of this worker: the job's lock was lost, and another worker may hold it now.
+      throw new Error(`job ${jobId}: this worker lost its lock on the job (it was too slow to renew it); another worker resumes it`);
+    }
     if (outcome.status === 'interrupted') {
       // Handed back: the next worker resumes it from the state just saved.
       await job.moveToWait(token);
@@ -183,6 +201,9 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     stalledInterval: knobs.stalledInterval,
     // A job whose worker died is handed on a few times before it counts as failed.
     maxStalledCount: 5,
+  });
+  worker.on('lockRenewalFailed', (jobIds) => {
+    for (const id of jobIds) lostLocks.get(id)?.abort(new Error(`lost the lock on job ${id}`));
   });
   worker.on('error', (error) => emitLine(stamp({ type: 'notice', level: 'warn', message: `queue: ${error.message}` })));
   worker.on('failed', (job, error) => {

@@ -346,6 +346,28 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(worker.stderr).toMatch(/talk worker needs a queue/);
   });
 
+  it('a worker that loses its lock on a job stops sending for it; the job is resumed from its state, rendered once', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=4000']);
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-lost-lock';
+    const worker = await startWorker(served, account, 1, FAST_LOCKS);
+    const following = follow(cwd, served, account);
+    await worker.waitForEvent((e) => e.type === 'step:progress' && e.step === 'export' && e.percent !== undefined);
+    // As if the lock had expired (a long pause, a partition): the next renewal fails.
+    const client = new Redis({ host: '127.0.0.1', port: redis.port });
+    const locks = await client.keys('talk:jobs:*:lock');
+    expect(locks).toHaveLength(1);
+    await client.del(locks[0]!);
+    await client.quit();
+    await worker.waitForEvent((e) => e.type === 'step:skipped' && e.step === 'export' && e.reason === 'interrupted');
+    const result = await following;
+    expect(result.code).toBe(0);
+    // The stalled-job check handed it back and it was resumed: the render re-attached, not sent again.
+    expect(worker.events()).toContainEqual(expect.objectContaining({ type: 'step:skipped', step: 'instruction-1', reason: 'resumed' }));
+    expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1 });
+    assertValidMp4(path.join(cwd, 'out', 'p00.mp4'));
+  }, 120_000);
+
   it('a worker killed -9 while its instruction is in flight: another concludes it without sending it again', async () => {
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000', TALK_LOCAL_TURN_DELAY_MS: '3000' });
     const cwd = await workspace(1);
