@@ -102,6 +102,11 @@ export async function enqueueAndFollow(
     const message = `enqueued ${entries.length - already} of ${entries.length} jobs on ${context.address.shown}${already > 0 ? ` (${already} were already queued: the same jobs are never added twice)` : ''}`;
     if (!reporter) {
       const backend = plan.backend.kind === 'url' ? ` --backend ${context.backendId}` : '';
+      if (options.reporter === 'json') {
+        // stdout carries JSON lines only in this mode.
+        ctx.stdout.write(`${JSON.stringify(stamp({ type: 'notice', level: 'info', message: `${message}; follow with: ${context.followCommand}` }))}\n`);
+        return ExitCode.ok;
+      }
       ctx.stdout.write(`${message}\nfollow with: ${context.followCommand}\nrun them with: talk worker --queue ${context.address.shown}${backend}\nsee where they are: talk status ${context.shown} --queue ${context.address.shown}\n`);
       return ExitCode.ok;
     }

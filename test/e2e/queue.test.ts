@@ -110,6 +110,10 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     }
     // Waiting in priority order (the k-th job of a workflow has priority k, see the fairness test).
     expect(await queueCounts()).toMatchObject({ prioritized: 30, waiting: 0, active: 0, completed: 0 });
+    // --detach --json: one JSON line, nothing else.
+    const jsonDetached = await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach', '--json'], { cwd, env: { NEMO_CLIENT_ID: account } });
+    expect(jsonDetached.stdout.trim().split('\n')).toHaveLength(1);
+    expect(jsonDetached.events[0]).toMatchObject({ type: 'notice', message: expect.stringMatching(/^enqueued 0 of 30 jobs/) as unknown });
 
     const workers = await Promise.all([1, 2, 3].map(() => startWorker(served, account, 4)));
     const result = await follow(cwd, served, account);
