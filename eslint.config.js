@@ -8,8 +8,10 @@ import globals from 'globals';
 const layers = {
   cli: ['main'],
   commands: ['cli', 'main'],
-  watch: ['commands', 'cli', 'runner', 'reporters'],
-  runner: ['commands', 'cli', 'watch', 'reporters', 'local-backend'],
+  watch: ['commands', 'cli', 'runner', 'reporters', 'queue'],
+  runner: ['commands', 'cli', 'watch', 'reporters', 'local-backend', 'queue'],
+  // The queue's Redis pieces (state store, credit holds): beside the runner, never above it.
+  queue: ['commands', 'cli', 'watch', 'runner', 'reporters', 'local-backend'],
   reporters: ['commands', 'cli', 'watch', 'runner', 'local-backend', 'backend'],
   workflow: ['commands', 'cli', 'watch', 'runner', 'reporters', 'plan', 'state', 'backend', 'local-backend'],
   plan: ['commands', 'cli', 'watch', 'runner', 'reporters', 'state', 'backend', 'local-backend'],

@@ -115,7 +115,7 @@ async function main(): Promise<number> {
 }
 
 /** Commands whose work (not just output) a closed pipe stops. */
-const STOPPABLE = new Set(['run', 'watch']);
+const STOPPABLE = new Set(['run', 'watch', 'worker']);
 
 function reportError(error: unknown, ctx: CommandContext): number {
   if (error instanceof CommanderError) {

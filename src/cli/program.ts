@@ -10,6 +10,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { CommandContext, ReporterName, SharedOptions } from '../commands/context.js';
 import { unreachable } from '../core/unreachable.js';
+import { parseShard, type Shard } from '../plan/shard.js';
 
 type Raw = Record<string, unknown>;
 
@@ -31,6 +32,12 @@ function portNumber(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number between 0 and 65535');
   return n;
+}
+
+function shardArg(value: string): Shard {
+  const shard = parseShard(value);
+  if ('error' in shard) throw new InvalidArgumentError(shard.error);
+  return shard;
 }
 
 function parseVars(pairs: string[]): Record<string, string> {
@@ -74,6 +81,11 @@ const FLAGS = {
   seed: () => new Option('--seed <n>', 'seed for random faults and silent edits').argParser((v) => Number(v)),
   compat: () => new Option('--compat <name=value>', 'select a contract variant, e.g. errors=status (repeatable)').argParser(collect).default([]),
   force: () => new Option('--force', 'overwrite an existing file'),
+  shard: () => new Option('--shard <i/n>', 'run only the i-th of n deterministic, balanced slices of the jobs (by job id), with its own state; for CI matrices').argParser(shardArg),
+  queue: () => new Option('--queue <redis-url>', 'the shared queue: redis://host:port[/db] (or TALK_QUEUE)'),
+  detach: () => new Option('--detach', 'with --queue: enqueue the jobs and return (follow later with the same command without --detach)'),
+  workerConcurrency: () => new Option('--concurrency <n>', 'jobs this worker runs at once (default 4)').argParser(positiveInt),
+  merge: () => new Option('--merge <state-dir...>', 'report the whole of several state dirs together (e.g. the shards of a CI matrix, one state dir each)'),
 } satisfies Record<string, () => Option>;
 
 type FlagName = keyof typeof FLAGS;
@@ -83,13 +95,15 @@ const OUTPUT: FlagName[] = ['reporter', 'json', 'quiet', 'verbose', 'color'];
 
 /** The flags of each command (SPEC §1): only these are accepted. */
 export const COMMAND_FLAGS = {
-  run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast', 'partial', 'noReport'],
+  run: ['backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'fresh', 'dryRun', 'failFast', 'partial', 'noReport', 'shard', 'queue', 'detach'],
   report: ['backend', 'stateDir', 'jsonOnly', 'color', 'var'],
   validate: ['jsonOnly', 'color', 'var', 'strict'],
   plan: ['backend', 'stateDir', 'jsonOnly', 'color', 'var', 'strict', 'concurrency', 'fresh'],
-  watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun'],
-  status: ['stateDir', 'jsonOnly'],
+  watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun', 'queue'],
+  status: ['stateDir', 'jsonOnly', 'merge', 'queue'],
   credits: ['backend', 'stateDir', 'jsonOnly'],
+  worker: ['queue', 'backend', 'workerConcurrency', 'jsonOnly'],
+  queue: ['queue', 'jsonOnly'],
   serve: ['host', 'port', 'dataDir', 'latency', 'fault', 'seed', 'compat'],
   schema: [],
   init: ['force'],
@@ -128,12 +142,13 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
   const shared = { ...sharedFrom(raw, ctx), json: raw['json'] === true };
   switch (name) {
     case 'run':
-      return { ...shared, partial: raw['partial'] === true, report: raw['report'] !== false };
+      return { ...shared, partial: raw['partial'] === true, report: raw['report'] !== false, shard: raw['shard'], queue: raw['queue'], detach: raw['detach'] === true };
     case 'report':
       return shared;
+    case 'status':
+      return { ...shared, merge: raw['merge'], queue: raw['queue'] };
     case 'validate':
     case 'plan':
-    case 'status':
     case 'credits':
     case 'schema':
       return shared;
@@ -144,6 +159,7 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
         once: raw['once'] === true,
         poll: raw['poll'] === true,
         onSuccess: (raw['onSuccess']) ?? 'move',
+        queue: raw['queue'],
       };
     case 'serve':
       return {
@@ -158,6 +174,9 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
       };
     case 'init':
       return { ...shared, force: raw['force'] === true };
+    case 'worker':
+    case 'queue':
+      return { ...shared, queue: raw['queue'] };
     default:
       return unreachable(name, 'name');
   }
@@ -190,6 +209,10 @@ const dispatchCommand = (ctx: CommandContext): Dispatch =>
         return (await import('../commands/schema.js')).schemaCommand(args, options, ctx);
       case 'init':
         return (await import('../commands/init.js')).initCommand(args, options as never, ctx);
+      case 'worker':
+        return (await import('../commands/worker.js')).workerCommand(args, options as never, ctx);
+      case 'queue':
+        return (await import('../commands/queue.js')).queueCommand(args, options as never, ctx);
       default:
         return unreachable(name, 'name');
     }
@@ -255,6 +278,11 @@ export function buildProgram(ctx: CommandContext, onExit: (code: number) => void
   ]);
   command('credits', 'credit balance on the selected backend (the account a workflow spends from, when named)', 'talk credits examples/hello.yaml', [
     { spec: '[workflow]', help: 'the workflow whose account to show (its backend and state dir)' },
+  ]);
+  command('worker', 'take jobs from a shared queue (BullMQ on Redis) and run them; many workers share one queue and one state', 'talk worker --queue redis://127.0.0.1:6379 --concurrency 8');
+  command('queue', 'the shared queue: status, pause / resume / drain, and limits every worker obeys', 'talk queue limit rate=30/1m at-once=8 --queue redis://127.0.0.1:6379', [
+    { spec: '<action>', help: 'status | pause | resume | drain | limit' },
+    { spec: '[settings...]', help: 'for limit: rate=N/DURATION, at-once=N, or off' },
   ]);
   command('serve', 'start the local backend: the NemoVideo protocol on loopback, real renders with ffmpeg', 'talk serve --port 8787 --latency render=2000');
   command('schema', 'print the workflow JSON Schema', 'talk schema > workflow.schema.json');

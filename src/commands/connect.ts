@@ -25,6 +25,8 @@ export interface Connection {
   backendId: string;
   /** The in-process local backend, when one was started. */
   local: LocalBackend | undefined;
+  /** The account the token belongs to (never the token), once a request has been made. */
+  account(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,7 @@ export async function connectBackend(
       client,
       backendId,
       local,
+      account: () => uploadAccount(auth),
       async close() {
         await client.close();
         await local?.close();

@@ -41,7 +41,7 @@ export interface ResumeView {
  */
 export async function resumeView(
   plan: Plan,
-  options: { stateDir: string | undefined; fresh: boolean },
+  options: { stateDir: string | undefined; fresh: boolean; shard?: { index: number; count: number } | undefined },
   ctx: CommandContext,
   hasher?: FileHasher,
 ): Promise<ResumeView> {
@@ -49,7 +49,7 @@ export async function resumeView(
   if (options.fresh) return none;
   const backendId = backendIdFor(plan, ctx.env);
   const stateDir = stateDirFor(plan.workflowPath, options.stateDir, ctx.cwd);
-  const previous = await readRunState(runDirFor(stateDir, plan.workflowPath, backendId), { signal: ctx.signal });
+  const previous = await readRunState(runDirFor(stateDir, plan.workflowPath, backendId, options.shard), { signal: ctx.signal });
   if (!previous) return none;
   const preview = await previewResume(plan, previous.state, { backendId, signal: ctx.signal, ...(hasher ? { hasher } : {}) });
   return {
@@ -60,7 +60,7 @@ export async function resumeView(
 }
 
 /** `talk plan`'s text (and `talk run --dry-run`'s): the plan with its resume column and what it would spend now. */
-export async function formatPlanView(plan: Plan, options: { stateDir: string | undefined; fresh: boolean }, ctx: CommandContext): Promise<string> {
+export async function formatPlanView(plan: Plan, options: { stateDir: string | undefined; fresh: boolean; shard?: { index: number; count: number } | undefined }, ctx: CommandContext): Promise<string> {
   const view = await resumeView(plan, options, ctx);
   const budgetLeft = plan.budget ? Math.max(0, plan.budget.credits - view.creditsUsed) : undefined;
   const fit = fitCredits(plan, view.decisions, { budgetLeft });

@@ -1,7 +1,9 @@
 import { CreditsError, ExitCode, UsageError, WorkflowInvalidError, exitCodeForStatus } from '../core/errors.js';
+import { queueAddressFrom } from './queue-knobs.js';
+import { enqueueAndFollow } from './run-queue.js';
 import { displayPath } from '../core/paths.js';
 import { loadWorkflow } from '../workflow/index.js';
-import { planRun, type Plan } from '../plan/index.js';
+import { planRun, shardPlan, type Plan, type Shard } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import { createReporter, diagnosticAnnotations, formatRequestLine, REPORT_NOTICE } from '../reporters/index.js';
 import { stamp } from '../core/events.js';
@@ -20,6 +22,12 @@ export interface RunOptions extends SharedOptions {
   partial: boolean;
   /** Write `report.html` at the end of a `foreach` run (`--no-report` turns it off). */
   report?: boolean;
+  /** `--shard i/n`: run only this slice of the jobs, in a state of its own (CI matrices). */
+  shard?: Shard | undefined;
+  /** `--queue redis://…` (or `TALK_QUEUE`): enqueue the jobs for `talk worker`s instead of running them here. */
+  queue?: string | undefined;
+  /** With a queue: enqueue and return. */
+  detach?: boolean;
 }
 
 /** Exit code for a run status (SPEC §1). */
@@ -54,23 +62,33 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   // --strict: a warning (e.g. an undeclared --var) stops the run before anything is spent.
   if (options.strict === true && diagnostics.some((d) => d.severity === 'warning')) throw new WorkflowInvalidError(diagnostics, `${file} has warnings (--strict)`);
   // planRun applies `--backend` over the workflow's `backend:`.
-  const plan: Plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
+  const whole: Plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
+  const shard = options.shard;
+  const plan: Plan = shard ? shardPlan(whole, shard) : whole;
   const choice = plan.backend;
   const stateDir = stateDirFor(plan.workflowPath, options.stateDir, ctx.cwd);
   const backendId = backendIdFor(plan, ctx.env);
   const shown = displayPath(plan.workflowPath, ctx.cwd);
-  const again = resumeCommand(['run', shown], options, ctx.program);
+  const again = resumeCommand(['run', shown, ...(shard ? ['--shard', `${shard.index}/${shard.count}`] : [])], options, ctx.program);
+
+  const address = queueAddressFrom(options.queue, ctx.env);
+  if (options.detach === true && !address) throw new UsageError('--detach needs a queue', { hint: 'pass --queue redis://host:port[/db] (or set TALK_QUEUE), or leave --detach out' });
+  if (address && !options.dryRun) {
+    const followCommand = resumeCommand(['run', shown, ...(shard ? ['--shard', `${shard.index}/${shard.count}`] : []), '--queue', address.shown], options, ctx.program);
+    return enqueueAndFollow(plan, { address, backendId, shown, followCommand }, { ...options, detach: options.detach === true }, ctx);
+  }
 
   if (options.dryRun) {
     if (json) ctx.stdout.write(`${JSON.stringify({ plan })}\n`);
-    else ctx.stdout.write(await formatPlanView(plan, { stateDir: options.stateDir, fresh: options.fresh }, ctx));
+    else ctx.stdout.write(await formatPlanView(plan, { stateDir: options.stateDir, fresh: options.fresh, shard }, ctx));
     return ExitCode.ok;
   }
 
   await adoptLegacyRunState(stateDir, plan.workflowPath, async (dir) => (await readRunState(dir, { signal: ctx.signal }))?.state.backend);
-  const store = await openStateStore({ dir: runDirFor(stateDir, plan.workflowPath, backendId), workflowPath: plan.workflowPath, name: plan.name, fresh: options.fresh, signal: ctx.signal });
+  const store = await openStateStore({ dir: runDirFor(stateDir, plan.workflowPath, backendId, shard), workflowPath: plan.workflowPath, name: plan.name, fresh: options.fresh, signal: ctx.signal });
   // Which backend this state belongs to, also when the run ends before it reaches it.
   if (store.state.backend !== backendId) await store.updateRun({ backend: backendId });
+  if (shard && (store.state.shard?.index !== shard.index || store.state.shard.count !== shard.count)) await store.updateRun({ shard });
   const reporter = createReporter({
     name: options.reporter,
     stdout: ctx.stdout,

@@ -7,10 +7,18 @@ import { listRunDirs, readRunState, stateDirFor, type RunState } from '../state/
 import { currentLockEnvironment, type LockOwner } from '../state/lock.js';
 import { displayPath } from '../core/paths.js';
 import { connectBackend, type Connection } from './connect.js';
+import { queueAddressFrom } from './queue-knobs.js';
+import { connectRedis, KEY_PREFIX, type QueueAddress } from '../queue/connection.js';
+import { readRedisRunJobs, runStateKeys } from '../queue/redis-state-store.js';
+import { STATE_FORMAT_VERSION } from '../state/types.js';
 import type { CommandContext, SharedOptions } from './context.js';
 
 export interface StatusOptions extends SharedOptions {
   json: boolean;
+  /** `--merge dir…`: report the runs of several state dirs as one (the shards of a CI matrix). */
+  merge?: string[] | undefined;
+  /** `--queue redis://…` (or `TALK_QUEUE`): the runs whose state the queue's workers keep in Redis. */
+  queue?: string | undefined;
 }
 
 const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))}s`;
@@ -71,19 +79,25 @@ interface RunReport {
  */
 export async function statusCommand(args: string[], options: StatusOptions, ctx: CommandContext): Promise<number> {
   const file = args[0];
+  if (options.merge !== undefined) return mergedStatus(options.merge, file, options, ctx);
+  const address = queueAddressFrom(options.queue, ctx.env);
   // A workflow that is not there has no runs: say so, rather than "no runs recorded".
   if (file !== undefined && (await stat(path.resolve(ctx.cwd, file)).catch(() => undefined)) === undefined) {
     throw new UsageError(`${file} does not exist`, { hint: 'name an existing workflow file, or run `talk status` to list every run in ./.talk' });
   }
   const stateDir = file ? stateDirFor(path.resolve(ctx.cwd, file), options.stateDir, ctx.cwd) : path.resolve(ctx.cwd, options.stateDir ?? '.talk');
-  const runDirs = await listRunDirs(stateDir, { signal: ctx.signal, ...(file ? { workflowPath: path.resolve(ctx.cwd, file) } : {}) });
   const reports: RunReport[] = [];
-  for (const runDir of runDirs) {
-    const loaded = await readRunState(runDir, { signal: ctx.signal });
-    if (loaded) reports.push({ runDir, state: loaded.state, runningNow: await liveOwner(runDir), timelines: {} });
+  if (address) {
+    for (const run of await readQueueRuns(address, file === undefined ? undefined : path.resolve(ctx.cwd, file))) reports.push({ ...run, runningNow: undefined, timelines: {} });
+  } else {
+    const runDirs = await listRunDirs(stateDir, { signal: ctx.signal, ...(file ? { workflowPath: path.resolve(ctx.cwd, file) } : {}) });
+    for (const runDir of runDirs) {
+      const loaded = await readRunState(runDir, { signal: ctx.signal });
+      if (loaded) reports.push({ runDir, state: loaded.state, runningNow: await liveOwner(runDir), timelines: {} });
+    }
   }
   if (reports.length === 0) {
-    const where = displayPath(stateDir, ctx.cwd);
+    const where = address ? address.shown : displayPath(stateDir, ctx.cwd);
     if (options.json) ctx.stdout.write(`${JSON.stringify({ runs: [] })}\n`);
     else {
       ctx.stdout.write(`no runs recorded in ${where}${file ? ` for ${file}` : ''}\n`);
@@ -144,5 +158,144 @@ async function addTimelines(report: RunReport, stateDir: string, ctx: CommandCon
     // No backend: the on-disk view is still useful.
   } finally {
     await connection?.close();
+  }
+}
+
+/** One job of a merged report: where it ran and how it stands. */
+interface MergedJob {
+  status: string;
+  /** The shard (`2/3`) whose state holds it; absent for a state that is not a shard. */
+  shard?: string;
+  outputs: string[];
+}
+
+/** A workflow's runs across several state dirs, as one. */
+interface MergedRun {
+  name: string;
+  /** The workflow's file name: the runners of a matrix each have their own checkout path. */
+  workflow: string;
+  backend: string;
+  /** How many shards the matrix has (from the shards found), which were found, which are missing. */
+  shards: { count: number; found: number[]; missing: number[] } | undefined;
+  jobs: Record<string, MergedJob>;
+  /** Jobs recorded by more than one state (two shards that ran the same job). */
+  duplicates: string[];
+  totals: { jobs: number; done: number; failed: number; notStarted: number; unfinished: number };
+  creditsUsed: number;
+  /** True when every shard is there and every job is done. */
+  complete: boolean;
+}
+
+/**
+ * `talk status --merge dir…`: the runs of several state dirs (e.g. each shard's `.talk/` from a
+ * CI matrix, downloaded as artifacts) reported as one per workflow and backend: which shards
+ * are there, each job once with its status and outputs, and the totals. Reads files only.
+ */
+async function mergedStatus(dirs: string[], file: string | undefined, options: StatusOptions, ctx: CommandContext): Promise<number> {
+  const only = file === undefined ? undefined : path.basename(file);
+  const runs = new Map<string, MergedRun>();
+  for (const dir of dirs) {
+    const stateDir = path.resolve(ctx.cwd, dir);
+    if ((await stat(stateDir).catch(() => undefined))?.isDirectory() !== true) {
+      throw new UsageError(`${dir} is not a state dir`, { hint: 'name the state dirs of the runs to merge, e.g. talk status --merge shard-1/.talk shard-2/.talk' });
+    }
+    for (const runDir of await listRunDirs(stateDir, { signal: ctx.signal })) {
+      const state = (await readRunState(runDir, { signal: ctx.signal }))?.state;
+      if (!state) continue;
+      const workflow = path.basename(state.workflowPath);
+      if (only !== undefined && workflow !== only) continue;
+      const backend = state.backend ?? state.backendUrl ?? 'unknown';
+      const key = `${workflow}\u0000${state.name}\u0000${backend}`;
+      let run = runs.get(key);
+      if (!run) {
+        run = { name: state.name, workflow, backend, shards: undefined, jobs: {}, duplicates: [], totals: { jobs: 0, done: 0, failed: 0, notStarted: 0, unfinished: 0 }, creditsUsed: 0, complete: false };
+        runs.set(key, run);
+      }
+      run.creditsUsed += state.creditsUsed;
+      if (state.shard) {
+        run.shards ??= { count: state.shard.count, found: [], missing: [] };
+        run.shards.count = Math.max(run.shards.count, state.shard.count);
+        if (!run.shards.found.includes(state.shard.index)) run.shards.found.push(state.shard.index);
+      }
+      for (const [jobId, job] of Object.entries(state.jobs)) {
+        if (run.jobs[jobId] !== undefined && !run.duplicates.includes(jobId)) run.duplicates.push(jobId);
+        const outputs = Object.values(job.steps).flatMap((s) => (s.output ? [displayPath(s.output.path, ctx.cwd)] : []));
+        run.jobs[jobId] = { status: job.status, ...(state.shard ? { shard: `${state.shard.index}/${state.shard.count}` } : {}), outputs };
+      }
+    }
+  }
+  for (const run of runs.values()) {
+    if (run.shards) {
+      run.shards.found.sort((a, b) => a - b);
+      run.shards.missing = Array.from({ length: run.shards.count }, (_, i) => i + 1).filter((i) => !run.shards?.found.includes(i));
+    }
+    const jobs = Object.values(run.jobs);
+    run.totals = {
+      jobs: jobs.length,
+      done: jobs.filter((j) => j.status === 'done').length,
+      failed: jobs.filter((j) => j.status === 'failed').length,
+      notStarted: jobs.filter((j) => j.status === 'not-started').length,
+      unfinished: jobs.filter((j) => j.status === 'pending' || j.status === 'running').length,
+    };
+    run.complete = (run.shards?.missing.length ?? 0) === 0 && run.totals.done === run.totals.jobs;
+  }
+  const merged = [...runs.values()].sort((a, b) => (a.workflow < b.workflow ? -1 : a.workflow > b.workflow ? 1 : 0));
+  if (options.json) {
+    ctx.stdout.write(`${JSON.stringify({ merged })}\n`);
+    return ExitCode.ok;
+  }
+  if (merged.length === 0) {
+    ctx.stdout.write(`no runs recorded in ${dirs.join(', ')}${file ? ` for ${file}` : ''}\n`);
+    return ExitCode.ok;
+  }
+  const lines: string[] = [];
+  for (const run of merged) {
+    const t = run.totals;
+    const shards = run.shards ? `${run.shards.found.length} of ${run.shards.count} shards${run.shards.missing.length > 0 ? ` (missing ${run.shards.missing.join(', ')})` : ''} · ` : '';
+    const counts = [`${t.done} done`, ...(t.failed ? [`${t.failed} failed`] : []), ...(t.notStarted ? [`${t.notStarted} not started`] : []), ...(t.unfinished ? [`${t.unfinished} unfinished`] : [])];
+    lines.push(`${run.name} (${run.workflow}) on ${run.backend}: ${run.complete ? 'complete' : 'incomplete'} · ${shards}${t.jobs} jobs: ${counts.join(', ')} · ${run.creditsUsed} credits used`);
+    if (run.duplicates.length > 0) lines.push(`  recorded by more than one state: ${run.duplicates.join(', ')}`);
+    for (const [jobId, job] of Object.entries(run.jobs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      lines.push(`  job ${jobId}: ${job.status}${job.shard ? ` · shard ${job.shard}` : ''}${job.outputs.length ? ` → ${job.outputs.join(', ')}` : ''}`);
+    }
+  }
+  ctx.stdout.write(`${lines.join('\n')}\n`);
+  return ExitCode.ok;
+}
+
+/**
+ * The runs the queue's workers recorded in Redis, as run states: per job its session, steps,
+ * render ids and outputs; the run's status from its jobs (running while any is unfinished).
+ */
+async function readQueueRuns(address: QueueAddress, workflowPath: string | undefined): Promise<{ runDir: string; state: RunState }[]> {
+  const redis = connectRedis(address);
+  try {
+    const out: { runDir: string; state: RunState }[] = [];
+    for (const runKey of (await redis.smembers(`${KEY_PREFIX}:runs`)).sort()) {
+      const keys = runStateKeys(runKey);
+      const meta = JSON.parse((await redis.get(keys.meta)) ?? '{}') as { workflowPath?: string; name?: string; backend?: string };
+      if (meta.workflowPath === undefined || (workflowPath !== undefined && meta.workflowPath !== workflowPath)) continue;
+      const jobs = await readRedisRunJobs(redis, runKey);
+      const statuses = Object.values(jobs).map((j) => j.status);
+      const status = statuses.some((st) => st === 'running' || st === 'pending') ? 'running' : statuses.some((st) => st === 'failed') ? 'failed' : statuses.some((st) => st === 'not-started') ? 'credits' : 'success';
+      out.push({
+        runDir: `${address.shown} (${keys.base})`,
+        state: {
+          version: STATE_FORMAT_VERSION,
+          workflowPath: meta.workflowPath,
+          name: meta.name ?? '',
+          ...(meta.backend ? { backend: meta.backend, backendUrl: meta.backend } : {}),
+          startedAt: '',
+          updatedAt: new Date().toISOString(),
+          finished: status === 'success',
+          status,
+          creditsUsed: Number((await redis.get(`${keys.base}:spent`)) ?? 0),
+          jobs,
+        },
+      });
+    }
+    return out;
+  } finally {
+    await redis.quit().catch(() => undefined);
   }
 }

@@ -21,11 +21,15 @@ import type { CommandContext, SharedOptions } from './context.js';
 import { createWatchJobRunner } from './watch-jobs.js';
 import { findMediaTools } from './media-tools.js';
 import { writeWatchIndex } from './report.js';
+import { createQueueBundleRunner } from './watch-queue.js';
+import { queueAddressFrom } from './queue-knobs.js';
 import { resumeCommand } from './resume-command.js';
 import { unreachable } from '../core/unreachable.js';
 
 export interface WatchOptions extends SharedOptions {
   workflow: string | undefined;
+  /** `--queue redis://…` (or `TALK_QUEUE`): bundles run on the queue's workers. */
+  queue?: string | undefined;
   once: boolean;
   poll: boolean;
   onSuccess: 'keep' | 'move' | 'delete';
@@ -51,7 +55,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   if (!info?.isDirectory()) throw new UsageError(`${dirArg} is not a folder`, { hint: 'create it first, or name the folder to watch' });
 
   const workflowFile = path.resolve(ctx.cwd, options.workflow);
-  const again = resumeCommand(['watch', dirArg, '--workflow', options.workflow], options, ctx.program);
+  const again = resumeCommand(['watch', dirArg, '--workflow', options.workflow, ...(options.queue ? ['--queue', options.queue] : [])], options, ctx.program);
   const loaded = await load(workflowFile, options, ctx);
   // --strict: a warning (e.g. an undeclared --var) stops the watcher before it takes a bundle.
   const strictStop = options.strict === true && loaded.diagnostics.some((d) => d.severity === 'warning');
@@ -91,7 +95,10 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const outputs: Extract<TalkEvent, { type: 'run:done' }>['outputs'] = [];
   let creditsUsed = 0;
 
-  const jobs = await createWatchJobRunner({
+  const address = queueAddressFrom(options.queue, ctx.env);
+  const jobs = address
+    ? await createQueueBundleRunner({ address, workflow: () => current.workflow, options, ctx, emit: (event) => reporter.emit(event) })
+    : await createWatchJobRunner({
     workflow: () => current.workflow,
     options,
     ctx,

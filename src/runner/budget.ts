@@ -17,6 +17,25 @@ export interface AdmissionRefusal {
 }
 
 /**
+ * Credit reservations shared with other processes that spend from the same account (the
+ * workers of one queue). The local books (`CreditBudget`) keep their holds for steps; admission
+ * must also win here, where every process's holds are counted together, so N workers never
+ * promise the same credits twice.
+ */
+export interface SharedCredits {
+  /**
+   * Hold the job's remaining estimate against the account's live total and the workflow's
+   * budget, less what every process holds. `readAccountTotal` reads the live balance
+   * (available + frozen); it may be called again when a charge elsewhere made the read stale.
+   */
+  admit(cost: number, readAccountTotal: () => Promise<number>): Promise<AdmissionRefusal | undefined>;
+  /** A paid step of the job was charged `credits` (negative: booked credits given back). */
+  charged(credits: number): void;
+  /** The job ended: its hold goes back. */
+  release(): Promise<void>;
+}
+
+/**
  * Tracks credits used and reserved against an optional limit and the account's balance.
  *
  * Admission (`admit`) holds a job's whole remaining estimate before the job starts, so jobs that
@@ -38,6 +57,8 @@ export class CreditBudget {
   constructor(
     readonly limit: number | undefined,
     private usedBefore: number,
+    /** Told of every charge by job (the shared books of a queue's workers). */
+    private readonly onCharge?: (jobId: string, credits: number) => void,
   ) {}
 
   /** Credits spent by this run. */
@@ -98,14 +119,16 @@ export class CreditBudget {
   }
 
   /** The reserved step ran: its reservation is spent as `actualCost`, the real charge. */
-  commit(reservedCost: number, actualCost = reservedCost): void {
+  commit(reservedCost: number, actualCost = reservedCost, jobId?: string): void {
     if (reservedCost > 0) this.reserved -= reservedCost;
     this.usedThisRun += actualCost;
+    if (jobId !== undefined && actualCost !== 0) this.onCharge?.(jobId, actualCost);
   }
 
   /** Credits booked for a step that is checked again (it may not have run after all). */
-  refund(credits: number): void {
+  refund(credits: number, jobId?: string): void {
     this.usedThisRun -= credits;
+    if (jobId !== undefined && credits !== 0) this.onCharge?.(jobId, -credits);
   }
 
   /** The reserved step did not run: its cost goes back to its job's hold (a retry may need it). */

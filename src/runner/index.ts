@@ -4,8 +4,8 @@
  */
 export { createRunner, executePlan, type JobOutcome, type OutputInfo, type RunOutcome, type Runner, type RunnerDeps } from './runner.js';
 export { createLimiters, type Limiters } from './limiters.js';
-export { CreditBudget, type AdmissionRefusal } from './budget.js';
-export { AccountTurns } from './account-turns.js';
+export { CreditBudget, type AdmissionRefusal, type SharedCredits } from './budget.js';
+export { AccountTurns, TurnsGroup, type RemoteTurns, type TurnSpan } from './account-turns.js';
 export { decideJob, describeDecision, remainingCredits, type JobDecision, type ResumeAction, type StepDecision } from './resume.js';
 export { cachedHasher, changedFields, dependenciesOf, fingerprintJob, hashFile, FINGERPRINT_FIELDS, type FileHasher, type FingerprintField, type StepFingerprint } from './fingerprint.js';
 export { previewResume, type ResumePreview } from './preview.js';

@@ -27,7 +27,7 @@ import type { BackendClient } from '../backend/types.js';
 import { planListing, type Plan, type PlanJob, type PlanStep } from '../plan/types.js';
 import { StateWriteError, type StateStore } from '../state/state-store.js';
 import type { StepState } from '../state/types.js';
-import { CreditBudget, type AdmissionRefusal } from './budget.js';
+import { CreditBudget, type AdmissionRefusal, type SharedCredits } from './budget.js';
 import { describeError, isCreditsError, isSessionLost, isTransient, runStatusOf, statusWhenStopped, StopSwitch, type StopReason } from './failure.js';
 import { cachedHasher, dependenciesOf, fingerprintJob, hashFile, type FileHasher, type StepFingerprint } from './fingerprint.js';
 import { createLimiters, type Limiters } from './limiters.js';
@@ -71,6 +71,11 @@ export interface RunnerDeps {
    * stopped (`talk watch`: a bundle is never half-paid, and never dropped for credits).
    */
   waitForCredits?: { pollMs: number; onWait?: (jobId: string, refusal: AdmissionRefusal) => Promise<void> } | undefined;
+  /**
+   * Reservations shared with other processes on the same account (a queue's workers): a job is
+   * admitted only when these admit it too, and its hold there goes back when it ends.
+   */
+  sharedCredits?: SharedCredits | undefined;
   /** The account's turns, for disconnect recovery; share like `credits`. Seeded from `store`. */
   turns?: AccountTurns | undefined;
   /** Shared limiters (created from `limits` when absent). */
@@ -185,6 +190,9 @@ export function createRunner(deps: RunnerDeps): Runner {
         return await runJobPasses(plan, job);
       } finally {
         budget.endJob(job.id);
+        await deps.sharedCredits?.release().catch((error: unknown) => {
+          emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id}: could not give back its credit hold: ${(error as Error).message}` });
+        });
       }
     });
   }
@@ -238,7 +246,24 @@ export function createRunner(deps: RunnerDeps): Runner {
         return signal.aborted ? 'interrupted' : (error as Error);
       }
       // Synchronous from here: the check and the hold cannot interleave with another job's.
-      const refusal = budget.admit(job.id, cost, accountTotal);
+      let refusal = budget.admit(job.id, cost, accountTotal);
+      if (!refusal && deps.sharedCredits) {
+        // Other processes' holds count too; their check is atomic in the shared store.
+        const first = accountTotal;
+        let reads = 0;
+        try {
+          refusal = await deps.sharedCredits.admit(cost, async () => {
+            reads += 1;
+            if (reads === 1) return first;
+            const balance = await deps.client.getCredits({ signal });
+            return balance.available + balance.frozen;
+          });
+        } catch (error) {
+          budget.endJob(job.id);
+          return signal.aborted ? 'interrupted' : (error as Error);
+        }
+        if (refusal) budget.endJob(job.id);
+      }
       if (!refusal || !deps.waitForCredits) return refusal;
       if (!waited) {
         emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id} waits for credits: it needs about ${refusal.needs} and ${refusal.available} are left for it; it starts when ${refusal.limitedBy === 'budget' ? 'budget.credits' : 'the balance'} allows` });

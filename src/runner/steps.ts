@@ -161,7 +161,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     if (outcome.applied) {
       const charged = outcome.credits ?? cost;
       ctx.turns.settle(key, charged);
-      ctx.budget.commit(0, charged);
+      ctx.budget.commit(0, charged, ctx.jobId);
       await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
       await update(ctx, step, { status: 'done', turn: { ...turn, creditsUsed: charged, recovered: true, settledAt: new Date().toISOString() } });
       ctx.notice('info', `${label}: the instruction sent earlier was applied; it was not sent again`);
@@ -220,7 +220,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
       reply = '';
     }
     ctx.turns.settle(key, charged);
-    ctx.budget.commit(cost, charged);
+    ctx.budget.commit(cost, charged, ctx.jobId);
     committed = true;
     await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
     const settledAt = new Date().toISOString();
@@ -357,7 +357,7 @@ async function reopenRecoveredTurns(ctx: StepContext, sessionId: SessionId): Pro
   const baseline = await ctx.client.captureBaseline(sessionId, callOptions(ctx));
   const sentAt = new Date().toISOString();
   for (const [id, s] of steps) {
-    ctx.budget.refund(s.turn?.creditsUsed ?? 0);
+    ctx.budget.refund(s.turn?.creditsUsed ?? 0, ctx.jobId);
     await ctx.store.putStep(ctx.jobId, id, { ...s, status: 'running', turn: { draftRevision: baseline.snapshot.draftHash, baseline, sentAt } });
   }
   await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });

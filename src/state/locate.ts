@@ -36,10 +36,14 @@ export function backendDirName(backendId: string): string {
 
 /**
  * The run dir of one workflow on one backend: `runs/<file name>/<backend>` (SPEC §3: state is
- * kept per backend identity, so a run on one backend never replaces what another recorded).
+ * kept per backend identity, so a run on one backend never replaces what another recorded); a
+ * shard of a CI matrix (`--shard i/n`) has a run dir of its own.
  */
-export function runDirFor(stateDir: string, workflowPath: string, backendId: string): string {
-  return path.join(workflowRunsDir(stateDir, workflowPath), backendDirName(backendId));
+export function runDirFor(stateDir: string, workflowPath: string, backendId: string, shard?: { index: number; count: number }): string {
+  // A CI shard keeps its own state beside the whole run's (`local.shard-2-of-3`): shards that
+  // share a state dir never share a lock or a journal, and `talk status` lists each.
+  const suffix = shard ? `.shard-${shard.index}-of-${shard.count}` : '';
+  return path.join(workflowRunsDir(stateDir, workflowPath), `${backendDirName(backendId)}${suffix}`);
 }
 
 /** The files a run dir holds: its snapshot and journals (the lock is the runner's own). */

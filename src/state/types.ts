@@ -132,6 +132,8 @@ export interface RunMeta {
   status?: 'success' | 'failed' | 'interrupted' | 'credits' | 'running';
   /** Credits charged by instructions across every run of this state (the price list's figure). */
   creditsUsed: number;
+  /** Set when this state is one slice of a CI matrix (`talk run --shard index/count`). */
+  shard?: { index: number; count: number };
 }
 
 /** The whole state of one workflow's runs. */

@@ -55,6 +55,14 @@ describe('argv → typed options, one row per command and flag', () => {
     ['run --dry-run', ['run', 'a.yaml', '--dry-run'], 'run', ['a.yaml'], { dryRun: true }],
     ['run --fail-fast', ['run', 'a.yaml', '--fail-fast'], 'run', ['a.yaml'], { failFast: true }],
     ['run --partial', ['run', 'a.yaml', '--partial'], 'run', ['a.yaml'], { partial: true }],
+    ['run --shard', ['run', 'a.yaml', '--shard', '2/3'], 'run', ['a.yaml'], { shard: { index: 2, count: 3 } }],
+    ['run --queue', ['run', 'a.yaml', '--queue', 'redis://h:1/2'], 'run', ['a.yaml'], { queue: 'redis://h:1/2', detach: false }],
+    ['run --detach', ['run', 'a.yaml', '--queue', 'redis://h:1', '--detach'], 'run', ['a.yaml'], { detach: true }],
+    ['worker', ['worker', '--queue', 'redis://h:1'], 'worker', [], { queue: 'redis://h:1', concurrency: undefined, backend: undefined, json: false }],
+    ['queue status', ['queue', 'status', '--queue', 'redis://h:1', '--json'], 'queue', ['status'], { queue: 'redis://h:1', json: true }],
+    ['queue drain', ['queue', 'drain', '--queue', 'redis://h:1'], 'queue', ['drain'], { json: false }],
+    ['queue limit', ['queue', 'limit', 'rate=30/1m', 'at-once=8', '--queue', 'redis://h:1'], 'queue', ['limit', 'rate=30/1m', 'at-once=8'], {}],
+    ['worker --concurrency --backend --json', ['worker', '--queue', 'redis://h:1', '--concurrency', '6', '--backend', 'http://b:2', '--json'], 'worker', [], { concurrency: 6, backend: 'http://b:2', json: true }],
     ['validate files in order', ['validate', 'b.yaml', 'a.yaml'], 'validate', ['b.yaml', 'a.yaml'], { json: false }],
     ['validate --json', ['validate', '--json', 'a.yaml'], 'validate', ['a.yaml'], { json: true }],
     ['validate --var', ['validate', 'a.yaml', '--var', 'who=Ada'], 'validate', ['a.yaml'], { vars: { who: 'Ada' } }],
@@ -80,10 +88,13 @@ describe('argv → typed options, one row per command and flag', () => {
     ['watch --var', ['watch', 'in', '--workflow', 'w.yaml', '--var', 'k=v'], 'watch', ['in'], { vars: { k: 'v' } }],
     ['report', ['report'], 'report', [], { json: false }],
     ['report file --json', ['report', 'a.yaml', '--json'], 'report', ['a.yaml'], { json: true }],
+    ['watch --queue', ['watch', 'in', '--workflow', 'w.yaml', '--queue', 'redis://h:1'], 'watch', ['in'], { queue: 'redis://h:1' }],
     ['status', ['status'], 'status', [], { json: false }],
     ['status file', ['status', 'a.yaml'], 'status', ['a.yaml'], {}],
     ['status --state-dir', ['status', '--state-dir', 's'], 'status', [], { stateDir: 's' }],
     ['status --json', ['status', 'a.yaml', '--json'], 'status', ['a.yaml'], { json: true }],
+    ['status --queue', ['status', 'a.yaml', '--queue', 'redis://h:1'], 'status', ['a.yaml'], { queue: 'redis://h:1' }],
+    ['status --merge', ['status', 'a.yaml', '--merge', 's1', 's2'], 'status', ['a.yaml'], { merge: ['s1', 's2'] }],
     ['credits', ['credits'], 'credits', [], { backend: undefined }],
     ['credits workflow', ['credits', 'a.yaml'], 'credits', ['a.yaml'], {}],
     ['credits --backend', ['credits', '--backend', 'local'], 'credits', [], { backend: 'local' }],
@@ -127,6 +138,14 @@ describe('a flag another command takes is a usage error', () => {
     ['serve --state-dir', ['serve', '--state-dir', 's']],
     ['run --force', ['run', 'a.yaml', '--force']],
     ['run --once', ['run', 'a.yaml', '--once']],
+    ['plan --shard', ['plan', 'a.yaml', '--shard', '1/2']],
+    ['watch --shard', ['watch', 'in', '--workflow', 'w.yaml', '--shard', '1/2']],
+    ['run --merge', ['run', 'a.yaml', '--merge', 's']],
+    ['worker --state-dir', ['worker', '--queue', 'redis://h:1', '--state-dir', 's']],
+    ['worker --fresh', ['worker', '--queue', 'redis://h:1', '--fresh']],
+    ['worker --shard', ['worker', '--queue', 'redis://h:1', '--shard', '1/2']],
+    ['plan --queue', ['plan', 'a.yaml', '--queue', 'redis://h:1']],
+    ['queue --backend', ['queue', 'status', '--queue', 'redis://h:1', '--backend', 'local']],
   ];
   it.each(refused)('%s', async (_title, argv) => {
     const { parsed, error, stderr } = await parse(argv);
@@ -138,6 +157,7 @@ describe('a flag another command takes is a usage error', () => {
   it('watch needs --workflow; a bad --concurrency is refused', async () => {
     expect((await parse(['watch', 'in'])).error?.code).toBe('commander.missingMandatoryOptionValue');
     expect((await parse(['run', 'a.yaml', '--concurrency', '0'])).error?.code).toBe('commander.invalidArgument');
+    for (const bad of ['0/3', '4/3', 'a/b']) expect((await parse(['run', 'a.yaml', '--shard', bad])).error?.code, bad).toBe('commander.invalidArgument');
   });
 });
 

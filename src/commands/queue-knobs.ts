@@ -1,0 +1,33 @@
+/**
+ * Timings of the queue, from the environment (tests and operators shorten them; the defaults
+ * are BullMQ's):
+ * - TALK_QUEUE_LOCK_MS: how long a worker's lock on a job lasts without renewal (BullMQ
+ *   `lockDuration`, default 30 s); a worker that dies loses its jobs after this long;
+ * - TALK_QUEUE_STALLED_MS: how often workers look for jobs whose lock expired (BullMQ
+ *   `stalledInterval`, default 30 s).
+ */
+import { UsageError } from '../core/errors.js';
+import { parseQueueUrl, type QueueAddress } from '../queue/connection.js';
+
+export interface QueueKnobs {
+  lockDuration: number;
+  stalledInterval: number;
+}
+
+function ms(env: Readonly<Record<string, string | undefined>>, name: string, fallback: number): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 100) throw new UsageError(`${name} must be a whole number of milliseconds, at least 100; got "${text}"`);
+  return n;
+}
+
+export function queueKnobsFromEnv(env: Readonly<Record<string, string | undefined>>): QueueKnobs {
+  return { lockDuration: ms(env, 'TALK_QUEUE_LOCK_MS', 30_000), stalledInterval: ms(env, 'TALK_QUEUE_STALLED_MS', 30_000) };
+}
+
+/** `--queue`, else `TALK_QUEUE`, parsed; undefined when neither is set. */
+export function queueAddressFrom(flag: string | undefined, env: Readonly<Record<string, string | undefined>>): QueueAddress | undefined {
+  const text = flag ?? (env['TALK_QUEUE'] === '' ? undefined : env['TALK_QUEUE']);
+  return text === undefined ? undefined : parseQueueUrl(text);
+}

@@ -1,0 +1,146 @@
+/**
+ * `talk run <workflow> --queue redis://…`: the plan is made here as for a run on this machine,
+ * then each of its jobs becomes one BullMQ job (its id is the job's fingerprint, so enqueuing
+ * the same workflow again adds nothing) for `talk worker`s to take. Without `--detach` the
+ * command then follows the jobs through BullMQ's queue events — the workers relay each step's
+ * events as job progress — and reports and exits exactly as a run here would.
+ *
+ * Credits are admitted per job by the workers, against holds every worker shares; a job that
+ * does not fit ends `not-started` and the run exits 3 as it would here.
+ */
+import { Queue, QueueEvents } from 'bullmq';
+import { ExitCode } from '../core/errors.js';
+import { stamp, type TalkEvent } from '../core/events.js';
+import { planListing, type Plan } from '../plan/types.js';
+import { createReporter } from '../reporters/index.js';
+import { cachedHasher, fingerprintJob, hashFile } from '../runner/index.js';
+import { KEY_PREFIX, QUEUE_NAME, redisOptions, type QueueAddress } from '../queue/connection.js';
+import { JOB_DATA_VERSION, queueJobId, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
+import type { CommandContext, SharedOptions } from './context.js';
+
+/** How a queued run is reported. */
+export interface QueueRunOptions extends SharedOptions {
+  detach: boolean;
+}
+
+/** The run's status from its jobs' results (as `executePlan` decides it). */
+function statusOf(results: QueueJobResult[], interrupted: boolean): 'success' | 'failed' | 'interrupted' | 'credits' {
+  if (interrupted || results.some((r) => r.status === 'interrupted')) return 'interrupted';
+  if (results.some((r) => r.status === 'credits' || r.status === 'not-started')) return 'credits';
+  if (results.some((r) => r.status === 'failed')) return 'failed';
+  return 'success';
+}
+
+/** BullMQ's largest priority (2^21); jobs past it share it, in order. */
+const MAX_PRIORITY = 2 ** 21;
+
+const EXIT = { success: ExitCode.ok, failed: ExitCode.failed, credits: ExitCode.credits, interrupted: ExitCode.interrupted } as const;
+
+/** Enqueue the plan's jobs; follow them unless `detach`. Returns the exit code. */
+export async function enqueueAndFollow(
+  plan: Plan,
+  context: { address: QueueAddress; backendId: string; shown: string; followCommand: string },
+  options: QueueRunOptions,
+  ctx: CommandContext,
+): Promise<number> {
+  const started = Date.now();
+  const hasher = cachedHasher(hashFile);
+  const entries: { id: string; data: QueueJobData }[] = [];
+  for (const job of plan.jobs) {
+    const fingerprints = await fingerprintJob(job, { backendId: context.backendId, hasher, signal: ctx.signal });
+    const fps = Object.fromEntries([...fingerprints].map(([id, fp]) => [id, fp.fingerprint]));
+    const fields = Object.fromEntries([...fingerprints].map(([id, fp]) => [id, fp.fields]));
+    const { jobs: _jobs, ...settings } = plan;
+    entries.push({
+      id: queueJobId(plan.workflowPath, context.backendId, job.id, fps),
+      data: { version: JOB_DATA_VERSION, plan: settings, job, backendId: context.backendId, fingerprints: fps, fields, enqueuedAt: new Date().toISOString() },
+    });
+  }
+  const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redisOptions(context.address), prefix: KEY_PREFIX });
+  let events: QueueEvents | undefined;
+  const reporter = options.detach
+    ? undefined
+    : createReporter({ name: options.reporter, stdout: ctx.stdout, stderr: ctx.stderr, quiet: options.quiet, verbose: options.verbose, color: options.color, env: ctx.env, workflowFile: context.shown, resumeCommand: context.followCommand, plan, cwd: ctx.cwd });
+  try {
+    const ours = new Map(entries.map((e) => [e.id, e.data.job.id as string]));
+    const results = new Map<string, QueueJobResult>();
+    let settle: () => void = () => undefined;
+    const allSettled = new Promise<void>((resolve) => (settle = resolve));
+    const record = (queueId: string, result: QueueJobResult): void => {
+      if (!ours.has(queueId) || results.has(queueId)) return;
+      results.set(queueId, result);
+      if (results.size === ours.size) settle();
+    };
+    const failedResult = (queueId: string, reason: string): QueueJobResult => {
+      const jobId = ours.get(queueId) ?? queueId;
+      const job = plan.jobs.find((j) => j.id === jobId);
+      for (const step of job?.steps ?? []) reporter?.emit(stamp({ type: 'step:failed', job: jobId, step: step.id, error: { code: 'queue', message: reason } }));
+      return { job: jobId, status: 'failed', outputs: [], creditsUsed: 0, error: { code: 'queue', message: reason } };
+    };
+    if (reporter) {
+      // Listening before anything is added: no event of our jobs can be missed.
+      events = new QueueEvents(QUEUE_NAME, { connection: redisOptions(context.address), prefix: KEY_PREFIX });
+      events.on('progress', ({ jobId, data }) => {
+        if (ours.has(jobId) && !results.has(jobId) && typeof data === 'object' && data !== null) reporter.emit(data as unknown as TalkEvent);
+      });
+      events.on('completed', ({ jobId, returnvalue }) => {
+        const value = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as QueueJobResult;
+        record(jobId, value);
+      });
+      events.on('failed', ({ jobId, failedReason }) => {
+        if (ours.has(jobId) && !results.has(jobId)) record(jobId, failedResult(jobId, failedReason));
+      });
+      await events.waitUntilReady();
+      reporter.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: context.backendId, jobs: plan.jobs.length, resumed: false, plan: planListing(plan) }));
+    }
+    const before = await Promise.all(entries.map((e) => queue.getJob(e.id)));
+    const already = before.filter((j) => j !== undefined).length;
+    // Fairness: the k-th job of every workflow has priority k, so workers take the first jobs of
+    // each workflow before the later ones of any — a 10-job workflow enqueued behind a 10,000-job
+    // one is not starved; it interleaves. (BullMQ: 1 is first; jobs of one priority in order.)
+    await queue.addBulk(entries.map((e, k) => ({ name: plan.name, data: e.data, opts: { jobId: e.id, priority: Math.min(k + 1, MAX_PRIORITY), removeOnComplete: false, removeOnFail: false } })));
+    const message = `enqueued ${entries.length - already} of ${entries.length} jobs on ${context.address.shown}${already > 0 ? ` (${already} were already queued: the same jobs are never added twice)` : ''}`;
+    if (!reporter) {
+      const backend = plan.backend.kind === 'url' ? ` --backend ${context.backendId}` : '';
+      if (options.reporter === 'json') {
+        // stdout carries JSON lines only in this mode.
+        ctx.stdout.write(`${JSON.stringify(stamp({ type: 'notice', level: 'info', message: `${message}; follow with: ${context.followCommand}` }))}\n`);
+        return ExitCode.ok;
+      }
+      ctx.stdout.write(`${message}\nfollow with: ${context.followCommand}\nrun them with: talk worker --queue ${context.address.shown}${backend}\nsee where they are: talk status ${context.shown} --queue ${context.address.shown}\n`);
+      return ExitCode.ok;
+    }
+    reporter.emit(stamp({ type: 'notice', level: 'info', message }));
+    // Jobs that ended before we listened (enqueued and finished earlier) are read back.
+    for (const entry of entries) {
+      const job = (await queue.getJob(entry.id));
+      if (!job) continue;
+      const state = await job.getState();
+      if (state === 'completed') record(entry.id, job.returnvalue);
+      else if (state === 'failed') record(entry.id, failedResult(entry.id, job.failedReason));
+    }
+    if (entries.length === 0) settle();
+    const interrupted = new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) resolve();
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await Promise.race([allSettled, interrupted]);
+    const done = [...results.values()];
+    const status = statusOf(done, results.size < ours.size);
+    const notStarted = done.filter((r) => r.status === 'not-started');
+    if (notStarted.length > 0) {
+      const needs = notStarted.reduce((sum, r) => sum + (r.notStarted?.needs ?? 0), 0);
+      reporter.emit(stamp({ type: 'notice', level: 'warn', message: `${notStarted.length} of ${ours.size} jobs not started: they need about ${needs} credits, more than the account's balance (less what other jobs hold) left for them (${notStarted.map((r) => r.job).join(', ')})` }));
+    }
+    const outputs = done.flatMap((r) => r.outputs);
+    const creditsUsed = done.reduce((sum, r) => sum + r.creditsUsed, 0);
+    reporter.emit(stamp({ type: 'run:done', status, outputs, creditsUsed, durationMs: Date.now() - started }));
+    await reporter.close();
+    if (status === 'interrupted') ctx.stderr.write(`stopped following; the jobs stay queued and the workers go on. Follow again with: ${context.followCommand}\n`);
+    return EXIT[status];
+  } finally {
+    await reporter?.close();
+    await events?.close().catch(() => undefined);
+    await queue.close().catch(() => undefined);
+  }
+}

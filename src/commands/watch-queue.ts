@@ -1,0 +1,85 @@
+/**
+ * The job side of `talk watch --queue`: each settled bundle becomes one queue job for the
+ * `talk worker`s instead of running here. The watcher keeps everything else — settling, the
+ * exactly-once ledger, leases, publishing and moving the sources — and waits for the job's
+ * outcome before it publishes, so a worker still sees the bundle's files where they were.
+ *
+ * The job's id is its fingerprint, as for `talk run --queue`: a watcher restarted while a
+ * bundle was queued or running finds the same job again and waits for it; nothing is added.
+ */
+import { Queue, QueueEvents } from 'bullmq';
+import { InterruptedError, UsageError } from '../core/errors.js';
+import { stamp, type EventSink } from '../core/events.js';
+import { planJobForItem, planRun } from '../plan/plan-run.js';
+import { cachedHasher, fingerprintJob, hashFile } from '../runner/index.js';
+import { KEY_PREFIX, QUEUE_NAME, redisOptions, type QueueAddress } from '../queue/connection.js';
+import { JOB_DATA_VERSION, queueJobId, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
+import type { BundleResult, RunBundle } from '../watch/index.js';
+import type { Workflow } from '../workflow/index.js';
+import type { CommandContext, SharedOptions } from './context.js';
+import { backendIdFor } from './resume-view.js';
+import type { WatchJobRunner } from './watch-jobs.js';
+
+export interface QueueBundleOptions {
+  address: QueueAddress;
+  workflow: () => Workflow;
+  options: SharedOptions;
+  ctx: CommandContext;
+  emit: EventSink;
+}
+
+/** A `WatchJobRunner` whose bundles run on the queue's workers. */
+export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<WatchJobRunner> {
+  const first = planRun(o.workflow(), { backend: o.options.backend, concurrency: o.options.concurrency });
+  if (first.backend.kind === 'local') {
+    throw new UsageError('workers cannot share the in-process local backend', { hint: 'run one `talk serve` and pass its URL with --backend to `talk watch --queue` and to every `talk worker`' });
+  }
+  const backendId = backendIdFor(first, o.ctx.env);
+  const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redisOptions(o.address), prefix: KEY_PREFIX });
+  const events = new QueueEvents(QUEUE_NAME, { connection: redisOptions(o.address), prefix: KEY_PREFIX });
+  await events.waitUntilReady();
+  let creditsUsed = 0;
+
+  const runBundle: RunBundle = async (bundle, signal): Promise<BundleResult> => {
+    const workflow = o.workflow();
+    const plan = planRun(workflow, { backend: o.options.backend, concurrency: o.options.concurrency });
+    const job = planJobForItem(workflow, { id: bundle.name, files: bundle.files, instructions: bundle.instructions, output: bundle.output });
+    const fingerprints = await fingerprintJob(job, { backendId, hasher: cachedHasher(hashFile), signal });
+    const fps = Object.fromEntries([...fingerprints].map(([id, fp]) => [id, fp.fingerprint]));
+    const fields = Object.fromEntries([...fingerprints].map(([id, fp]) => [id, fp.fields]));
+    const { jobs: _jobs, ...settings } = plan;
+    const id = queueJobId(workflow.file, backendId, job.id, fps);
+    const data: QueueJobData = { version: JOB_DATA_VERSION, plan: settings, job, backendId, fingerprints: fps, fields, enqueuedAt: new Date().toISOString() };
+    const queued = await queue.add(workflow.name, data, { jobId: id, removeOnComplete: false, removeOnFail: false });
+    o.emit(stamp({ type: 'notice', level: 'info', job: bundle.name, message: `queued for the workers on ${o.address.shown}` }));
+    let result: QueueJobResult;
+    try {
+      const stopped = new Promise<never>((_resolve, reject) => {
+        if (signal.aborted) reject(new InterruptedError(`${bundle.name} stays queued`));
+        signal.addEventListener('abort', () => reject(new InterruptedError(`${bundle.name} stays queued`)), { once: true });
+      });
+      result = await Promise.race([queued.waitUntilFinished(events), stopped]);
+    } catch (error) {
+      if (error instanceof InterruptedError) throw error;
+      return { status: 'failed', error: { code: 'queue', message: `${bundle.name}: ${(error as Error).message}`, hint: 'see the worker\'s output; drop the files again once it is fixed' } };
+    }
+    creditsUsed += result.creditsUsed;
+    if (result.status === 'done') return { status: 'done', creditsUsed: result.creditsUsed, ...(result.outputs[0] ? { output: result.outputs[0].path } : {}) };
+    if (result.status === 'interrupted') throw new InterruptedError(`${bundle.name} was interrupted on its worker`);
+    return {
+      status: 'failed',
+      creditsUsed: result.creditsUsed,
+      error: result.error ?? { code: result.status === 'not-started' ? 'credits' : result.status, message: `${bundle.name} ${result.status === 'not-started' ? 'was not started: it did not fit in the credits left' : 'failed'}` },
+    };
+  };
+
+  return {
+    backendLabel: `${backendId} (queue ${o.address.shown})`,
+    runBundle,
+    creditsUsed: () => creditsUsed,
+    async close() {
+      await events.close();
+      await queue.close();
+    },
+  };
+}

@@ -1,0 +1,232 @@
+/**
+ * `talk worker --queue redis://…`: take jobs from the shared queue and run each through the
+ * same runner, limiters and credit admission as `talk run`, with its state in Redis.
+ *
+ * Exactly once across workers: BullMQ gives a job to one worker at a time under a lock the
+ * worker renews; a worker that dies stops renewing, and BullMQ's stalled-job check hands the
+ * job to another after the lock expires. That one loads the job's state from Redis — the render
+ * id recorded before the submit, the turn recorded before the instruction — and the runner's
+ * resume rules take it from there: the render is re-attached, the instruction judged by
+ * disconnect recovery, nothing paid is sent twice. Taking a job moves its state fence, so the
+ * old owner, should it still be alive, cannot write over the new one's records.
+ *
+ * SIGINT/SIGTERM: stop taking jobs; jobs in flight stop starting steps, their state lands, and
+ * each goes back to the queue (renders keep running at the backend, a next worker re-attaches);
+ * exit 130.
+ */
+import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { ExitCode, UsageError } from '../core/errors.js';
+import type { TalkEvent } from '../core/events.js';
+import { stamp } from '../core/events.js';
+import type { Plan } from '../plan/types.js';
+import { cachedHasher, changedFields, createLimiters, createRunner, CreditBudget, fingerprintJob, hashFile, TurnsGroup, type Limiters } from '../runner/index.js';
+import { connectRedis, KEY_PREFIX, QUEUE_NAME, redisOptions } from '../queue/connection.js';
+import { JOB_DATA_VERSION, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
+import { openRedisJobStore } from '../queue/redis-state-store.js';
+import { redisCredits } from '../queue/redis-credits.js';
+import { chooseBackend, connectBackend, type Connection } from './connect.js';
+import type { CommandContext, SharedOptions } from './context.js';
+import { provenanceDeps } from './media-tools.js';
+import { queueAddressFrom, queueKnobsFromEnv } from './queue-knobs.js';
+import type { BackendChoice } from '../plan/types.js';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { RedisTurns } from '../queue/redis-turns.js';
+
+export interface WorkerOptions extends SharedOptions {
+  queue?: string | undefined;
+  json: boolean;
+}
+
+/** Jobs in flight per worker when `--concurrency` is not given. */
+const DEFAULT_WORKER_CONCURRENCY = 4;
+
+export async function workerCommand(_args: string[], options: WorkerOptions, ctx: CommandContext): Promise<number> {
+  const address = queueAddressFrom(options.queue, ctx.env);
+  if (!address) throw new UsageError('talk worker needs a queue', { hint: 'pass --queue redis://host:port[/db] or set TALK_QUEUE' });
+  const knobs = queueKnobsFromEnv(ctx.env);
+  const concurrency = options.concurrency ?? DEFAULT_WORKER_CONCURRENCY;
+  const json = options.json || options.reporter === 'json';
+  const say = (text: string): void => {
+    if (!json) ctx.stdout.write(`${text}\n`);
+  };
+  const emitLine = (event: TalkEvent): void => {
+    if (json) ctx.stdout.write(`${JSON.stringify(event)}\n`);
+    else if (event.type === 'notice' && event.level === 'warn') ctx.stdout.write(`warning: ${event.message}\n`);
+  };
+
+  const redis = connectRedis(address);
+  const connections = new Map<string, Promise<Connection>>();
+  const limiters = new Map<string, Limiters>();
+  // The account's turns on every worker, for disconnect recovery: one group per account.
+  const workerId = `${hostname()}-${randomUUID().slice(0, 12)}`;
+  const groups = new Map<string, Promise<{ group: TurnsGroup; remote: RedisTurns }>>();
+  const turnsFor = (account: string): Promise<TurnsGroup> => {
+    let entry = groups.get(account);
+    if (!entry) {
+      const remote = new RedisTurns({ redis, account, worker: workerId });
+      entry = remote.start().then(() => ({ group: new TurnsGroup(Date.now, undefined, remote), remote }));
+      groups.set(account, entry);
+    }
+    return entry.then((e) => e.group);
+  };
+  const fixedBackend: BackendChoice | undefined = options.backend === undefined ? undefined : chooseBackend(options.backend, undefined);
+
+  // Found once per worker: the media tools do not change between jobs.
+  let provenance: ReturnType<typeof provenanceDeps> | undefined;
+  const connectionFor = (choice: BackendChoice): Promise<Connection> => {
+    const key = JSON.stringify(choice);
+    let connection = connections.get(key);
+    if (!connection) {
+      connection = connectBackend(choice, ctx.cwd, ctx).then(async (c) => {
+        // One request first: the account (the credit holds' key) is known from then on.
+        await c.client.getCredits({ signal: ctx.signal });
+        return c;
+      });
+      connection.catch(() => connections.delete(key));
+      connections.set(key, connection);
+    }
+    return connection;
+  };
+
+  // A job whose lock could not be renewed may be handed to another worker: this one stops
+  // sending anything for it at once (its next state write would be refused by the fence anyway).
+  const lostLocks = new Map<string, AbortController>();
+
+  const processJob = async (job: Job<QueueJobData, QueueJobResult>, token: string | undefined): Promise<QueueJobResult> => {
+    const lost = new AbortController();
+    lostLocks.set(job.id ?? '', lost);
+    try {
+      return await processLockedJob(job, token, AbortSignal.any([ctx.signal, lost.signal]));
+    } finally {
+      lostLocks.delete(job.id ?? '');
+    }
+  };
+
+  const processLockedJob = async (job: Job<QueueJobData, QueueJobResult>, token: string | undefined, signal: AbortSignal): Promise<QueueJobResult> => {
+    const data = job.data;
+    if (data.version !== JOB_DATA_VERSION) throw new UnrecoverableError(`job data version ${data.version} is not ${JOB_DATA_VERSION}: enqueue it again with this version of talk`);
+    const choice = fixedBackend ?? data.plan.backend;
+    if (choice.kind === 'local') {
+      throw new UnrecoverableError('the job runs on an in-process local backend, which workers cannot share: run one `talk serve` and pass its URL with --backend to both `talk run --queue` and `talk worker`');
+    }
+    const connection = await connectionFor(choice);
+    if (connection.backendId !== data.backendId) {
+      throw new UnrecoverableError(`the job was enqueued for backend ${data.backendId}, this worker uses ${connection.backendId}: start the worker with --backend ${data.backendId}`);
+    }
+    const plan: Plan = { ...data.plan, jobs: [data.job] };
+    const jobId = data.job.id as string;
+    const hasher = cachedHasher(hashFile);
+    // The inputs every worker sees must be the ones the plan was made from.
+    const fingerprints = await fingerprintJob(data.job, { backendId: connection.backendId, hasher, signal });
+    for (const [stepId, fp] of fingerprints) {
+      if (fp.fingerprint === data.fingerprints[stepId]) continue;
+      const changed = changedFields(data.fields[stepId], fp);
+      throw new UnrecoverableError(`job ${jobId}, step ${stepId}: ${changed.join(', ') || 'its fingerprint'} differ from what was enqueued (an input changed, or this worker sees other files); enqueue the workflow again`);
+    }
+    const account = runKeyFor(connection.account() ?? 'unknown', connection.backendId);
+    const runKey = runKeyFor(plan.workflowPath, connection.backendId);
+    const store = await openRedisJobStore({ redis, runKey, jobId, workflowPath: plan.workflowPath, name: plan.name, backendId: connection.backendId });
+    const book = (await turnsFor(account)).join(job.id ?? jobId);
+    book.seed(store.state);
+    let progress: Promise<unknown> = Promise.resolve();
+    const emit = (event: TalkEvent): void => {
+      emitLine(event);
+      // The follower (`talk run --queue`) reads these through BullMQ's events, in order.
+      progress = progress.then(() => job.updateProgress(event as unknown as object)).catch(() => undefined);
+    };
+    const shared = redisCredits({
+      redis,
+      account,
+      runKey,
+      holdKey: job.id ?? jobId,
+      limit: plan.budget?.credits,
+      onError: (error) => emit(stamp({ type: 'notice', level: 'warn', job: jobId, message: `could not record a charge in the queue's credit books: ${error.message}` })),
+    });
+    const runLimiters = limiters.get(runKey) ?? createLimiters({ concurrency, uploads: plan.limits.uploads, renders: plan.limits.renders });
+    limiters.set(runKey, runLimiters);
+    const runner = createRunner({
+      client: connection.client,
+      store,
+      emit,
+      signal,
+      backendId: connection.backendId,
+      limits: { concurrency, uploads: plan.limits.uploads, renders: plan.limits.renders },
+      language: plan.language,
+      credits: new CreditBudget(undefined, 0, (_job, credits) => shared.charged(credits)),
+      sharedCredits: shared,
+      turns: book,
+      limiters: runLimiters,
+      hasher,
+      provenance: await (provenance ??= provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, false, ctx.signal)),
+    });
+    say(`job ${jobId} of ${plan.name}: taken${store.hadPrevious ? ' (resuming what was recorded)' : ''}`);
+    let outcome;
+    try {
+      outcome = await runner.runJob(plan, data.job);
+    } finally {
+      book.leave();
+      await store.close();
+      await progress;
+    }
+    if (runner.fatal) throw runner.fatal;
+    if (outcome.status === 'interrupted' && !ctx.signal.aborted) {
+      // Not a stop of this worker: the job's lock was lost, and another worker may hold it now.
+      throw new Error(`job ${jobId}: this worker lost its lock on the job (it was too slow to renew it); another worker resumes it`);
+    }
+    if (outcome.status === 'interrupted') {
+      // Handed back: the next worker resumes it from the state just saved.
+      await job.moveToWait(token);
+      say(`job ${jobId} of ${plan.name}: handed back to the queue`);
+      throw new WaitingError();
+    }
+    const creditsUsed = Object.values(store.job(jobId)?.steps ?? {}).reduce((sum, s) => sum + (s.kind === 'instruction' && s.status === 'done' ? (s.turn?.creditsUsed ?? 0) : 0), 0);
+    say(`job ${jobId} of ${plan.name}: ${outcome.status}`);
+    return {
+      job: jobId,
+      status: outcome.status,
+      outputs: outcome.outputs,
+      creditsUsed,
+      ...(outcome.error ? { error: outcome.error } : {}),
+      ...(outcome.notStarted ? { notStarted: outcome.notStarted } : {}),
+    };
+  };
+
+  const worker = new Worker<QueueJobData, QueueJobResult>(QUEUE_NAME, processJob, {
+    connection: redisOptions(address),
+    prefix: KEY_PREFIX,
+    concurrency,
+    autorun: false,
+    lockDuration: knobs.lockDuration,
+    stalledInterval: knobs.stalledInterval,
+    // A job whose worker died is handed on a few times before it counts as failed.
+    maxStalledCount: 5,
+  });
+  worker.on('lockRenewalFailed', (jobIds) => {
+    for (const id of jobIds) lostLocks.get(id)?.abort(new Error(`lost the lock on job ${id}`));
+  });
+  worker.on('error', (error) => emitLine(stamp({ type: 'notice', level: 'warn', message: `queue: ${error.message}` })));
+  worker.on('failed', (job, error) => {
+    if (job && !(error instanceof WaitingError)) say(`job ${job.data.job.id} of ${job.data.plan.name}: failed: ${error.message}`);
+  });
+  try {
+    await worker.waitUntilReady();
+    say(`worker ready: queue ${address.shown}, ${concurrency} jobs at a time`);
+    if (json) emitLine(stamp({ type: 'notice', level: 'info', message: `worker ready: queue ${address.shown}, ${concurrency} jobs at a time` }));
+    const stopped = new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) resolve();
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    void worker.run().catch((error: unknown) => emitLine(stamp({ type: 'notice', level: 'warn', message: `queue: ${(error as Error).message}` })));
+    await stopped;
+    say('stopping: jobs in flight save their state and go back to the queue');
+    // Waits for the jobs in flight: each sees the abort, lands its state and is handed back.
+    await worker.close();
+    return ExitCode.interrupted;
+  } finally {
+    await worker.close().catch(() => undefined);
+    for (const connection of connections.values()) await (await connection.catch(() => undefined))?.close();
+    for (const entry of groups.values()) await (await entry.catch(() => undefined))?.remote.stop();
+    await redis.quit().catch(() => undefined);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Credit reservations shared by every worker of a queue (SPEC §1 money rules across machines):
+ * before a job's first paid step its remaining estimate is held in Redis against the account's
+ * live total and the workflow's budget, less what every job on every worker holds. The check
+ * and the hold are one Lua script, so two workers can never both take the last credits.
+ *
+ * A charge draws the job's hold down (and adds to the run's spent credits); the job's end gives
+ * the rest back. Why a sequence number: the live total is read from the backend before the
+ * script runs, and a charge in between would make it stale while the charged job's hold is
+ * already drawn down — counting the same credits as free twice. Every charge bumps the
+ * account's sequence; a script that finds it moved since the read refuses to decide, and the
+ * worker reads the balance again.
+ *
+ * Keys: talk:credits:<account>:holds (hash job → credits), talk:credits:<account>:seq,
+ * talk:state:<run>:holds (the run's holds, for its budget), talk:state:<run>:spent.
+ */
+import type { Redis } from 'ioredis';
+import { KEY_PREFIX } from './connection.js';
+import { runStateKeys } from './redis-state-store.js';
+
+/** What admission found for a job that does not fit (the runner's `AdmissionRefusal`). */
+export interface SharedRefusal {
+  needs: number;
+  available: number;
+  limitedBy: 'budget' | 'balance';
+}
+
+const ADMIT = `
+if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[5] then return {2} end
+local job = ARGV[1]
+local cost = tonumber(ARGV[2])
+local total = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
+local function others(key)
+  local sum = 0
+  local flat = redis.call('HGETALL', key)
+  for i = 1, #flat, 2 do
+    if flat[i] ~= job then sum = sum + tonumber(flat[i + 1]) end
+  end
+  return sum
+end
+local byBalance = total - others(KEYS[1])
+local byBudget = byBalance + 1
+if limit >= 0 then byBudget = limit - tonumber(redis.call('GET', KEYS[3]) or '0') - others(KEYS[2]) end
+local available = math.min(byBalance, byBudget)
+if cost > available then
+  local by = 'balance'
+  if byBudget <= byBalance then by = 'budget' end
+  return {1, math.max(0, available), by}
+end
+redis.call('HSET', KEYS[1], job, cost)
+redis.call('HSET', KEYS[2], job, cost)
+return {0}
+`;
+
+const CHARGE = `
+local credits = tonumber(ARGV[2])
+for i = 1, 2 do
+  local held = tonumber(redis.call('HGET', KEYS[i], ARGV[1]) or '-1')
+  if held >= 0 then redis.call('HSET', KEYS[i], ARGV[1], math.max(0, held - credits)) end
+end
+redis.call('INCRBY', KEYS[3], credits)
+redis.call('INCR', KEYS[4])
+return 1
+`;
+
+/** Options of one job's shared credit books. */
+export interface RedisCreditsOptions {
+  redis: Redis;
+  /** The account the job spends from (backend + user), as a key. */
+  account: string;
+  runKey: string;
+  /** The queue job's id: unique across workflows. */
+  holdKey: string;
+  /** The workflow's `budget.credits`, when it sets one. */
+  limit: number | undefined;
+  /** A charge could not be recorded (Redis gone for good): the worker says so. */
+  onError?: (error: Error) => void;
+}
+
+/** The shared books of one queue job (the runner's `SharedCredits`). */
+export function redisCredits(options: RedisCreditsOptions): {
+  admit(cost: number, readAccountTotal: () => Promise<number>): Promise<SharedRefusal | undefined>;
+  charged(credits: number): void;
+  release(): Promise<void>;
+} {
+  const { redis, holdKey } = options;
+  const account = `${KEY_PREFIX}:credits:${options.account}`;
+  const run = runStateKeys(options.runKey);
+  const keys = [`${account}:holds`, `${run.base}:holds`, `${run.base}:spent`, `${account}:seq`];
+  let pending: Promise<unknown> = Promise.resolve();
+  return {
+    async admit(cost, readAccountTotal) {
+      for (;;) {
+        const seq = (await redis.get(keys[3]!)) ?? '0';
+        const total = await readAccountTotal();
+        const result = (await redis.eval(ADMIT, 4, ...keys, holdKey, cost, total, options.limit ?? -1, seq)) as [number, number?, string?];
+        if (result[0] === 2) continue;
+        if (result[0] === 0) return undefined;
+        return { needs: cost, available: Number(result[1] ?? 0), limitedBy: result[2] === 'budget' ? 'budget' : 'balance' };
+      }
+    },
+    charged(credits) {
+      // In order, and before the release: the runner's books are synchronous, Redis is not.
+      pending = pending.then(() => redis.eval(CHARGE, 4, ...keys, holdKey, credits)).catch((error: unknown) => options.onError?.(error as Error));
+    },
+    async release() {
+      await pending;
+      await redis.multi().hdel(keys[0]!, holdKey).hdel(keys[1]!, holdKey).exec();
+    },
+  };
+}

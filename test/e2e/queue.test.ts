@@ -1,0 +1,411 @@
+// Queue mode end to end: `talk run --queue` and `talk worker`s as separate processes of the
+// built CLI, a real redis-server (AOF on) and one `talk serve` they all share over loopback.
+// Every job once across workers (the backend's counters), the same workflow enqueued twice,
+// credit holds across workers, a worker killed -9 mid-render and mid-instruction, and Redis
+// restarted mid-batch. Moments are picked from the processes' events, never from sleeps.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, runCli, spawnCli, type CliProcess } from '../helpers/cli.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { batchWorkspace, startServe, type Served } from '../helpers/serve.js';
+import { makeTestMedia, testTools } from '../helpers/media.js';
+import type { TalkEvent } from '../../src/core/events.js';
+
+beforeAll(() => {
+  if (!existsSync(path.join(REPO_ROOT, 'dist', 'talk.js'))) execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'build.mjs')], { stdio: 'ignore' });
+}, 120_000);
+
+let redis: TestRedis;
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+}, 30_000);
+
+afterEach(async () => {
+  for (const clean of cleanups.splice(0).reverse()) await clean().catch(() => undefined);
+  // Each test starts from an empty Redis (a new queue, no state, no holds).
+  const client = new Redis({ host: '127.0.0.1', port: redis.port });
+  await client.flushall();
+  await client.quit();
+});
+
+afterAll(async () => {
+  await redis.stop();
+});
+
+/**
+ * For the kill tests: a dead worker's job is handed on within seconds. Other tests keep BullMQ's
+ * 30 s lock, so a busy machine that delays a lock renewal never hands a live worker's job on.
+ */
+const FAST_LOCKS = { TALK_QUEUE_LOCK_MS: '3000', TALK_QUEUE_STALLED_MS: '500' };
+
+async function serve(env: Record<string, string>, args: string[] = []): Promise<Served> {
+  const served = await startServe({ env, args });
+  cleanups.push(() => served.stop());
+  return served;
+}
+
+async function workspace(items: number, top: string[] = []): Promise<string> {
+  const dir = await batchWorkspace(items, { concurrency: 8, top });
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A worker in a folder of its own (its own config dir), on the account of `clientId`. */
+async function startWorker(served: Served, clientId: string, concurrency: number, env: Record<string, string> = {}): Promise<CliProcess> {
+  const cwd = await mkdtemp(path.join(tmpdir(), 'talk-e2e-worker-'));
+  const child = spawnCli(['worker', '--queue', redis.url, '--backend', served.url, '--concurrency', String(concurrency), '--json'], { cwd, env: { NEMO_CLIENT_ID: clientId, ...env }, timeoutMs: 300_000 });
+  cleanups.push(async () => {
+    if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
+    await child.done.catch(() => undefined);
+    await rm(cwd, { recursive: true, force: true });
+  });
+  await child.waitForEvent((e) => e.type === 'notice' && /worker ready/.test(e.message));
+  return child;
+}
+
+function follow(cwd: string, served: Served, clientId: string, options: { viaEnv?: boolean } = {}): Promise<Awaited<ReturnType<typeof runCli>>> {
+  // TALK_QUEUE is the environment form of --queue.
+  const queue = options.viaEnv ? [] : ['--queue', redis.url];
+  return runCli(['run', 'batch.yaml', ...queue, '--backend', served.url, '--json'], { cwd, env: { NEMO_CLIENT_ID: clientId, ...(options.viaEnv ? { TALK_QUEUE: redis.url } : {}) }, timeoutMs: 300_000 });
+}
+
+async function queueCounts(): Promise<Record<string, number>> {
+  const queue = new Queue('jobs', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'talk' });
+  try {
+    return await queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized');
+  } finally {
+    await queue.close();
+  }
+}
+
+const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `p${String(i).padStart(2, '0')}`);
+
+/** An MP4 that ffprobe reads, with a video stream and a duration. */
+function assertValidMp4(file: string): void {
+  const out = execFileSync(testTools().ffprobe, ['-v', 'error', '-show_entries', 'format=duration:stream=codec_type', '-of', 'json', file], { encoding: 'utf8' });
+  const probe = JSON.parse(out) as { format: { duration: string }; streams: { codec_type: string }[] };
+  expect(Number(probe.format.duration), file).toBeGreaterThan(0);
+  expect(probe.streams.map((s) => s.codec_type), file).toContain('video');
+}
+
+describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
+  it('3 workers × 30 jobs: every job once; enqueued twice it is still 30 jobs', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '3000' });
+    const cwd = await workspace(30);
+    const account = 'e2e-queue-30';
+    // Enqueued twice before any worker runs: the job ids are the jobs' fingerprints.
+    for (const round of [1, 2]) {
+      const detached = await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } });
+      expect(detached.code).toBe(0);
+      expect(detached.stdout).toContain(round === 1 ? 'enqueued 30 of 30 jobs' : 'enqueued 0 of 30 jobs');
+      expect(detached.stdout).toMatch(/follow with: talk run batch\.yaml --queue redis:\S+ --backend http:\S+\nrun them with: talk worker --queue redis:\S+ --backend http:/);
+    }
+    // Waiting in priority order (the k-th job of a workflow has priority k, see the fairness test).
+    expect(await queueCounts()).toMatchObject({ prioritized: 30, waiting: 0, active: 0, completed: 0 });
+    // --detach --json: one JSON line, nothing else.
+    const jsonDetached = await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach', '--json'], { cwd, env: { NEMO_CLIENT_ID: account } });
+    expect(jsonDetached.stdout.trim().split('\n')).toHaveLength(1);
+    expect(jsonDetached.events[0]).toMatchObject({ type: 'notice', message: expect.stringMatching(/^enqueued 0 of 30 jobs/) as unknown });
+
+    const workers = await Promise.all([1, 2, 3].map(() => startWorker(served, account, 4)));
+    const result = await follow(cwd, served, account);
+    expect(result.stderr).not.toMatch(/internal error/);
+    expect(result.code).toBe(0);
+    const done = result.events.at(-1);
+    expect(done).toMatchObject({ type: 'run:done', status: 'success', creditsUsed: 3000 });
+    expect((done as Extract<TalkEvent, { type: 'run:done' }>).outputs.map((o) => o.job).sort()).toEqual(ids(30));
+
+    const stats = await served.stats();
+    expect(stats).toMatchObject({ messages: 30, rendersStarted: 30, rendersCompleted: 30, creditsSpent: 3000, sessionsCreated: 30 });
+    for (const id of ids(30)) assertValidMp4(path.join(cwd, 'out', `${id}.mp4`));
+    expect(await queueCounts()).toMatchObject({ waiting: 0, active: 0, completed: 30, failed: 0 });
+    // The work was shared: each job was taken by exactly one worker, and more than one worker worked.
+    const takenBy = workers.map((w) => new Set(w.events().flatMap((e) => (e.type === 'step:start' ? [e.job] : []))));
+    expect(takenBy.reduce((n, s) => n + s.size, 0)).toBe(30);
+    expect(takenBy.filter((s) => s.size > 0).length).toBeGreaterThan(1);
+
+    // talk status --queue: the state the workers keep in Redis, per job.
+    const status = await runCli(['status', 'batch.yaml', '--queue', redis.url, '--json'], { cwd });
+    expect(status.code, status.stderr).toBe(0);
+    const runs = (JSON.parse(status.stdout) as { runs: { status: string; creditsUsed: number; jobs: Record<string, { status: string; sessionId?: string; steps: Record<string, { renderIds?: string[]; output?: { path: string } }> }> }[] }).runs;
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ status: 'success', creditsUsed: 3000 });
+    expect(Object.keys(runs[0]!.jobs).sort()).toEqual(ids(30));
+    for (const [id, job] of Object.entries(runs[0]!.jobs)) {
+      expect(job.status).toBe('done');
+      expect(job.sessionId).toMatch(/^\d+$/);
+      expect(job.steps['export']?.renderIds).toHaveLength(1);
+      expect(job.steps['export']?.output?.path).toBe(path.join(cwd, 'out', `${id}.mp4`));
+    }
+    const text = await runCli(['status', 'batch.yaml', '--queue', redis.url], { cwd });
+    expect(text.stdout).toMatch(/batch \(batch\.yaml\): success · 3000 credits used/);
+
+    // And once more, after everything finished: nothing is added, nothing sent, exit 0.
+    const again = await follow(cwd, served, account);
+    expect(again.code).toBe(0);
+    expect(again.events.at(-1)).toMatchObject({ type: 'run:done', status: 'success' });
+    expect((await served.stats()).messages).toBe(30);
+    expect(await queueCounts()).toMatchObject({ completed: 30 });
+  }, 300_000);
+
+  it('a 100-credit account and 3 workers: exactly one job is admitted, the others end not-started (exit 3)', async () => {
+    // A generation that takes a while: the other workers decide while the first one's turn runs.
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100', TALK_LOCAL_TURN_DELAY_MS: '1500' });
+    const cwd = await workspace(3);
+    const account = 'e2e-queue-poor';
+    await Promise.all([1, 2, 3].map(() => startWorker(served, account, 1)));
+    const result = await follow(cwd, served, account, { viaEnv: true });
+    expect(result.code).toBe(3);
+    const stats = await served.stats();
+    expect(stats).toMatchObject({ messages: 1, creditsSpent: 100, rendersStarted: 1 });
+    expect(result.events.filter((e) => e.type === 'step:failed')).toEqual([]);
+    expect(result.events.at(-1)).toMatchObject({ type: 'run:done', status: 'credits', creditsUsed: 100 });
+    const notStarted = result.events.filter((e) => e.type === 'step:skipped' && e.reason === 'not-started');
+    expect(new Set(notStarted.map((e) => (e as { job: string }).job)).size).toBe(2);
+  }, 120_000);
+
+  it('a worker killed -9 while its render is in flight: another finishes the job, one render, one message', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=4000']);
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-kill-render';
+    const first = await startWorker(served, account, 1, FAST_LOCKS);
+    const following = follow(cwd, served, account);
+    await first.waitForEvent((e) => e.type === 'step:progress' && e.step === 'export' && e.percent !== undefined);
+    first.child.kill('SIGKILL');
+    expect((await first.done).signal).toBe('SIGKILL');
+    expect((await served.stats()).rendersStarted).toBe(1);
+
+    const second = await startWorker(served, account, 1, FAST_LOCKS);
+    const result = await following;
+    expect(result.code).toBe(0);
+    expect(result.events.at(-1)).toMatchObject({ type: 'run:done', status: 'success' });
+    // The second worker resumed: the instruction was skipped, the export re-attached to the render.
+    expect(second.events()).toContainEqual(expect.objectContaining({ type: 'step:skipped', step: 'instruction-1', reason: 'resumed' }));
+    expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1, creditsSpent: 100 });
+    assertValidMp4(path.join(cwd, 'out', 'p00.mp4'));
+  }, 120_000);
+
+  it('SIGTERM stops a worker mid-render with exit 130 and hands the job back; the next worker re-attaches', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=3000']);
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-sigterm';
+    const first = await startWorker(served, account, 1);
+    const following = follow(cwd, served, account);
+    await first.waitForEvent((e) => e.type === 'step:progress' && e.step === 'export' && e.percent !== undefined);
+    first.child.kill('SIGTERM');
+    const stopped = await first.done;
+    expect(stopped.code).toBe(130);
+    expect(stopped.events).toContainEqual(expect.objectContaining({ type: 'step:skipped', step: 'export', reason: 'interrupted' }));
+    // Handed back at once (not left to the 30 s lock): it waits for the next worker.
+    const counts = await queueCounts();
+    expect((counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0)).toBe(1);
+    expect(counts['active']).toBe(0);
+    await startWorker(served, account, 1);
+    const result = await following;
+    expect(result.code).toBe(0);
+    expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1 });
+  }, 120_000);
+
+  it('fairness: a small workflow enqueued behind a big one is not starved; their jobs interleave', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '2000' });
+    const big = await workspace(10);
+    const small = await batchWorkspace(2, { name: 'small', concurrency: 8 });
+    cleanups.push(() => rm(small, { recursive: true, force: true }));
+    const account = 'e2e-queue-fair';
+    for (const cwd of [big, small]) {
+      const detached = await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } });
+      expect(detached.code).toBe(0);
+    }
+    // One worker, one job at a time: the order it takes them in is the queue's order.
+    const worker = await startWorker(served, account, 1);
+    const following = [follow(big, served, account), follow(small, served, account)];
+    const results = await Promise.all(following);
+    expect(results.map((r) => r.code)).toEqual([0, 0]);
+    const order = worker.events().flatMap((e) => (e.type === 'step:start' && e.kind === 'instruction' ? [e.job] : []));
+    expect(order).toHaveLength(12);
+    // Both p00s first, then both p01s: the small workflow's two jobs are among the first four.
+    expect(order.slice(0, 4).sort()).toEqual(['p00', 'p00', 'p01', 'p01']);
+  }, 180_000);
+
+  it('talk queue status, pause, resume and drain', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const cwd = await workspace(3);
+    const account = 'e2e-queue-ops';
+    const ops = async (action: string): Promise<{ paused: boolean; workers: number; counts: { waiting: number; active: number; completed: number }; removed?: number }> => {
+      const result = await runCli(['queue', action, '--queue', redis.url, '--json'], { cwd });
+      expect(result.code, result.stderr).toBe(0);
+      return JSON.parse(result.stdout) as never;
+    };
+    expect(await ops('status')).toMatchObject({ paused: false, workers: 0, counts: { waiting: 0 } });
+    expect((await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } })).code).toBe(0);
+    expect(await ops('pause')).toMatchObject({ paused: true, counts: { waiting: 3 } });
+    await startWorker(served, account, 2);
+    expect(await ops('status')).toMatchObject({ paused: true, workers: 1, counts: { waiting: 3, active: 0 } });
+    expect(await ops('resume')).toMatchObject({ paused: false });
+    const result = await follow(cwd, served, account);
+    expect(result.code).toBe(0);
+    expect(await ops('status')).toMatchObject({ counts: { waiting: 0, completed: 3 } });
+
+    // drain removes what no worker took; the text form says how many.
+    await ops('pause');
+    const other = await batchWorkspace(2, { name: 'other' });
+    cleanups.push(() => rm(other, { recursive: true, force: true }));
+    expect((await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd: other, env: { NEMO_CLIENT_ID: account } })).code).toBe(0);
+    const drained = await runCli(['queue', 'drain', '--queue', redis.url], { cwd });
+    expect(drained.stdout).toMatch(/drained: 2 waiting jobs removed/);
+    expect(drained.stdout).toMatch(/queue redis:\S+: paused · 1 worker · 0 waiting · 0 active · 3 completed · 0 failed/);
+    expect((await served.stats()).messages).toBe(3);
+    expect((await runCli(['queue', 'flush', '--queue', redis.url], { cwd })).code).toBe(2);
+  }, 120_000);
+
+  it('talk queue limit: at-once=1 keeps every worker to one job in flight between them; rate=1/1500ms spaces their starts; off removes both', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=500']);
+    const account = 'e2e-queue-limits';
+    const limit = async (...settings: string[]): Promise<{ limits: { rate: { max: number; durationMs: number } | null; atOnce: number | null } }> => {
+      const result = await runCli(['queue', 'limit', ...settings, '--queue', redis.url, '--json'], { cwd: tmpdir() });
+      expect(result.code, result.stderr).toBe(0);
+      return JSON.parse(result.stdout) as never;
+    };
+    /** Each job's span on the workers, from its first step:start to its last step event, in ms. */
+    const spans = (workers: CliProcess[]): { start: number; end: number }[] => {
+      const byJob = new Map<string, { start: number; end: number }>();
+      for (const e of workers.flatMap((w) => w.events())) {
+        if (!e.type.startsWith('step:')) continue;
+        const t = Date.parse(e.ts);
+        const job = (e as { job: string }).job;
+        const span = byJob.get(job) ?? { start: t, end: t };
+        byJob.set(job, { start: Math.min(span.start, t), end: Math.max(span.end, t) });
+      }
+      return [...byJob.values()].sort((a, b) => a.start - b.start);
+    };
+
+    expect((await limit('at-once=1')).limits).toEqual({ rate: null, atOnce: 1 });
+    const first = await workspace(3);
+    const workers = await Promise.all([1, 2].map(() => startWorker(served, account, 2)));
+    expect((await follow(first, served, account)).code).toBe(0);
+    const serial = spans(workers);
+    expect(serial).toHaveLength(3);
+    for (let i = 1; i < serial.length; i += 1) expect(serial[i]!.start).toBeGreaterThanOrEqual(serial[i - 1]!.end);
+
+    expect((await limit('off')).limits).toEqual({ rate: null, atOnce: null });
+    expect((await limit('rate=1/1500ms')).limits).toEqual({ rate: { max: 1, durationMs: 1500 }, atOnce: null });
+    const second = await batchWorkspace(3, { name: 'spaced' });
+    cleanups.push(() => rm(second, { recursive: true, force: true }));
+    expect((await follow(second, served, account)).code).toBe(0);
+    // When each job was taken (BullMQ's processedOn, set where the limiter counts it): one per window.
+    const queue = new Queue('jobs', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'talk' });
+    const taken = (await queue.getJobs(['completed'])).filter((j) => (j.data as { plan: { name: string } }).plan.name === 'spaced').map((j) => j.processedOn ?? 0).sort((a, b) => a - b);
+    await queue.close();
+    expect(taken).toHaveLength(3);
+    for (let i = 1; i < taken.length; i += 1) expect(taken[i]! - taken[i - 1]!).toBeGreaterThanOrEqual(1450);
+    expect((await limit('off')).limits).toEqual({ rate: null, atOnce: null });
+    expect((await runCli(['queue', 'limit', 'rate=0/1m', '--queue', redis.url], { cwd: tmpdir() })).code).toBe(2);
+    expect((await runCli(['queue', 'limit', '--queue', redis.url], { cwd: tmpdir() })).code).toBe(2);
+  }, 180_000);
+
+  it('talk watch --queue: each settled bundle runs on a worker; the watcher publishes it as usual', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const cwd = await mkdtemp(path.join(tmpdir(), 'talk-e2e-watchq-'));
+    cleanups.push(() => rm(cwd, { recursive: true, force: true }));
+    const inbox = path.join(cwd, 'inbox');
+    await mkdir(inbox);
+    await writeFile(path.join(cwd, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', '  resolution: 720p', 'watch:', '  settle: 200ms', ''].join('\n'));
+    const media = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-e2e'));
+    for (const [stem, salt] of [['anna', 1], ['bob', 2]] as const) {
+      await writeFile(path.join(inbox, `${stem}.jpg`), Buffer.concat([await readFile(media.portrait), Buffer.from([salt])]));
+      await copyFile(media.voice, path.join(inbox, `${stem}.mp3`));
+    }
+    const account = 'e2e-queue-watch';
+    const worker = await startWorker(served, account, 2);
+    const watched = await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--once', '--queue', redis.url, '--backend', served.url, '--reporter', 'plain'], { cwd, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    expect(watched.code, `${watched.stdout}\n${watched.stderr}`).toBe(0);
+    expect(watched.stdout).toMatch(/anna.*queued for the workers on redis:/);
+    expect(watched.stdout).toMatch(/bob.*done in .* → out\/bob\.mp4/);
+    expect((await readdir(path.join(inbox, 'processed'))).sort()).toEqual(['anna.jpg', 'anna.mp3', 'bob.jpg', 'bob.mp3']);
+    for (const name of ['anna', 'bob']) assertValidMp4(path.join(inbox, 'out', `${name}.mp4`));
+    // The worker ran them, not the watcher.
+    expect(new Set(worker.events().flatMap((e) => (e.type === 'step:start' ? [e.job] : [])))).toEqual(new Set(['anna', 'bob']));
+    expect(await served.stats()).toMatchObject({ messages: 2, rendersStarted: 2 });
+    expect(await queueCounts()).toMatchObject({ completed: 2 });
+  }, 150_000);
+
+  it('usage: --detach without a queue, a queue that is not redis://, a worker without a queue: exit 2', async () => {
+    const cwd = await workspace(1);
+    const noQueue = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--detach'], { cwd });
+    expect(noQueue.code).toBe(2);
+    expect(noQueue.stderr).toMatch(/--detach needs a queue/);
+    const badUrl = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--queue', 'http://127.0.0.1:6379'], { cwd });
+    expect(badUrl.code).toBe(2);
+    expect(badUrl.stderr).toMatch(/--queue expects a redis:\/\/ URL/);
+    const worker = await runCli(['worker'], { cwd });
+    expect(worker.code).toBe(2);
+    expect(worker.stderr).toMatch(/talk worker needs a queue/);
+  });
+
+  it('a worker that loses its lock on a job stops sending for it; the job is resumed from its state, rendered once', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=4000']);
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-lost-lock';
+    const worker = await startWorker(served, account, 1, FAST_LOCKS);
+    const following = follow(cwd, served, account);
+    await worker.waitForEvent((e) => e.type === 'step:progress' && e.step === 'export' && e.percent !== undefined);
+    // As if the lock had expired (a long pause, a partition): the next renewal fails.
+    const client = new Redis({ host: '127.0.0.1', port: redis.port });
+    const locks = await client.keys('talk:jobs:*:lock');
+    expect(locks).toHaveLength(1);
+    await client.del(locks[0]!);
+    await client.quit();
+    await worker.waitForEvent((e) => e.type === 'step:skipped' && e.step === 'export' && e.reason === 'interrupted');
+    const result = await following;
+    expect(result.code).toBe(0);
+    // The stalled-job check handed it back and it was resumed: the render re-attached, not sent again.
+    expect(worker.events()).toContainEqual(expect.objectContaining({ type: 'step:skipped', step: 'instruction-1', reason: 'resumed' }));
+    expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1 });
+    assertValidMp4(path.join(cwd, 'out', 'p00.mp4'));
+  }, 120_000);
+
+  it('a worker killed -9 while its instruction is in flight: another concludes it without sending it again', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000', TALK_LOCAL_TURN_DELAY_MS: '3000' });
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-kill-turn';
+    const first = await startWorker(served, account, 1, FAST_LOCKS);
+    const following = follow(cwd, served, account);
+    // The turn streams (the agent reports its tools): the backend took it and goes on without us.
+    await first.waitForEvent((e) => e.type === 'step:progress' && e.step === 'instruction-1' && e.label !== undefined);
+    expect((await served.stats()).messages).toBe(1);
+    first.child.kill('SIGKILL');
+    await first.done;
+
+    const second = await startWorker(served, account, 1, FAST_LOCKS);
+    const result = await following;
+    expect(result.code).toBe(0);
+    expect(second.events()).toContainEqual(expect.objectContaining({ type: 'notice', message: expect.stringMatching(/was applied; it was not sent again/) as unknown }));
+    expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1, creditsSpent: 100 });
+    assertValidMp4(path.join(cwd, 'out', 'p00.mp4'));
+  }, 120_000);
+
+  it('Redis restarted (AOF) mid-batch: nothing lost, nothing duplicated', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=1500']);
+    const cwd = await workspace(8);
+    const account = 'e2e-queue-restart';
+    const workers = await Promise.all([1, 2].map(() => startWorker(served, account, 2)));
+    const following = follow(cwd, served, account);
+    // Mid-batch: the first video is out, others are still to come.
+    await workers[0]!.waitForEvent((e) => e.type === 'step:done' && e.step === 'export').catch(() => workers[1]!.waitForEvent((e) => e.type === 'step:done' && e.step === 'export'));
+    await redis.restart();
+    const result = await following;
+    expect(result.code).toBe(0);
+    expect(result.events.at(-1)).toMatchObject({ type: 'run:done', status: 'success', creditsUsed: 800 });
+    expect(await served.stats()).toMatchObject({ messages: 8, rendersStarted: 8, creditsSpent: 800 });
+    expect(await queueCounts()).toMatchObject({ completed: 8, failed: 0 });
+    for (const id of ids(8)) expect((await readFile(path.join(cwd, 'out', `${id}.mp4`))).subarray(4, 8).toString()).toBe('ftyp');
+  }, 180_000);
+});

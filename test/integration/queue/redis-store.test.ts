@@ -1,0 +1,153 @@
+// The Redis pieces against a real redis-server: the job state store (write-through, loaded by
+// the next owner, fenced against an owner that lost the job) and the shared credit holds
+// (atomic admission, charges drawing holds down, a stale balance read refused).
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startRedis, type TestRedis } from '../../helpers/redis.js';
+import { openRedisJobStore } from '../../../src/queue/redis-state-store.js';
+import { redisCredits } from '../../../src/queue/redis-credits.js';
+import { StateWriteError } from '../../../src/state/state-store.js';
+
+let server: TestRedis;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis({ host: '127.0.0.1', port: server.port, maxRetriesPerRequest: null });
+});
+
+beforeEach(async () => {
+  await redis.flushall();
+});
+
+afterAll(async () => {
+  await redis.quit();
+  await server.stop();
+});
+
+const storeOptions = { runKey: 'run1', jobId: 'p01', workflowPath: '/w.yaml', name: 'w', backendId: 'http://b' };
+
+describe('Redis job state store', () => {
+  it('writes through; the next owner loads it; the one before can no longer write', async () => {
+    const first = await openRedisJobStore({ redis, ...storeOptions });
+    expect(first.hadPrevious).toBe(false);
+    await first.updateJob('p01', { status: 'running', sessionId: '42' });
+    await first.putStep('p01', 'export', { kind: 'export', status: 'running', attempts: 1, render: { id: 'r-1', phase: 'submitting' } });
+
+    const second = await openRedisJobStore({ redis, ...storeOptions });
+    expect(second.hadPrevious).toBe(true);
+    expect(second.job('p01')).toMatchObject({ status: 'running', sessionId: '42' });
+    expect(second.step('p01', 'export')).toMatchObject({ render: { id: 'r-1', phase: 'submitting' } });
+
+    // The first owner lost the job: its write is refused, and every later one too.
+    await expect(first.putStep('p01', 'export', { kind: 'export', status: 'running', attempts: 2 })).rejects.toBeInstanceOf(StateWriteError);
+    await expect(first.updateJob('p01', { status: 'done' })).rejects.toThrow(/another worker took job p01 over/);
+    await second.putStep('p01', 'export', { kind: 'export', status: 'done', attempts: 1 });
+    const third = await openRedisJobStore({ redis, ...storeOptions });
+    expect(third.step('p01', 'export')?.status).toBe('done');
+    expect(third.step('p01', 'export')?.render).toBeUndefined();
+  });
+
+  it('a write waits through a Redis restart and lands (AOF on)', async () => {
+    const store = await openRedisJobStore({ redis, ...storeOptions });
+    await store.updateJob('p01', { status: 'running' });
+    const restarting = server.restart();
+    const write = store.putStep('p01', 'instruction-1', { kind: 'instruction', status: 'running', attempts: 1 });
+    await restarting;
+    await write;
+    const reloaded = await openRedisJobStore({ redis, ...storeOptions });
+    expect(reloaded.job('p01')).toMatchObject({ status: 'running', steps: { 'instruction-1': { status: 'running' } } });
+  });
+});
+
+describe('shared credit holds', () => {
+  const books = (holdKey: string, limit?: number) => redisCredits({ redis, account: 'acct', runKey: 'run1', holdKey, limit });
+
+  it('admits jobs until the holds reach the balance; a charge draws its hold down; release gives the rest back', async () => {
+    expect(await books('a').admit(100, async () => 300)).toBeUndefined();
+    expect(await books('b').admit(100, async () => 300)).toBeUndefined();
+    expect(await books('c').admit(200, async () => 300)).toEqual({ needs: 200, available: 100, limitedBy: 'balance' });
+    // Job a was charged 60 (balance 240): its hold is 40 now, so 240 − 40 − 100 = 100 are free.
+    const a = books('a');
+    a.charged(60);
+    expect(await books('c').admit(200, async () => 240)).toEqual({ needs: 200, available: 100, limitedBy: 'balance' });
+    expect(await books('c').admit(100, async () => 240)).toBeUndefined();
+    // a ends: its last 40 go back.
+    await a.release();
+    expect(await books('d').admit(40, async () => 240)).toBeUndefined();
+    expect(await books('e').admit(1, async () => 240)).toEqual({ needs: 1, available: 0, limitedBy: 'balance' });
+  });
+
+  it('side by side, only what fits is admitted (the check and the hold are one step)', async () => {
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => books(`j${i}`).admit(100, async () => 300)));
+    expect(results.filter((r) => r === undefined)).toHaveLength(3);
+  });
+
+  it('a balance read made stale by a charge is read again', async () => {
+    const a = books('a');
+    expect(await a.admit(100, async () => 100)).toBeUndefined();
+    let reads = 0;
+    // The read happens, then job a is charged (balance 0) before the decision: read again.
+    const verdict = await books('b').admit(100, async () => {
+      reads += 1;
+      if (reads === 1) {
+        a.charged(100);
+        await a.release();
+        return 100;
+      }
+      return 0;
+    });
+    expect(reads).toBe(2);
+    expect(verdict).toEqual({ needs: 100, available: 0, limitedBy: 'balance' });
+  });
+
+  it('the workflow budget counts what every worker spent and holds', async () => {
+    expect(await books('a', 150).admit(100, async () => 1000)).toBeUndefined();
+    expect(await books('b', 150).admit(100, async () => 1000)).toEqual({ needs: 100, available: 50, limitedBy: 'budget' });
+  });
+});
+
+describe('test redis helper', () => {
+  it('says how to install redis-server when there is none', async () => {
+    await expect(startRedis({ command: 'redis-server-that-is-not-installed' })).rejects.toThrow(/apt-get install redis-server/);
+  });
+});
+
+describe("the account's turns across workers", () => {
+  it('a turn in flight on one worker makes recovery on another not alone; settled, its charge counts; a dead worker leaves it unsettled', async () => {
+    const { TurnsGroup } = await import('../../../src/runner/index.js');
+    const { RedisTurns } = await import('../../../src/queue/redis-turns.js');
+    // Two workers; timers far apart, reads made by hand so the test orders them.
+    const a = new RedisTurns({ redis, account: 'acct', worker: 'A', refreshMs: 60_000, aliveMs: 60_000 });
+    const b = new RedisTurns({ redis, account: 'acct', worker: 'B', refreshMs: 60_000, aliveMs: 60_000 });
+    await a.start();
+    await b.start();
+    const onA = new TurnsGroup(Date.now, undefined, a).join('queue-job-1');
+    const onB = new TurnsGroup(Date.now, undefined, b).join('queue-job-2');
+    const since = Date.now() - 1000;
+    onB.open('p01\u0000instruction-1');
+    await b.refresh();
+    expect(onB.activity('p01\u0000instruction-1', since)).toEqual({ alone: true, othersOpen: 0, othersUnsettled: 0, othersCharged: 0 });
+
+    onA.open('p01\u0000instruction-1');
+    await a.stop(); // its writes land; its heartbeat timer stops (the key lasts 60 s)
+    await b.refresh();
+    expect(onB.activity('p01\u0000instruction-1', since)).toMatchObject({ alone: false, othersOpen: 1 });
+
+    onA.settle('p01\u0000instruction-1', 100);
+    await a.stop();
+    await b.refresh();
+    expect(onB.activity('p01\u0000instruction-1', since)).toMatchObject({ alone: false, othersOpen: 0, othersCharged: 100 });
+
+    // Worker A opens another turn and dies: its heartbeat is gone, the turn counts as unsettled.
+    onA.open('p02\u0000instruction-1');
+    await a.stop();
+    await redis.del('talk:worker-alive:A');
+    await b.refresh();
+    expect(onB.activity('p01\u0000instruction-1', since)).toMatchObject({ othersOpen: 0, othersUnsettled: 1, othersCharged: 100 });
+    // The worker that takes A's job over records the same turn: it is not "another" turn to itself.
+    const takeover = new TurnsGroup(Date.now, undefined, b).join('queue-job-1');
+    expect(takeover.activity('p02\u0000instruction-1', since)).toMatchObject({ othersUnsettled: 0 });
+    await b.stop();
+  });
+});
