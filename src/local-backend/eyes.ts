@@ -12,6 +12,7 @@
  *   and the corners of the eyes stay where they are (the measure of eye movement uses them).
  */
 import type { Point } from './face.js';
+import { sampleInto } from './mouth.js';
 import { createRandom } from './random.js';
 
 /**
@@ -160,21 +161,3 @@ export function buildBlinkShapes(rgb: Uint8Array, fw: number, fh: number, fx: nu
   return { x: fx + x0, y: fy + y0, width, height, half: shape(0.55), closed: shape(CLOSED) };
 }
 
-/** Bilinear sample of RGB `rgb` (`fw`×`fh`) at (sx, sy) into `out` at `o`. */
-function sampleInto(out: Uint8Array, o: number, rgb: Uint8Array, fw: number, fh: number, sx: number, sy: number): void {
-  const xf = Math.min(fw - 1.001, Math.max(0, sx));
-  const yf = Math.min(fh - 1.001, Math.max(0, sy));
-  const xi = Math.floor(xf);
-  const yi = Math.floor(yf);
-  const ax = xf - xi;
-  const ay = yf - yi;
-  const i00 = (yi * fw + xi) * 3;
-  const i10 = i00 + 3;
-  const i01 = i00 + fw * 3;
-  const i11 = i01 + 3;
-  for (let c = 0; c < 3; c++) {
-    const top = rgb[i00 + c]! + (rgb[i10 + c]! - rgb[i00 + c]!) * ax;
-    const bot = rgb[i01 + c]! + (rgb[i11 + c]! - rgb[i01 + c]!) * ax;
-    out[o + c] = top + (bot - top) * ay;
-  }
-}

@@ -165,23 +165,8 @@ export function buildMouthShapes(rgb: Uint8Array, fw: number, fh: number, fx: nu
   const feather = Math.max(2, Math.round(Math.min(width, height) * 0.08));
   const edge = (d: number): number => Math.min(1, d / feather);
 
-  const sample = (out: Uint8Array, o: number, sx: number, sy: number): void => {
-    const xf = Math.min(fw - 1.001, Math.max(0, sx));
-    const yf = Math.min(fh - 1.001, Math.max(0, sy));
-    const xi = Math.floor(xf);
-    const yi = Math.floor(yf);
-    const ax = xf - xi;
-    const ay = yf - yi;
-    const i00 = (yi * fw + xi) * 3;
-    const i10 = i00 + 3;
-    const i01 = i00 + fw * 3;
-    const i11 = i01 + 3;
-    for (let c = 0; c < 3; c++) {
-      const top = rgb[i00 + c]! + (rgb[i10 + c]! - rgb[i00 + c]!) * ax;
-      const bot = rgb[i01 + c]! + (rgb[i11 + c]! - rgb[i01 + c]!) * ax;
-      out[o + c] = top + (bot - top) * ay;
-    }
-  };
+  const sample = (out: Uint8Array, o: number, sx: number, sy: number): void => sampleInto(out, o, rgb, fw, fh, sx, sy);
+
 
   const alphaOf = (col: number, row: number): number => 255 * edge(col + 0.5) * edge(width - col - 0.5) * edge(row + 0.5) * edge(height - row - 0.5);
 
@@ -311,5 +296,24 @@ export function* mouthFrames(shapes: MouthShapes, blends: readonly FrameBlend[])
       for (let i = 0; i < size; i++) out[i] = A[i]! + (B[i]! - A[i]!) * w;
       yield out;
     }
+  }
+}
+
+/** Bilinear sample of RGB `rgb` (`fw`×`fh`) at (sx, sy) into `out` at `o` (shared with the eyes' blink patches). */
+export function sampleInto(out: Uint8Array, o: number, rgb: Uint8Array, fw: number, fh: number, sx: number, sy: number): void {
+  const xf = Math.min(fw - 1.001, Math.max(0, sx));
+  const yf = Math.min(fh - 1.001, Math.max(0, sy));
+  const xi = Math.floor(xf);
+  const yi = Math.floor(yf);
+  const ax = xf - xi;
+  const ay = yf - yi;
+  const i00 = (yi * fw + xi) * 3;
+  const i10 = i00 + 3;
+  const i01 = i00 + fw * 3;
+  const i11 = i01 + 3;
+  for (let c = 0; c < 3; c++) {
+    const top = rgb[i00 + c]! + (rgb[i10 + c]! - rgb[i00 + c]!) * ax;
+    const bot = rgb[i01 + c]! + (rgb[i11 + c]! - rgb[i01 + c]!) * ax;
+    out[o + c] = top + (bot - top) * ay;
   }
 }

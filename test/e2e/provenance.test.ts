@@ -2,15 +2,13 @@
 // in-process local backend: a resumed job keeps one record (and says which steps an earlier run
 // did), the GitHub step summary links the report, `--no-report` writes none, and `talk report`
 // with no workflow reports every workflow the state dir has runs of.
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { batchForm } from '../integration/runner/rig.js';
 import { REPO_ROOT, runCli } from '../helpers/cli.js';
-import { makeTestMedia } from '../helpers/media.js';
+import { batchWorkspace } from '../helpers/serve.js';
 import { readRecord } from '../helpers/records.js';
 
 let dir: string | undefined;
@@ -24,17 +22,9 @@ afterEach(async () => {
   dir = undefined;
 });
 
-/** A `foreach` batch of `stems` (one portrait and voice each) with `batch.yaml`. */
-async function batchWorkspace(stems: string[]): Promise<string> {
-  dir = await mkdtemp(path.join(tmpdir(), 'talk-e2e-provenance-'));
-  const media = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-provenance'));
-  await mkdir(path.join(dir, 'faces'));
-  await mkdir(path.join(dir, 'voices'));
-  for (const stem of stems) {
-    await copyFile(media.portrait, path.join(dir, 'faces', `${stem}.jpg`));
-    await copyFile(media.voice, path.join(dir, 'voices', `${stem}.mp3`));
-  }
-  await writeFile(path.join(dir, 'batch.yaml'), batchForm('edges', 1, ['backend: local']));
+/** A `foreach` batch of `items` items (`faces/pNN.jpg` + `voices/pNN.mp3`) on the local backend. */
+async function workspace(items: number): Promise<string> {
+  dir = await batchWorkspace(items, { name: 'edges', concurrency: 1, top: ['backend: local'] });
   return dir;
 }
 
@@ -47,16 +37,16 @@ interface Record {
 
 describe('provenance and reports at the edges of a run (built CLI)', () => {
   it('a job resumed after a failed render keeps one record, marks the steps an earlier run did, and keeps its session', async () => {
-    const cwd = await batchWorkspace(['solo']);
+    const cwd = await workspace(1);
     // The render is refused once (400 is not retried): the job fails after its paid turn.
     const first = await runCli(['run', 'batch.yaml', '--json'], { cwd, env: { TALK_LOCAL_FAULTS: 'render:status=400:x1' } });
     expect(first.code, first.stderr).toBe(1);
-    expect(existsSync(path.join(cwd, 'out', 'solo.talk.json'))).toBe(false);
+    expect(existsSync(path.join(cwd, 'out', 'p00.talk.json'))).toBe(false);
 
     const again = await runCli(['run', 'batch.yaml', '--json'], { cwd });
     expect(again.code, again.stderr).toBe(0);
-    expect((await readdir(path.join(cwd, 'out'))).filter((f) => f.endsWith('.talk.json'))).toEqual(['solo.talk.json']);
-    const record = await readRecord<Record>(path.join(cwd, 'out', 'solo.talk.json'));
+    expect((await readdir(path.join(cwd, 'out'))).filter((f) => f.endsWith('.talk.json'))).toEqual(['p00.talk.json']);
+    const record = await readRecord<Record>(path.join(cwd, 'out', 'p00.talk.json'));
     const status = JSON.parse((await runCli(['status', 'batch.yaml', '--json'], { cwd })).stdout) as { runs: { jobs: { [id: string]: { sessionId: string } } }[] };
     expect(Object.values(status.runs[0]!.jobs)[0]!.sessionId).toBe(record.session.id);
     // The upload and the turn were the first run's; only the export ran again.
@@ -67,12 +57,12 @@ describe('provenance and reports at the edges of a run (built CLI)', () => {
     // A third run has nothing to do and still leaves one record, the same render.
     const third = await runCli(['run', 'batch.yaml', '--json'], { cwd });
     expect(third.code, third.stderr).toBe(0);
-    expect((await readdir(path.join(cwd, 'out'))).filter((f) => f.endsWith('.talk.json'))).toEqual(['solo.talk.json']);
-    expect((await readRecord<Record>(path.join(cwd, 'out', 'solo.talk.json'))).render.id).toBe(record.render.id);
+    expect((await readdir(path.join(cwd, 'out'))).filter((f) => f.endsWith('.talk.json'))).toEqual(['p00.talk.json']);
+    expect((await readRecord<Record>(path.join(cwd, 'out', 'p00.talk.json'))).render.id).toBe(record.render.id);
   });
 
   it('the GitHub step summary links the report; --no-report writes none and links none', async () => {
-    const cwd = await batchWorkspace(['ann', 'ben']);
+    const cwd = await workspace(2);
     const summary = path.join(cwd, 'summary.md');
     const gh = { GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary };
     const run = await runCli(['run', 'batch.yaml', '--reporter', 'plain'], { cwd, env: { ...gh, TALK_LOCAL_ANONYMOUS_CREDITS: '1000' } });
@@ -90,7 +80,7 @@ describe('provenance and reports at the edges of a run (built CLI)', () => {
   });
 
   it('talk report with no workflow reports each workflow with a run in the state dir, and says what to do when there is none', async () => {
-    const cwd = await batchWorkspace(['ann']);
+    const cwd = await workspace(1);
     const none = await runCli(['report'], { cwd });
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('no runs recorded in .talk');
@@ -103,7 +93,7 @@ describe('provenance and reports at the edges of a run (built CLI)', () => {
     expect(bare.code, bare.stderr).toBe(0);
     expect(bare.stdout).toBe('report: out/report.html\n');
     const html = await readFile(path.join(cwd, 'out', 'report.html'), 'utf8');
-    expect(html).toContain('ann');
+    expect(html).toContain('p00');
     const json = await runCli(['report', '--json'], { cwd });
     expect(JSON.parse(json.stdout)).toEqual({ reports: ['out/report.html'] });
   });

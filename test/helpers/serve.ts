@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnCli, type CliProcess } from './cli.js';
 import { makeTestMedia } from './media.js';
+import { batchForm } from '../integration/runner/rig.js';
 
 /** A running `talk serve`. */
 export interface Served {
@@ -60,22 +61,7 @@ export async function batchWorkspace(items: number, options: { name?: string; co
     await copyFile(media.portrait, path.join(dir, 'faces', `${stem}.jpg`));
     await copyFile(media.voice, path.join(dir, 'voices', `${stem}.mp3`));
   }
-  const yaml = [
-    'version: 1',
-    `name: ${options.name ?? 'batch'}`,
-    `concurrency: ${options.concurrency ?? 4}`,
-    ...(options.top ?? []),
-    'foreach:',
-    '  portrait: faces/*.jpg',
-    '  voice: voices/${{ item.portrait.stem }}.mp3',
-    'instructions:',
-    '  - Make this photo talk using my voiceover',
-    'export:',
-    '  resolution: 720p',
-    '  quality: low',
-    '  output: out/${{ item.portrait.stem }}.mp4',
-    '',
-  ].join('\n');
+  const yaml = batchForm(options.name ?? 'batch', options.concurrency ?? 4, options.top ?? []);
   await writeFile(path.join(dir, 'batch.yaml'), yaml);
   return dir;
 }
