@@ -31,7 +31,9 @@ let closedPipe: string | undefined;
 let onClosedPipe: (() => void) | undefined;
 
 /** How the user types talk here: hints spell their backticked commands that way. */
-const invokedAs = invocation({ script: process.argv[1], env: process.env, cwd: process.cwd() });
+// Found on first use (it reads the PATH), not at start-up: most runs print no hint.
+let invoked: string | undefined;
+const invokedAs = (): string => (invoked ??= invocation({ script: process.argv[1], env: process.env, cwd: process.cwd() }));
 /** stdout carries data (JSON, NDJSON, the schema), left word for word; text for people is spelled. */
 const dataOnStdout = stdoutIsData(process.argv.slice(2));
 
@@ -53,7 +55,8 @@ function sinkFor(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr'): OutputS
   return {
     write: (text: string) => {
       if (closed) return;
-      stream.write(spell ? spellCommands(redact(text), invokedAs) : redact(text));
+      const safe = redact(text);
+      stream.write(spell && safe.includes('`talk ') ? spellCommands(safe, invokedAs()) : safe);
     },
     get isTTY() {
       return stream.isTTY === true;
@@ -90,7 +93,9 @@ async function main(): Promise<number> {
     signal: controller.signal,
     version: VERSION,
     nodeVersion: process.version,
-    program: invokedAs,
+    get program() {
+      return invokedAs();
+    },
   };
 
   let exitCode: number = ExitCode.ok;
