@@ -126,7 +126,8 @@ class RedisJobStore implements StateStore {
     return this.change(jobId, (job) => Object.assign(job, set));
   }
 
-  putStep(jobId: string, stepId: string, state: StepState): Promise<void> {
+  putStep(jobId: string, stepId: string, state: StepState, run?: Partial<RunMeta>): Promise<void> {
+    if (run) Object.assign(this.state, run, { updatedAt: this.now().toISOString() });
     return this.change(jobId, (job) => {
       job.steps[stepId] = { ...state, updatedAt: this.now().toISOString() };
     });

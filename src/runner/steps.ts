@@ -15,7 +15,7 @@ import type { RenderOutput } from '../contract/bodies.js';
 import type { BackendClient, CallOptions, TurnActivity, TurnBaseline } from '../backend/types.js';
 import type { CreditsStep, ExportStep, InstructionStep, PlanStep, UploadStep } from '../plan/types.js';
 import type { StateStore } from '../state/state-store.js';
-import type { StepState, UploadRecord } from '../state/types.js';
+import type { RunMeta, StepState, UploadRecord } from '../state/types.js';
 import type { Limiters } from './limiters.js';
 import { notEnoughCredits, type CreditBudget } from './budget.js';
 import { turnKey, type AccountTurns } from './account-turns.js';
@@ -50,11 +50,16 @@ export interface StepResultInfo {
 }
 
 /** Record a change to the step (merged over its recorded state). */
-async function update(ctx: StepContext, step: PlanStep, change: Partial<StepState>): Promise<StepState> {
+async function update(ctx: StepContext, step: PlanStep, change: Partial<StepState>, run?: Partial<RunMeta>): Promise<StepState> {
   const current = ctx.store.step(ctx.jobId, step.id);
   const next: StepState = { kind: step.kind, status: 'running', attempts: 0, ...current, ...change };
-  await ctx.store.putStep(ctx.jobId, step.id, next);
+  await ctx.store.putStep(ctx.jobId, step.id, next, run);
   return next;
+}
+
+/** The run's books as they stand: written with the step that changed them, in one record. */
+function books(ctx: StepContext): Partial<RunMeta> {
+  return { creditsUsed: ctx.budget.spentTotal };
 }
 
 function callOptions(ctx: StepContext): CallOptions {
@@ -162,8 +167,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
       const charged = outcome.credits ?? cost;
       ctx.turns.settle(key, charged);
       ctx.budget.commit(0, charged, ctx.jobId);
-      await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
-      await update(ctx, step, { status: 'done', turn: { ...turn, creditsUsed: charged, recovered: true, settledAt: new Date().toISOString() } });
+      await update(ctx, step, { status: 'done', turn: { ...turn, creditsUsed: charged, recovered: true, settledAt: new Date().toISOString() } }, books(ctx));
       ctx.notice('info', `${label}: the instruction sent earlier was applied; it was not sent again`);
       return { reply: '', creditsUsed: charged };
     }
@@ -222,12 +226,13 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     ctx.turns.settle(key, charged);
     ctx.budget.commit(cost, charged, ctx.jobId);
     committed = true;
-    await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
     const settledAt = new Date().toISOString();
-    await update(ctx, step, {
-      status: 'done',
-      turn: { draftRevision: baseline.snapshot.draftHash, sentAt, settledAt, reply, silent, tools, creditsUsed: charged, ...(recovered ? { recovered } : {}) },
-    });
+    await update(
+      ctx,
+      step,
+      { status: 'done', turn: { draftRevision: baseline.snapshot.draftHash, sentAt, settledAt, reply, silent, tools, creditsUsed: charged, ...(recovered ? { recovered } : {}) } },
+      books(ctx),
+    );
     return { reply, creditsUsed: charged };
   } finally {
     if (!committed) ctx.budget.release(cost, ctx.jobId);
@@ -357,10 +362,10 @@ async function reopenRecoveredTurns(ctx: StepContext, sessionId: SessionId): Pro
   const baseline = await ctx.client.captureBaseline(sessionId, callOptions(ctx));
   const sentAt = new Date().toISOString();
   for (const [id, s] of steps) {
+    // Each refund is recorded with the reopened step it belongs to.
     ctx.budget.refund(s.turn?.creditsUsed ?? 0, ctx.jobId);
-    await ctx.store.putStep(ctx.jobId, id, { ...s, status: 'running', turn: { draftRevision: baseline.snapshot.draftHash, baseline, sentAt } });
+    await ctx.store.putStep(ctx.jobId, id, { ...s, status: 'running', turn: { draftRevision: baseline.snapshot.draftHash, baseline, sentAt } }, books(ctx));
   }
-  await ctx.store.updateRun({ creditsUsed: ctx.budget.spentTotal });
   return steps.map(([id]) => id);
 }
 

@@ -31,7 +31,7 @@ import { writeFileAtomic } from '../core/atomic-write.js';
 type JournalOp =
   | { op: 'run'; set: Partial<RunMeta> }
   | { op: 'job'; job: string; set: Partial<Omit<JobState, 'steps'>> }
-  | { op: 'step'; job: string; step: string; state: StepState }
+  | { op: 'step'; job: string; step: string; state: StepState; run?: Partial<RunMeta> }
   | { op: 'reset-job'; job: string };
 
 /** Counters for benchmarks and tests. */
@@ -63,7 +63,11 @@ export interface StateStore {
    */
   updateRun(set: Partial<RunMeta>): Promise<void>;
   updateJob(jobId: string, set: Partial<Omit<JobState, 'steps'>>): Promise<void>;
-  putStep(jobId: string, stepId: string, state: StepState): Promise<void>;
+  /**
+   * `run` carries run facts that change with the step (the credits a turn booked): they are
+   * recorded with it as one change, so no crash can keep one without the other.
+   */
+  putStep(jobId: string, stepId: string, state: StepState, run?: Partial<RunMeta>): Promise<void>;
   /** Forget a job's session and steps (a new session starts). */
   resetJob(jobId: string): Promise<void>;
   /** Resolves when every change so far is on disk. */
@@ -128,6 +132,7 @@ function applyOp(state: RunState, op: JournalOp): void {
     case 'step': {
       const job = (state.jobs[op.job] ??= { status: 'pending', steps: {} });
       job.steps[op.step] = op.state;
+      if (op.run) Object.assign(state, op.run);
       return;
     }
     case 'reset-job':
@@ -289,8 +294,9 @@ class JournalStore implements StateStore {
     return this.record({ op: 'job', job: jobId, set });
   }
 
-  putStep(jobId: string, stepId: string, state: StepState): Promise<void> {
-    return this.record({ op: 'step', job: jobId, step: stepId, state: { ...state, updatedAt: this.now().toISOString() } });
+  putStep(jobId: string, stepId: string, state: StepState, run?: Partial<RunMeta>): Promise<void> {
+    const at = this.now().toISOString();
+    return this.record({ op: 'step', job: jobId, step: stepId, state: { ...state, updatedAt: at }, ...(run ? { run: { ...run, updatedAt: at } } : {}) });
   }
 
   resetJob(jobId: string): Promise<void> {
