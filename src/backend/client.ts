@@ -11,8 +11,7 @@ import { BackendError, TimeoutError } from '../core/errors.js';
 import { asRenderId, asSessionId, asTaskId, type RenderId, type SessionId } from '../core/ids.js';
 import { APP_NAME, CLOUD_WEB_URL, ME, paths } from '../contract/routes.js';
 import { MAX_UPLOAD_BYTES } from '../contract/media.js';
-import { ErrorCodes } from '../contract/codes.js';
-import type { ClaimTokenData, CreateSessionData, CreditsData, RenderOutput, SessionStateData, UploadData } from '../contract/bodies.js';
+import type { ClaimTokenData, CreateSessionData, CreditsData, SessionStateData, UploadData } from '../contract/bodies.js';
 import { resolveAttribution, type Attribution } from './attribution.js';
 import type { TokenProvider } from './auth.js';
 import { networkCode, networkError, outOfCreditsHint, TurnLostError } from './errors.js';
@@ -137,7 +136,7 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
         method: 'POST',
         path: paths.renderSubmit,
         json: { id: input.renderId, sessionId: input.sessionId, draft: input.draft, output: input.output },
-        // Never re-sent as-is: a retry uses a new render id (see `exportRender`).
+        // Never re-sent as-is: the runner renders again under a new id.
         repeatable: false,
       },
       o,
@@ -382,27 +381,6 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
     submitRender,
     waitForRender,
 
-    async cancelRender(renderId, o = {}) {
-      // Not repeatable: a cancel that reached the backend and lost its answer is refused when
-      // re-sent (the render has ended by then), which would read as a failure.
-      await http.call({ route: 'render-cancel', method: 'POST', path: paths.renderCancel(renderId), repeatable: false }, o);
-    },
-
-    async exportRender(input, o = {}) {
-      for (let attempt = 1; ; attempt += 1) {
-        const renderId = client.newRenderId();
-        o.onRenderId?.(renderId);
-        try {
-          await submitRender({ renderId, sessionId: input.sessionId, draft: input.draft, output: input.output }, o);
-          const done = await waitForRender(renderId, o);
-          return { renderId, outputUrl: done.outputUrl };
-        } catch (error) {
-          if (attempt >= 2 || !isRenderRetryable(error) || o.signal?.aborted) throw error;
-          o.onRetry?.({ attempt, reason: `render failed (${(error as Error).message}); trying once more with a new render id`, delayMs: 0 });
-        }
-      }
-    },
-
     async downloadRender(renderId, outputUrl, dest, o = {}) {
       if (outputUrl !== undefined && /^https?:\/\//i.test(outputUrl)) {
         try {
@@ -427,8 +405,6 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
       return `${webUrl}/workspace/claim?ct=${encodeURIComponent(data.claim_token)}`;
     },
 
-    anonymousUserId: () => tokens.anonymousUserId(),
-
     outOfCreditsHint: () => outOfCreditsHint(http.failure('credits')),
 
     async close() {
@@ -438,24 +414,8 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
   return client;
 }
 
-/** Submit failures, refused or failed renders are worth one more try with a new id; plan limits, credits and timeouts are not. */
-function isRenderRetryable(error: unknown): boolean {
-  if (!(error instanceof BackendError) || error.code === 'credits') return false;
-  if (error.envelopeCode === ErrorCodes.tokenInvalid || error.envelopeCode === ErrorCodes.sessionNotFound) return false;
-  return true;
-}
-
 /** Methods beyond the `BackendClient` interface. */
 export interface BackendClientExtras {
   /** The timings in effect (after defaults). */
   readonly timing: BackendTiming;
-  /**
-   * Submit with a fresh id and poll; when the render fails (or the submit is refused), once
-   * more with a new id (CONTRACT §4.5). `onRenderId` is called before each submit so the runner
-   * can persist the id and re-attach to it on resume.
-   */
-  exportRender(
-    input: { sessionId: SessionId; draft: unknown; output: RenderOutput },
-    options?: CallOptions & { onRenderId?: (id: RenderId) => void; onProgress?: (percent: number) => void },
-  ): Promise<{ renderId: RenderId; outputUrl: string | undefined }>;
 }

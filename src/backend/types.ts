@@ -145,18 +145,11 @@ export interface BackendClient {
   submitRender(input: { renderId: RenderId; sessionId: SessionId; draft: unknown; output: RenderOutput }, options?: CallOptions): Promise<void>;
   /** Poll until completed (resolve) or failed (reject with a BackendError). */
   waitForRender(renderId: RenderId, options?: CallOptions & { onProgress?: (percent: number) => void }): Promise<RenderResult>;
-  /**
-   * Ask the backend to stop a render that has not finished (CONTRACT §2.10). Resolves when the
-   * backend accepted it; a render that already ended is refused with a BackendError.
-   */
-  cancelRender(renderId: RenderId, options?: CallOptions): Promise<void>;
   /** Stream the file to `dest` atomically (temp beside it, fsync, rename); falls back to the download route. */
   downloadRender(renderId: RenderId, outputUrl: string | undefined, dest: string, options?: CallOptions & { onProgress?: TransferProgress }): Promise<DownloadResult>;
 
   /** The browser link for a project (`<web>/workspace/claim?ct=…`). */
   claimLink(taskId: TaskId, sessionId: SessionId, options?: CallOptions): Promise<string>;
-  /** The anonymous user id, when the token is anonymous (for `register?bind=`). */
-  anonymousUserId(): string | undefined;
   /** What a user out of credits should do next (the registration link for an anonymous account). */
   outOfCreditsHint(): string;
 

@@ -6,7 +6,7 @@ import { createTokenProvider, createBackendClient } from '../../../src/backend/i
 import type { RequestInfo, RetryInfo } from '../../../src/backend/types.js';
 import { parseFaultRule } from '../../../src/local-backend/index.js';
 import { asSessionId } from '../../../src/core/ids.js';
-import { FAST, makeMedia, startRig, type Rig } from './rig.js';
+import { FAST, makeMedia, renderOnce, startRig, type Rig } from './rig.js';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -167,11 +167,11 @@ describe('the rest of the error table', () => {
     const { sessionId } = await rig.client.createSession({ taskName: 'p', language: 'en' });
     faults(rig, 'render:status=402:x2');
     const error = await caught(
-      rig.client.exportRender({ sessionId, draft: { t: [{ tt: 0, sg: [{ id: 'v', st: 0, d: 1000 }] }], d: 1000 }, output: { format: 'mp4' } }),
+      renderOnce(rig.client, { sessionId, draft: { t: [{ tt: 0, sg: [{ id: 'v', st: 0, d: 1000 }] }], d: 1000 }, output: { format: 'mp4' } }),
     );
     expect(error.status).toBe(402);
     expect(exitCodeFor(error)).toBe(3);
-    // A plan limit is not retried with a new id.
+    // A plan limit is not re-sent.
     expect(rig.backend.stats().requests.render).toBe(1);
   });
 

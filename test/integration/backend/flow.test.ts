@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenProvider } from '../../../src/backend/index.js';
 import type { TurnActivity } from '../../../src/backend/types.js';
 import { isExportReady } from '../../../src/contract/draft.js';
-import { makeMedia, startRig, type Rig } from './rig.js';
+import { makeMedia, renderOnce, startRig, type Rig } from './rig.js';
 
 const sha = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
 
@@ -22,7 +22,7 @@ describe('backend client end to end against the local backend', () => {
     const { client, backend } = rig;
     const session = await client.createSession({ taskName: 'project', language: 'en' });
     expect(session.sessionId).toMatch(/^\d{19}$/);
-    expect(client.anonymousUserId()).toMatch(/^anon_/);
+    expect(rig.tokens.anonymousUserId()).toMatch(/^anon_/);
 
     const progress: number[] = [];
     const up = await client.uploadFile(session.sessionId, media.portrait, { onProgress: (bytes) => progress.push(bytes) });
@@ -48,13 +48,12 @@ describe('backend client end to end against the local backend', () => {
     expect(isExportReady(state.state.draft)).toBe(true);
     expect(await client.getCredits()).toMatchObject({ available: 0, frozen: 0 });
 
-    const ids: string[] = [];
     const percents: number[] = [];
-    const render = await client.exportRender(
+    const render = await renderOnce(
+      client,
       { sessionId: session.sessionId, draft: state.state.draft, output: { format: 'mp4', quality: 'low', resolution: '720p' } },
-      { onRenderId: (id) => ids.push(id), onProgress: (p) => percents.push(p) },
+      { onProgress: (p) => percents.push(p) },
     );
-    expect(ids).toEqual([render.renderId]);
     expect(render.renderId).toMatch(/^render_\d+_[0-9a-f]{8}$/);
     expect(percents.at(-1)).toBe(100);
     expect(render.outputUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/static\/render-result\//);

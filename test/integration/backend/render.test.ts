@@ -3,12 +3,13 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MockAgent } from 'undici';
+import { MockAgent, request } from 'undici';
 import { createBackendClient, createTokenProvider, RenderFailedError } from '../../../src/backend/index.js';
 import type { RetryInfo } from '../../../src/backend/types.js';
 import { asRenderId, asSessionId } from '../../../src/core/ids.js';
+import { paths } from '../../../src/contract/routes.js';
 import { parseFaultRule, type LocalBackendOptions } from '../../../src/local-backend/index.js';
-import { FAST, makeMedia, startRig, type Rig } from './rig.js';
+import { FAST, makeMedia, renderOnce, startRig, type Rig } from './rig.js';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -33,28 +34,16 @@ const output = { format: 'mp4', quality: 'low', resolution: '720p' } as const;
 describe('render lifecycle against the local backend', () => {
   it.each(['data', 'top-level'] as const)('reads the "%s" status shape and downloads the result', async (renderStatus) => {
     const { r, sessionId, draft } = await drafted({ compat: { renderStatus } });
-    const result = await r.client.exportRender({ sessionId, draft, output });
+    const result = await renderOnce(r.client, { sessionId, draft, output });
     expect(result.outputUrl).toMatch(/\/static\/render-result\/.+\.mp4$/);
     const dest = path.join(r.dir, 'a.mp4');
     const download = await r.client.downloadRender(result.renderId, result.outputUrl, dest);
     expect(download.sha256).toBe(createHash('sha256').update(await readFile(dest)).digest('hex'));
   });
 
-  it('a refused submit is retried once with a new render id', async () => {
-    const { r, sessionId, draft } = await drafted({ faults: [parseFaultRule('render:status=500:x1')] });
-    const ids: string[] = [];
-    const retries: RetryInfo[] = [];
-    const result = await r.client.exportRender({ sessionId, draft, output }, { onRenderId: (id) => ids.push(id), onRetry: (x) => retries.push(x) });
-    expect(ids).toHaveLength(2);
-    expect(ids[0]).not.toBe(ids[1]);
-    expect(result.renderId).toBe(ids[1]);
-    expect(retries[0]?.reason).toMatch(/new render id/);
-    expect(r.backend.stats().requests.render).toBe(2);
-  });
-
   it('falls back to the download route when the output URL fails, and follows its JSON form', async () => {
     const { r, sessionId, draft } = await drafted({ compat: { download: 'json' } });
-    const result = await r.client.exportRender({ sessionId, draft, output });
+    const result = await renderOnce(r.client, { sessionId, draft, output });
     r.backend.addFaults([parseFaultRule('download:status=404:x1')]);
     const retries: RetryInfo[] = [];
     const dest = path.join(r.dir, 'b.mp4');
@@ -68,7 +57,7 @@ describe('render lifecycle against the local backend', () => {
 
   it('a connection reset in the middle of the download is retried, and the file is whole', async () => {
     const { r, sessionId, draft } = await drafted();
-    const result = await r.client.exportRender({ sessionId, draft, output });
+    const result = await renderOnce(r.client, { sessionId, draft, output });
     r.backend.addFaults([parseFaultRule('download:reset:x1')]);
     const retries: RetryInfo[] = [];
     const dest = path.join(r.dir, 'reset.mp4');
@@ -98,11 +87,13 @@ describe('render lifecycle against the local backend', () => {
     const { r, sessionId, draft } = await drafted({ latency: { render: 5_000 } });
     const renderId = r.client.newRenderId();
     await r.client.submitRender({ renderId, sessionId, draft, output });
-    await r.client.cancelRender(renderId);
+    // The CLI never cancels a paid render (a resume re-attaches); the route is the backend's.
+    const cancel = async () => (await request(`${r.backend.url}${paths.renderCancel(renderId)}`, { method: 'POST', headers: { authorization: `Bearer ${await r.tokens.token()}` } })).statusCode;
+    expect(await cancel()).toBe(200);
     const error = await r.client.waitForRender(renderId).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RenderFailedError);
     expect((error as Error).message).toMatch(/cancelled/);
-    await expect(r.client.cancelRender(renderId)).rejects.toMatchObject({ status: 409, route: 'render-cancel' });
+    expect(await cancel()).toBe(409);
     expect(r.backend.stats().requests['render-cancel']).toBe(2);
     expect(r.backend.stats().rendersCompleted).toBe(0);
   });
@@ -116,7 +107,7 @@ describe('render lifecycle against the local backend', () => {
     await r.client.uploadFile(sessionId, media.voice);
     await r.client.sendInstruction(sessionId, 'Make this photo talk using my voiceover');
     const draft = (await r.client.getState(sessionId)).state.draft;
-    const error = await r.client.exportRender({ sessionId, draft, output }).catch((e: unknown) => e);
+    const error = await renderOnce(r.client, { sessionId, draft, output }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'timeout' });
     expect((error as Error & { hint: string }).hint).toMatch(/re-attaches/);
     expect(r.backend.stats().rendersStarted).toBe(1);
@@ -140,27 +131,19 @@ describe('shapes only a mock can produce (undici MockAgent)', () => {
     return { agent, client, dir, api: agent.get(BASE), close: async () => { await agent.close(); await rm(dir, { recursive: true, force: true }); } };
   }
 
-  it('failed → a new id once; unknown statuses keep polling', async () => {
+  it('unknown statuses keep polling; a failed render is a RenderFailedError whose failure is render-failed', async () => {
     const m = await mocked();
-    const submitted: string[] = [];
-    m.api.intercept({ path: '/api/render/proxy/lambda', method: 'POST' }).reply(200, (opts) => {
-      submitted.push((JSON.parse(opts.body as string) as { id: string }).id);
-      return { success: true, data: { status: 'pending' } };
-    }).times(2);
-    m.api.intercept({ path: /\/api\/render\/proxy\/lambda\/render_/, method: 'GET' }).reply(200, { success: true, data: { status: 'failed', error: 'gpu lost' } });
+    const session = asSessionId('1');
+    m.api.intercept({ path: '/api/render/proxy/lambda', method: 'POST' }).reply(200, { success: true, data: { status: 'pending' } }).times(2);
     m.api.intercept({ path: /\/api\/render\/proxy\/lambda\/render_/, method: 'GET' }).reply(200, { success: true, data: { status: 'queued_on_gpu', progress: 10 } });
     m.api.intercept({ path: /\/api\/render\/proxy\/lambda\/render_/, method: 'GET' }).reply(200, { status: 'completed', output: { url: `${CDN}/x.mp4` } });
-    const result = await m.client.exportRender({ sessionId: asSessionId('1'), draft: { t: [] }, output: { format: 'mp4' } });
-    expect(submitted).toHaveLength(2);
-    expect(result).toEqual({ renderId: submitted[1], outputUrl: `${CDN}/x.mp4` });
-    await m.close();
-  });
+    const done = await renderOnce(m.client, { sessionId: session, draft: { t: [] }, output: { format: 'mp4' } });
+    expect(done.outputUrl).toBe(`${CDN}/x.mp4`);
 
-  it('failed twice is a RenderFailedError', async () => {
-    const m = await mocked();
-    m.api.intercept({ path: '/api/render/proxy/lambda', method: 'POST' }).reply(200, { success: true, data: {} }).times(2);
-    m.api.intercept({ path: /\/api\/render\/proxy\/lambda\/render_/, method: 'GET' }).reply(200, { success: true, data: { status: 'failed', error: 'gpu lost' } }).times(2);
-    await expect(m.client.exportRender({ sessionId: asSessionId('1'), draft: {}, output: { format: 'mp4' } })).rejects.toBeInstanceOf(RenderFailedError);
+    m.api.intercept({ path: /\/api\/render\/proxy\/lambda\/render_/, method: 'GET' }).reply(200, { success: true, data: { status: 'failed', error: 'gpu lost' } });
+    const error = await renderOnce(m.client, { sessionId: session, draft: {}, output: { format: 'mp4' } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RenderFailedError);
+    expect(error).toMatchObject({ failure: 'render-failed', message: expect.stringMatching(/gpu lost/) as unknown });
     await m.close();
   });
 

@@ -10,7 +10,9 @@ import path from 'node:path';
 import { Agent } from 'undici';
 import { startLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../../src/local-backend/index.js';
 import { createBackendClient, createTokenProvider, type BackendClientExtras, type BackendTiming, type TokenProvider } from '../../../src/backend/index.js';
-import type { BackendClient, RequestInfo } from '../../../src/backend/types.js';
+import type { BackendClient, CallOptions, RequestInfo } from '../../../src/backend/types.js';
+import type { RenderOutput } from '../../../src/contract/bodies.js';
+import type { RenderId, SessionId } from '../../../src/core/ids.js';
 
 /** Fast timings so limits and recovery are exercised in milliseconds. */
 export const FAST: Partial<BackendTiming> = {
@@ -66,6 +68,18 @@ export async function startRig(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** One render as the runner makes it: a fresh id, one submit, polled to its end (no retry). */
+export async function renderOnce(
+  client: BackendClient,
+  input: { sessionId: SessionId; draft: unknown; output: RenderOutput },
+  options: CallOptions & { onProgress?: (percent: number) => void } = {},
+): Promise<{ renderId: RenderId; outputUrl: string | undefined }> {
+  const renderId = client.newRenderId();
+  await client.submitRender({ renderId, ...input }, options);
+  const done = await client.waitForRender(renderId, options);
+  return { renderId, outputUrl: done.outputUrl };
 }
 
 let shared: { portrait: string; voice: string } | undefined;
