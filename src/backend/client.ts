@@ -34,6 +34,7 @@ import type {
   TurnResult,
   UploadResult,
 } from './types.js';
+import { isRecord } from '../core/guards.js';
 
 /** Options of `createBackendClient`. */
 export interface BackendClientOptions {
@@ -74,10 +75,6 @@ export class RenderFailedError extends BackendError {
     this.name = 'RenderFailedError';
     this.renderId = renderId;
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Status, progress, URL and error from either render status shape (CONTRACT §2.9, Q2). */

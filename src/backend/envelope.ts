@@ -5,6 +5,7 @@
  */
 import type { BackendError } from '../core/errors.js';
 import { answerError, effectiveCode, type FailureContext } from './errors.js';
+import { isRecord } from '../core/guards.js';
 
 /** A response body as read: its HTTP status, `Content-Type`, text, and `Retry-After` if any. */
 export interface RawAnswer {
@@ -16,10 +17,6 @@ export interface RawAnswer {
 
 /** Outcome of decoding: the payload, or the error to raise. */
 export type Decoded = { ok: true; data: unknown; body: unknown } | { ok: false; error: BackendError };
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** The human text of an error body, whatever the field is called. */
 export function messageOf(body: unknown): string | undefined {

@@ -5,10 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { SessionStateData } from '../contract/bodies.js';
 import type { StateSnapshot } from './types.js';
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+import { isRecord } from '../core/guards.js';
 
 /** JSON with object keys sorted, so equal drafts hash equally whatever the key order. */
 function canonicalJson(value: unknown): string {

@@ -8,6 +8,7 @@ import { abortReason, formatDuration, linkAbort } from '../core/abort.js';
 import type { TurnActivity } from './types.js';
 import { TurnLostError } from './errors.js';
 import { unreachable } from '../core/unreachable.js';
+import { isRecord } from '../core/guards.js';
 
 /**
  * What one SSE message means (CONTRACT §3.7). A message can carry several facts (an ADK event
@@ -27,10 +28,6 @@ export type TurnFact =
   | { kind: 'stream-error'; message: string }
   | { kind: 'model-error'; message: string }
   | { kind: 'activity' };
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** A string field, or the fallback when it is missing or not a string. */
 function str(value: unknown, fallback: string): string {
