@@ -21,6 +21,7 @@ import { withRetries } from './retry.js';
 import { resolveTiming, type BackendTiming } from './timing.js';
 import type { CallOptions } from './types.js';
 import { writeFileAtomic } from '../core/atomic-write.js';
+import { systemClock, type Clock } from '../core/clock.js';
 
 /**
  * The token source the client asks before every request. One provider serves every job of a
@@ -57,6 +58,8 @@ export interface TokenProviderOptions {
   dispatcher?: Dispatcher | undefined;
   attribution?: Partial<Attribution> | undefined;
   timing?: Partial<BackendTiming> | undefined;
+  /** What "now" is when a token's age is judged (default: the system clock). */
+  clock?: Clock | undefined;
 }
 
 /** One cached anonymous token. */
@@ -145,11 +148,12 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
   let current: CachedToken | undefined;
   let loaded = false;
   let inflight: Promise<CachedToken> | undefined;
+  const clock = options.clock ?? systemClock;
 
   const redact = (text: string): string => createRedactor([...seen])(text);
   const failure: FailureContext = { route: 'auth', baseUrl, redact, userSuppliedToken: false };
 
-  const isFresh = (t: CachedToken, now = Date.now()): boolean => {
+  const isFresh = (t: CachedToken, now = clock.now()): boolean => {
     // Renew a little before expiry so a token does not lapse mid-request; the margin is a tenth
     // of the token's life (at most a minute), so short test lifetimes still get used.
     const margin = Math.min(60_000, (t.expiresAt - t.issuedAt) / 10);
@@ -209,7 +213,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
       throw new BackendError({ message: 'the backend answered the anonymous-token request without a token', route: 'auth', hint: 'try again later, or set NEMO_TOKEN' });
     }
     seen.add(data.token);
-    const issuedAt = Date.now();
+    const issuedAt = clock.now();
     const parsedExpiry = typeof data.expires_at === 'string' ? Date.parse(data.expires_at) : Number.NaN;
     return {
       clientId,

@@ -36,6 +36,7 @@ import { runCredits, runExport, runInstruction, runUpload, TurnReopenedError, ty
 import { AccountTurns } from './account-turns.js';
 import { writeProvenance, type ProvenanceDeps, type StepTiming } from './provenance.js';
 import { unreachable } from '../core/unreachable.js';
+import { systemClock, type Clock } from '../core/clock.js';
 
 /** The longest wait between two attempts of a step. */
 const STEP_BACKOFF_CAP_MS = 30_000;
@@ -93,6 +94,8 @@ export interface RunnerDeps {
   projectLinks?: boolean | undefined;
   /** Write `<output>.talk.json` beside every verified output (see provenance.ts). */
   provenance?: ProvenanceDeps | undefined;
+  /** Durations, timestamps and progress pacing (default: the system clock). */
+  clock?: Clock | undefined;
 }
 
 /** One written output. */
@@ -164,7 +167,9 @@ export function createRunner(deps: RunnerDeps): Runner {
   const limiters = deps.limiters ?? createLimiters(deps.limits);
   const hasher = deps.hasher ?? cachedHasher(hashFile);
   const budget = deps.credits ?? new CreditBudget(deps.budget?.credits, deps.store.state.creditsUsed);
-  const turns = deps.turns ?? new AccountTurns();
+  const clock = deps.clock ?? systemClock;
+  const at = (): Date => new Date(clock.now());
+  const turns = deps.turns ?? new AccountTurns(() => clock.now());
   turns.seed(deps.store.state);
   const stop = new StopSwitch();
   // A failed state write aborts everything: paying for work we cannot record is worse than stopping.
@@ -174,7 +179,7 @@ export function createRunner(deps: RunnerDeps): Runner {
   // legitimately has hundreds at once, which is not the leak Node's default warning is about.
   setMaxListeners(0, signal);
   let fatal: TalkError | undefined;
-  const emit = (init: TalkEventInit): void => deps.emit(stamp(init));
+  const emit = (init: TalkEventInit): void => deps.emit(stamp(init, at));
 
   const onFatal = (error: unknown): void => {
     if (error instanceof StateWriteError && !fatal) {
@@ -390,7 +395,7 @@ export function createRunner(deps: RunnerDeps): Runner {
     const runStep = async (step: PlanStep, d: StepDecision, fp: StepFingerprint): Promise<StepEnd> => {
       const ref = { job: jobId, step: step.id as string };
       const label = job.steps.length > 0 && plan.jobs.length > 1 ? `step ${step.id} of job ${jobId}` : `step ${step.id}`;
-      const started = Date.now();
+      const started = clock.now();
       emit({ type: 'step:start', ...ref, kind: step.kind });
       let lastProgress = 0;
       const interval = deps.progressIntervalMs ?? 250;
@@ -401,9 +406,10 @@ export function createRunner(deps: RunnerDeps): Runner {
         limiters,
         budget,
         turns,
+        clock,
         session,
         progress: (p: { bytes?: number; total?: number; percent?: number; label?: string }) => {
-          const now = Date.now();
+          const now = clock.now();
           const final = p.total !== undefined && p.bytes === p.total;
           if (!final && p.label === undefined && now - lastProgress < interval) return;
           lastProgress = now;
@@ -425,8 +431,9 @@ export function createRunner(deps: RunnerDeps): Runner {
           await deps.store.putStep(jobId, step.id, { ...base, fingerprint: fp.fingerprint, fingerprintFields: fp.fields, error: undefined });
           const info = await execute({ ...ctxBase, signal: stepSignal }, step, label);
           const link = deps.projectLinks && step.id === job.steps.at(-1)?.id ? await projectLink(signal) : undefined;
-          timings.set(step.id, { step: step.id, kind: step.kind, startedAt: new Date(started).toISOString(), durationMs: Date.now() - started });
-          emit({ type: 'step:done', ...ref, durationMs: Date.now() - started, ...info, ...(link ? { link } : {}) });
+          const durationMs = clock.now() - started;
+          timings.set(step.id, { step: step.id, kind: step.kind, startedAt: new Date(started).toISOString(), durationMs });
+          emit({ type: 'step:done', ...ref, durationMs, ...info, ...(link ? { link } : {}) });
           return 'done';
         } catch (error) {
           onFatal(error);
@@ -550,12 +557,14 @@ function collectOutputs(store: StateStore, job: PlanJob): OutputInfo[] {
  * `concurrency`, `run:done`. Throws only when state could not be written (the run stopped).
  */
 export async function executePlan(plan: Plan, deps: RunnerDeps): Promise<RunOutcome> {
-  const started = Date.now();
+  const clock = deps.clock ?? systemClock;
+  const at = (): Date => new Date(clock.now());
+  const started = clock.now();
   const resumed = deps.store.hadPrevious && !deps.store.state.finished && Object.keys(deps.store.state.jobs).length > 0;
-  deps.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: deps.backendId, jobs: plan.jobs.length, resumed, plan: planListing(plan) }));
+  deps.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: deps.backendId, jobs: plan.jobs.length, resumed, plan: planListing(plan) }, at));
   if (deps.store.tookOverFrom) {
     const o = deps.store.tookOverFrom;
-    deps.emit(stamp({ type: 'notice', level: 'warn', message: `took over the run lock of a runner that is gone (pid ${o.pid} on ${o.host}, started ${o.startedAt})` }));
+    deps.emit(stamp({ type: 'notice', level: 'warn', message: `took over the run lock of a runner that is gone (pid ${o.pid} on ${o.host}, started ${o.startedAt})` }, at));
   }
   await deps.store.updateRun({ status: 'running', finished: false, backendUrl: deps.client.baseUrl, backend: deps.backendId });
   const runner = createRunner(deps);
@@ -570,11 +579,11 @@ export async function executePlan(plan: Plan, deps: RunnerDeps): Promise<RunOutc
   if (notStarted.length > 0) {
     const needs = notStarted.reduce((sum, j) => sum + (j.notStarted?.needs ?? 0), 0);
     const limitedBy = notStarted.some((j) => j.notStarted?.limitedBy === 'budget') ? 'budget.credits' : 'the balance';
-    deps.emit(stamp({ type: 'notice', level: 'warn', message: `${notStarted.length} of ${jobs.length} jobs not started: they need about ${needs} credits, more than ${limitedBy} left for them (${notStarted.map((j) => j.job).join(', ')})` }));
+    deps.emit(stamp({ type: 'notice', level: 'warn', message: `${notStarted.length} of ${jobs.length} jobs not started: they need about ${needs} credits, more than ${limitedBy} left for them (${notStarted.map((j) => j.job).join(', ')})` }, at));
   }
   await deps.store.updateRun({ status, finished: status === 'success' });
   const outputs = jobs.flatMap((j) => j.outputs);
-  const outcome: RunOutcome = { status, jobs, outputs, creditsUsed: runner.creditsUsed, durationMs: Date.now() - started };
-  deps.emit(stamp({ type: 'run:done', status, outputs, creditsUsed: outcome.creditsUsed, durationMs: outcome.durationMs }));
+  const outcome: RunOutcome = { status, jobs, outputs, creditsUsed: runner.creditsUsed, durationMs: clock.now() - started };
+  deps.emit(stamp({ type: 'run:done', status, outputs, creditsUsed: outcome.creditsUsed, durationMs: outcome.durationMs }, at));
   return outcome;
 }

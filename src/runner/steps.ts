@@ -20,6 +20,7 @@ import type { Limiters } from './limiters.js';
 import { notEnoughCredits, type CreditBudget } from './budget.js';
 import { turnKey, type AccountTurns } from './account-turns.js';
 import { unreachable } from '../core/unreachable.js';
+import type { Clock } from '../core/clock.js';
 import { TurnLostError } from '../backend/errors.js';
 
 /** What a step executor gets from the runner. */
@@ -31,6 +32,8 @@ export interface StepContext {
   budget: CreditBudget;
   /** Every turn of the account in this run, for disconnect recovery's judgement. */
   turns: AccountTurns;
+  /** What "now" is for the timestamps the step records. */
+  clock: Clock;
   /** Cancels on interrupt and at the step's timeout. */
   signal: AbortSignal;
   /** The job's session, created on first use and recorded before it is used. */
@@ -167,7 +170,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
       const charged = outcome.credits ?? cost;
       ctx.turns.settle(key, charged);
       ctx.budget.commit(0, charged, ctx.jobId);
-      await update(ctx, step, { status: 'done', turn: { ...turn, creditsUsed: charged, recovered: true, settledAt: new Date().toISOString() } }, books(ctx));
+      await update(ctx, step, { status: 'done', turn: { ...turn, creditsUsed: charged, recovered: true, settledAt: new Date(ctx.clock.now()).toISOString() } }, books(ctx));
       ctx.notice('info', `${label}: the instruction sent earlier was applied; it was not sent again`);
       return { reply: '', creditsUsed: charged };
     }
@@ -187,7 +190,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
       throw notEnoughCredits(label, cost, baseline.credits.available, ctx.client.outOfCreditsHint());
     }
     // Write-ahead: the turn is on disk before it is sent, with what it was sent against.
-    const sentAt = new Date().toISOString();
+    const sentAt = new Date(ctx.clock.now()).toISOString();
     await update(ctx, step, { turn: { draftRevision: baseline.snapshot.draftHash, baseline, sentAt } });
     let reply: string;
     let silent = false;
@@ -226,7 +229,7 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     ctx.turns.settle(key, charged);
     ctx.budget.commit(cost, charged, ctx.jobId);
     committed = true;
-    const settledAt = new Date().toISOString();
+    const settledAt = new Date(ctx.clock.now()).toISOString();
     await update(
       ctx,
       step,
@@ -360,7 +363,7 @@ async function reopenRecoveredTurns(ctx: StepContext, sessionId: SessionId): Pro
   if (steps.length === 0) return [];
   for (const [id] of steps) ctx.turns.open(turnKey(ctx.jobId, id));
   const baseline = await ctx.client.captureBaseline(sessionId, callOptions(ctx));
-  const sentAt = new Date().toISOString();
+  const sentAt = new Date(ctx.clock.now()).toISOString();
   for (const [id, s] of steps) {
     // Each refund is recorded with the reopened step it belongs to.
     ctx.budget.refund(s.turn?.creditsUsed ?? 0, ctx.jobId);

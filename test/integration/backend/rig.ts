@@ -13,6 +13,7 @@ import { createBackendClient, createTokenProvider, type BackendClientExtras, typ
 import type { BackendClient, CallOptions, RequestInfo } from '../../../src/backend/types.js';
 import type { RenderOutput } from '../../../src/contract/bodies.js';
 import type { RenderId, SessionId } from '../../../src/core/ids.js';
+import type { Clock } from '../../../src/core/clock.js';
 
 /** Fast timings so limits and recovery are exercised in milliseconds. */
 export const FAST: Partial<BackendTiming> = {
@@ -36,14 +37,14 @@ export interface Rig {
 }
 
 export async function startRig(
-  options: { local?: LocalBackendOptions; timing?: Partial<BackendTiming>; env?: Record<string, string>; maxUploadBytes?: number; onRequest?: (info: RequestInfo) => void } = {},
+  options: { local?: LocalBackendOptions; timing?: Partial<BackendTiming>; env?: Record<string, string>; maxUploadBytes?: number; onRequest?: (info: RequestInfo) => void; clock?: Clock } = {},
 ): Promise<Rig> {
   const dir = await mkdtemp(path.join(tmpdir(), 'talk-backend-test-'));
   const configDir = path.join(dir, 'config');
   const backend = await startLocalBackend({ heartbeatMs: 20, turnDelayMs: { generation: 60, edit: 20 }, silentEditRatio: 0, ...options.local });
   const agent = new Agent({ keepAliveTimeout: 5_000 });
   const env = options.env ?? {};
-  const tokens = createTokenProvider({ env, configDir, baseUrl: backend.url, dispatcher: agent, timing: { ...FAST, ...options.timing } });
+  const tokens = createTokenProvider({ env, configDir, baseUrl: backend.url, dispatcher: agent, timing: { ...FAST, ...options.timing }, clock: options.clock });
   const client = createBackendClient({
     baseUrl: backend.url,
     dispatcher: agent,

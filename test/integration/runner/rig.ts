@@ -12,6 +12,7 @@ import { loadWorkflow } from '../../../src/workflow/index.js';
 import { planRun, type Plan } from '../../../src/plan/index.js';
 import { openStateStore, runDirFor, stateDirFor } from '../../../src/state/index.js';
 import { executePlan, type RunOutcome } from '../../../src/runner/index.js';
+import type { Clock } from '../../../src/core/clock.js';
 import type { TalkEvent } from '../../../src/core/events.js';
 import { Agent } from 'undici';
 import { createBackendClient, createTokenProvider } from '../../../src/backend/index.js';
@@ -42,7 +43,7 @@ export interface Rig {
   backend: LocalBackend;
   workflow: string;
   writeWorkflow(yaml: string): Promise<void>;
-  run(options?: { signal?: AbortSignal; fresh?: boolean; concurrency?: number; failFast?: boolean; projectLinks?: boolean; onEvent?: (e: TalkEvent) => void }): Promise<{ outcome: RunOutcome; events: TalkEvent[]; plan: Plan }>;
+  run(options?: { signal?: AbortSignal; fresh?: boolean; concurrency?: number; failFast?: boolean; projectLinks?: boolean; onEvent?: (e: TalkEvent) => void; clock?: Clock }): Promise<{ outcome: RunOutcome; events: TalkEvent[]; plan: Plan }>;
   close(): Promise<void>;
 }
 
@@ -90,6 +91,7 @@ export async function createRig(yaml: string, backendOptions: LocalBackendOption
           language: plan.language,
           retryBaseMs: 20,
           projectLinks: options.projectLinks,
+          clock: options.clock,
         });
         return { outcome, events, plan };
       } finally {

@@ -37,6 +37,28 @@ describe('runner against the local backend', () => {
     expect(turn).not.toHaveProperty('baseline');
   });
 
+  it('reads time from the injected clock: event stamps, step durations, the recorded turn and progress pacing', async () => {
+    rig = await createRig(shortForm());
+    const frozen = Date.parse('2030-01-02T03:04:05.000Z');
+    const { outcome, events } = await rig.run({ clock: { now: () => frozen } });
+    expect(outcome.status).toBe('success');
+    expect(outcome.durationMs).toBe(0);
+    expect(new Set(events.map((e) => e.ts))).toEqual(new Set(['2030-01-02T03:04:05.000Z']));
+    const done = events.filter((e) => e.type === 'step:done');
+    expect(done.length).toBeGreaterThanOrEqual(3);
+    for (const e of done) expect(e.durationMs).toBe(0);
+    // Time stands still: after a step's first progress event, only labelled and final ones pass.
+    const paced = new Map<string, number>();
+    for (const e of events) {
+      if (e.type === 'step:progress' && e.label === undefined && !(e.total !== undefined && e.bytes === e.total)) paced.set(e.step, (paced.get(e.step) ?? 0) + 1);
+    }
+    expect(paced.size).toBeGreaterThan(0);
+    for (const [step, count] of paced) expect(count, step).toBe(1);
+    const loaded = await readRunState(runDirFor(stateDirFor(rig.workflow, undefined, rig.dir), rig.workflow, rig.backend.url));
+    const turn = Object.values(loaded?.state.jobs ?? {}).flatMap((job) => Object.values(job.steps)).find((step) => step.kind === 'instruction')?.turn;
+    expect(turn).toMatchObject({ sentAt: '2030-01-02T03:04:05.000Z', settledAt: '2030-01-02T03:04:05.000Z' });
+  });
+
   it('puts the project\'s browser link (a claim token, never the API token) on the job\'s last step', async () => {
     rig = await createRig(shortForm());
     const { outcome, events } = await rig.run({ projectLinks: true });
