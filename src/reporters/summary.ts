@@ -7,11 +7,11 @@ import type { RunStatus, StepKind, TalkEvent } from '../core/events.js';
 import { type Paint, displayOutput, formatCredits, formatElapsed } from './format.js';
 import { unreachable } from '../core/unreachable.js';
 
-/** Where a job stands, as far as the events tell. */
-export type JobStatus = 'waiting' | 'running' | 'success' | 'failed' | 'skipped' | 'interrupted';
+/** Where a job stands, as far as the events tell (the run state's own is `state`'s `JobStatus`). */
+export type JobProgress = 'waiting' | 'running' | 'success' | 'failed' | 'skipped' | 'interrupted';
 
-/** A step's last known state. */
-export type StepState = 'waiting' | 'running' | 'done' | 'skipped' | 'failed';
+/** A step's last known state, as far as the events tell. */
+export type StepProgress = 'waiting' | 'running' | 'done' | 'skipped' | 'failed';
 
 /** One failure, kept for the summary and for GitHub annotations. */
 export interface JobFailure {
@@ -24,9 +24,9 @@ export interface JobFailure {
 /** Everything the summary says about one job. */
 export interface JobTally {
   id: string;
-  status: JobStatus;
+  status: JobProgress;
   /** Declared steps (from `run:start.plan`), else the steps seen so far, in order. */
-  steps: Map<string, { state: StepState; kind: StepKind | undefined; skipReason?: string }>;
+  steps: Map<string, { state: StepProgress; kind: StepKind | undefined; skipReason?: string }>;
   /** True when the step list came from the plan (so "all settled" means finished). */
   declared: boolean;
   outputs: string[];
@@ -150,7 +150,7 @@ export class RunTally {
     jobId: string,
     stepId: string,
     ts: string,
-    state: StepState,
+    state: StepProgress,
     kind: StepKind | undefined,
     durationMs?: number,
   ): string | undefined {
@@ -175,8 +175,8 @@ export class RunTally {
   }
 
   /** Jobs by status, for counts in headers and summaries. */
-  counts(): Record<JobStatus, number> {
-    const counts: Record<JobStatus, number> = { waiting: 0, running: 0, success: 0, failed: 0, skipped: 0, interrupted: 0 };
+  counts(): Record<JobProgress, number> {
+    const counts: Record<JobProgress, number> = { waiting: 0, running: 0, success: 0, failed: 0, skipped: 0, interrupted: 0 };
     for (const job of this.jobs.values()) counts[job.status] += 1;
     // Jobs announced by `run:start.jobs` but never mentioned are still waiting.
     counts.waiting += Math.max(0, this.expectedJobs - this.jobs.size);
@@ -193,12 +193,12 @@ export class RunTally {
 }
 
 /** True for a job status that will not change again. */
-export function isFinished(status: JobStatus): boolean {
+export function isFinished(status: JobProgress): boolean {
   return status === 'success' || status === 'failed' || status === 'skipped' || status === 'interrupted';
 }
 
 /** The job's final status when every step has settled, else undefined. */
-function settledStatus(job: JobTally): JobStatus | undefined {
+function settledStatus(job: JobTally): JobProgress | undefined {
   if (job.steps.size === 0) return undefined;
   let anyFailed = false;
   let anyInterrupted = false;
@@ -317,7 +317,7 @@ export function formatSummary(
 }
 
 /** `812 done · 3 failed · 8 running · 177 waiting`. */
-export function describeCounts(counts: Record<JobStatus, number>): string {
+export function describeCounts(counts: Record<JobProgress, number>): string {
   const parts = [`${counts.success} done`];
   if (counts.failed > 0) parts.push(`${counts.failed} failed`);
   if (counts.running > 0) parts.push(`${counts.running} running`);

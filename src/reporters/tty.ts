@@ -28,7 +28,7 @@ import {
   isHeartbeatLabel,
   oneLine,
 } from './format.js';
-import { describeCounts, type RunTally } from './summary.js';
+import { describeCounts, type RunTally, type StepProgress } from './summary.js';
 import { unreachable } from '../core/unreachable.js';
 
 /**
@@ -170,12 +170,10 @@ class Row {
   }
 }
 
-type StepState = 'waiting' | 'running' | 'done' | 'skipped' | 'failed';
-
 interface StepView {
   id: string;
   row: Row;
-  state: StepState;
+  state: StepProgress;
   kind: StepKind | undefined;
   meter: TransferMeter;
   label: string | undefined;
@@ -212,7 +210,7 @@ function writableFor(sink: OutputSink): NodeJS.WriteStream {
   return stream as unknown as NodeJS.WriteStream;
 }
 
-const STATE_ICON: Record<StepState, string> = { waiting: '◻', running: '›', done: '✔', skipped: '↓', failed: '✖' };
+const STATE_ICON: Record<StepProgress, string> = { waiting: '◻', running: '›', done: '✔', skipped: '↓', failed: '✖' };
 
 /** Draws a run with listr2. Feed it events after `tally.observe`; `close` waits for the drawing to end. */
 export class TtyView {
