@@ -73,6 +73,14 @@ export function nextItemState(state: ItemState, event: ItemEvent): ItemState {
   }
 }
 
+/**
+ * The item moved on by `event`: the one way a ledger item changes state (the caller writes it).
+ * Throws, as `nextItemState` does, for a transition the diagram does not have.
+ */
+export function advanceItem(item: LedgerItem, event: ItemEvent): LedgerItem {
+  return { ...item, state: nextItemState(item.state, event) };
+}
+
 /** One member of a bundle as recorded. */
 export interface LedgerMember {
   role: string;
