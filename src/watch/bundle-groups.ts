@@ -14,6 +14,8 @@ import { publishIncomplete, type PublishTargets } from './publisher.js';
 import { bundleErrorFrom } from './bundle-job.js';
 import type { EmitWatchEvent } from './watch-event.js';
 import { unreachable } from '../core/unreachable.js';
+import type { Clock } from '../core/clock.js';
+import type { CancelTimer, Timers } from '../core/timers.js';
 
 /** The processor as grouping sees it: which ids are in flight, and where ready bundles go. */
 export interface BundleQueue {
@@ -40,13 +42,17 @@ export interface BundleGroupsOptions {
   queue: BundleQueue;
   /** Aborts hashing when the watcher stops. */
   signal: AbortSignal;
+  /** When a bundle became ready. */
+  clock: Clock;
+  /** The `bundle_timeout` timers. */
+  timers: Timers;
   emit: EmitWatchEvent;
   host: GroupsHost;
 }
 
 /** A group that settled without being a complete bundle, and its `bundle_timeout` timer. */
 interface IncompleteGroup {
-  timer: NodeJS.Timeout | undefined;
+  timer: CancelTimer | undefined;
   missing: string[];
   problems: string[];
 }
@@ -221,7 +227,7 @@ export class BundleGroups {
           return;
         }
         const entry: IncompleteGroup = { timer: undefined, missing: status.missing, problems: status.problems };
-        entry.timer = setTimeout(() => {
+        entry.timer = this.#o.timers.setTimeout(() => {
           entry.timer = undefined;
           void this.#reportIncomplete(key);
         }, config.bundleTimeoutMs);
@@ -232,7 +238,7 @@ export class BundleGroups {
         this.#clearIncomplete(key);
         const fingerprint = this.#fingerprint(paths);
         if (this.#decided.get(key) === fingerprint) return;
-        const readyAt = Date.now();
+        const readyAt = this.#o.clock.now();
         const identified = await identifyBundle(status.bundle, this.#cache, this.#o.signal);
         if (!identified) {
           // A member changed or vanished while being read. Make the tracker look now rather than
@@ -274,7 +280,7 @@ export class BundleGroups {
 
   #clearIncomplete(key: string): void {
     const entry = this.#incomplete.get(key);
-    if (entry?.timer) clearTimeout(entry.timer);
+    entry?.timer?.();
     this.#incomplete.delete(key);
   }
 

@@ -9,6 +9,8 @@ import pLimit from 'p-limit';
 import { InternalError, TalkError } from '../core/errors.js';
 import { sleep } from '../core/abort.js';
 import { unreachable } from '../core/unreachable.js';
+import type { Clock } from '../core/clock.js';
+import type { Timers } from '../core/timers.js';
 import { backoffDelay } from '../backend/index.js';
 import { readBundleInstructions, type IdentifiedBundle } from './bundle-content.js';
 import { Ledger, advanceItem, decide, type LedgerItem } from './ledger.js';
@@ -44,6 +46,10 @@ export interface BundleProcessorOptions {
   leaseTtlMs: number;
   /** Aborts running jobs (and reading instructions) when the watcher stops. */
   signal: AbortSignal;
+  /** Start times, durations and the ledger's dates. */
+  clock: Clock;
+  /** The lease heartbeat. */
+  timers: Timers;
   emit: EmitWatchEvent;
   host: ProcessorHost;
 }
@@ -171,7 +177,7 @@ export class BundleProcessor {
       readError = bundleErrorFrom(error);
     }
 
-    const now = new Date().toISOString();
+    const now = new Date(this.#o.clock.now()).toISOString();
     let item: LedgerItem = existing ? requeued(existing) : {
       version: 1,
       id,
@@ -191,7 +197,7 @@ export class BundleProcessor {
       const attempt = item.attempts + 1;
       item = advanceItem(item, 'start');
       await ledger.write(item);
-      const startedAt = Date.now();
+      const startedAt = this.#o.clock.now();
       emit({ type: 'bundle:start', name: bundle.name, id, attempt, resumed, readyAt, startedAt });
 
       const result: BundleResult | 'interrupted' = readError ? { status: 'failed', error: readError } : await this.#runWithLease(identified, lease, { instructions, output, attempt, resumed });
@@ -215,7 +221,7 @@ export class BundleProcessor {
         item = { ...item, published: true };
         await ledger.write(item, { durable: false });
         this.#counts.done += 1;
-        emit({ type: 'bundle:done', name: bundle.name, id, output: item.output, durationMs: Date.now() - startedAt });
+        emit({ type: 'bundle:done', name: bundle.name, id, output: item.output, durationMs: this.#o.clock.now() - startedAt });
         return;
       }
       item = { ...advanceItem(item, 'failed'), ...facts, attempts: attempt, error: result.error };
@@ -254,7 +260,7 @@ export class BundleProcessor {
   ): Promise<BundleResult | 'interrupted'> {
     const controller = new AbortController();
     const signal = AbortSignal.any([this.#o.signal, controller.signal]);
-    const beat = setInterval(
+    const stopBeating = this.#o.timers.setInterval(
       () => {
         void lease.heartbeat().then((held) => {
           if (!held) controller.abort(new TalkError('internal', 'the bundle lease was lost to another watcher; it carries on there'));
@@ -277,7 +283,7 @@ export class BundleProcessor {
       if (this.#o.signal.aborted || controller.signal.aborted) return 'interrupted';
       return { status: 'failed', error: bundleErrorFrom(error) };
     } finally {
-      clearInterval(beat);
+      stopBeating();
     }
   }
 }

@@ -10,6 +10,7 @@ import { watch as fsWatch, type FSWatcher as NodeFsWatcher } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { watch as watchFiles, type FSWatcher } from 'chokidar';
+import type { CancelTimer, Timers } from '../core/timers.js';
 import type { SettleTracker } from './settle-tracker.js';
 import { bundleErrorFrom } from './bundle-job.js';
 import type { EmitWatchEvent } from './watch-event.js';
@@ -39,6 +40,8 @@ export interface FolderDetectorOptions {
   poll: boolean;
   pollIntervalMs: number;
   scanIntervalMs: number;
+  /** The `scan_interval` timer. */
+  timers: Timers;
   emit: EmitWatchEvent;
   host: DetectorHost;
 }
@@ -48,7 +51,7 @@ export class FolderDetector {
   readonly #o: FolderDetectorOptions;
   #chokidar: FSWatcher | undefined;
   #topLevelNames: NodeFsWatcher | undefined;
-  #scanTimer: NodeJS.Timeout | undefined;
+  #scanTimer: CancelTimer | undefined;
   #scanning: Promise<void> | undefined;
 
   constructor(options: FolderDetectorOptions) {
@@ -85,7 +88,7 @@ export class FolderDetector {
   /** Scan every `scan_interval`, for as long as the host keeps scanning. */
   startScans(): void {
     if (!this.#o.host.keepsScanning()) return;
-    this.#scanTimer = setTimeout(() => {
+    this.#scanTimer = this.#o.timers.setTimeout(() => {
       void this.scan()
         .catch((e: unknown) => this.#o.emit({ type: 'watch:error', message: bundleErrorFrom(e).message }))
         .finally(() => this.startScans());
@@ -94,7 +97,7 @@ export class FolderDetector {
 
   /** Stop scanning and close the file watchers. */
   async close(): Promise<void> {
-    if (this.#scanTimer) clearTimeout(this.#scanTimer);
+    this.#scanTimer?.();
     this.#topLevelNames?.close();
     await this.#chokidar?.close();
   }

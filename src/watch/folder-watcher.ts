@@ -14,6 +14,8 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { systemClock, type Clock } from '../core/clock.js';
+import { systemTimers, type Timers } from '../core/timers.js';
 import type { WatchConfig } from './config.js';
 import { createIgnoreMatcher } from './ignore.js';
 import { SettleTracker } from './settle-tracker.js';
@@ -64,6 +66,14 @@ export interface WatchFolderOptions {
   exclude?: string[];
   /** Lease identity; tests give two watchers in one process their own. */
   owner?: LeaseOwner;
+  /** Every time the watcher reads (settle window, start times, ledger and sidecar dates). Default: the system's. */
+  clock?: Clock;
+  /**
+   * Every timer the watcher sets (settle window, `bundle_timeout`, scans, lease heartbeats).
+   * Default: Node's. A test hands in a clock and timers it moves on by hand, so a check that
+   * depends on elapsed time does not race the machine. (A retry's backoff is an abortable sleep.)
+   */
+  timers?: Timers;
 }
 
 /** Where a watched folder's ledger and leases live inside a state dir. */
@@ -99,6 +109,8 @@ class FolderWatcher {
     this.#o = options;
     const root = path.resolve(options.dir);
     this.#root = root;
+    const clock = options.clock ?? systemClock;
+    const timers = options.timers ?? systemTimers;
     const resolve = (p: string): string => path.resolve(root, p);
     this.#targets = {
       root,
@@ -106,6 +118,7 @@ class FolderWatcher {
       processedDir: resolve(options.config.processedDir),
       failedDir: resolve(options.config.failedDir),
       onSuccess: options.onSuccess,
+      clock,
     };
     const base = watchStateDir(options.stateDir, root);
     const isIgnored = createIgnoreMatcher(root, [
@@ -130,14 +143,16 @@ class FolderWatcher {
     this.#processor = new BundleProcessor({
       root,
       targets: this.#targets,
-      ledger: new Ledger(path.join(base, 'items')),
-      leases: new LeaseStore({ dir: path.join(base, 'leases'), owner: options.owner ?? currentLeaseOwner(), ttlMs: leaseTtlMs }),
+      ledger: new Ledger(path.join(base, 'items'), clock),
+      leases: new LeaseStore({ dir: path.join(base, 'leases'), owner: options.owner ?? currentLeaseOwner(), ttlMs: leaseTtlMs, clock }),
       runBundle: options.runBundle,
       maxAttempts: options.config.maxAttempts,
       concurrency: options.concurrency,
       retryDelayMs: options.retryDelayMs ?? 2000,
       leaseTtlMs,
       signal: this.#jobController.signal,
+      clock,
+      timers,
       emit: this.#emit,
       host: {
         acceptsWork,
@@ -150,6 +165,8 @@ class FolderWatcher {
     });
     this.#tracker = new SettleTracker({
       settleMs: options.config.settleMs,
+      clock,
+      timers,
       listener: {
         changed: (p) => this.#groups.fileChanged(p),
         settled: (p) => this.#groups.fileSettled(p),
@@ -164,6 +181,8 @@ class FolderWatcher {
       targets: this.#targets,
       queue: this.#processor,
       signal: this.#jobController.signal,
+      clock,
+      timers,
       emit: this.#emit,
       host: { acceptsWork, evaluated: () => this.#checkIdle() },
     });
@@ -175,6 +194,7 @@ class FolderWatcher {
       poll: options.poll,
       pollIntervalMs: options.pollIntervalMs ?? 1000,
       scanIntervalMs: options.config.scanIntervalMs,
+      timers,
       emit: this.#emit,
       host: {
         acceptsFiles: acceptsWork,
