@@ -195,6 +195,11 @@ async function deleteSources(identified: IdentifiedBundle): Promise<void> {
   if (identified.bundle.folder !== undefined) await rmdir(identified.bundle.folder).catch(() => undefined);
 }
 
+/**
+ * A move of a finished source file, not an atomic write, so not `writeFileAtomic`: the rename
+ * moves the file itself. Across file systems the copy goes beside the destination and is
+ * renamed in; `writeFileAtomic` would need the whole file (up to 200 MB) in memory first.
+ */
 async function moveFile(source: string, dest: string): Promise<void> {
   try {
     await rename(source, dest);
