@@ -43,51 +43,15 @@ export function nextWatcherState(state: WatcherState, transition: WatcherTransit
   };
   switch (state) {
     case 'starting':
-      switch (transition) {
-        case 'ready':
-          return 'watching';
-        case 'stop':
-          return 'stopping';
-        case 'idle':
-        case 'closed':
-          return impossible();
-        default:
-          return unreachable(transition, 'watcher transition');
-      }
+      if (transition === 'ready') return 'watching';
+      return transition === 'stop' ? 'stopping' : impossible();
     case 'watching':
-      switch (transition) {
-        case 'idle':
-          return 'draining';
-        case 'stop':
-          return 'stopping';
-        case 'ready':
-        case 'closed':
-          return impossible();
-        default:
-          return unreachable(transition, 'watcher transition');
-      }
+      if (transition === 'idle') return 'draining';
+      return transition === 'stop' ? 'stopping' : impossible();
     case 'draining':
-      switch (transition) {
-        case 'stop':
-          return 'stopping';
-        case 'ready':
-        case 'idle':
-        case 'closed':
-          return impossible();
-        default:
-          return unreachable(transition, 'watcher transition');
-      }
+      return transition === 'stop' ? 'stopping' : impossible();
     case 'stopping':
-      switch (transition) {
-        case 'closed':
-          return 'stopped';
-        case 'ready':
-        case 'idle':
-        case 'stop':
-          return impossible();
-        default:
-          return unreachable(transition, 'watcher transition');
-      }
+      return transition === 'closed' ? 'stopped' : impossible();
     case 'stopped':
       return impossible();
     default:
