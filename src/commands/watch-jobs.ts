@@ -19,6 +19,7 @@ import { publishWaitingCredits, watchStateDir, type BundleError, type BundleResu
 import { chooseBackend, connectBackend } from './connect.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { unreachable } from '../core/unreachable.js';
+import { systemClock, type Clock } from '../core/clock.js';
 
 /** What the watch command needs from the job side. */
 export interface WatchJobRunner {
@@ -43,11 +44,14 @@ export interface WatchJobOptions {
   emit: EventSink;
   /** Let a bundle that does not fit in the credits wait for them (off with `--once`). */
   waitForCredits?: { pollMs: number } | undefined;
+  /** Dates the waiting-credits sidecars; the watcher's clock. Default: the system's. */
+  clock?: Clock;
 }
 
 /** Start the backend and return a `runBundle` for the watcher. */
 export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJobRunner> {
   const first = planRun(o.workflow(), { backend: o.options.backend, concurrency: o.options.concurrency });
+  const clock = o.clock ?? systemClock;
   // The same connection `talk run` makes: an in-process local backend keeps its data beside the
   // state, so a restarted watcher re-attaches renders it left in flight.
   const connection = await connectBackend(chooseBackend(o.options.backend, first.backend), o.stateDir, o.ctx);
@@ -85,7 +89,7 @@ export async function createWatchJobRunner(o: WatchJobOptions): Promise<WatchJob
         // A bundle that waits for credits says so in its sidecar, where its outcome will be.
         waitForCredits: o.waitForCredits && {
           ...o.waitForCredits,
-          onWait: (_jobId, refusal) => publishWaitingCredits(provenancePath(job.output), job.name, refusal.needs, refusal.available),
+          onWait: (_jobId, refusal) => publishWaitingCredits(provenancePath(job.output), job.name, refusal.needs, refusal.available, clock),
         },
         language: plan.language,
         provenance,

@@ -25,6 +25,7 @@ import { createQueueBundleRunner } from './watch-queue.js';
 import { queueAddressFrom } from './queue-knobs.js';
 import { resumeCommand } from './resume-command.js';
 import { unreachable } from '../core/unreachable.js';
+import { systemClock, type Clock } from '../core/clock.js';
 
 export interface WatchOptions extends SharedOptions {
   workflow: string | undefined;
@@ -73,7 +74,9 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const current: CurrentWorkflow = { workflow: loaded.workflow, revision: 1 };
   const config = resolveWatchConfig(current.workflow.watch);
   const stateDir = stateDirFor(workflowFile, options.stateDir, ctx.cwd);
-  if (options.dryRun) return previewWatch(dir, current.workflow, config, stateDir, workflowFile, options, ctx);
+  // One clock for the watch: the watcher's settle window, its dates, and this command's timings.
+  const clock: Clock = systemClock;
+  if (options.dryRun) return previewWatch(dir, current.workflow, config, stateDir, workflowFile, options, ctx, clock);
 
   const reporter: Reporter = createReporter({
     // A watcher is a long-lived log, not one run's progress view: `auto` means plain lines.
@@ -91,7 +94,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const notice = (level: NoticeEvent['level'], message: string, job?: string): void =>
     emit({ type: 'notice', level, message, ...(job === undefined ? {} : { job }) });
 
-  const startedAt = Date.now();
+  const startedAt = clock.now();
   const outputs: Extract<TalkEvent, { type: 'run:done' }>['outputs'] = [];
   let creditsUsed = 0;
 
@@ -107,6 +110,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
     emit: (event) => reporter.emit(event),
     // A watch folder keeps a bundle that does not fit waiting for credits; `--once` reports it.
     waitForCredits: options.once ? undefined : { pollMs: CREDITS_POLL_MS },
+    clock,
   });
 
   // The workflow file is watched too: a valid edit applies to new bundles, an invalid one is
@@ -153,6 +157,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
       concurrency: options.concurrency ?? current.workflow.concurrency,
       signal: ctx.signal,
       exclude: [workflowFile],
+      clock,
       onEvent: (event) => {
         if (event.type === 'bundle:done' && event.output !== undefined) outputs.push({ job: event.name, step: 'export', path: event.output });
         if (event.type === 'bundle:done' || event.type === 'bundle:incomplete' || (event.type === 'bundle:failed' && !event.willRetry)) index.request();
@@ -167,7 +172,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
     await jobs.close();
   }
   const status = summary.interrupted ? 'interrupted' : summary.failed > 0 ? 'failed' : 'success';
-  emit({ type: 'run:done', status, outputs, creditsUsed, durationMs: Date.now() - startedAt });
+  emit({ type: 'run:done', status, outputs, creditsUsed, durationMs: clock.now() - startedAt });
   await reporter.close();
   if (summary.interrupted) {
     throw new InterruptedError('stopped watching: running bundles saved their state', { hint: `run \`${again}\` again to resume` });
@@ -179,8 +184,8 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
  * `talk watch --dry-run`: the bundles a watcher would take now and what each would cost, by the
  * plan's price list; nothing is written, moved or sent (no backend is started).
  */
-async function previewWatch(dir: string, workflow: Workflow, config: WatchConfig, stateDir: string, workflowFile: string, options: WatchOptions, ctx: CommandContext): Promise<number> {
-  const entries = await previewFolder({ dir, config, stateDir, exclude: [workflowFile], signal: ctx.signal });
+async function previewWatch(dir: string, workflow: Workflow, config: WatchConfig, stateDir: string, workflowFile: string, options: WatchOptions, ctx: CommandContext, clock: Clock): Promise<number> {
+  const entries = await previewFolder({ dir, config, stateDir, exclude: [workflowFile], clock, signal: ctx.signal });
   const plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
   const rows = entries.map((entry) => {
     if (entry.kind !== 'take') return { ...entry, credits: 0 };

@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { mkdir, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { isProcessAlive } from '../core/pid-lock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 
 /** Who holds a lease: written into the lease file. */
 export interface LeaseOwner {
@@ -40,11 +41,17 @@ export class LeaseStore {
   readonly #dir: string;
   readonly #owner: LeaseOwner;
   readonly #ttlMs: number;
+  readonly #clock: Clock;
 
-  constructor(options: { dir: string; owner: LeaseOwner; ttlMs: number }) {
+  /**
+   * `clock` stamps heartbeats and judges their age. It is compared with the lease files' mtimes,
+   * so it must keep to the file system's time (a test clock starts at the real time).
+   */
+  constructor(options: { dir: string; owner: LeaseOwner; ttlMs: number; clock?: Clock }) {
     this.#dir = options.dir;
     this.#owner = options.owner;
     this.#ttlMs = options.ttlMs;
+    this.#clock = options.clock ?? systemClock;
   }
 
   #file(id: string): string {
@@ -84,7 +91,7 @@ export class LeaseStore {
   async #isStale(file: string): Promise<boolean> {
     try {
       const [info, text] = await Promise.all([stat(file), readFile(file, 'utf8')]);
-      if (Date.now() - info.mtimeMs > this.#ttlMs) return true;
+      if (this.#clock.now() - info.mtimeMs > this.#ttlMs) return true;
       const owner = parseOwner(text);
       // A lease being written right now has no content yet: treat it as live.
       if (!owner) return false;
@@ -100,6 +107,7 @@ export class LeaseStore {
   #held(id: string, file: string): Lease {
     let released = false;
     const ownerId = this.#owner.id;
+    const clock = this.#clock;
     const stillOurs = async (): Promise<boolean> => {
       try {
         return parseOwner(await readFile(file, 'utf8'))?.id === ownerId;
@@ -112,7 +120,7 @@ export class LeaseStore {
       heartbeat: async () => {
         if (released) return false;
         if (!(await stillOurs())) return false;
-        const now = new Date();
+        const now = new Date(clock.now());
         await utimes(file, now, now).catch(() => undefined);
         return true;
       },

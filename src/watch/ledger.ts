@@ -21,6 +21,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InternalError } from '../core/errors.js';
 import { unreachable } from '../core/unreachable.js';
+import { systemClock, type Clock } from '../core/clock.js';
 
 /** Where a bundle is in its life; see the module diagram. */
 export type ItemState =
@@ -71,6 +72,14 @@ export function nextItemState(state: ItemState, event: ItemEvent): ItemState {
     default:
       return unreachable(state, 'state');
   }
+}
+
+/**
+ * The item moved on by `event`: the one way a ledger item changes state (the caller writes it).
+ * Throws, as `nextItemState` does, for a transition the diagram does not have.
+ */
+export function advanceItem(item: LedgerItem, event: ItemEvent): LedgerItem {
+  return { ...item, state: nextItemState(item.state, event) };
 }
 
 /** One member of a bundle as recorded. */
@@ -136,10 +145,12 @@ export function decide(item: LedgerItem | undefined, maxAttempts: number): Ledge
 /** The ledger of one watched folder. */
 export class Ledger {
   readonly dir: string;
+  readonly #clock: Clock;
 
-  /** `dir` holds one `<id>.json` per bundle. */
-  constructor(dir: string) {
+  /** `dir` holds one `<id>.json` per bundle; `clock` dates each write. */
+  constructor(dir: string, clock: Clock = systemClock) {
     this.dir = dir;
+    this.#clock = clock;
   }
 
   #file(id: string): string {
@@ -165,6 +176,6 @@ export class Ledger {
    * is safe to redo after a crash (e.g. `published`, since publishing is idempotent).
    */
   async write(item: LedgerItem, options: { durable?: boolean } = {}): Promise<void> {
-    await writeJsonAtomic(this.#file(item.id), { ...item, updatedAt: new Date().toISOString() }, options);
+    await writeJsonAtomic(this.#file(item.id), { ...item, updatedAt: new Date(this.#clock.now()).toISOString() }, options);
   }
 }

@@ -13,6 +13,7 @@ import { Ledger, decide } from './ledger.js';
 import { watchStateDir } from './folder-watcher.js';
 import { outputPathFor } from './publisher.js';
 import { unreachable } from '../core/unreachable.js';
+import { systemClock, type Clock } from '../core/clock.js';
 
 /** What the watcher would do with one group of files now. */
 export type PreviewEntry =
@@ -32,7 +33,7 @@ export interface PreviewOptions {
   stateDir: string;
   exclude?: string[];
   /** The clock the settle rule compares mtimes with. */
-  now?: () => number;
+  clock?: Clock;
   signal?: AbortSignal;
 }
 
@@ -41,7 +42,8 @@ export async function previewFolder(o: PreviewOptions): Promise<PreviewEntry[]> 
   const root = path.resolve(o.dir);
   const at = (p: string): string => path.resolve(root, p);
   const isIgnored = createIgnoreMatcher(root, [at(o.config.outputDir), at(o.config.processedDir), at(o.config.failedDir), path.resolve(o.stateDir), ...(o.exclude ?? [])]);
-  const now = (o.now ?? Date.now)();
+  const clock = o.clock ?? systemClock;
+  const now = clock.now();
   const groups = new Map<string, { absPath: string; settled: boolean }[]>();
   const walk = async (dir: string, depth: number): Promise<void> => {
     const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
@@ -65,7 +67,7 @@ export async function previewFolder(o: PreviewOptions): Promise<PreviewEntry[]> 
   await walk(root, 0);
 
   const ledger = new Ledger(path.join(watchStateDir(o.stateDir, root), 'items'));
-  const targets = { root, outputDir: at(o.config.outputDir), processedDir: at(o.config.processedDir), failedDir: at(o.config.failedDir), onSuccess: 'keep' as const };
+  const targets = { root, outputDir: at(o.config.outputDir), processedDir: at(o.config.processedDir), failedDir: at(o.config.failedDir), onSuccess: 'keep' as const, clock };
   const cache = new HashCache();
   const entries: PreviewEntry[] = [];
   // Identical content under two names in one pass: the second is skipped, as the watcher does.

@@ -15,6 +15,7 @@ import type { IdentifiedBundle } from './bundle-content.js';
 import type { LedgerItem } from './ledger.js';
 import { sameStamp, statStamp } from './settle-tracker.js';
 import { unreachable } from '../core/unreachable.js';
+import type { Clock } from '../core/clock.js';
 
 /** What to do with sources after success (`--on-success`). */
 export type OnSuccess = 'keep' | 'move' | 'delete';
@@ -26,6 +27,8 @@ export interface PublishTargets {
   processedDir: string;
   failedDir: string;
   onSuccess: OnSuccess;
+  /** Dates the sidecars. */
+  clock: Clock;
 }
 
 /** The sidecar `<bundle>.talk.json`: what happened to one bundle. */
@@ -61,6 +64,10 @@ export function outputPathFor(targets: PublishTargets, name: string): string {
   return path.join(targets.outputDir, `${sanitizeFileName(name)}.mp4`);
 }
 
+function isoNow(clock: Clock): string {
+  return new Date(clock.now()).toISOString();
+}
+
 function relativeSources(targets: PublishTargets, identified: IdentifiedBundle): string[] {
   return identified.members.map((m) => path.relative(targets.root, m.path));
 }
@@ -78,7 +85,7 @@ export async function publishSuccess(targets: PublishTargets, identified: Identi
     creditsUsed: item.creditsUsed ?? 0,
     error: null,
     sources: relativeSources(targets, identified),
-    updatedAt: new Date().toISOString(),
+    updatedAt: isoNow(targets.clock),
   };
   // The runner wrote the output's provenance record at this same path: the sidecar is that
   // record with the watch fields added.
@@ -120,7 +127,7 @@ export async function publishFailure(targets: PublishTargets, identified: Identi
     creditsUsed: item.creditsUsed ?? 0,
     error,
     sources: relativeSources(targets, identified),
-    updatedAt: new Date().toISOString(),
+    updatedAt: isoNow(targets.clock),
   };
   await writeRecordFile(sidecarPath(targets, identified.bundle.name), sidecar);
   await moveSources(targets, identified, targets.failedDir);
@@ -141,8 +148,8 @@ export async function publishFailure(targets: PublishTargets, identified: Identi
  * A bundle that does not fit in the credits waits for them (nothing of it was sent): its sidecar
  * says so until it is admitted and its outcome replaces it.
  */
-export async function publishWaitingCredits(sidecar: string, name: string, needs: number, available: number): Promise<void> {
-  const record: Sidecar = { status: 'waiting-credits', bundle: name, needs, available, updatedAt: new Date().toISOString() };
+export async function publishWaitingCredits(sidecar: string, name: string, needs: number, available: number, clock: Clock): Promise<void> {
+  const record: Sidecar = { status: 'waiting-credits', bundle: name, needs, available, updatedAt: isoNow(clock) };
   await writeRecordFile(sidecar, record);
 }
 
@@ -154,7 +161,7 @@ export async function publishIncomplete(targets: PublishTargets, name: string, m
     missing,
     problems,
     sources: sources.map((s) => path.relative(targets.root, s)),
-    updatedAt: new Date().toISOString(),
+    updatedAt: isoNow(targets.clock),
   };
   await writeRecordFile(sidecarPath(targets, name), sidecar);
 }
@@ -188,6 +195,11 @@ async function deleteSources(identified: IdentifiedBundle): Promise<void> {
   if (identified.bundle.folder !== undefined) await rmdir(identified.bundle.folder).catch(() => undefined);
 }
 
+/**
+ * A move of a finished source file, not an atomic write, so not `writeFileAtomic`: the rename
+ * moves the file itself. Across file systems the copy goes beside the destination and is
+ * renamed in; `writeFileAtomic` would need the whole file (up to 200 MB) in memory first.
+ */
 async function moveFile(source: string, dest: string): Promise<void> {
   try {
     await rename(source, dest);

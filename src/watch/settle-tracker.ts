@@ -17,6 +17,8 @@
  *     (gone on any stat) ──▶ removed
  */
 import { stat } from 'node:fs/promises';
+import { systemClock, type Clock } from '../core/clock.js';
+import { systemTimers, type CancelTimer, type Timers } from '../core/timers.js';
 
 /** What identifies one version of a file without reading it. */
 export interface FileStamp {
@@ -41,7 +43,7 @@ interface Entry {
   stamp: FileStamp;
   changedAt: number;
   settled: boolean;
-  timer: NodeJS.Timeout | undefined;
+  timer: CancelTimer | undefined;
   checking: boolean;
   /** Another observation came in while a stat was running: look again when it ends. */
   recheck: boolean;
@@ -67,16 +69,19 @@ export function sameStamp(a: FileStamp, b: FileStamp): boolean {
 export class SettleTracker {
   readonly #settleMs: number;
   readonly #listener: SettleListener;
-  readonly #now: () => number;
+  readonly #clock: Clock;
+  readonly #timers: Timers;
   readonly #entries = new Map<string, Entry>();
   /** Stats in flight for paths not yet tracked (so a burst of events stats once). */
   readonly #pendingFirst = new Set<string>();
   #closed = false;
 
-  constructor(options: { settleMs: number; listener: SettleListener; now?: () => number }) {
+  /** `clock` and `timers` measure the settle window (a test hands in time it moves by hand). */
+  constructor(options: { settleMs: number; listener: SettleListener; clock?: Clock; timers?: Timers }) {
     this.#settleMs = options.settleMs;
     this.#listener = options.listener;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
+    this.#timers = options.timers ?? systemTimers;
   }
 
   /** Files seen but not yet settled (including first stats in flight). */
@@ -122,7 +127,7 @@ export class SettleTracker {
         this.#listener.vanished?.(absPath);
         return;
       }
-      const created: Entry = { stamp, changedAt: this.#now(), settled: false, timer: undefined, checking: false, recheck: false };
+      const created: Entry = { stamp, changedAt: this.#clock.now(), settled: false, timer: undefined, checking: false, recheck: false };
       this.#entries.set(absPath, created);
       this.#listener.changed(absPath, stamp);
       this.#schedule(absPath, created, this.#settleMs);
@@ -149,7 +154,7 @@ export class SettleTracker {
   forget(absPath: string): void {
     const entry = this.#entries.get(absPath);
     if (!entry) return;
-    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer?.();
     this.#entries.delete(absPath);
     this.#listener.removed(absPath);
   }
@@ -157,13 +162,13 @@ export class SettleTracker {
   /** Stop every timer; no callback fires afterwards. */
   close(): void {
     this.#closed = true;
-    for (const entry of this.#entries.values()) if (entry.timer) clearTimeout(entry.timer);
+    for (const entry of this.#entries.values()) entry.timer?.();
     this.#entries.clear();
   }
 
   #schedule(absPath: string, entry: Entry, ms: number): void {
-    if (entry.timer) clearTimeout(entry.timer);
-    entry.timer = setTimeout(() => {
+    entry.timer?.();
+    entry.timer = this.#timers.setTimeout(() => {
       entry.timer = undefined;
       void this.#check(absPath, entry);
     }, Math.max(0, ms));
@@ -178,7 +183,7 @@ export class SettleTracker {
       this.forget(absPath);
       return;
     }
-    const now = this.#now();
+    const now = this.#clock.now();
     if (!sameStamp(stamp, entry.stamp)) {
       entry.stamp = stamp;
       entry.changedAt = now;

@@ -1,15 +1,16 @@
 /**
  * The watch engine against real files, real chokidar and real timers, with the job injected:
- * detection, settle, bundling, exactly-once, leases, publishing. The runner-backed tests are in
- * watch-command.test.ts.
+ * detection, settle, bundling, exactly-once, leases, publishing. Where a check depends on how
+ * much time passed, the watcher gets a clock and timers the test moves (helpers/manual-time.ts).
+ * The runner-backed tests are in watch-command.test.ts.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveWatchConfig, watchFolder, type BundleJob, type RunBundle, type WatchConfig, type WatchFolderOptions } from '../../../src/watch/index.js';
 import { EventLog, dropStemBundle, gate, makeInbox, waitFor, writeViaRename } from './watch-helpers.js';
+import { ManualTime } from '../../helpers/manual-time.js';
 import { readRecord } from '../../helpers/records.js';
 
 const roots: string[] = [];
@@ -105,22 +106,32 @@ describe('watchFolder', () => {
   it('does not take a file written slowly in chunks before it has settled', async () => {
     const settleMs = 1000;
     const { inbox, log, base } = await setup({ settleMs });
+    // The watcher's clock and timers move only when this test moves them: the copy below lasts
+    // longer than `settle` on that clock however fast or slow the machine writes it (with real
+    // time, a stalled machine stretched a gap past `settle` and the half-copied file was taken).
+    const time = new ManualTime();
     const controller = new AbortController();
     const calls: BundleJob[] = [];
-    const running = watchFolder(base(recordingJob(calls), { once: false, signal: controller.signal }));
+    const running = watchFolder(base(recordingJob(calls), { once: false, signal: controller.signal, clock: time, timers: time }));
     await log.next((e) => e.type === 'watch:ready');
     await writeViaRename(path.join(inbox, 'slow.jpg'), 'portrait');
     const handle = await open(path.join(inbox, 'slow.mp3'), 'w');
     // A slow copy: chunks keep arriving for longer than `settle`, each gap well under it.
     for (let i = 0; i < 10; i += 1) {
+      if (i > 0) time.advance(settleMs / 5);
       await handle.write(Buffer.alloc(1000, i));
       await handle.sync();
-      await delay(settleMs / 5);
     }
     await handle.close();
-    // The watcher judges settling by the file's own stamp, so the test reads the same clock:
-    // the last write's mtime (never later than the moment the watcher could see the write).
-    const lastWrite = Math.floor((await stat(path.join(inbox, 'slow.mp3'))).mtimeMs);
+    // The watcher measures the settle window on its clock, so the test reads the same clock:
+    // its time at the last write (never later than the moment the watcher could see the write).
+    const lastWrite = time.now();
+    // Time goes on until the watcher takes the bundle.
+    await waitFor(() => {
+      if (log.of('bundle:start').length > 0) return true;
+      time.advance(settleMs / 10);
+      return false;
+    });
     const start = await log.next((e) => e.type === 'bundle:start');
     await log.next((e) => e.type === 'bundle:done');
     controller.abort();

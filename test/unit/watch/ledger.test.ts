@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InternalError } from '../../../src/core/errors.js';
-import { Ledger, decide, nextItemState, type LedgerItem } from '../../../src/watch/ledger.js';
+import { Ledger, advanceItem, decide, nextItemState, type LedgerItem } from '../../../src/watch/ledger.js';
 
 function item(overrides: Partial<LedgerItem>): LedgerItem {
   return {
@@ -37,6 +37,13 @@ describe('item state machine', () => {
 
   it('rejects a transition out of done', () => {
     expect(() => nextItemState('done', 'start')).toThrow(InternalError);
+  });
+
+  it('moves an item by the same table, keeping its other fields', () => {
+    const failed = item({ state: 'failed', attempts: 1 });
+    expect(advanceItem(failed, 'retry')).toEqual({ ...failed, state: 'queued' });
+    expect(failed.state).toBe('failed');
+    expect(() => advanceItem(item({ state: 'done' }), 'start')).toThrow(InternalError);
   });
 });
 
