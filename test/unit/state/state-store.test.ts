@@ -56,7 +56,10 @@ describe('state store', () => {
     expect((await readRunState(dir))?.state.jobs['a']?.steps['s']?.status).toBe('done');
     expect((await readRunState(dir))?.state.jobs['a']?.steps['t']).toBeUndefined();
     await appendFile(path.join(dir, journal), '\n{"op":"reset-job","job":"a"}\n');
-    await expect(readRunState(dir)).rejects.toThrow(/cannot be read/);
+    // Located: the file and the line, not a silently shorter history.
+    const lines = (await readFile(path.join(dir, journal), 'utf8')).split('\n');
+    const damaged = lines.findIndex((line) => line.endsWith('"sta')) + 1;
+    await expect(readRunState(dir)).rejects.toThrow(new RegExp(`cannot be read: .*${journal}:${damaged}: damaged journal line`));
   });
 
   it('writes O(change) per change and compacts the journal by rename', async () => {
