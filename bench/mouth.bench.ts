@@ -4,8 +4,8 @@
 // (test/helpers/mouth-metrics.ts): Spearman rho of inner-lip opening ÷ inter-ocular distance
 // against per-frame loudness (best lag within ±3 frames), the opening's p95 − p5 range, eye
 // movement relative to the nose tip (landmarks in one fixed face box per video), and frames
-// whose face was found. A still image of each
-// portrait with the same voice is measured too: a wrong output must score badly.
+// whose face was found. Two wrong outputs of each are measured too, and must score badly: a
+// still image of the portrait with the same voice, and the render with its eyes wandering.
 //
 //   node --import tsx bench/mouth.bench.ts [--seconds 8] [--resolution 720p] [--width 360] [--only NAME] [--keep DIR] [--file VIDEO.mp4]...
 //
@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { findFfmpeg, runTool } from '../src/local-backend/ffmpeg.js';
 import { startLocalBackend } from '../src/local-backend/index.js';
 import { makeSamplePortrait, SAMPLE_PORTRAITS } from '../test/helpers/media.js';
-import { measureMouth, type MouthMetrics } from '../test/helpers/mouth-metrics.js';
+import { measureMouth, withEyesShifted, type MouthMetrics } from '../test/helpers/mouth-metrics.js';
 import { talkSession } from './lib/talk-render.js';
 
 const { values } = parseArgs({
@@ -79,6 +79,10 @@ if (values.file && values.file.length > 0) {
       const size = values.resolution === '1080p' ? '1080:1920' : '720:1280';
       await runTool(tools.ffmpeg, ['-v', 'error', '-y', '-loop', '1', '-i', c.portrait, '-i', c.voice, '-t', r.clipSec.toFixed(3), '-r', '25', '-vf', `scale=${size}:force_original_aspect_ratio=decrease,pad=${size}:(ow-iw)/2:(oh-ih)/2,format=yuv420p`, '-c:v', 'libx264', '-preset', 'veryfast', '-c:a', 'aac', still]);
       console.log(row(`  still of it (wrong output)`, await measureMouth(tools, still, { width })));
+      // The other wrong output: the render with its eyes wandering 6 % of the eye distance.
+      const shifted = path.join(root, `eyes-${n}.mp4`);
+      await withEyesShifted(tools, file, shifted, 0.06);
+      console.log(row(`  eyes shifted (wrong output)`, await measureMouth(tools, shifted, { width })));
     }
   } finally {
     await backend.close();

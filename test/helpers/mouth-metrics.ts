@@ -7,17 +7,17 @@
  * - `rho`: Spearman's rank correlation between the inner-lip opening ÷ inter-ocular distance
  *   and the per-frame loudness, at the best lag within ±3 frames (a mouth may lead or trail).
  * - `range`: the opening's 95th − 5th percentile (÷ inter-ocular distance).
- * - `eyeMovement`: the 95th percentile of how far the eyes' midpoint moves from its median,
- *   measured relative to the nose tip (÷ inter-ocular distance): head motion does not count,
- *   eyes sliding over the face does. Its landmarks are found in one fixed box for the whole
- *   video (the median of the detector's boxes), not in each frame's own box: the landmark net
- *   fits all 68 points at once inside its box, and the detector's box grows as the chin drops,
- *   which moved the eye and nose estimates of still eye pixels by up to 0.075 (a 40°-tilted
- *   face). In a fixed box only what the frame shows moves them. An eye centre is the midpoint
- *   of its two corners, which a blink does not move (the lids do). A render whose eyes wander a
- *   few pixels over a still face (`withEyesShifted`) must score above 0.05 (tested). The box
- *   is fixed, so this assumes the head moves little relative to its size (true of the local
- *   preview's breathing bob of about 1 % of the frame).
+ * - `eyeMovement`: the 95th percentile of how far the eyes move from their median place against
+ *   the rest of the face (÷ inter-ocular distance): head motion does not count, eyes sliding
+ *   over the face does. The landmarks of the first frame (in the median of the detector's
+ *   boxes) place small patches on the eye corners and on the nose and brows; every frame is
+ *   then searched for those patches, and the eyes' shift less the face's is the movement. The
+ *   landmarks of each frame are not used for this: the landmark net fits all 68 points at once,
+ *   so its eye and nose estimates follow the jaw. On ada.jpg (360 px decode) its nose tip sat
+ *   8 px lower at the widest opening while the nose's pixels had not moved, which read as 0.052
+ *   of eye movement in a render whose eye pixels stay put; the patches read that render 0.000.
+ *   A render whose eyes wander over the face (`withEyesShifted`, up to 6 % of the eye distance)
+ *   must score above 0.05 (tested, and measured in the bench for every portrait).
  * A still image scores rho 0 and range 0 (see the tests); so must any output whose mouth does
  * not follow the voice. Openings are compared in steps of `OPENING_STEP`: below that, frames
  * differ only by the detector's response to encoder noise, and ranking such differences gave
@@ -169,9 +169,118 @@ function eyeDistance(p: readonly (readonly [number, number])[]): number {
   return Math.hypot(r[0] - l[0], r[1] - l[1]);
 }
 
-function eyesMidpoint(p: readonly (readonly [number, number])[]): [number, number] {
-  const [l, r] = eyeCentres(p);
-  return [(l[0] + r[0]) / 2, (l[1] + r[1]) / 2];
+function toLuma(rgb: Uint8Array, width: number, height: number): Float32Array {
+  const out = new Float32Array(width * height);
+  for (let i = 0, o = 0; o < out.length; i += 3, o += 1) out[o] = 0.299 * rgb[i]! + 0.587 * rgb[i + 1]! + 0.114 * rgb[i + 2]!;
+  return out;
+}
+
+interface Patch {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  pixels: Float32Array;
+}
+
+interface PatchTracker {
+  /** How far the eye corners moved against the nose and brows since the first frame, ÷ inter-ocular distance. */
+  eyesAgainstFace(luma: Float32Array): [number, number];
+}
+
+/**
+ * Patches of the first frame placed by its landmarks: the four eye corners (36, 39, 42, 45:
+ * a blink moves the lids, not the corners), and the face they are measured against, all above
+ * the nose base where the preview's warp begins: the nose from between the eyes (27–35), each
+ * brow (17–21, 22–26), the forehead above them, and the face's outline beside the eyes (0–1,
+ * 15–16). A face patch without texture to find (the flat nose of a drawn face) is left out. Each later frame is searched for each patch within a fifth of the eye distance, to
+ * a tenth of a pixel.
+ */
+function patchTracker(first: Float32Array, width: number, height: number, p: readonly (readonly [number, number])[]): PatchTracker {
+  const iod = eyeDistance(p);
+  const reach = Math.max(2, Math.ceil(0.2 * iod));
+  const cut = (x0: number, y0: number, x1: number, y1: number): Patch => {
+    const x = Math.max(reach, Math.round(x0));
+    const y = Math.max(reach, Math.round(y0));
+    const w = Math.max(3, Math.min(width - reach, Math.round(x1)) - x);
+    const h = Math.max(3, Math.min(height - reach, Math.round(y1)) - y);
+    const pixels = new Float32Array(w * h);
+    for (let r = 0; r < h; r += 1) pixels.set(first.subarray((y + r) * width + x, (y + r) * width + x + w), r * w);
+    return { x, y, w, h, pixels };
+  };
+  const around = (idx: readonly number[], margin: number): Patch => {
+    const xs = idx.map((i) => p[i]![0]);
+    const ys = idx.map((i) => p[i]![1]);
+    return cut(Math.min(...xs) - margin, Math.min(...ys) - margin, Math.max(...xs) + margin, Math.max(...ys) + margin);
+  };
+  const textured = (patch: Patch): boolean => {
+    let sum = 0;
+    let squares = 0;
+    for (const v of patch.pixels) {
+      sum += v;
+      squares += v * v;
+    }
+    const mean = sum / patch.pixels.length;
+    return Math.sqrt(Math.max(0, squares / patch.pixels.length - mean * mean)) >= 4;
+  };
+  const half = 0.14 * iod;
+  const corners = [36, 39, 42, 45].map((i) => around([i], half));
+  const noseXs = [31, 32, 33, 34, 35].map((i) => p[i]![0]);
+  const browTop = Math.min(...[17, 18, 19, 20, 21, 22, 23, 24, 25, 26].map((i) => p[i]![1]));
+  const face = [
+    cut(Math.min(...noseXs), p[28]![1], Math.max(...noseXs), p[33]![1] - 1),
+    around([17, 18, 19, 20, 21], 0.06 * iod),
+    around([22, 23, 24, 25, 26], 0.06 * iod),
+    cut(p[17]![0], browTop - 0.5 * iod, p[26]![0], browTop - 0.05 * iod),
+    around([0, 1], 0.1 * iod),
+    around([15, 16], 0.1 * iod),
+  ].filter(textured);
+  /** The sum of absolute differences of `patch` at offset (dx, dy) in `luma`. */
+  const sad = (luma: Float32Array, patch: Patch, dx: number, dy: number): number => {
+    let sum = 0;
+    for (let r = 0; r < patch.h; r += 1) {
+      const row = (patch.y + dy + r) * width + patch.x + dx;
+      const base = r * patch.w;
+      for (let c = 0; c < patch.w; c += 1) sum += Math.abs(luma[row + c]! - patch.pixels[base + c]!);
+    }
+    return sum;
+  };
+  /** The offset at which `patch` fits best, refined between pixels by a parabola through the neighbours. */
+  const find = (luma: Float32Array, patch: Patch): [number, number] => {
+    let best = [0, 0, Infinity];
+    for (let dy = -reach; dy <= reach; dy += 1) {
+      for (let dx = -reach; dx <= reach; dx += 1) {
+        const v = sad(luma, patch, dx, dy);
+        if (v < best[2]!) best = [dx, dy, v];
+      }
+    }
+    const [bx, by, bv] = best as [number, number, number];
+    const refine = (a: number, b: number): number => {
+      const curve = a - 2 * bv + b;
+      return curve > 0 ? Math.max(-0.5, Math.min(0.5, (a - b) / (2 * curve))) : 0;
+    };
+    const fx = Math.abs(bx) < reach ? refine(sad(luma, patch, bx - 1, by), sad(luma, patch, bx + 1, by)) : 0;
+    const fy = Math.abs(by) < reach ? refine(sad(luma, patch, bx, by - 1), sad(luma, patch, bx, by + 1)) : 0;
+    return [bx + fx, by + fy];
+  };
+  const meanShift = (luma: Float32Array, patches: readonly Patch[]): [number, number] => {
+    let sx = 0;
+    let sy = 0;
+    for (const patch of patches) {
+      const [x, y] = find(luma, patch);
+      sx += x / patches.length;
+      sy += y / patches.length;
+    }
+    return [sx, sy];
+  };
+  if (face.length === 0) throw new Error('no part of the face above the nose base has texture to track the eyes against');
+  return {
+    eyesAgainstFace(luma) {
+      const [ex, ey] = meanShift(luma, corners);
+      const [fx, fy] = meanShift(luma, face);
+      return [(ex - fx) / iod, (ey - fy) / iod];
+    },
+  };
 }
 
 /**
@@ -206,30 +315,28 @@ export async function measureMouth(tools: { ffmpeg: string; ffprobe: string }, f
       (Math.hypot(mid(p, l)[0] - mid(p, u)[0], mid(p, l)[1] - mid(p, u)[1]) / Math.hypot(p[c1]![0] - p[c0]![0], p[c1]![1] - p[c0]![1]));
     eyeOpenness.push((lids([37, 38], [41, 40], 36, 39) + lids([43, 44], [47, 46], 42, 45)) / 2);
   }
-  // Second pass: the eyes, from landmarks in one box for every frame (see the module comment).
+  // Second pass: the eyes against the face, tracked in the pixels (see the module comment).
   const eyes: [number, number][] = [];
   if (boxes.length > 0) {
     const box = { x: quantile(boxes.map((b) => b.x), 0.5), y: quantile(boxes.map((b) => b.y), 0.5), width: quantile(boxes.map((b) => b.width), 0.5), height: quantile(boxes.map((b) => b.height), 0.5) };
+    let tracker: PatchTracker | undefined;
     for await (const rgb of frames(tools.ffmpeg, file, width, height)) {
-      const p = await landmarksInBox(rgb, width, height, box);
-      const iod = eyeDistance(p);
-      const [ex, ey] = eyesMidpoint(p);
-      const nose = p[30]!;
-      eyes.push([(ex - nose[0]) / iod, (ey - nose[1]) / iod]);
+      const luma = toLuma(rgb, width, height);
+      tracker ??= patchTracker(luma, width, height, await landmarksInBox(rgb, width, height, box));
+      eyes.push(tracker.eyesAgainstFace(luma));
     }
   }
   const loudness = await frameLoudness(tools.ffmpeg, file, info.fps ?? 25, openings.length);
   const { rho, lag } = bestLagRho(openings, loudness);
-  const found = eyes;
-  const mx = quantile(found.map((e) => e[0]), 0.5);
-  const my = quantile(found.map((e) => e[1]), 0.5);
+  const mx = quantile(eyes.map((e) => e[0]), 0.5);
+  const my = quantile(eyes.map((e) => e[1]), 0.5);
   return {
     frames: openings.length,
     facesFound: boxes.length,
     rho,
     lag,
     range: quantile(openings, 0.95) - quantile(openings, 0.05),
-    eyeMovement: quantile(found.map((e) => Math.hypot(e[0] - mx, e[1] - my)), 0.95),
+    eyeMovement: quantile(eyes.map((e) => Math.hypot(e[0] - mx, e[1] - my)), 0.95),
     openings,
     loudness,
     widths,
