@@ -3,7 +3,7 @@
 // project's example portraits, then measures every output frame with the test helper
 // (test/helpers/mouth-metrics.ts): Spearman rho of inner-lip opening ÷ inter-ocular distance
 // against per-frame loudness (best lag within ±3 frames), the opening's p95 − p5 range, eye
-// movement relative to the nose tip (landmarks in one fixed face box per video), and frames
+// movement against the face (eye-corner patches tracked in the pixels), and frames
 // whose face was found. Two wrong outputs of each are measured too, and must score badly: a
 // still image of the portrait with the same voice, and the render with its eyes wandering.
 //
