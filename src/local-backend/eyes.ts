@@ -12,7 +12,7 @@
  *   and the corners of the eyes stay where they are (the measure of eye movement uses them).
  */
 import type { Point } from './face.js';
-import { sampleInto } from './mouth.js';
+import { curve, sampleInto } from './mouth.js';
 import { createRandom } from './random.js';
 
 /**
@@ -61,20 +61,6 @@ export interface BlinkShapes {
   /** RGBA: lids half closed, fully closed. */
   half: Uint8Array;
   closed: Uint8Array;
-}
-
-/** Piecewise-linear y(x) through points, sorted by x, flat beyond the ends. */
-function curve(points: readonly Point[]): (x: number) => number {
-  const pts = [...points].sort((a, b) => a[0] - b[0]);
-  return (x) => {
-    if (x <= pts[0]![0]) return pts[0]![1];
-    for (let i = 1; i < pts.length; i++) {
-      const [x1, y1] = pts[i]!;
-      const [x0, y0] = pts[i - 1]!;
-      if (x <= x1) return x1 === x0 ? y1 : y0 + ((y1 - y0) * (x - x0)) / (x1 - x0);
-    }
-    return pts[pts.length - 1]![1];
-  };
 }
 
 const even = (n: number): number => Math.round(n / 2) * 2;

@@ -98,7 +98,7 @@ export interface MouthShapes {
 const smooth = (t: number): number => (t <= 0 ? 0 : t >= 1 ? 1 : t * t * (3 - 2 * t));
 
 /** Piecewise-linear y(x) through points sorted by x, flat beyond the ends. */
-function curve(points: readonly Point[]): (x: number) => number {
+export function curve(points: readonly Point[]): (x: number) => number {
   const pts = [...points].sort((a, b) => a[0] - b[0]);
   return (x) => {
     if (x <= pts[0]![0]) return pts[0]![1];
