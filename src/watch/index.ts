@@ -1,5 +1,5 @@
 /** The watch folder engine: what `commands/watch.ts` uses. */
-export { DEFAULT_WATCH_CONFIG, resolveWatchConfig, type PairingMode, type WatchConfig, type WatchSettings } from './config.js';
+export { DEFAULT_WATCH_CONFIG, resolveWatchConfig, type PairingMode, type WatchConfig, type WatchOverrides } from './config.js';
 export { watchFolder, watchStateDir, type WatchFolderOptions, type WatchSummary } from './folder-watcher.js';
 export type { BundleError, BundleJob, BundleResult, RunBundle } from './bundle-job.js';
 export type { WatchEvent } from './watch-event.js';
