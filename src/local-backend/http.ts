@@ -5,12 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import { ErrorCodes } from '../contract/codes.js';
+import type { AtomicTarget } from '../core/atomic-write.js';
 import type { CompatOptions } from './options.js';
 
 /** Thrown while reading a request; carries the contract answer to send. */
@@ -49,11 +49,11 @@ export async function readJson(req: IncomingMessage, limit = MAX_JSON_BYTES): Pr
 }
 
 /** One file part of a multipart upload, already on disk (or skipped). */
-export interface UploadedPart {
+export interface UploadedPart<T extends AtomicTarget> {
   /** The client's file name (metadata only; never used as a path). */
   name: string;
-  /** Where the bytes were written; undefined when the part's type was refused unread. */
-  tempPath: string | undefined;
+  /** Where the bytes were written, not yet committed; undefined when the part's type was refused unread. */
+  target: T | undefined;
   size: number;
   sha256: string;
 }
@@ -61,17 +61,12 @@ export interface UploadedPart {
 /**
  * Stream a multipart body with busboy, capped at `limit` bytes of body: a body that runs over
  * is cut off and answered with 413 + 4002 (CONTRACT §9 Q13). Parts named `files` (and the
- * alias `file`) are written as they arrive to fresh paths from `tempPath`, hashed on the way,
- * so memory does not grow with the upload; parts whose name `accept` refuses are drained
- * unwritten. Other fields are ignored. On failure every temp file is removed; on success the
- * caller owns them (see `discardParts`).
+ * alias `file`) are written as they arrive to the temp path of the target `targetFor` gives
+ * their name, hashed on the way, so memory does not grow with the upload; parts it gives no
+ * target (a refused type) are drained unwritten. Other fields are ignored. On failure every
+ * target is aborted; on success the caller commits or discards them (see `discardParts`).
  */
-export async function readMultipart(
-  req: IncomingMessage,
-  limit: number,
-  tempPath: () => string,
-  accept: (name: string) => boolean,
-): Promise<UploadedPart[]> {
+export async function readMultipart<T extends AtomicTarget>(req: IncomingMessage, limit: number, targetFor: (name: string) => T | undefined): Promise<UploadedPart<T>[]> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   const tooLarge = (): RequestProblem => new RequestProblem(413, ErrorCodes.fileTooLarge, `upload over the ${Math.round(limit / 1024 / 1024)} MiB limit; compress or trim the file`);
   const unreadable = (error: unknown): RequestProblem =>
@@ -97,20 +92,20 @@ export async function readMultipart(
       callback(null, chunk);
     },
   });
-  const parts: UploadedPart[] = [];
+  const parts: UploadedPart<T>[] = [];
   const writes: Promise<void>[] = [];
   parser.on('file', (field, file, info) => {
     if (field !== 'files' && field !== 'file') {
       file.resume();
       return;
     }
-    const part: UploadedPart = { name: info.filename ?? '', tempPath: undefined, size: 0, sha256: '' };
+    const part: UploadedPart<T> = { name: info.filename ?? '', target: undefined, size: 0, sha256: '' };
     parts.push(part);
-    if (!accept(part.name)) {
+    part.target = targetFor(part.name);
+    if (part.target === undefined) {
       file.resume();
       return;
     }
-    part.tempPath = tempPath();
     const hash = createHash('sha256');
     const tap = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
@@ -119,7 +114,7 @@ export async function readMultipart(
         callback(null, chunk);
       },
     });
-    const written = pipeline(file, tap, createWriteStream(part.tempPath)).then(() => {
+    const written = pipeline(file, tap, createWriteStream(part.target.tempPath)).then(() => {
       part.sha256 = hash.digest('hex');
     });
     // Observed here so a failing write is never an unhandled rejection; awaited below.
@@ -146,9 +141,9 @@ export async function readMultipart(
   }
 }
 
-/** Remove whatever temp files of `parts` are still there (adopted ones were renamed away). */
-export async function discardParts(parts: readonly UploadedPart[]): Promise<void> {
-  await Promise.all(parts.flatMap((p) => (p.tempPath === undefined ? [] : [rm(p.tempPath, { force: true })])));
+/** Abort the targets of `parts` (whatever of them is still a temp file: committed ones were renamed away). */
+export async function discardParts(parts: readonly UploadedPart<AtomicTarget>[]): Promise<void> {
+  await Promise.all(parts.flatMap((p) => (p.target === undefined ? [] : [p.target.abort()])));
 }
 
 /** Send a JSON body with a status. */

@@ -12,12 +12,13 @@
  * identical renders takes about one encode plus the floor, not N of them.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, link, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, link, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { sleep } from '../core/abort.js';
+import { createAtomicTarget } from '../core/atomic-write.js';
 import { TrackType, type Draft } from '../contract/draft.js';
 import type { Aspect } from '../contract/pricing.js';
 import type { RenderCapabilities, FfmpegTools } from './ffmpeg.js';
@@ -208,24 +209,30 @@ export class RenderManager {
       const encodeSignal = AbortSignal.any([controller.signal, this.shutdown]);
       entry.done = this.limit(async () => {
         encodeSignal.throwIfAborted();
-        const cached = this.cacheFile(cacheKey);
-        const partial = `${cached}.${randomBytes(4).toString('hex')}.part`;
-        // The face is looked for once per portrait (the turn usually did already); only a
-        // real encode needs it, never a cached copy.
-        const face = job.still && visual ? await this.media.faceOf(visual, encodeSignal) : undefined;
-        // So are the voice's phonemes, when a recogniser is installed (else the spectrum serves).
-        const phones = face && voice ? await this.media.phonesOf(voice, encodeSignal) : undefined;
-        const result = await encodeRender(this.tools, await this.caps(), job, stillSize, path.join(this.store.workDir, `${cacheKey}-${randomBytes(4).toString('hex')}`), partial, {
-          face,
-          phones,
-          phonemesInstalled: this.media.phonemes !== undefined,
-          signal: encodeSignal,
-          onProgress: (f) => {
-            for (const listener of entry.progress) listener(f);
-          },
-        });
-        await rename(partial, cached);
-        return result;
+        // ffmpeg writes the temp file; the cache file appears whole or not at all. No fsync, as
+        // before: a cache file lost to a power cut is encoded again.
+        const cached = createAtomicTarget(this.cacheFile(cacheKey), { durable: false });
+        try {
+          // The face is looked for once per portrait (the turn usually did already); only a
+          // real encode needs it, never a cached copy.
+          const face = job.still && visual ? await this.media.faceOf(visual, encodeSignal) : undefined;
+          // So are the voice's phonemes, when a recogniser is installed (else the spectrum serves).
+          const phones = face && voice ? await this.media.phonesOf(voice, encodeSignal) : undefined;
+          const result = await encodeRender(this.tools, await this.caps(), job, stillSize, path.join(this.store.workDir, `${cacheKey}-${randomBytes(4).toString('hex')}`), cached.tempPath, {
+            face,
+            phones,
+            phonemesInstalled: this.media.phonemes !== undefined,
+            signal: encodeSignal,
+            onProgress: (f) => {
+              for (const listener of entry.progress) listener(f);
+            },
+          });
+          await cached.commit();
+          return result;
+        } catch (error) {
+          await cached.abort();
+          throw error;
+        }
       }).finally(() => this.encoding.delete(cacheKey));
       this.encoding.set(cacheKey, entry);
       shared = entry;

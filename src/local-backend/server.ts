@@ -17,7 +17,7 @@ import type { UploadedFile } from '../contract/bodies.js';
 import { planTurn } from './agent.js';
 import type { FaultEngine } from './faults.js';
 import { discardParts, readJson, readMultipart, RequestProblem, sendCodeError, sendFailure, sendJson, sendOk, sendSuccess, statusForCode, type UploadedPart } from './http.js';
-import type { MediaStore } from './media-store.js';
+import type { IncomingUpload, MediaStore } from './media-store.js';
 import { parseFaultRule, type CompatOptions, type FaultKind, type LatencyMap, type LocalEvent, type LocalLogger } from './options.js';
 import type { Random } from './random.js';
 import type { RenderManager } from './renders.js';
@@ -466,14 +466,14 @@ const routeHandlers: Record<RouteName, Handler> = {
     if (type.startsWith('multipart/form-data')) {
       const extOf = (name: string): string => path.extname(name).slice(1).toLowerCase();
       // Streamed to temp files in the media store as they arrive; refused types are not written.
-      const parts = await readMultipart(req, ctx.maxUploadBytes, () => ctx.media.incomingPath(), (name) => isAcceptedExtension(extOf(name)));
+      const parts = await readMultipart(req, ctx.maxUploadBytes, (name) => (isAcceptedExtension(extOf(name)) ? ctx.media.incoming(extOf(name)) : undefined));
       for (const part of parts) ctx.stats.uploadBytes += part.size;
-      const adopted = new Set<UploadedPart>();
+      const adopted = new Set<UploadedPart<IncomingUpload>>();
       try {
         if (parts.length === 0) throw new RequestProblem(400, 400, 'no file in the upload; send files in multipart parts named "files"');
         // All or nothing: validate every part before storing any (CONTRACT §9 Q12).
         for (const part of parts) {
-          if (part.tempPath === undefined) {
+          if (part.target === undefined) {
             fail(ctx, res, 'upload', ErrorCodes.unsupportedType, `unsupported file type "${extOf(part.name) || part.name}"; ${accepted}`);
             return;
           }
@@ -483,7 +483,8 @@ const routeHandlers: Record<RouteName, Handler> = {
           }
         }
         for (const part of parts) {
-          stored.push(await ctx.media.addFile(session.id, part.name, extOf(part.name), part.tempPath as string, part.size, part.sha256, ctx.shutdown));
+          if (part.target === undefined) continue;
+          stored.push(await ctx.media.addFile(session.id, part.name, part.target, part.size, part.sha256, ctx.shutdown));
           adopted.add(part);
         }
       } finally {
