@@ -1,7 +1,7 @@
 /**
  * Request reading and the contract's response shapes (CONTRACT §1.5, §5, §9 Q1): code
- * envelopes for most routes, success envelopes for the render proxy, and the error-status
- * variants selected by `compat.errors`.
+ * envelopes for most routes, success envelopes for the render proxy, ADK-style pre-stream
+ * errors on `/run_sse`, and the error-status variants selected by `compat.errors`.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -10,6 +10,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import { ErrorCodes } from '../contract/codes.js';
+import type { RouteName } from '../contract/routes.js';
 import type { AtomicTarget } from '../core/atomic-write.js';
 import type { CompatOptions } from './options.js';
 
@@ -23,6 +24,12 @@ export class RequestProblem extends Error {
     super(message);
     this.name = 'RequestProblem';
   }
+}
+
+/** A request header's (first) value. */
+export function requestHeader(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 /** JSON bodies are small (the largest is a render body with its draft). */
@@ -207,4 +214,44 @@ export function sendSuccess(res: ServerResponse, data: unknown, status = 200): v
 /** Failure of a render-proxy route; `code` is added when an envelope code applies (1001). */
 export function sendFailure(res: ServerResponse, status: number, error: string, code?: number): void {
   sendJson(res, status, code === undefined ? { success: false, error } : { success: false, error, code, message: error });
+}
+
+/** The render proxy's routes: they answer in the success envelope (§1.5 style 2). */
+const RENDER_ROUTES: ReadonlySet<RouteName> = new Set<RouteName>(['render', 'render-status', 'render-cancel', 'download']);
+
+/** Whether `route` answers in the render proxy's success envelope. */
+export function isRenderRoute(route: RouteName | undefined): boolean {
+  return route !== undefined && RENDER_ROUTES.has(route);
+}
+
+/** A business error in the style of the route (code envelope, render success envelope, or ADK's pre-stream error). */
+export function sendRouteError(res: ServerResponse, compat: CompatOptions, route: RouteName, code: number, message: string): void {
+  if (isRenderRoute(route)) {
+    sendFailure(res, compat.errors === 'status' ? statusForCode(code) : 200, message, code);
+  } else if (route === 'sse') {
+    // Pre-stream errors on /run_sse: 1001 as 401 and 1002 as 404 like ADK, others per mode (Q7).
+    const forceStatus = code === ErrorCodes.tokenInvalid ? 401 : code === ErrorCodes.sessionNotFound ? 404 : undefined;
+    sendCodeError(res, compat, code, message, { detail: true, ...(forceStatus === undefined ? {} : { forceStatus }) });
+  } else {
+    sendCodeError(res, compat, code, message);
+  }
+}
+
+/** A request that could not be read, answered with its own status in the route's envelope. */
+export function sendProblem(res: ServerResponse, compat: CompatOptions, route: RouteName | undefined, problem: RequestProblem): void {
+  if (isRenderRoute(route)) sendFailure(res, problem.status, problem.message, problem.code >= 1000 ? problem.code : undefined);
+  else sendCodeError(res, compat, problem.code, problem.message, { forceStatus: problem.status });
+}
+
+/** Resolves once the response closes (the client went away, or it was ended) or the server shuts down. */
+export function untilClosed(res: ServerResponse, shutdown: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      shutdown.removeEventListener('abort', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('close', done);
+    shutdown.addEventListener('abort', done, { once: true });
+  });
 }

@@ -20,14 +20,15 @@ import { findPhonemeRecogniser } from './phonemes.js';
 import { DEFAULT_COMPAT, type FaultRule, type LocalBackendOptions, type LocalEvent } from './options.js';
 import { createRandom } from './random.js';
 import { RenderManager } from './renders.js';
-import { handleRequest, type LocalStats, type ServerContext } from './server.js';
+import { emptyStats, type LocalStats, type ServerContext } from './context.js';
+import { handleRequest } from './server.js';
 import { Store } from './store.js';
 
 export { parseCompat, parseFaultRule, parseLatency, DEFAULT_COMPAT } from './options.js';
 export type { CompatOptions, FaultKind, FaultRule, LatencyMap, LocalBackendOptions, LocalEvent, LocalLogger } from './options.js';
 export { findFfmpeg, probeMedia } from './ffmpeg.js';
 export type { FfmpegTools, MediaInfo } from './ffmpeg.js';
-export type { LocalStats } from './server.js';
+export type { LocalStats } from './context.js';
 
 /** A running local backend. */
 export interface LocalBackend {
@@ -48,26 +49,6 @@ export interface LocalBackend {
   onEvent(listener: (event: LocalEvent) => void): () => void;
   /** Stop: ends streams and stalls, stops turns and renders (resumed on the next start), persists. */
   close(): Promise<void>;
-}
-
-function emptyStats(): LocalStats {
-  return {
-    requests: {},
-    tokensIssued: 0,
-    sessionsCreated: 0,
-    uploads: 0,
-    uploadBytes: 0,
-    urlUploads: 0,
-    messages: 0,
-    rendersStarted: 0,
-    rendersCompleted: 0,
-    rendersFailed: 0,
-    renderCacheHits: 0,
-    creditsSpent: 0,
-    faultsFired: {},
-    inFlight: {},
-    maxInFlight: {},
-  };
 }
 
 /** Start a local backend. Resolves once it listens. */
