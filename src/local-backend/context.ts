@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteName } from '../contract/routes.js';
+import type { Clock } from '../core/clock.js';
 import type { FaultDecision, FaultEngine } from './faults.js';
 import type { MediaStore } from './media-store.js';
 import type { CompatOptions, LatencyMap, LocalEvent, LocalLogger } from './options.js';
@@ -66,8 +67,8 @@ export interface ServerContext {
   random: Random;
   heartbeatMs: number;
   tokenTtlMs: number;
-  /** The clock of token lifetimes. */
-  now: () => number;
+  /** Every time the server reads: token lifetimes, stamps, log durations. */
+  clock: Clock;
   /** Credits of a new anonymous account. */
   anonymousCredits: number;
   /** New anonymous tokens per IP per 7 days, when the quota is on. */

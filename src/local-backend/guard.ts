@@ -35,7 +35,7 @@ export function authenticate(ctx: ServerContext, req: IncomingMessage, res: Serv
     sendRouteError(res, ctx.compat, route, ErrorCodes.tokenInvalid, 'the token is missing or invalid; request a new one with POST /api/auth/anonymous-token');
     return undefined;
   }
-  if (record.expiresAt <= ctx.now()) {
+  if (record.expiresAt <= ctx.clock.now()) {
     sendRouteError(res, ctx.compat, route, ErrorCodes.tokenInvalid, 'the token has expired; request a new one with the same X-Client-Id');
     return undefined;
   }

@@ -29,7 +29,7 @@ function logName(matched: RouteMatch): string {
 
 /** Entry point for every request. */
 export async function handleRequest(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const started = Date.now();
+  const started = ctx.clock.now();
   let pathname = '/';
   try {
     pathname = new URL(req.url ?? '/', 'http://local.invalid').pathname;
@@ -39,7 +39,7 @@ export async function handleRequest(ctx: ServerContext, req: IncomingMessage, re
   const method = req.method ?? 'GET';
   const matched = matchRoute(method, pathname);
   let routeName: string = 'unknown';
-  res.on('finish', () => ctx.logger?.(`${method} ${pathname} ${res.statusCode} ${Date.now() - started}ms [${routeName}]`));
+  res.on('finish', () => ctx.logger?.(`${method} ${pathname} ${res.statusCode} ${ctx.clock.now() - started}ms [${routeName}]`));
   if (matched === undefined) {
     sendCodeError(res, ctx.compat, 404, `no route ${method} ${pathname}`, { forceStatus: 404 });
     return;

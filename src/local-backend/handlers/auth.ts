@@ -24,7 +24,7 @@ export const authHandlers: Handlers<'auth' | 'claim' | 'credits'> = {
       sendCodeError(res, ctx.compat, 400, 'X-Client-Id is required (a stable id of at most 64 characters, e.g. a UUID)', { forceStatus: 400 });
       return;
     }
-    const now = ctx.now();
+    const now = ctx.clock.now();
     const live = ctx.store.liveTokens.get(clientId);
     const liveRecord = live ? ctx.store.data.tokens[tokenHash(live)] : undefined;
     const existing = Object.values(ctx.store.data.tokens).find((t) => t.clientId === clientId && t.expiresAt > now);

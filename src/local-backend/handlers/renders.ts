@@ -76,7 +76,7 @@ export const renderHandlers: Handlers<'render' | 'render-status' | 'render-cance
       sendFailure(res, 409, 'duplicate render id; choose a new id');
       return;
     }
-    const record: RenderRecord = { id, userId: user.id, sessionId: session.id, draft, output, status: 'pending', progress: 5, createdAt: Date.now() };
+    const record: RenderRecord = { id, userId: user.id, sessionId: session.id, draft, output, status: 'pending', progress: 5, createdAt: ctx.clock.now() };
     ctx.store.data.renders[id] = record;
     ctx.stats.rendersStarted += 1;
     ctx.emit({ type: 'render:submitted', renderId: id, sessionId: session.id });

@@ -37,7 +37,7 @@ export const sessionHandlers: Handlers<'session' | 'state' | 'sse'> = {
       draft: undefined,
       canvas: undefined,
       generatedMedia: [],
-      createdAt: Date.now(),
+      createdAt: ctx.clock.now(),
     };
     ctx.store.data.sessions[id] = session;
     ctx.stats.sessionsCreated += 1;
@@ -86,7 +86,7 @@ export const sessionHandlers: Handlers<'session' | 'state' | 'sse'> = {
     }
     ctx.stats.messages += 1;
     const invocationId = `e-${randomUUID()}`;
-    const writer = new SseWriter(res, ctx.compat, invocationId);
+    const writer = new SseWriter(res, ctx.compat, invocationId, ctx.clock);
     ctx.busySessions.set(session.id, (ctx.busySessions.get(session.id) ?? 0) + 1);
     ctx.emit({ type: 'turn:accepted', sessionId: session.id, invocationId, cost: charged, turnClass: plan.turnClass });
     const turn = runTurn(
