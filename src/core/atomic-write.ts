@@ -1,13 +1,56 @@
 /**
  * The one atomic file writer: a reader sees the old or the new file, never half of one (temp
- * file beside the target, then rename), and the one place such a rename happens: the run
- * state's and the local backend's snapshots, the watch ledger and sidecars, provenance records,
- * run reports, the client id and the upload cache all write through it. (Files that arrive as
- * a stream, downloads, uploads and renders, are renamed into place by their own writers.)
+ * file beside the target, then rename), and the one place such a rename happens. Whole files
+ * (the run state's and the local backend's snapshots, the watch ledger and sidecars, provenance
+ * records, run reports, the client id, the upload cache, the local backend's face and phoneme
+ * caches) go through `writeFileAtomic`; files that arrive as a stream (uploads stored by the
+ * local backend, its encoded renders) are written to an `AtomicTarget`'s temp path by their
+ * producer and committed through it.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+
+/** A new version of `dest` being written: write it at `tempPath`, then `commit()` or `abort()`. */
+export interface AtomicTarget {
+  /** The file the commit replaces (or creates). */
+  readonly dest: string;
+  /** Where the new content goes: beside `dest`, so the rename never crosses file systems. */
+  readonly tempPath: string;
+  /** Put what was written at `tempPath` in place of `dest`: fsync when durable, then rename. */
+  commit(): Promise<void>;
+  /** Remove whatever was written at `tempPath`; safe when nothing was, and after a failed commit. */
+  abort(): Promise<void>;
+}
+
+/**
+ * A target for writing `dest` atomically when the bytes come from elsewhere (a stream, a child
+ * process writing the temp path itself). `durable` (default true) makes `commit` fsync the new
+ * content before the rename, so it also survives a power loss; see `writeFileAtomic`. The
+ * folder of `dest` must exist.
+ */
+export function createAtomicTarget(dest: string, options: { durable?: boolean } = {}): AtomicTarget {
+  const tempPath = `${dest}.${randomBytes(6).toString('hex')}.tmp`;
+  return {
+    dest,
+    tempPath,
+    async commit() {
+      if (options.durable !== false) {
+        // fsync flushes the file, not the descriptor: a fresh one serves whoever wrote the bytes.
+        const handle = await open(tempPath, 'r+');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }
+      await rename(tempPath, dest);
+    },
+    async abort() {
+      await rm(tempPath, { force: true }).catch(() => undefined);
+    },
+  };
+}
 
 /**
  * Write `data` atomically: a string, bytes, or text in pieces (a large snapshot need not be
@@ -18,10 +61,10 @@ import path from 'node:path';
  */
 export async function writeFileAtomic(file: string, data: string | Uint8Array | Iterable<string>, options: { durable?: boolean; mode?: number } = {}): Promise<number> {
   await mkdir(path.dirname(file), { recursive: true, ...(options.mode === undefined ? {} : { mode: 0o700 }) });
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const target = createAtomicTarget(file, options.durable === undefined ? {} : { durable: options.durable });
   let bytes = 0;
   try {
-    const handle = await open(temp, 'w', options.mode);
+    const handle = await open(target.tempPath, 'w', options.mode);
     try {
       if (options.mode !== undefined) await handle.chmod(options.mode);
       const pieces = typeof data === 'string' || data instanceof Uint8Array ? [data] : data;
@@ -30,13 +73,12 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array | 
         await handle.writeFile(piece);
         bytes += typeof piece === 'string' ? Buffer.byteLength(piece) : piece.byteLength;
       }
-      if (options.durable !== false) await handle.sync();
     } finally {
       await handle.close();
     }
-    await rename(temp, file);
+    await target.commit();
   } catch (error) {
-    await unlink(temp).catch(() => undefined);
+    await target.abort();
     throw error;
   }
   return bytes;

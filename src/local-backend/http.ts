@@ -1,16 +1,17 @@
 /**
  * Request reading and the contract's response shapes (CONTRACT §1.5, §5, §9 Q1): code
- * envelopes for most routes, success envelopes for the render proxy, and the error-status
- * variants selected by `compat.errors`.
+ * envelopes for most routes, success envelopes for the render proxy, ADK-style pre-stream
+ * errors on `/run_sse`, and the error-status variants selected by `compat.errors`.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import { ErrorCodes } from '../contract/codes.js';
+import type { RouteName } from '../contract/routes.js';
+import type { AtomicTarget } from '../core/atomic-write.js';
 import type { CompatOptions } from './options.js';
 
 /** Thrown while reading a request; carries the contract answer to send. */
@@ -23,6 +24,12 @@ export class RequestProblem extends Error {
     super(message);
     this.name = 'RequestProblem';
   }
+}
+
+/** A request header's (first) value. */
+export function requestHeader(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 /** JSON bodies are small (the largest is a render body with its draft). */
@@ -49,11 +56,11 @@ export async function readJson(req: IncomingMessage, limit = MAX_JSON_BYTES): Pr
 }
 
 /** One file part of a multipart upload, already on disk (or skipped). */
-export interface UploadedPart {
+export interface UploadedPart<T extends AtomicTarget> {
   /** The client's file name (metadata only; never used as a path). */
   name: string;
-  /** Where the bytes were written; undefined when the part's type was refused unread. */
-  tempPath: string | undefined;
+  /** Where the bytes were written, not yet committed; undefined when the part's type was refused unread. */
+  target: T | undefined;
   size: number;
   sha256: string;
 }
@@ -61,17 +68,12 @@ export interface UploadedPart {
 /**
  * Stream a multipart body with busboy, capped at `limit` bytes of body: a body that runs over
  * is cut off and answered with 413 + 4002 (CONTRACT §9 Q13). Parts named `files` (and the
- * alias `file`) are written as they arrive to fresh paths from `tempPath`, hashed on the way,
- * so memory does not grow with the upload; parts whose name `accept` refuses are drained
- * unwritten. Other fields are ignored. On failure every temp file is removed; on success the
- * caller owns them (see `discardParts`).
+ * alias `file`) are written as they arrive to the temp path of the target `targetFor` gives
+ * their name, hashed on the way, so memory does not grow with the upload; parts it gives no
+ * target (a refused type) are drained unwritten. Other fields are ignored. On failure every
+ * target is aborted; on success the caller commits or discards them (see `discardParts`).
  */
-export async function readMultipart(
-  req: IncomingMessage,
-  limit: number,
-  tempPath: () => string,
-  accept: (name: string) => boolean,
-): Promise<UploadedPart[]> {
+export async function readMultipart<T extends AtomicTarget>(req: IncomingMessage, limit: number, targetFor: (name: string) => T | undefined): Promise<UploadedPart<T>[]> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   const tooLarge = (): RequestProblem => new RequestProblem(413, ErrorCodes.fileTooLarge, `upload over the ${Math.round(limit / 1024 / 1024)} MiB limit; compress or trim the file`);
   const unreadable = (error: unknown): RequestProblem =>
@@ -97,20 +99,20 @@ export async function readMultipart(
       callback(null, chunk);
     },
   });
-  const parts: UploadedPart[] = [];
+  const parts: UploadedPart<T>[] = [];
   const writes: Promise<void>[] = [];
   parser.on('file', (field, file, info) => {
     if (field !== 'files' && field !== 'file') {
       file.resume();
       return;
     }
-    const part: UploadedPart = { name: info.filename ?? '', tempPath: undefined, size: 0, sha256: '' };
+    const part: UploadedPart<T> = { name: info.filename ?? '', target: undefined, size: 0, sha256: '' };
     parts.push(part);
-    if (!accept(part.name)) {
+    part.target = targetFor(part.name);
+    if (part.target === undefined) {
       file.resume();
       return;
     }
-    part.tempPath = tempPath();
     const hash = createHash('sha256');
     const tap = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
@@ -119,7 +121,7 @@ export async function readMultipart(
         callback(null, chunk);
       },
     });
-    const written = pipeline(file, tap, createWriteStream(part.tempPath)).then(() => {
+    const written = pipeline(file, tap, createWriteStream(part.target.tempPath)).then(() => {
       part.sha256 = hash.digest('hex');
     });
     // Observed here so a failing write is never an unhandled rejection; awaited below.
@@ -146,9 +148,9 @@ export async function readMultipart(
   }
 }
 
-/** Remove whatever temp files of `parts` are still there (adopted ones were renamed away). */
-export async function discardParts(parts: readonly UploadedPart[]): Promise<void> {
-  await Promise.all(parts.flatMap((p) => (p.tempPath === undefined ? [] : [rm(p.tempPath, { force: true })])));
+/** Abort the targets of `parts` (whatever of them is still a temp file: committed ones were renamed away). */
+export async function discardParts(parts: readonly UploadedPart<AtomicTarget>[]): Promise<void> {
+  await Promise.all(parts.flatMap((p) => (p.target === undefined ? [] : [p.target.abort()])));
 }
 
 /** Send a JSON body with a status. */
@@ -212,4 +214,44 @@ export function sendSuccess(res: ServerResponse, data: unknown, status = 200): v
 /** Failure of a render-proxy route; `code` is added when an envelope code applies (1001). */
 export function sendFailure(res: ServerResponse, status: number, error: string, code?: number): void {
   sendJson(res, status, code === undefined ? { success: false, error } : { success: false, error, code, message: error });
+}
+
+/** The render proxy's routes: they answer in the success envelope (§1.5 style 2). */
+const RENDER_ROUTES: ReadonlySet<RouteName> = new Set<RouteName>(['render', 'render-status', 'render-cancel', 'download']);
+
+/** Whether `route` answers in the render proxy's success envelope. */
+export function isRenderRoute(route: RouteName | undefined): boolean {
+  return route !== undefined && RENDER_ROUTES.has(route);
+}
+
+/** A business error in the style of the route (code envelope, render success envelope, or ADK's pre-stream error). */
+export function sendRouteError(res: ServerResponse, compat: CompatOptions, route: RouteName, code: number, message: string): void {
+  if (isRenderRoute(route)) {
+    sendFailure(res, compat.errors === 'status' ? statusForCode(code) : 200, message, code);
+  } else if (route === 'sse') {
+    // Pre-stream errors on /run_sse: 1001 as 401 and 1002 as 404 like ADK, others per mode (Q7).
+    const forceStatus = code === ErrorCodes.tokenInvalid ? 401 : code === ErrorCodes.sessionNotFound ? 404 : undefined;
+    sendCodeError(res, compat, code, message, { detail: true, ...(forceStatus === undefined ? {} : { forceStatus }) });
+  } else {
+    sendCodeError(res, compat, code, message);
+  }
+}
+
+/** A request that could not be read, answered with its own status in the route's envelope. */
+export function sendProblem(res: ServerResponse, compat: CompatOptions, route: RouteName | undefined, problem: RequestProblem): void {
+  if (isRenderRoute(route)) sendFailure(res, problem.status, problem.message, problem.code >= 1000 ? problem.code : undefined);
+  else sendCodeError(res, compat, problem.code, problem.message, { forceStatus: problem.status });
+}
+
+/** Resolves once the response closes (the client went away, or it was ended) or the server shuts down. */
+export function untilClosed(res: ServerResponse, shutdown: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      shutdown.removeEventListener('abort', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('close', done);
+    shutdown.addEventListener('abort', done, { once: true });
+  });
 }

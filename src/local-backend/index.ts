@@ -11,7 +11,9 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ANONYMOUS_GRANT } from '../contract/pricing.js';
+import { systemClock } from '../core/clock.js';
 import { UsageError } from '../core/errors.js';
+import { systemTimers } from '../core/timers.js';
 import { acquirePidLock, type HeldLock } from '../core/pid-lock.js';
 import { FaultEngine } from './faults.js';
 import { detectCapabilities, findFfmpeg, type FfmpegTools, type RenderCapabilities } from './ffmpeg.js';
@@ -20,14 +22,15 @@ import { findPhonemeRecogniser } from './phonemes.js';
 import { DEFAULT_COMPAT, type FaultRule, type LocalBackendOptions, type LocalEvent } from './options.js';
 import { createRandom } from './random.js';
 import { RenderManager } from './renders.js';
-import { handleRequest, type LocalStats, type ServerContext } from './server.js';
+import { emptyStats, type LocalStats, type ServerContext } from './context.js';
+import { handleRequest } from './server.js';
 import { Store } from './store.js';
 
 export { parseCompat, parseFaultRule, parseLatency, DEFAULT_COMPAT } from './options.js';
 export type { CompatOptions, FaultKind, FaultRule, LatencyMap, LocalBackendOptions, LocalEvent, LocalLogger } from './options.js';
 export { findFfmpeg, probeMedia } from './ffmpeg.js';
 export type { FfmpegTools, MediaInfo } from './ffmpeg.js';
-export type { LocalStats } from './server.js';
+export type { LocalStats } from './context.js';
 
 /** A running local backend. */
 export interface LocalBackend {
@@ -48,26 +51,6 @@ export interface LocalBackend {
   onEvent(listener: (event: LocalEvent) => void): () => void;
   /** Stop: ends streams and stalls, stops turns and renders (resumed on the next start), persists. */
   close(): Promise<void>;
-}
-
-function emptyStats(): LocalStats {
-  return {
-    requests: {},
-    tokensIssued: 0,
-    sessionsCreated: 0,
-    uploads: 0,
-    uploadBytes: 0,
-    urlUploads: 0,
-    messages: 0,
-    rendersStarted: 0,
-    rendersCompleted: 0,
-    rendersFailed: 0,
-    renderCacheHits: 0,
-    creditsSpent: 0,
-    faultsFired: {},
-    inFlight: {},
-    maxInFlight: {},
-  };
 }
 
 /** Start a local backend. Resolves once it listens. */
@@ -114,6 +97,7 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
   const env = options.env ?? {};
   const found: FfmpegTools | undefined = options.ffmpegPath && options.ffprobePath ? undefined : findFfmpeg(env);
   const tools: FfmpegTools = { ffmpeg: options.ffmpegPath ?? found?.ffmpeg ?? 'ffmpeg', ffprobe: options.ffprobePath ?? found?.ffprobe ?? 'ffprobe' };
+  const clock = options.clock ?? systemClock;
   const shutdown = new AbortController();
   // Every request, turn and render in flight listens for shutdown; hundreds at once are normal.
   setMaxListeners(0, shutdown.signal);
@@ -122,7 +106,7 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
 
   const listeners = new Set<(event: LocalEvent) => void>();
   const emit = (event: Omit<LocalEvent, 'at'>): void => {
-    const stamped = { ...event, at: Date.now() } as LocalEvent;
+    const stamped = { ...event, at: clock.now() } as LocalEvent;
     for (const listener of listeners) listener(stamped);
   };
   const stats = emptyStats();
@@ -132,13 +116,13 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
   const latency = { ...(options.latency ?? {}) };
 
   const media = new MediaStore(store, tools, findPhonemeRecogniser(env));
-  const renders = new RenderManager(
+  const renders = new RenderManager({
     store,
     tools,
     media,
-    capabilities,
-    () => latency.render ?? 0,
-    ({ type, render }) => {
+    caps: capabilities,
+    minRenderMs: () => latency.render ?? 0,
+    listener: ({ type, render }) => {
       if (type === 'render:completed') {
         stats.rendersCompleted += 1;
         if (render.cacheHit) stats.renderCacheHits += 1;
@@ -146,8 +130,10 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
       if (type === 'render:failed') stats.rendersFailed += 1;
       emit({ type, renderId: render.id, sessionId: render.sessionId, status: render.status, progress: render.progress, ...(render.error ? { error: render.error } : {}) });
     },
-    shutdown.signal,
-  );
+    shutdown: shutdown.signal,
+    clock,
+    timers: options.renderTimers ?? systemTimers,
+  });
 
   let baseUrl = '';
   const ctx: ServerContext = {
@@ -160,7 +146,7 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
     random,
     heartbeatMs: Math.max(1, options.heartbeatMs ?? 15_000),
     tokenTtlMs: options.tokenTtlMs ?? 7 * 24 * 3600 * 1000,
-    now: options.now ?? Date.now,
+    clock,
     anonymousCredits: options.anonymousCredits ?? ANONYMOUS_GRANT,
     ipQuota: options.ipQuota,
     tokensByIp: new Map(),

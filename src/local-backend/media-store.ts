@@ -8,8 +8,9 @@
  * phonemes when a recogniser is installed (`phones-<sha256>.json`, see `phonemes.ts`).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, link, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, link, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createAtomicTarget, writeFileAtomic, type AtomicTarget } from '../core/atomic-write.js';
 import { sanitizeFileName } from '../core/paths.js';
 import { mediaKindOf, type MediaKind } from '../contract/media.js';
 import { probeMedia, runTool, type FfmpegTools, type MediaInfo } from './ffmpeg.js';
@@ -26,6 +27,13 @@ const PHONES_CACHE_VERSION = 1;
 
 function newId(): string {
   return `u${randomBytes(9).toString('hex')}`;
+}
+
+/** An upload being received: the target its bytes are written to, and the name it will be stored under. */
+export interface IncomingUpload extends AtomicTarget {
+  id: string;
+  file: string;
+  ext: string;
 }
 
 /** What probing a file found, kept per content hash. */
@@ -86,9 +94,8 @@ export class MediaStore {
           // A recogniser that fails on a file is remembered as such: the spectrum serves.
           phones = null;
         }
-        const temp = `${cacheFile}.${randomBytes(4).toString('hex')}.tmp`;
-        await writeFile(temp, JSON.stringify({ v: PHONES_CACHE_VERSION, phones }));
-        await rename(temp, cacheFile);
+        // A cache: worth no disk flush (a lost one is recognised again).
+        await writeFileAtomic(cacheFile, JSON.stringify({ v: PHONES_CACHE_VERSION, phones }), { durable: false });
         return phones;
       })();
       this.phones.set(upload.sha256, found);
@@ -102,9 +109,15 @@ export class MediaStore {
     return path.join(this.store.uploadsDir, file);
   }
 
-  /** A fresh path in the uploads folder for bytes still arriving (never a stored name). */
-  incomingPath(): string {
-    return this.pathOf(`.incoming-${randomBytes(8).toString('hex')}.part`);
+  /**
+   * Where an upload of type `ext` still arriving is written: its stored name is chosen now (the
+   * client's name is never a path), its bytes go to a temp file beside it until `addFile`.
+   */
+  incoming(ext: string): IncomingUpload {
+    const id = newId();
+    const file = `${id}.${ext}`;
+    // No fsync, as before: the upload's record is what the journal makes durable.
+    return { ...createAtomicTarget(this.pathOf(file), { durable: false }), id, file, ext };
   }
 
   /** Store one uploaded file (already validated) for a session. */
@@ -117,14 +130,12 @@ export class MediaStore {
   }
 
   /**
-   * Store an upload that was streamed to `tempPath` (from `incomingPath`): renamed into place
-   * under a server-chosen name, never read into memory.
+   * Store an upload that was streamed to an `incoming` target: committed under its
+   * server-chosen name, never read into memory.
    */
-  async addFile(sessionId: string, originalName: string, ext: string, tempPath: string, size: number, sha256: string, signal: AbortSignal): Promise<UploadRecord> {
-    const id = newId();
-    const file = `${id}.${ext}`;
-    await rename(tempPath, this.pathOf(file));
-    return this.register(id, file, sessionId, originalName, ext, size, sha256, signal, false);
+  async addFile(sessionId: string, originalName: string, upload: IncomingUpload, size: number, sha256: string, signal: AbortSignal): Promise<UploadRecord> {
+    await upload.commit();
+    return this.register(upload.id, upload.file, sessionId, originalName, upload.ext, size, sha256, signal, false);
   }
 
   private async register(
@@ -233,9 +244,7 @@ export class MediaStore {
           byPixels.catch(() => this.facesByPixels.delete(pixels));
         }
         const found = await byPixels;
-        const temp = `${cacheFile}.${randomBytes(4).toString('hex')}.tmp`;
-        await writeFile(temp, JSON.stringify({ v: FACE_CACHE_VERSION, face: found }));
-        await rename(temp, cacheFile);
+        await writeFileAtomic(cacheFile, JSON.stringify({ v: FACE_CACHE_VERSION, face: found }), { durable: false });
         return found;
       })();
       this.faces.set(upload.sha256, face);

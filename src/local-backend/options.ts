@@ -2,7 +2,9 @@
  * Options of the local backend and the parsers behind `talk serve`'s flags (SPEC §5).
  * Parsers throw `UsageError` with a sentence that names the bad spec and the accepted form.
  */
+import type { Clock } from '../core/clock.js';
 import { UsageError } from '../core/errors.js';
+import type { Timers } from '../core/timers.js';
 import { ROUTE_NAMES, type RouteName, type RouteSelector } from '../contract/routes.js';
 
 /**
@@ -106,8 +108,19 @@ export interface LocalBackendOptions {
   heartbeatMs?: number;
   /** Anonymous token lifetime; default 7 days. */
   tokenTtlMs?: number;
-  /** The clock token lifetimes are measured by (default `Date.now`); tests move it instead of waiting. */
-  now?: () => number;
+  /**
+   * Every time the backend reads (default the system's): token lifetimes and quota windows,
+   * record and event stamps, SSE event timestamps, request log durations, and a render's
+   * elapsed time against `render=MS`. Tests move it instead of waiting.
+   */
+  clock?: Clock;
+  /**
+   * What render jobs wait on (default Node's timers): the progress ticks and the `render=MS`
+   * floor, both measured on `clock`, so a test that moves a hand-held clock also decides when
+   * a render may finish. Route latency, turn pacing and SSE heartbeats keep Node's timers: they
+   * pace traffic, and the turns that make a draft must run without the test moving time.
+   */
+  renderTimers?: Timers;
   /** Credits a new anonymous account starts with; default the contract's grant (100, one generation). */
   anonymousCredits?: number;
   /**

@@ -12,12 +12,14 @@
  * identical renders takes about one encode plus the floor, not N of them.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, link, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, link, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { sleep } from '../core/abort.js';
+import { createAtomicTarget } from '../core/atomic-write.js';
+import type { Clock } from '../core/clock.js';
+import { sleepOn, type Timers } from '../core/timers.js';
 import { TrackType, type Draft } from '../contract/draft.js';
 import type { Aspect } from '../contract/pricing.js';
 import type { RenderCapabilities, FfmpegTools } from './ffmpeg.js';
@@ -61,6 +63,23 @@ interface SharedEncode {
   done: Promise<{ notes: string[] }>;
 }
 
+/** What a render manager works with. */
+export interface RenderManagerDeps {
+  store: Store;
+  tools: FfmpegTools;
+  media: MediaStore;
+  caps: () => Promise<RenderCapabilities>;
+  /** The least time a render takes (`render=MS`), read as each job starts. */
+  minRenderMs: () => number;
+  listener: RenderListener;
+  /** Aborts every job on server shutdown. */
+  shutdown: AbortSignal;
+  /** Elapsed time and the records' `createdAt`/`completedAt`. */
+  clock: Clock;
+  /** The progress ticks and the `render=MS` floor wait on these. */
+  timers: Timers;
+}
+
 /** Runs and tracks render jobs for one server. */
 export class RenderManager {
   /** Real encodes only: one per core (ffmpeg's x264 uses several threads; this bounds memory). */
@@ -69,15 +88,27 @@ export class RenderManager {
   private readonly controllers = new Map<string, AbortController>();
   private readonly running = new Set<Promise<void>>();
 
-  constructor(
-    private readonly store: Store,
-    private readonly tools: FfmpegTools,
-    private readonly media: MediaStore,
-    private readonly caps: () => Promise<RenderCapabilities>,
-    private readonly minRenderMs: () => number,
-    private readonly listener: RenderListener,
-    private readonly shutdown: AbortSignal,
-  ) {}
+  private readonly store: Store;
+  private readonly tools: FfmpegTools;
+  private readonly media: MediaStore;
+  private readonly caps: () => Promise<RenderCapabilities>;
+  private readonly minRenderMs: () => number;
+  private readonly listener: RenderListener;
+  private readonly shutdown: AbortSignal;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+
+  constructor(deps: RenderManagerDeps) {
+    this.store = deps.store;
+    this.tools = deps.tools;
+    this.media = deps.media;
+    this.caps = deps.caps;
+    this.minRenderMs = deps.minRenderMs;
+    this.listener = deps.listener;
+    this.shutdown = deps.shutdown;
+    this.clock = deps.clock;
+    this.timers = deps.timers;
+  }
 
   /** Start (or restart after a server restart) the job of a stored render record. */
   start(record: RenderRecord): void {
@@ -95,7 +126,7 @@ export class RenderManager {
   cancel(record: RenderRecord): boolean {
     if (record.status !== 'pending' && record.status !== 'processing') return false;
     record.status = 'cancelled';
-    record.completedAt = Date.now();
+    record.completedAt = this.clock.now();
     this.controllers.get(record.id)?.abort();
     void this.store.save({ renders: record.id });
     this.listener({ type: 'render:cancelled', render: record });
@@ -113,12 +144,12 @@ export class RenderManager {
   }
 
   private async run(record: RenderRecord, signal: AbortSignal): Promise<void> {
-    const startedAt = Date.now();
+    const startedAt = this.clock.now();
     const minMs = this.minRenderMs();
     let encodeFraction = 0;
     const update = (): void => {
       if (record.status !== 'processing') return;
-      const timeFraction = minMs > 0 ? Math.min(1, (Date.now() - startedAt) / minMs) : 1;
+      const timeFraction = minMs > 0 ? Math.min(1, (this.clock.now() - startedAt) / minMs) : 1;
       // ffmpeg reports every half second, so a short encode may say nothing until it ends;
       // meanwhile the floor's clock alone moves the bar, up to halfway.
       const fraction = Math.min(Math.max(encodeFraction, timeFraction / 2), timeFraction);
@@ -128,7 +159,7 @@ export class RenderManager {
         this.listener({ type: 'render:progress', render: record });
       }
     };
-    const ticker = setInterval(update, 100);
+    const stopTicker = this.timers.setInterval(update, 100);
     try {
       if (signal.aborted || (record.status !== 'pending' && record.status !== 'processing')) return;
       record.status = 'processing';
@@ -156,8 +187,8 @@ export class RenderManager {
       await linkOrCopy(cached, target);
       // `render=MS` is a floor on the whole render, waited outside any slot so it never
       // delays another render's encode.
-      const remaining = minMs - (Date.now() - startedAt);
-      if (remaining > 0) await sleep(remaining, signal);
+      const remaining = minMs - (this.clock.now() - startedAt);
+      if (remaining > 0) await sleepOn(this.timers, remaining, signal);
       if (signal.aborted) return;
       const info = await stat(target);
       record.file = fileName;
@@ -165,7 +196,7 @@ export class RenderManager {
       record.duration = job.durationSec;
       record.status = 'completed';
       record.progress = 100;
-      record.completedAt = Date.now();
+      record.completedAt = this.clock.now();
       // Count before persisting: a status read may see `completed` while the write runs.
       this.listener({ type: 'render:completed', render: record });
       await this.store.save({ renders: record.id });
@@ -174,11 +205,11 @@ export class RenderManager {
       if (this.shutdown.aborted || record.status === 'cancelled') return;
       record.status = 'failed';
       record.error = error instanceof Error ? error.message : String(error);
-      record.completedAt = Date.now();
+      record.completedAt = this.clock.now();
       void this.store.save({ renders: record.id });
       this.listener({ type: 'render:failed', render: record });
     } finally {
-      clearInterval(ticker);
+      stopTicker();
     }
   }
 
@@ -208,24 +239,30 @@ export class RenderManager {
       const encodeSignal = AbortSignal.any([controller.signal, this.shutdown]);
       entry.done = this.limit(async () => {
         encodeSignal.throwIfAborted();
-        const cached = this.cacheFile(cacheKey);
-        const partial = `${cached}.${randomBytes(4).toString('hex')}.part`;
-        // The face is looked for once per portrait (the turn usually did already); only a
-        // real encode needs it, never a cached copy.
-        const face = job.still && visual ? await this.media.faceOf(visual, encodeSignal) : undefined;
-        // So are the voice's phonemes, when a recogniser is installed (else the spectrum serves).
-        const phones = face && voice ? await this.media.phonesOf(voice, encodeSignal) : undefined;
-        const result = await encodeRender(this.tools, await this.caps(), job, stillSize, path.join(this.store.workDir, `${cacheKey}-${randomBytes(4).toString('hex')}`), partial, {
-          face,
-          phones,
-          phonemesInstalled: this.media.phonemes !== undefined,
-          signal: encodeSignal,
-          onProgress: (f) => {
-            for (const listener of entry.progress) listener(f);
-          },
-        });
-        await rename(partial, cached);
-        return result;
+        // ffmpeg writes the temp file; the cache file appears whole or not at all. No fsync, as
+        // before: a cache file lost to a power cut is encoded again.
+        const cached = createAtomicTarget(this.cacheFile(cacheKey), { durable: false });
+        try {
+          // The face is looked for once per portrait (the turn usually did already); only a
+          // real encode needs it, never a cached copy.
+          const face = job.still && visual ? await this.media.faceOf(visual, encodeSignal) : undefined;
+          // So are the voice's phonemes, when a recogniser is installed (else the spectrum serves).
+          const phones = face && voice ? await this.media.phonesOf(voice, encodeSignal) : undefined;
+          const result = await encodeRender(this.tools, await this.caps(), job, stillSize, path.join(this.store.workDir, `${cacheKey}-${randomBytes(4).toString('hex')}`), cached.tempPath, {
+            face,
+            phones,
+            phonemesInstalled: this.media.phonemes !== undefined,
+            signal: encodeSignal,
+            onProgress: (f) => {
+              for (const listener of entry.progress) listener(f);
+            },
+          });
+          await cached.commit();
+          return result;
+        } catch (error) {
+          await cached.abort();
+          throw error;
+        }
       }).finally(() => this.encoding.delete(cacheKey));
       this.encoding.set(cacheKey, entry);
       shared = entry;

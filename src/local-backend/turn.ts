@@ -8,6 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { sleep } from '../core/abort.js';
+import type { Clock } from '../core/clock.js';
 import type { CompatOptions } from './options.js';
 import type { ApplyContext, TurnPlan } from './agent.js';
 import type { UserRecord } from './store.js';
@@ -27,6 +28,8 @@ export class SseWriter {
     private readonly res: ServerResponse,
     private readonly compat: CompatOptions,
     private readonly invocationId: string,
+    /** Stamps each event's `timestamp`. */
+    private readonly clock: Clock,
   ) {
     res.on('close', () => {
       this.connected = false;
@@ -58,7 +61,7 @@ export class SseWriter {
       actions: { stateDelta: {}, artifactDelta: {}, requestedAuthConfigs: {} },
       ...extra,
       id: randomBytes(6).toString('base64url'),
-      timestamp: Date.now() / 1000,
+      timestamp: this.clock.now() / 1000,
     });
   }
 

@@ -143,7 +143,7 @@ describe('SSE turns', () => {
     // because the test moves time there, not because a wait outlasted it.
     let now = Date.now();
     const clock = { now: () => now };
-    const r = await startRig({ local: { tokenTtlMs: 300, now: clock.now }, clock });
+    const r = await startRig({ local: { tokenTtlMs: 300, clock }, clock });
     rig = r;
     const media = makeMedia(r.dir);
     const { sessionId } = await r.client.createSession({ taskName: 'p', language: 'en' });

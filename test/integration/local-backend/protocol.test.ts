@@ -76,7 +76,7 @@ describe('anonymous token', () => {
   it('after expiry answers 1001, and the same client id gets a new token for the same user and sessions', async () => {
     // The backend's clock is injected: the token expires when the test moves it, not after a wait.
     let now = Date.now();
-    const short = await startLocalBackend({ env: process.env, tokenTtlMs: 150, now: () => now });
+    const short = await startLocalBackend({ env: process.env, tokenTtlMs: 150, clock: { now: () => now } });
     try {
       const a = await anonymousToken(short.url, 'expiring');
       const sessionId = await createSession(short.url, a);
