@@ -92,8 +92,8 @@ export interface ServerContext {
   busySessions: Map<string, number>;
 }
 
-/** The stream faults that reach a handler (terminal faults were answered before it). */
-export type StreamFaults = Pick<FaultDecision, 'drop' | 'notext'>;
+/** The shaping faults that reach a handler (terminal faults were answered before it). */
+export type StreamFaults = Pick<FaultDecision, 'drop' | 'notext' | 'fail'>;
 
 /** Answers one route; `params` are the route's, by name. */
 export type Handler<Id extends RouteId> = (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, params: ParamsOf<Id>, faults: StreamFaults) => Promise<void>;

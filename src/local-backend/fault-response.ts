@@ -46,6 +46,7 @@ export async function applyFault(ctx: ServerContext, req: IncomingMessage, res: 
       return;
     case 'drop':
     case 'notext':
+    case 'fail':
       return;
     default:
       return unreachable(fault, 'fault');

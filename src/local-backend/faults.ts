@@ -1,7 +1,7 @@
 /**
  * Fault injection (SPEC §5): decides, per request, which rules fire. Terminal faults
- * (status, code, reset, stall) answer instead of the route; stream faults (drop, notext)
- * shape an SSE turn. A rule counts as fired only when it applies to the route it matched.
+ * (status, code, reset, stall) answer instead of the route; shaping faults change what the
+ * route itself does: drop and notext an SSE turn, fail a render it accepts. A rule counts as fired only when it applies to the route it matched.
  */
 import type { RouteName } from '../contract/routes.js';
 import type { FaultKind, FaultRule } from './options.js';
@@ -15,6 +15,8 @@ export interface FaultDecision {
   drop: boolean;
   /** SSE only: send no text. */
   notext: boolean;
+  /** Render submit only: accept the render, then fail it. */
+  fail: boolean;
 }
 
 interface ActiveRule {
@@ -22,8 +24,9 @@ interface ActiveRule {
   remaining: number | undefined;
 }
 
-function isStreamFault(fault: FaultKind): boolean {
-  return fault.kind === 'drop' || fault.kind === 'notext';
+/** The route a shaping fault belongs to; terminal faults fit every route. */
+function shapedRoute(fault: FaultKind): RouteName | undefined {
+  return fault.kind === 'drop' || fault.kind === 'notext' ? 'sse' : fault.kind === 'fail' ? 'render' : undefined;
 }
 
 /** The live rule set of one server; rules can be added and cleared while it runs. */
@@ -44,12 +47,13 @@ export class FaultEngine {
 
   /** Evaluate the rules in order for a request on `route`; stops at the first terminal fault. */
   decide(route: RouteName): FaultDecision {
-    const decision: FaultDecision = { drop: false, notext: false };
+    const decision: FaultDecision = { drop: false, notext: false, fail: false };
     for (const active of this.rules) {
       const { rule } = active;
       if (rule.route !== 'any' && rule.route !== route) continue;
-      // Stream faults mean nothing outside /run_sse; they neither fire nor use up a count there.
-      if (isStreamFault(rule.fault) && route !== 'sse') continue;
+      // A shaping fault means nothing on another route; it neither fires nor uses up a count there.
+      const shaped = shapedRoute(rule.fault);
+      if (shaped !== undefined && shaped !== route) continue;
       if (active.remaining !== undefined) {
         if (active.remaining <= 0) continue;
         active.remaining -= 1;
@@ -59,6 +63,7 @@ export class FaultEngine {
       this.fired[rule.spec] = (this.fired[rule.spec] ?? 0) + 1;
       if (rule.fault.kind === 'drop') decision.drop = true;
       else if (rule.fault.kind === 'notext') decision.notext = true;
+      else if (rule.fault.kind === 'fail') decision.fail = true;
       else {
         decision.terminal = rule.fault;
         break;

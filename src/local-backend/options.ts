@@ -63,7 +63,9 @@ export type FaultKind =
   /** SSE closes before its final event (the turn still finishes server-side). */
   | { kind: 'drop' }
   /** SSE sends no text event. */
-  | { kind: 'notext' };
+  | { kind: 'notext' }
+  /** Render submit only: the render is accepted, then fails as one the backend could not finish. */
+  | { kind: 'fail' };
 
 /** One `--fault` rule, parsed. `spec` is the rule as written: the key of `faultsFired`. */
 export interface FaultRule {
@@ -172,7 +174,7 @@ export function parseLatency(spec: string): LatencyMap {
 export function parseFaultRule(spec: string): FaultRule {
   const bad = (why: string): UsageError =>
     new UsageError(`bad --fault "${spec}": ${why}`, {
-      hint: 'write ROUTE:FAULT[:xN|:P%], FAULT one of status=NNN, code=NNNN, reset, stall, drop, notext; e.g. sse:drop:x1',
+      hint: 'write ROUTE:FAULT[:xN|:P%], FAULT one of status=NNN, code=NNNN, reset, stall, drop, notext, fail; e.g. sse:drop:x1',
     });
   const parts = spec.trim().split(':');
   if (parts.length < 2 || parts.length > 3) throw bad('expected two or three parts separated by ":"');
@@ -186,7 +188,7 @@ export function parseFaultRule(spec: string): FaultRule {
     if (n < 100 || n > 599) throw bad('status must be between 100 and 599');
     fault = { kind: 'status', status: n };
   } else if (code) fault = { kind: 'code', code: Number(code[1]) };
-  else if (faultPart === 'reset' || faultPart === 'stall' || faultPart === 'drop' || faultPart === 'notext') fault = { kind: faultPart };
+  else if (faultPart === 'reset' || faultPart === 'stall' || faultPart === 'drop' || faultPart === 'notext' || faultPart === 'fail') fault = { kind: faultPart };
   else throw bad(`unknown fault "${faultPart}"`);
   const rule: FaultRule = { spec: spec.trim(), route: routePart, fault };
   if (countPart !== undefined) {

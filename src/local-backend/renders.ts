@@ -166,6 +166,7 @@ export class RenderManager {
       record.progress = Math.max(record.progress, 5);
       void this.store.save({ renders: record.id });
       this.listener({ type: 'render:started', render: record });
+      if (record.injectedFailure !== undefined) throw new Error(record.injectedFailure);
       const { job, stillSize, cacheKey, visual, voice } = this.resolve(record);
       record.cacheKey = cacheKey;
       const cached = this.cacheFile(cacheKey);

@@ -57,7 +57,7 @@ export async function handleRequest(ctx: ServerContext, req: IncomingMessage, re
     const route = matched.counted;
     if (route === undefined) {
       // Media and the test hooks are outside stats, latency and faults.
-      await handler(ctx, req, res, params, { drop: false, notext: false });
+      await handler(ctx, req, res, params, { drop: false, notext: false, fail: false });
       return;
     }
     const { stats } = ctx;

@@ -83,6 +83,8 @@ export interface RenderRecord {
   progress: number;
   createdAt: number;
   completedAt?: number;
+  /** Set by a `render:fail` fault: the job fails with this as its error once it starts. */
+  injectedFailure?: string;
   error?: string;
   file?: string;
   size?: number;

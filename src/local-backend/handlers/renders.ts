@@ -47,7 +47,7 @@ async function sendRender(ctx: ServerContext, req: IncomingMessage, res: ServerR
 }
 
 export const renderHandlers: Handlers<'render' | 'render-status' | 'render-cancel' | 'download' | 'renderResult'> = {
-  render: async (ctx, req, res) => {
+  render: async (ctx, req, res, _params, faults) => {
     const user = authenticate(ctx, req, res, 'render');
     if (!user) return;
     const missing = ATTRIBUTION_HEADERS.filter((h) => !requestHeader(req, h));
@@ -76,7 +76,7 @@ export const renderHandlers: Handlers<'render' | 'render-status' | 'render-cance
       sendFailure(res, 409, 'duplicate render id; choose a new id');
       return;
     }
-    const record: RenderRecord = { id, userId: user.id, sessionId: session.id, draft, output, status: 'pending', progress: 5, createdAt: ctx.clock.now() };
+    const record: RenderRecord = { id, userId: user.id, sessionId: session.id, draft, output, status: 'pending', progress: 5, createdAt: ctx.clock.now(), ...(faults.fail ? { injectedFailure: 'render worker lost (injected fault)' } : {}) };
     ctx.store.data.renders[id] = record;
     ctx.stats.rendersStarted += 1;
     ctx.emit({ type: 'render:submitted', renderId: id, sessionId: session.id });

@@ -14,6 +14,7 @@ describe('spec parsers', () => {
     expect(parseFaultRule('any:status=503:25%')).toEqual({ spec: 'any:status=503:25%', route: 'any', fault: { kind: 'status', status: 503 }, percent: 25 });
     expect(parseFaultRule('state:code=1002')).toMatchObject({ fault: { kind: 'code', code: 1002 } });
     expect(parseFaultRule('render-cancel:reset')).toMatchObject({ route: 'render-cancel', fault: { kind: 'reset' } });
+    expect(parseFaultRule('render:fail:x2')).toEqual({ spec: 'render:fail:x2', route: 'render', fault: { kind: 'fail' }, times: 2 });
     for (const bad of ['sse', 'nope:drop', 'sse:explode', 'sse:status=99', 'sse:drop:x', 'sse:drop:150%', 'a:b:c:d']) {
       expect(() => parseFaultRule(bad), bad).toThrow(UsageError);
     }
