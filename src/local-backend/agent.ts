@@ -7,7 +7,7 @@
 import { classifyInstruction, PRICES, type Aspect, type Intent, type TurnClass } from '../contract/pricing.js';
 import { TrackType, type Draft, type DraftSegment, type DraftTrack } from '../contract/draft.js';
 import { sizeFor } from './render.js';
-import type { SessionRecord, UploadRecord } from './store.js';
+import type { SessionRecord, StoredUpload } from './store.js';
 import type { FaceLandmarks } from './face.js';
 import { unreachable } from '../core/unreachable.js';
 
@@ -37,13 +37,13 @@ export interface TurnPlan {
 export interface ApplyContext {
   session: SessionRecord;
   /** Absolute URL of a stored media file (`/media/<id>.<ext>` on this server). */
-  mediaUrl: (upload: UploadRecord) => string;
+  mediaUrl: (upload: StoredUpload) => string;
   /** The face in a portrait (undefined: none found); throws when the face finder cannot run. */
-  findFace: (upload: UploadRecord) => Promise<FaceLandmarks | undefined>;
+  findFace: (upload: StoredUpload) => Promise<FaceLandmarks | undefined>;
   /** Recognise a voice's phonemes ahead of the render, when a recogniser is installed; never rejects but for an abort. */
-  warmVoice: (upload: UploadRecord) => Promise<unknown>;
+  warmVoice: (upload: StoredUpload) => Promise<unknown>;
   /** Make a background-music bed of the given length (no music uploaded). */
-  makeMusic: (seconds: number) => Promise<UploadRecord>;
+  makeMusic: (seconds: number) => Promise<StoredUpload>;
   signal: AbortSignal;
 }
 
@@ -53,15 +53,15 @@ function clarification(reply: string): TurnPlan {
   return { turnClass: 'question', cost: PRICES.question, tools: [], reply, apply: () => Promise.resolve(undefined) };
 }
 
-function portraitOf(uploads: readonly UploadRecord[]): UploadRecord | undefined {
+function portraitOf(uploads: readonly StoredUpload[]): StoredUpload | undefined {
   return [...uploads].reverse().find((u) => u.kind === 'image') ?? [...uploads].reverse().find((u) => u.kind === 'video' && u.poster);
 }
 
-function voiceOf(uploads: readonly UploadRecord[]): UploadRecord | undefined {
+function voiceOf(uploads: readonly StoredUpload[]): StoredUpload | undefined {
   return [...uploads].reverse().find((u) => u.kind === 'audio' && u.role !== 'music' && !u.generated);
 }
 
-function musicOf(uploads: readonly UploadRecord[]): UploadRecord | undefined {
+function musicOf(uploads: readonly StoredUpload[]): StoredUpload | undefined {
   return [...uploads].reverse().find((u) => u.kind === 'audio' && u.role === 'music' && !u.generated);
 }
 
@@ -70,7 +70,7 @@ function canvasFor(aspect: Aspect): { width: number; height: number; ratio: Aspe
   return { ...sizeFor(aspect, '1080p'), ratio: aspect };
 }
 
-function orientationOf(u: UploadRecord | undefined): Aspect {
+function orientationOf(u: StoredUpload | undefined): Aspect {
   if (!u?.width || !u.height) return '9:16';
   if (Math.abs(u.width - u.height) / Math.max(u.width, u.height) < 0.05) return '1:1';
   return u.width > u.height ? '16:9' : '9:16';
@@ -100,7 +100,7 @@ function clipTo(draft: Draft, durationMs: number): void {
  * Plan a turn. `uploads` are the session's media, oldest first. The plan is pure; its
  * `apply` mutates the session when the agent has "worked".
  */
-export function planTurn(text: string, session: SessionRecord, uploads: readonly UploadRecord[]): TurnPlan {
+export function planTurn(text: string, session: SessionRecord, uploads: readonly StoredUpload[]): TurnPlan {
   const { intents, turnClass, cost } = classifyInstruction(text);
   if (intents.length === 0) {
     return clarification(
@@ -182,7 +182,7 @@ function describe(intent: Intent): string {
   }
 }
 
-function generate(previous: Draft, s: SessionRecord, portrait: UploadRecord, voice: UploadRecord, ctx: ApplyContext): Draft {
+function generate(previous: Draft, s: SessionRecord, portrait: StoredUpload, voice: StoredUpload, ctx: ApplyContext): Draft {
   const durationMs = Math.max(200, Math.round((voice.duration ?? 5) * 1000));
   const canvas = s.canvas ?? canvasFor(orientationOf(portrait));
   s.canvas = canvas;
@@ -202,7 +202,7 @@ function generate(previous: Draft, s: SessionRecord, portrait: UploadRecord, voi
   return draft;
 }
 
-async function edit(draft: Draft, s: SessionRecord, intent: Intent, uploads: readonly UploadRecord[], ctx: ApplyContext): Promise<Draft> {
+async function edit(draft: Draft, s: SessionRecord, intent: Intent, uploads: readonly StoredUpload[], ctx: ApplyContext): Promise<Draft> {
   const total = typeof draft.d === 'number' ? draft.d : 0;
   switch (intent.kind) {
     case 'talk':

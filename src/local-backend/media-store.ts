@@ -16,7 +16,7 @@ import { mediaKindOf, type MediaKind } from '../contract/media.js';
 import { probeMedia, runTool, type FfmpegTools, type MediaInfo } from './ffmpeg.js';
 import { decodeRgb, detectionSize, findFaceInPixels, type FaceLandmarks } from './face.js';
 import { recognisePhones, type Phone, type PhonemeRecogniser } from './phonemes.js';
-import type { Store, UploadRecord } from './store.js';
+import type { Store, StoredUpload } from './store.js';
 
 const MUSIC_NAME = /music|bgm|song|soundtrack|beat|melody|instrumental/i;
 
@@ -73,7 +73,7 @@ export class MediaStore {
    * undefined without a recogniser or when it failed on this file: the caller then uses the
    * spectral classes. Never throws but for an abort.
    */
-  async phonesOf(upload: UploadRecord, signal?: AbortSignal): Promise<Phone[] | undefined> {
+  async phonesOf(upload: StoredUpload, signal?: AbortSignal): Promise<Phone[] | undefined> {
     const rec = this.phonemes;
     if (!rec || upload.kind !== 'audio') return undefined;
     let found = this.phones.get(upload.sha256);
@@ -121,7 +121,7 @@ export class MediaStore {
   }
 
   /** Store one uploaded file (already validated) for a session. */
-  async add(sessionId: string, originalName: string, ext: string, data: Buffer, signal: AbortSignal, generated = false): Promise<UploadRecord> {
+  async add(sessionId: string, originalName: string, ext: string, data: Buffer, signal: AbortSignal, generated = false): Promise<StoredUpload> {
     const id = newId();
     const file = `${id}.${ext}`;
     await writeFile(this.pathOf(file), data);
@@ -133,7 +133,7 @@ export class MediaStore {
    * Store an upload that was streamed to an `incoming` target: committed under its
    * server-chosen name, never read into memory.
    */
-  async addFile(sessionId: string, originalName: string, upload: IncomingUpload, size: number, sha256: string, signal: AbortSignal): Promise<UploadRecord> {
+  async addFile(sessionId: string, originalName: string, upload: IncomingUpload, size: number, sha256: string, signal: AbortSignal): Promise<StoredUpload> {
     await upload.commit();
     return this.register(upload.id, upload.file, sessionId, originalName, upload.ext, size, sha256, signal, false);
   }
@@ -148,9 +148,9 @@ export class MediaStore {
     sha256: string,
     signal: AbortSignal,
     generated: boolean,
-  ): Promise<UploadRecord> {
+  ): Promise<StoredUpload> {
     const kind = mediaKindOf(ext) as MediaKind;
-    const record: UploadRecord = {
+    const record: StoredUpload = {
       id,
       sessionId,
       file,
@@ -220,7 +220,7 @@ export class MediaStore {
    * when none was found. Found once per content hash — in memory, and on disk so a restarted
    * server does not look again. A detector that cannot load is an error, never "no face".
    */
-  async faceOf(upload: UploadRecord, signal?: AbortSignal): Promise<FaceLandmarks | undefined> {
+  async faceOf(upload: StoredUpload, signal?: AbortSignal): Promise<FaceLandmarks | undefined> {
     const still = upload.kind === 'image' ? upload.file : upload.poster;
     if (!still || !upload.width || !upload.height) return undefined;
     const size = { width: upload.width, height: upload.height };
@@ -259,7 +259,7 @@ export class MediaStore {
    * or copied where links are refused), probed by content hash like any upload, so nothing is
    * decoded again.
    */
-  async addFromStored(sessionId: string, source: UploadRecord, signal: AbortSignal): Promise<UploadRecord> {
+  async addFromStored(sessionId: string, source: StoredUpload, signal: AbortSignal): Promise<StoredUpload> {
     const id = newId();
     const file = `${id}.${source.ext}`;
     try {
@@ -271,7 +271,7 @@ export class MediaStore {
   }
 
   /** Stand-in for a URL upload: a placeholder of the URL's media kind (no network access). */
-  async addFromUrl(sessionId: string, url: string, ext: string, signal: AbortSignal): Promise<UploadRecord> {
+  async addFromUrl(sessionId: string, url: string, ext: string, signal: AbortSignal): Promise<StoredUpload> {
     const kind = mediaKindOf(ext) as MediaKind;
     const tmp = this.pathOf(`${newId()}-placeholder.${kind === 'image' ? 'png' : kind === 'audio' ? 'wav' : 'mp4'}`);
     const source =
@@ -291,7 +291,7 @@ export class MediaStore {
   }
 
   /** Synthesise a calm music bed (a soft chord with slow tremolo) for `seconds`. */
-  async makeMusic(sessionId: string, seconds: number, signal: AbortSignal): Promise<UploadRecord> {
+  async makeMusic(sessionId: string, seconds: number, signal: AbortSignal): Promise<StoredUpload> {
     const d = Math.max(1, Math.min(600, Math.ceil(seconds)));
     const tmp = this.pathOf(`${newId()}-music.wav`);
     const expr = "(0.18*sin(2*PI*220*t)+0.12*sin(2*PI*277.18*t)+0.1*sin(2*PI*329.63*t))*(0.75+0.25*sin(2*PI*0.5*t))";

@@ -24,11 +24,11 @@ import { TrackType, type Draft } from '../contract/draft.js';
 import type { Aspect } from '../contract/pricing.js';
 import type { RenderCapabilities, FfmpegTools } from './ffmpeg.js';
 import { crfFor, draftDurationMs, encodeRender, mediaIdOf, segmentsOf, sizeFor, textsOf, type RenderJob } from './render.js';
-import type { RenderRecord, Store, UploadRecord } from './store.js';
+import type { StoredRender, Store, StoredUpload } from './store.js';
 import type { MediaStore } from './media-store.js';
 
 /** What the manager reports as a render moves. */
-export type RenderListener = (event: { type: 'render:started' | 'render:progress' | 'render:completed' | 'render:failed' | 'render:cancelled'; render: RenderRecord }) => void;
+export type RenderListener = (event: { type: 'render:started' | 'render:progress' | 'render:completed' | 'render:failed' | 'render:cancelled'; render: StoredRender }) => void;
 
 /** Bumped whenever the encoder's output for the same inputs changes, to void old cache files. */
 const RENDER_VERSION = 3;
@@ -111,7 +111,7 @@ export class RenderManager {
   }
 
   /** Start (or restart after a server restart) the job of a stored render record. */
-  start(record: RenderRecord): void {
+  start(record: StoredRender): void {
     const controller = new AbortController();
     this.controllers.set(record.id, controller);
     const signal = AbortSignal.any([controller.signal, this.shutdown]);
@@ -123,7 +123,7 @@ export class RenderManager {
   }
 
   /** Cancel a pending or processing job. Returns false when it had already finished. */
-  cancel(record: RenderRecord): boolean {
+  cancel(record: StoredRender): boolean {
     if (record.status !== 'pending' && record.status !== 'processing') return false;
     record.status = 'cancelled';
     record.completedAt = this.clock.now();
@@ -139,11 +139,11 @@ export class RenderManager {
   }
 
   /** The file of a finished render. */
-  fileOf(record: RenderRecord): string | undefined {
+  fileOf(record: StoredRender): string | undefined {
     return record.file ? path.join(this.store.rendersDir, record.file) : undefined;
   }
 
-  private async run(record: RenderRecord, signal: AbortSignal): Promise<void> {
+  private async run(record: StoredRender, signal: AbortSignal): Promise<void> {
     const startedAt = this.clock.now();
     const minMs = this.minRenderMs();
     let encodeFraction = 0;
@@ -227,8 +227,8 @@ export class RenderManager {
     cacheKey: string,
     job: RenderJob,
     stillSize: { width: number; height: number } | undefined,
-    visual: UploadRecord | undefined,
-    voice: UploadRecord | undefined,
+    visual: StoredUpload | undefined,
+    voice: StoredUpload | undefined,
     signal: AbortSignal,
     onProgress: (fraction: number) => void,
   ): Promise<{ notes: string[]; joined: boolean }> {
@@ -296,25 +296,25 @@ export class RenderManager {
     }
   }
 
-  private upload(src: unknown): UploadRecord | undefined {
+  private upload(src: unknown): StoredUpload | undefined {
     const id = mediaIdOf(src);
     return id === undefined ? undefined : this.store.data.uploads[id];
   }
 
   /** Resolve a draft to files and sizes; throws a plain Error (→ `failed`) when it cannot. */
-  resolve(record: RenderRecord): {
+  resolve(record: StoredRender): {
     job: RenderJob;
     stillSize: { width: number; height: number } | undefined;
     cacheKey: string;
-    visual: UploadRecord | undefined;
+    visual: StoredUpload | undefined;
     /** The first voice's upload: its phonemes shape the mouth. */
-    voice: UploadRecord | undefined;
+    voice: StoredUpload | undefined;
   } {
     const draft: Draft = record.draft;
     const durationMs = draftDurationMs(draft);
     if (!(durationMs > 0)) throw new Error('the draft has no duration; generate a video first');
     const durationSec = durationMs / 1000;
-    const fileOf = (u: UploadRecord): string => path.join(this.store.uploadsDir, u.file);
+    const fileOf = (u: StoredUpload): string => path.join(this.store.uploadsDir, u.file);
 
     const videoSeg = segmentsOf(draft, TrackType.video).find((s) => this.upload(s.src) !== undefined);
     const visual = videoSeg ? this.upload(videoSeg.src) : undefined;
@@ -323,7 +323,7 @@ export class RenderManager {
     const stillSize = still && visual?.width && visual.height ? { width: visual.width, height: visual.height } : undefined;
 
     const voices: RenderJob['voices'] = [];
-    let voice: UploadRecord | undefined;
+    let voice: StoredUpload | undefined;
     const music: RenderJob['music'] = [];
     for (const seg of segmentsOf(draft, TrackType.audio)) {
       const media = this.upload(seg.src);

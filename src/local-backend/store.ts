@@ -34,7 +34,7 @@ export interface TokenRecord {
 }
 
 /** A stored media file. `file` is the name the server chose; `originalName` is metadata only. */
-export interface UploadRecord {
+export interface StoredUpload {
   id: string;
   sessionId: string;
   file: string;
@@ -73,7 +73,7 @@ export interface SessionRecord {
 export type RenderState = 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
 
 /** A render job. `file` is the finished MP4 in `renders/`. */
-export interface RenderRecord {
+export interface StoredRender {
   id: string;
   userId: string;
   sessionId: string;
@@ -101,8 +101,8 @@ interface Persisted {
   users: Record<string, UserRecord>;
   tokens: Record<string, TokenRecord>;
   sessions: Record<string, SessionRecord>;
-  uploads: Record<string, UploadRecord>;
-  renders: Record<string, RenderRecord>;
+  uploads: Record<string, StoredUpload>;
+  renders: Record<string, StoredRender>;
 }
 
 /** The tables of the store. */

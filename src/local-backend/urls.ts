@@ -7,20 +7,20 @@ import type { UploadedFile } from '../contract/bodies.js';
 import type { Draft } from '../contract/draft.js';
 import { fillRoute, LOCAL_ROUTES } from '../contract/routes.js';
 import type { ServerContext } from './context.js';
-import type { RenderRecord, UploadRecord } from './store.js';
+import type { StoredRender, StoredUpload } from './store.js';
 
 /** Where a stored upload is served. */
-export function mediaUrl(ctx: ServerContext, upload: UploadRecord): string {
+export function mediaUrl(ctx: ServerContext, upload: StoredUpload): string {
   return `${ctx.baseUrl()}${fillRoute(LOCAL_ROUTES.media.path, { file: upload.file })}`;
 }
 
 /** Where a finished render is served without a bearer (its `outputUrl`). */
-export function outputUrl(ctx: ServerContext, render: RenderRecord): string {
+export function outputUrl(ctx: ServerContext, render: StoredRender): string {
   return `${ctx.baseUrl()}${fillRoute(LOCAL_ROUTES.renderResult.path, { renderId: render.id })}`;
 }
 
 /** An upload as the protocol describes it (§2.5). */
-export function describeUpload(ctx: ServerContext, u: UploadRecord): UploadedFile {
+export function describeUpload(ctx: ServerContext, u: StoredUpload): UploadedFile {
   const file: UploadedFile = { filename: u.originalName, file_type: u.kind, cdn_url: mediaUrl(ctx, u), hash: u.sha256, size: u.size };
   if (u.duration !== undefined) file.duration = u.duration;
   if (u.width !== undefined) file.width = u.width;

@@ -12,7 +12,7 @@ import { authenticate, ownSession } from '../guard.js';
 import { requestHeader, sendFailure, sendJson, sendSuccess } from '../http.js';
 import { OUTPUT_OPTIONS, readBody, readRenderSubmitBody } from '../request-bodies.js';
 import { sendFile } from '../send-file.js';
-import type { RenderRecord, UserRecord } from '../store.js';
+import type { StoredRender, UserRecord } from '../store.js';
 import { outputUrl } from '../urls.js';
 
 const RENDER_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -21,7 +21,7 @@ const SUPPORTED_OUTPUT = Object.entries(OUTPUT_OPTIONS)
   .join('; ');
 
 /** The caller's render named in the path, or undefined after answering 404. */
-function ownRender(ctx: ServerContext, res: ServerResponse, user: UserRecord, renderId: string): RenderRecord | undefined {
+function ownRender(ctx: ServerContext, res: ServerResponse, user: UserRecord, renderId: string): StoredRender | undefined {
   const record = ctx.store.data.renders[renderId];
   if (record && record.userId === user.id) return record;
   sendFailure(res, 404, 'render not found');
@@ -76,7 +76,7 @@ export const renderHandlers: Handlers<'render' | 'render-status' | 'render-cance
       sendFailure(res, 409, 'duplicate render id; choose a new id');
       return;
     }
-    const record: RenderRecord = { id, userId: user.id, sessionId: session.id, draft, output, status: 'pending', progress: 5, createdAt: ctx.clock.now(), ...(faults.fail ? { injectedFailure: 'render worker lost (injected fault)' } : {}) };
+    const record: StoredRender = { id, userId: user.id, sessionId: session.id, draft, output, status: 'pending', progress: 5, createdAt: ctx.clock.now(), ...(faults.fail ? { injectedFailure: 'render worker lost (injected fault)' } : {}) };
     ctx.store.data.renders[id] = record;
     ctx.stats.rendersStarted += 1;
     ctx.emit({ type: 'render:submitted', renderId: id, sessionId: session.id });

@@ -11,7 +11,7 @@ import type { Handlers } from '../context.js';
 import { authenticate, guard, isOwnSlot, ownSession } from '../guard.js';
 import { requestHeader, sendCodeError, sendOk, sendRouteError } from '../http.js';
 import { readBody, readCreateSessionBody, readRunSseBody, turnText } from '../request-bodies.js';
-import type { SessionRecord, UploadRecord } from '../store.js';
+import type { SessionRecord, StoredUpload } from '../store.js';
 import { runTurn, SseWriter, type Scenario } from '../turn.js';
 import { describeUpload, mediaUrl, withCurrentUrls } from '../urls.js';
 
@@ -50,7 +50,7 @@ export const sessionHandlers: Handlers<'session' | 'state' | 'sse'> = {
     const caller = guard(ctx, req, res, 'state', { userSlot: params.user, sessionId: params.sessionId, missing: 'session not found; create a new session' });
     if (!caller) return;
     const { user, session } = caller;
-    const uploads = session.uploads.map((id) => ctx.store.data.uploads[id]).filter((u): u is UploadRecord => u !== undefined && !u.generated);
+    const uploads = session.uploads.map((id) => ctx.store.data.uploads[id]).filter((u): u is StoredUpload => u !== undefined && !u.generated);
     const state: SessionStateData['state'] = {
       video_infos: uploads.map((u) => describeUpload(ctx, u)),
       canvas_config: session.canvas ?? {},
@@ -76,7 +76,7 @@ export const sessionHandlers: Handlers<'session' | 'state' | 'sse'> = {
     }
     const scenarioHeader = requestHeader(req, 'x-emulator-scenario') ?? /#scenario:([a-z-]+)/.exec(text)?.[1];
     const scenario: Scenario = SCENARIOS.find((s) => s === scenarioHeader) ?? 'normal';
-    const uploads = session.uploads.map((id) => ctx.store.data.uploads[id]).filter((u): u is UploadRecord => u !== undefined);
+    const uploads = session.uploads.map((id) => ctx.store.data.uploads[id]).filter((u): u is StoredUpload => u !== undefined);
     const plan = planTurn(text.replace(/#scenario:[a-z-]+/, ''), session, uploads);
     const charged = scenario === 'normal' || scenario === 'noise' ? plan.cost : 0;
     if (user.available < charged) {

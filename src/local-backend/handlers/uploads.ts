@@ -15,7 +15,7 @@ import type { IncomingUpload } from '../media-store.js';
 import { readBody, readUploadUrlBody } from '../request-bodies.js';
 import { matchPath } from '../router.js';
 import { sendFile } from '../send-file.js';
-import type { UploadRecord } from '../store.js';
+import type { StoredUpload } from '../store.js';
 import { describeUpload } from '../urls.js';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
@@ -28,7 +28,7 @@ function extOf(name: string): string {
 }
 
 /** The stored upload `/media/<file>` names, when this server serves it. */
-function storedMedia(ctx: ServerContext, file: string): UploadRecord | undefined {
+function storedMedia(ctx: ServerContext, file: string): StoredUpload | undefined {
   // Stored names are `<upload id>.<ext>` (posters `<id>-poster.jpg` are not served), so the
   // record is found by key, not by a scan of every upload.
   const byId = ctx.store.data.uploads[file.replace(/\.[^.]+$/, '')];
@@ -41,7 +41,7 @@ function storedMedia(ctx: ServerContext, file: string): UploadRecord | undefined
  * `unknown` for a media URL of this server that names nothing stored (a stale link: the client
  * falls back to sending the bytes); undefined for any other URL.
  */
-function servedMedia(ctx: ServerContext, url: URL): UploadRecord | 'unknown' | undefined {
+function servedMedia(ctx: ServerContext, url: URL): StoredUpload | 'unknown' | undefined {
   const file = matchPath('media', url.pathname)?.file;
   if (file === undefined) return undefined;
   const record = storedMedia(ctx, file);
@@ -55,10 +55,10 @@ function servedMedia(ctx: ServerContext, url: URL): UploadRecord | 'unknown' | u
  * types are not written), then all validated before any is stored (CONTRACT §9 Q12).
  * Undefined once a refusal was answered.
  */
-async function storeParts(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, sessionId: string): Promise<UploadRecord[] | undefined> {
+async function storeParts(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, sessionId: string): Promise<StoredUpload[] | undefined> {
   const parts = await readMultipart(req, ctx.maxUploadBytes, (name) => (isAcceptedExtension(extOf(name)) ? ctx.media.incoming(extOf(name)) : undefined));
   for (const part of parts) ctx.stats.uploadBytes += part.size;
-  const stored: UploadRecord[] = [];
+  const stored: StoredUpload[] = [];
   const adopted = new Set<UploadedPart<IncomingUpload>>();
   try {
     if (parts.length === 0) throw new RequestProblem(400, 400, 'no file in the upload; send files in multipart parts named "files"');
@@ -85,12 +85,12 @@ async function storeParts(ctx: ServerContext, req: IncomingMessage, res: ServerR
 }
 
 /** The URL form: every URL checked before any is stored. Undefined once a refusal was answered. */
-async function storeUrls(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, sessionId: string): Promise<UploadRecord[] | undefined> {
+async function storeUrls(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, sessionId: string): Promise<StoredUpload[] | undefined> {
   const { urls } = await readBody(req, readUploadUrlBody);
   if (urls === undefined || urls.length === 0 || urls.length > MAX_URLS) {
     throw new RequestProblem(400, 400, 'send multipart parts named "files", or JSON {"urls":[...],"source_type":"url"}');
   }
-  const checked: { url: string; ext: AcceptedExtension; own: UploadRecord | undefined }[] = [];
+  const checked: { url: string; ext: AcceptedExtension; own: StoredUpload | undefined }[] = [];
   for (const u of urls) {
     let ext = '';
     let url: URL;
@@ -108,7 +108,7 @@ async function storeUrls(ctx: ServerContext, req: IncomingMessage, res: ServerRe
     if (own === 'unknown') throw new RequestProblem(404, 404, `no media file at ${url.pathname} on this server; upload the file itself`);
     checked.push({ url: u, ext, own });
   }
-  const stored: UploadRecord[] = [];
+  const stored: StoredUpload[] = [];
   for (const { url, ext, own } of checked) {
     // Media this server serves is taken from its store (same bytes, same probe); any other
     // URL gets a placeholder of its kind, since the local backend never fetches the network.
