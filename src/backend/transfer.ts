@@ -8,12 +8,13 @@
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackendError } from '../core/errors.js';
 import { fileChunks } from '../core/file-chunks.js';
+import { createAtomicTarget } from '../core/atomic-write.js';
 import { ErrorCodes } from '../contract/codes.js';
 import { MAX_UPLOAD_BYTES, MIME_TYPES, isAcceptedExtension, type AcceptedExtension } from '../contract/media.js';
 import type { FailureContext } from './errors.js';
@@ -149,9 +150,9 @@ export function multipartUpload(filePath: string, source: UploadSource, tap: Byt
 /** Write buffer of a download's file stream (fs's default is 16 KiB). */
 export const DOWNLOAD_BUFFER_BYTES = 1024 * 1024;
 
-/** Where a download goes while it is written: beside the target, so the rename is atomic. */
-export function tempPathFor(dest: string): string {
-  return path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.part`);
+/** The name a download has while it is written: hidden, beside the target, marked partial. */
+function partialName(dest: string): string {
+  return `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.part`;
 }
 
 /**
@@ -165,13 +166,14 @@ export async function writeAtomically(
   onProgress: TransferProgress | undefined,
   signal: AbortSignal | undefined,
 ): Promise<{ bytes: number; sha256: string }> {
-  const temp = tempPathFor(dest);
+  // The stream's `flush` fsyncs the bytes, so the commit only renames.
+  const target = createAtomicTarget(dest, { durable: false, tempName: partialName(dest) });
   const tap = new ByteTap(expected, onProgress);
-  let renamed = false;
+  let committed = false;
   try {
     // `flush: true` fsyncs the file before the stream closes, so the rename publishes complete
     // bytes. A 1 MiB buffer gathers the socket's 64 KiB reads into fewer, larger writes.
-    await pipeline(body, tap.transform(), createWriteStream(temp, { flush: true, mode: 0o644, highWaterMark: DOWNLOAD_BUFFER_BYTES }), { signal });
+    await pipeline(body, tap.transform(), createWriteStream(target.tempPath, { flush: true, mode: 0o644, highWaterMark: DOWNLOAD_BUFFER_BYTES }), { signal });
     if (expected !== undefined && tap.bytes !== expected) {
       throw new BackendError({
         message: `the download ended after ${tap.bytes} of ${expected} bytes`,
@@ -180,10 +182,10 @@ export async function writeAtomically(
         hint: 'run again; the export is re-downloaded without rendering again',
       });
     }
-    await rename(temp, dest);
-    renamed = true;
+    await target.commit();
+    committed = true;
     return { bytes: tap.bytes, sha256: tap.digest() };
   } finally {
-    if (!renamed) await rm(temp, { force: true });
+    if (!committed) await target.abort();
   }
 }

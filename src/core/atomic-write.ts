@@ -26,11 +26,12 @@ export interface AtomicTarget {
 /**
  * A target for writing `dest` atomically when the bytes come from elsewhere (a stream, a child
  * process writing the temp path itself). `durable` (default true) makes `commit` fsync the new
- * content before the rename, so it also survives a power loss; see `writeFileAtomic`. The
- * folder of `dest` must exist.
+ * content before the rename, so it also survives a power loss; see `writeFileAtomic`.
+ * `tempName` names the temp file (in the folder of `dest`, which must exist), e.g. a hidden
+ * `.name.part` for a download a user may see arrive; by default `<dest>.<hex>.tmp`.
  */
-export function createAtomicTarget(dest: string, options: { durable?: boolean } = {}): AtomicTarget {
-  const tempPath = `${dest}.${randomBytes(6).toString('hex')}.tmp`;
+export function createAtomicTarget(dest: string, options: { durable?: boolean; tempName?: string } = {}): AtomicTarget {
+  const tempPath = options.tempName === undefined ? `${dest}.${randomBytes(6).toString('hex')}.tmp` : path.join(path.dirname(dest), path.basename(options.tempName));
   return {
     dest,
     tempPath,

@@ -5,10 +5,9 @@
  * partner never arrived. Every file is written atomically; a source is only moved or deleted
  * when it is still the version that was hashed (a newer copy is a new item, left in place).
  */
-import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readFile, rename, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from '../core/atomic-write.js';
+import { createAtomicTarget, writeFileAtomic } from '../core/atomic-write.js';
 import { sanitizeFileName } from '../core/paths.js';
 import { writeRecordFile } from '../core/provenance-file.js';
 import type { IdentifiedBundle } from './bundle-content.js';
@@ -197,8 +196,8 @@ async function deleteSources(identified: IdentifiedBundle): Promise<void> {
 
 /**
  * A move of a finished source file, not an atomic write, so not `writeFileAtomic`: the rename
- * moves the file itself. Across file systems the copy goes beside the destination and is
- * renamed in; `writeFileAtomic` would need the whole file (up to 200 MB) in memory first.
+ * moves the file itself. Across file systems the copy goes to an atomic target beside the
+ * destination; `writeFileAtomic` would need the whole file (up to 200 MB) in memory first.
  */
 async function moveFile(source: string, dest: string): Promise<void> {
   try {
@@ -206,9 +205,14 @@ async function moveFile(source: string, dest: string): Promise<void> {
   } catch (error) {
     // processed/ or failed/ on another file system: copy beside the destination, then swap in.
     if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-    const temp = `${dest}.${randomBytes(6).toString('hex')}.tmp`;
-    await copyFile(source, temp);
-    await rename(temp, dest);
+    const target = createAtomicTarget(dest);
+    try {
+      await copyFile(source, target.tempPath);
+      await target.commit();
+    } catch (copyError) {
+      await target.abort();
+      throw copyError;
+    }
     await unlink(source);
   }
 }

@@ -32,7 +32,7 @@ async function sparseFile(file: string, size: number): Promise<void> {
 
 /** Temp files the server is still holding in its uploads folder. */
 async function incoming(rig: Rig): Promise<string[]> {
-  return (await readdir(path.join(rig.backend.dataDir, 'uploads'))).filter((f) => f.endsWith('.part'));
+  return (await readdir(path.join(rig.backend.dataDir, 'uploads'))).filter((f) => f.endsWith('.tmp'));
 }
 
 describe('streamed transfers', () => {
