@@ -104,6 +104,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
   };
 
   const processLockedJob = async (job: Job<QueueJobData, QueueJobResult>, token: string | undefined, signal: AbortSignal): Promise<QueueJobResult> => {
+    const takenAt = Date.now();
     const data = job.data;
     if (data.version !== JOB_DATA_VERSION) throw new UnrecoverableError(`job data version ${data.version} is not ${JOB_DATA_VERSION}: enqueue it again with this version of talk`);
     const choice = fixedBackend ?? data.plan.backend;
@@ -162,8 +163,11 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     });
     say(`job ${jobId} of ${plan.name}: taken${store.hadPrevious ? ' (resuming what was recorded)' : ''}`);
     let outcome;
+    const runFrom = Date.now();
+    let runTo = runFrom;
     try {
       outcome = await runner.runJob(plan, data.job);
+      runTo = Date.now();
     } finally {
       book.leave();
       await store.close();
@@ -189,6 +193,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       creditsUsed,
       ...(outcome.error ? { error: outcome.error } : {}),
       ...(outcome.notStarted ? { notStarted: outcome.notStarted } : {}),
+      timing: { takenAt, runFrom, runTo },
     };
   };
 
