@@ -15,11 +15,11 @@
  * exit 130.
  */
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import { ExitCode, UsageError } from '../core/errors.js';
+import { ExitCode, StepFailedError, UsageError } from '../core/errors.js';
 import type { TalkEvent } from '../core/events.js';
 import { stamp } from '../core/events.js';
 import type { Plan } from '../plan/types.js';
-import { cachedHasher, changedFields, createLimiters, createRunner, CreditBudget, fingerprintJob, hashFile, TurnsGroup, type Limiters } from '../runner/index.js';
+import { cachedHasher, changedFields, createLimiters, createRunner, CreditBudget, hashFile, TurnsGroup, type Limiters, type StepFingerprint } from '../runner/index.js';
 import { connectRedis, KEY_PREFIX, QUEUE_NAME, redisOptions } from '../queue/connection.js';
 import { JOB_DATA_VERSION, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
 import { openRedisJobStore } from '../queue/redis-state-store.js';
@@ -40,6 +40,19 @@ export interface WorkerOptions extends SharedOptions {
 
 /** Jobs in flight per worker when `--concurrency` is not given. */
 const DEFAULT_WORKER_CONCURRENCY = 4;
+
+/** A step whose fingerprint differs from the one enqueued: the job fails saying what changed. */
+function inputsChanged(data: QueueJobData, fingerprints: ReadonlyMap<string, StepFingerprint>): StepFailedError | undefined {
+  const jobId = data.job.id as string;
+  for (const [stepId, fp] of fingerprints) {
+    if (fp.fingerprint === data.fingerprints[stepId]) continue;
+    const changed = changedFields(data.fields[stepId], fp);
+    return new StepFailedError(jobId, stepId, `job ${jobId}, step ${stepId}: ${changed.join(', ') || 'its fingerprint'} differ from what was enqueued (an input changed, or this worker sees other files)`, {
+      hint: 'make every worker see the same inputs at the same paths, then enqueue the workflow again',
+    });
+  }
+  return undefined;
+}
 
 export async function workerCommand(_args: string[], options: WorkerOptions, ctx: CommandContext): Promise<number> {
   const address = queueAddressFrom(options.queue, ctx.env);
@@ -118,13 +131,6 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     const plan: Plan = { ...data.plan, jobs: [data.job] };
     const jobId = data.job.id as string;
     const hasher = cachedHasher(hashFile);
-    // The inputs every worker sees must be the ones the plan was made from.
-    const fingerprints = await fingerprintJob(data.job, { backendId: connection.backendId, hasher, signal });
-    for (const [stepId, fp] of fingerprints) {
-      if (fp.fingerprint === data.fingerprints[stepId]) continue;
-      const changed = changedFields(data.fields[stepId], fp);
-      throw new UnrecoverableError(`job ${jobId}, step ${stepId}: ${changed.join(', ') || 'its fingerprint'} differ from what was enqueued (an input changed, or this worker sees other files); enqueue the workflow again`);
-    }
     const account = runKeyFor(connection.account() ?? 'unknown', connection.backendId);
     const runKey = runKeyFor(plan.workflowPath, connection.backendId);
     const store = await openRedisJobStore({ redis, runKey, jobId, workflowPath: plan.workflowPath, name: plan.name, backendId: connection.backendId });
@@ -159,6 +165,9 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       turns: book,
       limiters: runLimiters,
       hasher,
+      // The inputs every worker sees must be the ones the plan was made from: checked in the
+      // runner's own fingerprinting, so each input is read once.
+      checkFingerprints: (_job, fingerprints) => inputsChanged(data, fingerprints),
       provenance: await (provenance ??= provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, false, ctx.signal)),
     });
     say(`job ${jobId} of ${plan.name}: taken${store.hadPrevious ? ' (resuming what was recorded)' : ''}`);

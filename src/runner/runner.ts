@@ -83,6 +83,13 @@ export interface RunnerDeps {
   limiters?: Limiters | undefined;
   /** Content hasher for inputs and outputs (a per-run cache by default). */
   hasher?: FileHasher | undefined;
+  /**
+   * Checks a job's fingerprints as soon as they are computed, before anything of the job is
+   * sent (a queue worker: the inputs it sees must be the ones the job was enqueued with). An
+   * error returned fails every step of the job with it. Part of the runner's own fingerprinting,
+   * so the inputs are read once for both.
+   */
+  checkFingerprints?: ((job: PlanJob, fingerprints: ReadonlyMap<string, StepFingerprint>) => Error | undefined) | undefined;
   /** First delay between step attempts (default 1 s; doubles, with jitter). */
   retryBaseMs?: number | undefined;
   /** Least time between two `step:progress` events of one step (default 250 ms). */
@@ -297,6 +304,8 @@ export function createRunner(deps: RunnerDeps): Runner {
     let fingerprints: Map<string, StepFingerprint>;
     try {
       fingerprints = await fingerprintJob(job, { backendId: deps.backendId, hasher, signal });
+      const mismatch = deps.checkFingerprints?.(job, fingerprints);
+      if (mismatch) throw mismatch;
     } catch (error) {
       if (signal.aborted) return { job: jobId, status: 'interrupted', outputs: outputs() };
       const described = describeError(error);

@@ -337,6 +337,29 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(await queueCounts()).toMatchObject({ completed: 2 });
   }, 150_000);
 
+  it('a worker that sees other bytes than were enqueued fails the job, naming the step and what changed, and sends nothing', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-changed-input';
+    const following = spawnCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--json'], { cwd, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    cleanups.push(async () => {
+      if (following.child.exitCode === null && following.child.signalCode === null) following.child.kill('SIGKILL');
+      await following.done.catch(() => undefined);
+    });
+    await following.waitForEvent((e) => e.type === 'notice' && /^enqueued 1 of 1 jobs/.test(e.message));
+    // Enqueued; then the portrait changes before any worker has seen it.
+    const portrait = path.join(cwd, 'faces', 'p00.jpg');
+    await writeFile(portrait, Buffer.concat([await readFile(portrait), Buffer.from([7])]));
+    await startWorker(served, account, 1);
+    const result = await following.done;
+    expect(result.code).toBe(1);
+    const failed = result.events.filter((e) => e.type === 'step:failed');
+    expect(failed.map((e) => (e as { step: string }).step).sort()).toEqual(['export', 'instruction-1', 'upload-portrait', 'upload-voice']);
+    expect(failed[0]).toMatchObject({ job: 'p00', error: { code: 'step-failed', message: expect.stringMatching(/^job p00, step upload-portrait: inputs differ from what was enqueued/) as unknown } });
+    expect(result.events.at(-1)).toMatchObject({ type: 'run:done', status: 'failed', creditsUsed: 0 });
+    expect(await served.stats()).toMatchObject({ sessionsCreated: 0, uploads: 0, messages: 0, rendersStarted: 0 });
+  }, 120_000);
+
   it('usage: --detach without a queue, a queue that is not redis://, a worker without a queue: exit 2', async () => {
     const cwd = await workspace(1);
     const noQueue = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--detach'], { cwd });
