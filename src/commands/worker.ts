@@ -41,6 +41,11 @@ export interface WorkerOptions extends SharedOptions {
 /** Jobs in flight per worker when `--concurrency` is not given. */
 const DEFAULT_WORKER_CONCURRENCY = 4;
 
+/** The key of the account a connection spends from (credit holds, turns). */
+function accountKeyOf(connection: Connection): string {
+  return runKeyFor(connection.account() ?? 'unknown', connection.backendId);
+}
+
 /** A step whose fingerprint differs from the one enqueued: the job fails saying what changed. */
 function inputsChanged(data: QueueJobData, fingerprints: ReadonlyMap<string, StepFingerprint>): StepFailedError | undefined {
   const jobId = data.job.id as string;
@@ -87,6 +92,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
 
   // Found once per worker: the media tools do not change between jobs.
   let provenance: ReturnType<typeof provenanceDeps> | undefined;
+  const provenanceOnce = (): ReturnType<typeof provenanceDeps> => (provenance ??= provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, false, ctx.signal));
   const connectionFor = (choice: BackendChoice): Promise<Connection> => {
     const key = JSON.stringify(choice);
     let connection = connections.get(key);
@@ -100,6 +106,23 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       connections.set(key, connection);
     }
     return connection;
+  };
+
+  /**
+   * What every job needs, found before the worker says it is ready rather than by its first
+   * jobs: the media tools, and with `--backend` the connection (its account) and the account's
+   * turns. A backend that cannot be reached yet is tried again by the first job.
+   */
+  const prepare = async (): Promise<void> => {
+    await provenanceOnce();
+    if (!fixedBackend) return;
+    try {
+      const connection = await connectionFor(fixedBackend);
+      await turnsFor(accountKeyOf(connection));
+    } catch (error) {
+      if (ctx.signal.aborted) throw error;
+      emitLine(stamp({ type: 'notice', level: 'warn', message: `could not reach the backend yet (${(error as Error).message}); each job tries again` }));
+    }
   };
 
   // A job whose lock could not be renewed may be handed to another worker: this one stops
@@ -131,7 +154,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     const plan: Plan = { ...data.plan, jobs: [data.job] };
     const jobId = data.job.id as string;
     const hasher = cachedHasher(hashFile);
-    const account = runKeyFor(connection.account() ?? 'unknown', connection.backendId);
+    const account = accountKeyOf(connection);
     const runKey = runKeyFor(plan.workflowPath, connection.backendId);
     const store = await openRedisJobStore({ redis, runKey, jobId, workflowPath: plan.workflowPath, name: plan.name, backendId: connection.backendId });
     const book = (await turnsFor(account)).join(job.id ?? jobId);
@@ -168,7 +191,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       // The inputs every worker sees must be the ones the plan was made from: checked in the
       // runner's own fingerprinting, so each input is read once.
       checkFingerprints: (_job, fingerprints) => inputsChanged(data, fingerprints),
-      provenance: await (provenance ??= provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, false, ctx.signal)),
+      provenance: await provenanceOnce(),
     });
     say(`job ${jobId} of ${plan.name}: taken${store.hadPrevious ? ' (resuming what was recorded)' : ''}`);
     let outcome;
@@ -225,6 +248,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
   });
   try {
     await worker.waitUntilReady();
+    await prepare();
     say(`worker ready: queue ${address.shown}, ${concurrency} jobs at a time`);
     if (json) emitLine(stamp({ type: 'notice', level: 'info', message: `worker ready: queue ${address.shown}, ${concurrency} jobs at a time` }));
     const stopped = new Promise<void>((resolve) => {
