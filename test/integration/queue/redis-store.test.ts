@@ -48,6 +48,22 @@ describe('Redis job state store', () => {
     expect(third.step('p01', 'export')?.render).toBeUndefined();
   });
 
+  it('changes made while a write is on its way land together with the next write, as the job then stands', async () => {
+    const store = await openRedisJobStore({ redis, ...storeOptions });
+    const first = store.updateJob('p01', { status: 'running', sessionId: '7' });
+    // The first write has gone out (its EVAL is sent in the microtask after the change).
+    await Promise.resolve();
+    const rest = [
+      store.putStep('p01', 'upload-portrait', { kind: 'upload', status: 'running', attempts: 1 }),
+      store.putStep('p01', 'upload-voice', { kind: 'upload', status: 'running', attempts: 1 }),
+      store.putStep('p01', 'upload-portrait', { kind: 'upload', status: 'done', attempts: 1 }),
+    ];
+    await Promise.all([first, ...rest]);
+    expect(store.stats()).toMatchObject({ changes: 4, flushes: 2 });
+    const reloaded = await openRedisJobStore({ redis, ...storeOptions });
+    expect(reloaded.job('p01')).toMatchObject({ status: 'running', sessionId: '7', steps: { 'upload-portrait': { status: 'done' }, 'upload-voice': { status: 'running' } } });
+  });
+
   it('a write waits through a Redis restart and lands (AOF on)', async () => {
     const store = await openRedisJobStore({ redis, ...storeOptions });
     await store.updateJob('p01', { status: 'running' });
