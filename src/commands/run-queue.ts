@@ -10,11 +10,12 @@
  */
 import { Queue, QueueEvents } from 'bullmq';
 import { ExitCode } from '../core/errors.js';
-import { stamp, type TalkEvent } from '../core/events.js';
+import { stamp } from '../core/events.js';
 import { planListing, type Plan } from '../plan/types.js';
 import { createReporter } from '../reporters/index.js';
 import { cachedHasher, fingerprintJob, hashFile } from '../runner/index.js';
 import { KEY_PREFIX, QUEUE_NAME, redisOptions, type QueueAddress } from '../queue/connection.js';
+import { relayedEvents } from '../queue/event-relay.js';
 import { JOB_DATA_VERSION, queueJobId, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
 import type { CommandContext, SharedOptions } from './context.js';
 
@@ -81,7 +82,8 @@ export async function enqueueAndFollow(
       // Listening before anything is added: no event of our jobs can be missed.
       events = new QueueEvents(QUEUE_NAME, { connection: redisOptions(context.address), prefix: KEY_PREFIX });
       events.on('progress', ({ jobId, data }) => {
-        if (ours.has(jobId) && !results.has(jobId) && typeof data === 'object' && data !== null) reporter.emit(data as unknown as TalkEvent);
+        if (!ours.has(jobId) || results.has(jobId)) return;
+        for (const event of relayedEvents(data)) reporter.emit(event);
       });
       events.on('completed', ({ jobId, returnvalue }) => {
         const value = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as QueueJobResult;

@@ -32,6 +32,7 @@ import type { BackendChoice } from '../plan/types.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RedisTurns } from '../queue/redis-turns.js';
+import { EventRelay } from '../queue/event-relay.js';
 
 export interface WorkerOptions extends SharedOptions {
   queue?: string | undefined;
@@ -159,11 +160,11 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     const store = await openRedisJobStore({ redis, runKey, jobId, workflowPath: plan.workflowPath, name: plan.name, backendId: connection.backendId });
     const book = (await turnsFor(account)).join(job.id ?? jobId);
     book.seed(store.state);
-    let progress: Promise<unknown> = Promise.resolve();
+    // The follower (`talk run --queue`) reads these through BullMQ's events, in order.
+    const relay = new EventRelay((batch) => job.updateProgress(batch));
     const emit = (event: TalkEvent): void => {
       emitLine(event);
-      // The follower (`talk run --queue`) reads these through BullMQ's events, in order.
-      progress = progress.then(() => job.updateProgress(event as unknown as object)).catch(() => undefined);
+      relay.push(event);
     };
     const shared = redisCredits({
       redis,
@@ -203,7 +204,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     } finally {
       book.leave();
       await store.close();
-      await progress;
+      await relay.flushed();
     }
     if (runner.fatal) throw runner.fatal;
     if (outcome.status === 'interrupted' && !ctx.signal.aborted) {
