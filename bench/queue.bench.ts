@@ -2,19 +2,20 @@
 // (separate processes of the built CLI, one Redis, one `talk serve`) beside a single-process
 // `talk run` at the same total concurrency.
 //
-//   npm run build && node --import tsx bench/queue.bench.ts [--jobs 200] [--concurrency 20] [--workers 1,2,4] [--scale 5] [--no-single] [--cpu-prof DIR]
+//   npm run build && node --import tsx bench/queue.bench.ts [--jobs 200] [--concurrency 20] [--workers 1,2,4] [--scale 5] [--rounds 1] [--no-single] [--cpu-prof DIR]
 //
 // Each job: 2 uploads → 1 instruction → export, latencies × `--scale` (as scheduler.bench.ts).
 // Ideal = one job alone (median of three) × ⌈jobs ÷ concurrency⌉. Printed per mode: wall,
-// wall ÷ ideal, the difference from single-process `talk run`, CPU per job, and the queue's
-// overhead per job: the time each job held one of the workers' slots beyond the runner's own
-// work on it, plus the time slots stood empty while jobs waited for them (slot-ms ÷ jobs). It is
-// read from the jobs' own records (BullMQ's taken and finished times; the runner's span, which
-// the worker returns with the result), so the noise in the runner's time at a given load does
-// not enter it; a queue that is slow to hand out, start or finish a job scores it in full. In
-// single-process `talk run` the same figure is 0 by construction (a job's slot is its runner
-// span). The part of the queue's cost that lands inside the runner's span (state writes, events
-// relayed) shows in the wall difference and the CPU per job instead.
+// wall ÷ ideal, the difference from single-process `talk run`, CPU per job, Redis commands per
+// job, and the queue's overhead per job: how long the runners' slots stood empty while jobs
+// waited for them (slot-ms ÷ jobs), read from the jobs' own records — BullMQ's added time, and
+// the runner's span on each job, which the worker returns with the result. In single-process
+// `talk run` a slot is refilled the moment its job ends, so there it is 0 by construction;
+// here every end is recorded in Redis, the next job fetched and its state loaded before a
+// runner starts it, and a queue slow at any of that scores it in full, while the noise in the
+// runner's own time at a given load does not enter it. What the queue costs inside the
+// runner's span (state writes, relayed events) shows in the wall difference and the CPU per
+// job. `--rounds N` repeats every mode N times, interleaved, and prints the medians.
 // Goal: 4 workers within 5 % of single-process; overhead ≤ 5 ms per job. Benchmarks print;
 // they never assert. Figures and conditions: bench/notes/queue.md.
 import { spawn } from 'node:child_process';
@@ -40,12 +41,15 @@ const { values } = parseArgs({
     'no-single': { type: 'boolean', default: false },
     // Write a V8 CPU profile of every talk process (workers, follower, `talk run`) into DIR.
     'cpu-prof': { type: 'string' },
+    // Repeat every mode this many times, interleaved, and print the medians.
+    rounds: { type: 'string', default: '1' },
   },
 });
 const jobs = Number(values.jobs);
 const concurrency = Number(values.concurrency);
 const workerCounts = values.workers.split(',').filter((w) => w !== '').map(Number);
 const scale = Number(values.scale);
+const rounds = Math.max(1, Number(values.rounds));
 const profileDir = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(repoRoot, 'bin', 'talk.js');
@@ -190,33 +194,42 @@ async function procCpuMs(pid: number | undefined): Promise<number | undefined> {
 }
 
 /**
- * The queue's share of the jobs' time, from their records: per job, the slot time outside the
- * runner's span (taken → runner start, runner end → finished as BullMQ records it), and the
- * slot time nobody used while jobs waited (from the first job added to the last one taken, the
- * workers' slots less the time jobs held them). Slot-ms per job.
+ * The queue's share of the jobs' time, from their records, in slot-ms per job: how long the
+ * runners' slots (the workers' concurrency together) stood empty while jobs waited for them,
+ * from the first job added to the last one a runner started. In single-process `talk run` a
+ * slot is refilled the moment its job ends; here the end is recorded in Redis, the next job
+ * fetched from it and its state loaded before a runner starts it. Split into the first wave
+ * (each slot empty from the first job added until its first job starts) and the rest (between
+ * a job's end and the next start on its slot). Beside it, per job: BullMQ taking the job →
+ * the runner starting it, and the runner's end → BullMQ recording the job finished.
  */
-async function queueShare(slots: number): Promise<{ before: number; after: number; idle: number; total: number; head: number; lastFinished: number }> {
+async function queueShare(slots: number): Promise<{ total: number; firstWave: number; between: number; before: number; after: number; head: number; lastFinished: number }> {
   const queue = new Queue<QueueJobData, QueueJobResult>('jobs', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'talk' });
   try {
     const done = await queue.getJobs(['completed'], 0, -1);
     if (done.length !== jobs) throw new Error(`${done.length} of ${jobs} jobs completed`);
-    let before = 0;
-    let after = 0;
-    let held = 0;
-    const added = Math.min(...done.map((j) => j.timestamp));
-    const lastTaken = Math.max(...done.map((j) => j.processedOn ?? 0));
-    for (const job of done) {
+    const records = done.map((job) => {
       const timing = job.returnvalue.timing;
-      const taken = job.processedOn;
-      const finished = job.finishedOn;
-      if (!timing || taken === undefined || finished === undefined) throw new Error(`job ${job.id ?? '?'} has no timing`);
-      before += timing.runFrom - taken;
-      after += finished - timing.runTo;
-      held += Math.max(0, Math.min(finished, lastTaken) - Math.max(taken, added));
-    }
-    const idle = slots * (lastTaken - added) - held;
-    const n = done.length;
-    return { before: before / n, after: after / n, idle: idle / n, total: (before + after + idle) / n, head: added, lastFinished: Math.max(...done.map((j) => j.finishedOn ?? 0)) };
+      if (!timing || job.processedOn === undefined || job.finishedOn === undefined) throw new Error(`job ${job.id ?? '?'} has no timing`);
+      return { added: job.timestamp, taken: job.processedOn, finished: job.finishedOn, ...timing };
+    });
+    const added = Math.min(...records.map((r) => r.added));
+    const starts = records.map((r) => r.runFrom).sort((a, b) => a - b);
+    const lastStart = starts.at(-1) ?? added;
+    const held = records.reduce((sum, r) => sum + Math.max(0, Math.min(r.runTo, lastStart) - Math.max(r.runFrom, added)), 0);
+    const idle = slots * (lastStart - added) - held;
+    const firstWave = starts.slice(0, slots).reduce((sum, t) => sum + (t - added), 0);
+    const n = records.length;
+    const mean = (f: (r: (typeof records)[number]) => number): number => records.reduce((sum, r) => sum + f(r), 0) / n;
+    return {
+      total: idle / n,
+      firstWave: firstWave / n,
+      between: (idle - firstWave) / n,
+      before: mean((r) => r.runFrom - r.taken),
+      after: mean((r) => r.finished - r.runTo),
+      head: added,
+      lastFinished: Math.max(...records.map((r) => r.finished)),
+    };
   } finally {
     await queue.close();
   }
@@ -236,21 +249,22 @@ try {
   const ideal = alone * Math.ceil(jobs / concurrency);
   console.log(`one job alone (CLI start to exit, median of 3): ${alone.toFixed(0)} ms · ideal ${ideal.toFixed(0)} ms`);
 
-  let single: number | undefined;
-  if (!values['no-single']) {
+  /** Single-process `talk run` over the batch: its wall time. */
+  const runSingle = async (): Promise<number> => {
     await fresh();
     const [serve0, redis0] = [await procCpuMs(serve.pid), await redisCpuMs()];
     const run = await cli(['run', 'batch.yaml', '--backend', serve.url, '--fresh', '--no-report', '--reporter', 'plain'], 'run');
     if (run.code !== 0) throw new Error(`talk run: exit ${String(run.code)}\n${run.stderr}`);
-    single = run.ms;
     const serve1 = await procCpuMs(serve.pid);
     const cpu = (await talkCpuMs('run')) / jobs;
     console.log(
       `talk run (one process, concurrency ${concurrency}): ${run.ms.toFixed(0)} ms · wall ÷ ideal ${(run.ms / ideal).toFixed(3)} · CPU per job: talk ${fmt(cpu)} ms, redis ${fmt(((await redisCpuMs()) - redis0) / jobs)} ms${serve0 === undefined || serve1 === undefined ? '' : `, serve ${fmt((serve1 - serve0) / jobs)} ms`}`,
     );
-  }
+    return run.ms;
+  };
 
-  for (const count of workerCounts) {
+  /** The batch through `count` workers (one `talk run --queue` enqueues and follows): its wall time and overhead per job. */
+  const runQueued = async (count: number, single: number | undefined): Promise<{ ms: number; overhead: number }> => {
     await fresh();
     const perWorker = Math.max(1, Math.round(concurrency / count));
     const workers = await Promise.all(Array.from({ length: count }, (_, i) => worker(perWorker, `worker-${count}-${i}`)));
@@ -267,10 +281,41 @@ try {
     const versus = single === undefined ? '' : ` · vs talk run ${((run.ms / single - 1) * 100).toFixed(1)} % (Δwall × ${concurrency} ÷ ${jobs}: ${fmt(((run.ms - single) * concurrency) / jobs)} ms)`;
     console.log(
       `${count} worker${count === 1 ? ' ' : 's'} × ${perWorker}: ${run.ms.toFixed(0)} ms · wall ÷ ideal ${(run.ms / ideal).toFixed(3)}${versus} · messages ${sent}\n` +
-        `    queue overhead per job ${fmt(share.total)} slot-ms (taken → runner ${fmt(share.before)}, runner → finished ${fmt(share.after)}, slots empty while jobs waited ${fmt(share.idle)}) · ` +
+        `    queue overhead per job ${fmt(share.total)} slot-ms (first wave ${fmt(share.firstWave)}, between jobs ${fmt(share.between)}; per job: taken → runner ${fmt(share.before)} ms, runner → finished ${fmt(share.after)} ms) · ` +
         `enqueue: start → first job added ${(share.head - run.startedAt).toFixed(0)} ms · last job finished → follower exit ${(run.endedAt - share.lastFinished).toFixed(0)} ms\n` +
         `    CPU per job: talk ${fmt(cpu)} ms (workers from ready to stop + follower), redis ${fmt((redis1 - redis0) / jobs)} ms${serve0 === undefined || serve1 === undefined ? '' : `, serve ${fmt((serve1 - serve0) / jobs)} ms`} · Redis commands per job ${callsPerJob(calls0, calls1)}`,
     );
+    return { ms: run.ms, overhead: share.total };
+  };
+
+  // Rounds one after another, each mode once per round, so a change in the machine's load
+  // falls on every mode alike; the medians come last.
+  const walls = new Map<string, number[]>();
+  const overheads = new Map<string, number[]>();
+  const note = (map: Map<string, number[]>, mode: string, value: number): void => void map.set(mode, [...(map.get(mode) ?? []), value]);
+  for (let round = 1; round <= rounds; round += 1) {
+    if (rounds > 1) console.log(`round ${round} of ${rounds} · load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    const single = values['no-single'] ? undefined : await runSingle();
+    if (single !== undefined) note(walls, 'run', single);
+    for (const count of workerCounts) {
+      const queued = await runQueued(count, single);
+      note(walls, String(count), queued.ms);
+      note(overheads, String(count), queued.overhead);
+    }
+  }
+  if (rounds > 1) {
+    const median = (xs: number[]): number => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      const mid = Math.floor(sorted.length / 2);
+      return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+    };
+    const single = walls.get('run');
+    console.log(`medians of ${rounds} rounds:${single ? ` talk run ${median(single).toFixed(0)} ms` : ''}`);
+    for (const count of workerCounts) {
+      const w = walls.get(String(count)) ?? [];
+      const versus = single ? ` · vs talk run ${((median(w) / median(single) - 1) * 100).toFixed(1)} % (per round: ${w.map((ms, i) => `${((ms / single[i]! - 1) * 100).toFixed(1)} %`).join(', ')})` : '';
+      console.log(`  ${count} worker${count === 1 ? ' ' : 's'}: ${median(w).toFixed(0)} ms${versus} · queue overhead per job ${fmt(median(overheads.get(String(count)) ?? []))} slot-ms`);
+    }
   }
 } finally {
   await redisClient.quit();
