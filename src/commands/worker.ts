@@ -126,6 +126,25 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     }
   };
 
+  /**
+   * A job's credit books in Redis. Its hold's lease is twice the lock: renewed with the lock, it
+   * lasts while this worker holds the job, and through the stalled check that hands the job of
+   * a worker that died to another (which admits it again); a worker gone for good frees it
+   * after the lease.
+   */
+  const creditBooks = (job: Job<QueueJobData, QueueJobResult>, connection: Connection, onError?: (error: Error) => void): ReturnType<typeof redisCredits> =>
+    redisCredits({
+      redis,
+      account: accountKeyOf(connection),
+      runKey: runKeyFor(job.data.plan.workflowPath, connection.backendId),
+      holdKey: job.id ?? job.data.job.id,
+      limit: job.data.plan.budget?.credits,
+      leaseMs: 2 * knobs.lockDuration,
+      ...(onError ? { onError } : {}),
+    });
+  /** The books of the jobs in flight, by queue job id: their leases are renewed with their locks. */
+  const heldBooks = new Map<string, ReturnType<typeof redisCredits>>();
+
   // A job whose lock could not be renewed may be handed to another worker: this one stops
   // sending anything for it at once (its next state write would be refused by the fence anyway).
   const lostLocks = new Map<string, AbortController>();
@@ -166,14 +185,8 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       emitLine(event);
       relay.push(event);
     };
-    const shared = redisCredits({
-      redis,
-      account,
-      runKey,
-      holdKey: job.id ?? jobId,
-      limit: plan.budget?.credits,
-      onError: (error) => emit(stamp({ type: 'notice', level: 'warn', job: jobId, message: `could not record a charge in the queue's credit books: ${error.message}` })),
-    });
+    const shared = creditBooks(job, connection, (error) => emit(stamp({ type: 'notice', level: 'warn', job: jobId, message: `could not record a charge in the queue's credit books: ${error.message}` })));
+    heldBooks.set(job.id ?? '', shared);
     const runLimiters = limiters.get(runKey) ?? createLimiters({ concurrency, uploads: plan.limits.uploads, renders: plan.limits.renders });
     limiters.set(runKey, runLimiters);
     const runner = createRunner({
@@ -202,6 +215,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       outcome = await runner.runJob(plan, data.job);
       runTo = Date.now();
     } finally {
+      heldBooks.delete(job.id ?? '');
       book.leave();
       await store.close();
       await relay.flushed();
@@ -238,14 +252,34 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     lockDuration: knobs.lockDuration,
     stalledInterval: knobs.stalledInterval,
     // A job whose worker died is handed on a few times before it counts as failed.
-    maxStalledCount: 5,
+    maxStalledCount: knobs.maxStalledCount,
   });
   worker.on('lockRenewalFailed', (jobIds) => {
     for (const id of jobIds) lostLocks.get(id)?.abort(new Error(`lost the lock on job ${id}`));
   });
+  worker.on('locksRenewed', ({ jobIds }) => {
+    for (const id of jobIds) {
+      const books = heldBooks.get(id);
+      void books
+        ?.renew()
+        .then((held) => {
+          // Its lease ran out while the job ran: its credits may be promised to another job.
+          if (!held && heldBooks.get(id) === books) lostLocks.get(id)?.abort(new Error(`the credit hold of job ${id} ran out`));
+        })
+        .catch(() => undefined);
+    }
+  });
   worker.on('error', (error) => emitLine(stamp({ type: 'notice', level: 'warn', message: `queue: ${error.message}` })));
   worker.on('failed', (job, error) => {
     if (job && !(error instanceof WaitingError)) say(`job ${job.data.job.id} of ${job.data.plan.name}: failed: ${error.message}`);
+    // BullMQ failed a job whose workers kept dying (its stalled limit): the hold the last one
+    // took goes back now rather than when its lease runs out.
+    const choice = job?.deferredFailure ? (fixedBackend ?? job.data.plan.backend) : undefined;
+    if (job && choice && choice.kind !== 'local') {
+      void connectionFor(choice)
+        .then((connection) => creditBooks(job, connection).release())
+        .catch((e: unknown) => emitLine(stamp({ type: 'notice', level: 'warn', message: `could not give back the credit hold of job ${job.data.job.id}: ${(e as Error).message}` })));
+    }
   });
   try {
     await worker.waitUntilReady();

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, spawnCli, type CliProcess } from '../helpers/cli.js';
@@ -336,6 +336,78 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(await served.stats()).toMatchObject({ messages: 2, rendersStarted: 2 });
     expect(await queueCounts()).toMatchObject({ completed: 2 });
   }, 150_000);
+
+  /**
+   * A job on a 100-credit account whose worker is killed -9 after admission (its uploads take
+   * 4 s, so nothing is paid yet): the job's hold of 100 credits is left in Redis.
+   */
+  async function orphanedHold(served: Served, account: string, env: Record<string, string>): Promise<{ client: Redis; holdsKey: string; jobId: string }> {
+    const cwd = await workspace(1);
+    expect((await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } })).code).toBe(0);
+    const first = await startWorker(served, account, 1, env);
+    await first.waitForEvent((e) => e.type === 'step:start' && e.kind === 'upload');
+    first.child.kill('SIGKILL');
+    await first.done;
+    const client = new Redis({ host: '127.0.0.1', port: redis.port });
+    cleanups.push(async () => void (await client.quit()));
+    const [holdsKey] = await client.keys('talk:credits:*:holds');
+    const holds = await client.hgetall(holdsKey!);
+    expect(Object.values(holds)).toEqual(['100']);
+    return { client, holdsKey: holdsKey!, jobId: Object.keys(holds)[0]! };
+  }
+
+  /** Another workflow's job on the same account, through a new worker: admitted and paid. */
+  async function anotherJobIsAdmitted(served: Served, account: string, env: Record<string, string>): Promise<void> {
+    const other = await batchWorkspace(1, { name: 'other' });
+    cleanups.push(() => rm(other, { recursive: true, force: true }));
+    await startWorker(served, account, 1, env);
+    const result = await follow(other, served, account);
+    expect(result.code).toBe(0);
+    expect(result.events.at(-1)).toMatchObject({ type: 'run:done', status: 'success', creditsUsed: 100 });
+    expect(await served.stats()).toMatchObject({ messages: 1, creditsSpent: 100 });
+  }
+
+  it('the credit hold of a worker killed -9 whose job never comes back is dropped after its lease; another job is then admitted', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100' }, ['--latency', 'upload=4000']);
+    const account = 'e2e-queue-lease';
+    const { client, holdsKey, jobId } = await orphanedHold(served, account, FAST_LOCKS);
+    // The job is taken off the queue once its lock has run out (BullMQ keeps a locked job), so
+    // no worker ever takes it again.
+    const queue = new Queue('jobs', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'talk' });
+    cleanups.push(() => queue.close());
+    while ((await queue.remove(jobId)) !== 1) await new Promise((resolve) => setTimeout(resolve, 200));
+    // Then its lease runs out on Redis' clock: nothing renews it, its worker is gone.
+    const leaseEnd = Number(await client.zscore(holdsKey.replace(/:holds$/, ':leases'), jobId));
+    expect(leaseEnd).toBeGreaterThan(0);
+    const redisNow = async (): Promise<number> => {
+      const [seconds, micros] = await client.time();
+      return Number(seconds) * 1000 + Number(micros) / 1000;
+    };
+    while ((await redisNow()) <= leaseEnd) await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await client.hexists(holdsKey, jobId)).toBe(1);
+    await anotherJobIsAdmitted(served, account, FAST_LOCKS);
+  }, 120_000);
+
+  it('a job BullMQ fails for stalling (its workers kept dying) gives its credit hold back at once', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100' }, ['--latency', 'upload=4000']);
+    const account = 'e2e-queue-stalled';
+    // Failed at its first stall.
+    const env = { ...FAST_LOCKS, TALK_QUEUE_MAX_STALLED: '0' };
+    const { client, holdsKey, jobId } = await orphanedHold(served, account, env);
+    const events = new QueueEvents('jobs', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'talk' });
+    cleanups.push(() => events.close());
+    await events.waitUntilReady();
+    const failed = new Promise<string>((resolve) => events.on('failed', ({ jobId: id, failedReason }) => id === jobId && resolve(failedReason)));
+    // A second worker's stalled check finds the job, and BullMQ fails it there.
+    await startWorker(served, account, 1, env);
+    expect(await failed).toMatch(/stalled more than allowable limit/);
+    // Nothing was admitted since (a lapsed lease is dropped only by an admission): the worker
+    // that saw the job fail gave the hold back.
+    for (let tries = 0; tries < 100 && (await client.hexists(holdsKey, jobId)) === 1; tries += 1) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await client.hexists(holdsKey, jobId)).toBe(0);
+    expect(await client.zscore(holdsKey.replace(/:holds$/, ':leases'), jobId)).toBeNull();
+    await anotherJobIsAdmitted(served, account, env);
+  }, 120_000);
 
   it('a worker that sees other bytes than were enqueued fails the job, naming the step and what changed, and sends nothing', async () => {
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
