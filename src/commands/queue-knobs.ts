@@ -41,6 +41,11 @@ export function queueKnobsFromEnv(env: Readonly<Record<string, string | undefine
   };
 }
 
+/** A queue's jobs on the in-process local backend: the workers cannot share it (exit 2). */
+export function localBackendNotShared(command: string): UsageError {
+  return new UsageError('workers cannot share the in-process local backend', { hint: `run one \`talk serve\` and pass its URL with --backend to \`${command}\` and to every \`talk worker\`` });
+}
+
 /** `--queue`, else `TALK_QUEUE`, parsed; undefined when neither is set. */
 export function queueAddressFrom(flag: string | undefined, env: Readonly<Record<string, string | undefined>>): QueueAddress | undefined {
   const text = flag ?? (env['TALK_QUEUE'] === '' ? undefined : env['TALK_QUEUE']);

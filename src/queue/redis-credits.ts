@@ -130,7 +130,7 @@ export function redisCredits(options: RedisCreditsOptions): {
   const run = runStateKeys(options.runKey);
   const holds = [`${account}:holds`, `${run.base}:holds`] as const;
   const leases = [`${account}:leases`, `${run.base}:leases`] as const;
-  const spent = `${run.base}:spent`;
+  const spent = run.spent;
   const seq = `${account}:seq`;
   let pending: Promise<unknown> = Promise.resolve();
   /** Admitted and not released: there is a hold to renew. */

@@ -14,6 +14,7 @@
  *   talk:state:<run>:fence:<job id>  the fence counter
  *   talk:state:<run>:meta            the run's workflow, name and backend, JSON
  *   talk:state:<run>:jobs            the set of job ids with state
+ *   talk:state:<run>:spent           the credits the run's jobs were charged (redis-credits.ts)
  *   talk:runs                        the set of run keys
  */
 import type { Redis } from 'ioredis';
@@ -22,9 +23,9 @@ import { STATE_FORMAT_VERSION, type JobState, type RunMeta, type RunState, type 
 import { KEY_PREFIX } from './connection.js';
 
 /** Where a run's state lives in Redis. */
-export function runStateKeys(runKey: string): { base: string; meta: string; jobs: string; job(id: string): string; fence(id: string): string } {
+export function runStateKeys(runKey: string): { base: string; meta: string; jobs: string; spent: string; job(id: string): string; fence(id: string): string } {
   const base = `${KEY_PREFIX}:state:${runKey}`;
-  return { base, meta: `${base}:meta`, jobs: `${base}:jobs`, job: (id) => `${base}:job:${id}`, fence: (id) => `${base}:fence:${id}` };
+  return { base, meta: `${base}:meta`, jobs: `${base}:jobs`, spent: `${base}:spent`, job: (id) => `${base}:job:${id}`, fence: (id) => `${base}:fence:${id}` };
 }
 
 /** Set the job's state only while its fence is ours; 1 when written, 0 when the fence moved on. */
