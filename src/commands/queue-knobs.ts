@@ -4,7 +4,9 @@
  * - TALK_QUEUE_LOCK_MS: how long a worker's lock on a job lasts without renewal (BullMQ
  *   `lockDuration`, default 30 s); a worker that dies loses its jobs after this long;
  * - TALK_QUEUE_STALLED_MS: how often workers look for jobs whose lock expired (BullMQ
- *   `stalledInterval`, default 30 s).
+ *   `stalledInterval`, default 30 s);
+ * - TALK_QUEUE_MAX_STALLED: how many times a job whose worker died is handed on before it
+ *   counts as failed (BullMQ `maxStalledCount`, default 5 here).
  */
 import { UsageError } from '../core/errors.js';
 import { parseQueueUrl, type QueueAddress } from '../queue/connection.js';
@@ -12,6 +14,7 @@ import { parseQueueUrl, type QueueAddress } from '../queue/connection.js';
 export interface QueueKnobs {
   lockDuration: number;
   stalledInterval: number;
+  maxStalledCount: number;
 }
 
 function ms(env: Readonly<Record<string, string | undefined>>, name: string, fallback: number): number {
@@ -22,8 +25,25 @@ function ms(env: Readonly<Record<string, string | undefined>>, name: string, fal
   return n;
 }
 
+function count(env: Readonly<Record<string, string | undefined>>, name: string, fallback: number): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name} must be a whole number, 0 or more; got "${text}"`);
+  return n;
+}
+
 export function queueKnobsFromEnv(env: Readonly<Record<string, string | undefined>>): QueueKnobs {
-  return { lockDuration: ms(env, 'TALK_QUEUE_LOCK_MS', 30_000), stalledInterval: ms(env, 'TALK_QUEUE_STALLED_MS', 30_000) };
+  return {
+    lockDuration: ms(env, 'TALK_QUEUE_LOCK_MS', 30_000),
+    stalledInterval: ms(env, 'TALK_QUEUE_STALLED_MS', 30_000),
+    maxStalledCount: count(env, 'TALK_QUEUE_MAX_STALLED', 5),
+  };
+}
+
+/** A queue's jobs on the in-process local backend: the workers cannot share it (exit 2). */
+export function localBackendNotShared(command: string): UsageError {
+  return new UsageError('workers cannot share the in-process local backend', { hint: `run one \`talk serve\` and pass its URL with --backend to \`${command}\` and to every \`talk worker\`` });
 }
 
 /** `--queue`, else `TALK_QUEUE`, parsed; undefined when neither is set. */

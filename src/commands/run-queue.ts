@@ -5,22 +5,31 @@
  * command then follows the jobs through BullMQ's queue events — the workers relay each step's
  * events as job progress — and reports and exits exactly as a run here would.
  *
- * Credits are admitted per job by the workers, against holds every worker shares; a job that
- * does not fit ends `not-started` and the run exits 3 as it would here.
+ * Before anything is added, the batch must fit the credits as for a run here (credits-fit.ts):
+ * else exit 3, unless `--partial`. Then credits are admitted per job by the workers, against
+ * holds every worker shares; a job that does not fit ends `not-started` and the run exits 3 as
+ * it would here. The in-process local backend cannot be shared: a usage error.
  */
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue, QueueEvents, type Job } from 'bullmq';
 import { ExitCode } from '../core/errors.js';
-import { stamp, type TalkEvent } from '../core/events.js';
+import { stamp } from '../core/events.js';
 import { planListing, type Plan } from '../plan/types.js';
 import { createReporter } from '../reporters/index.js';
-import { cachedHasher, fingerprintJob, hashFile } from '../runner/index.js';
-import { KEY_PREFIX, QUEUE_NAME, redisOptions, type QueueAddress } from '../queue/connection.js';
-import { JOB_DATA_VERSION, queueJobId, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
+import { cachedHasher, fingerprintJob, hashFile, type FileHasher } from '../runner/index.js';
+import { connectRedis, KEY_PREFIX, QUEUE_NAME, redisOptions, type QueueAddress } from '../queue/connection.js';
+import { readRedisRunJobs, runStateKeys } from '../queue/redis-state-store.js';
+import { relayedEvents } from '../queue/event-relay.js';
+import { JOB_DATA_VERSION, queueJobId, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
+import { connectBackend, type Connection } from './connect.js';
 import type { CommandContext, SharedOptions } from './context.js';
+import { checkCreditsFit } from './credits-fit.js';
+import { localBackendNotShared } from './queue-knobs.js';
 
 /** How a queued run is reported. */
 export interface QueueRunOptions extends SharedOptions {
   detach: boolean;
+  /** Enqueue every job when not all fit in the credits (the workers admit the ones that do). */
+  partial: boolean;
 }
 
 /** The run's status from its jobs' results (as `executePlan` decides it). */
@@ -36,6 +45,26 @@ const MAX_PRIORITY = 2 ** 21;
 
 const EXIT = { success: ExitCode.ok, failed: ExitCode.failed, credits: ExitCode.credits, interrupted: ExitCode.interrupted } as const;
 
+/**
+ * `talk run`'s whole-batch fit check (credits-fit.ts) over the jobs about to be added and what
+ * the workers recorded of them in Redis (done instructions cost nothing; the run's charges
+ * count against its budget): the same refusal, before anything is queued.
+ */
+async function checkAddedJobsFit(adding: Plan, context: { address: QueueAddress; backendId: string; followCommand: string }, options: QueueRunOptions, ctx: CommandContext, hasher: FileHasher): Promise<void> {
+  if (adding.jobs.length === 0) return;
+  const redis = connectRedis(context.address);
+  let connection: Connection | undefined;
+  try {
+    const runKey = runKeyFor(adding.workflowPath, context.backendId);
+    const recorded = { jobs: await readRedisRunJobs(redis, runKey), creditsUsed: Number((await redis.get(runStateKeys(runKey).spent)) ?? 0) };
+    const connect = async (): Promise<Connection> => (connection = await connectBackend(adding.backend, ctx.cwd, ctx));
+    await checkCreditsFit(adding, recorded, { backendId: context.backendId, connect }, { partial: options.partial, hasher, signal: ctx.signal, again: context.followCommand });
+  } finally {
+    await connection?.close();
+    await redis.quit().catch(() => undefined);
+  }
+}
+
 /** Enqueue the plan's jobs; follow them unless `detach`. Returns the exit code. */
 export async function enqueueAndFollow(
   plan: Plan,
@@ -43,6 +72,7 @@ export async function enqueueAndFollow(
   options: QueueRunOptions,
   ctx: CommandContext,
 ): Promise<number> {
+  if (plan.backend.kind === 'local') throw localBackendNotShared('talk run --queue');
   const started = Date.now();
   const hasher = cachedHasher(hashFile);
   const entries: { id: string; data: QueueJobData }[] = [];
@@ -57,6 +87,16 @@ export async function enqueueAndFollow(
     });
   }
   const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redisOptions(context.address), prefix: KEY_PREFIX });
+  let before: (Job<QueueJobData, QueueJobResult> | undefined)[];
+  try {
+    before = await Promise.all(entries.map((e) => queue.getJob(e.id)));
+    // Before anything is added: the jobs this adds must fit in the credits (those already
+    // queued were checked when they were added).
+    await checkAddedJobsFit({ ...plan, jobs: plan.jobs.filter((_, k) => before[k] === undefined) }, context, options, ctx, hasher);
+  } catch (error) {
+    await queue.close().catch(() => undefined);
+    throw error;
+  }
   let events: QueueEvents | undefined;
   const reporter = options.detach
     ? undefined
@@ -81,7 +121,8 @@ export async function enqueueAndFollow(
       // Listening before anything is added: no event of our jobs can be missed.
       events = new QueueEvents(QUEUE_NAME, { connection: redisOptions(context.address), prefix: KEY_PREFIX });
       events.on('progress', ({ jobId, data }) => {
-        if (ours.has(jobId) && !results.has(jobId) && typeof data === 'object' && data !== null) reporter.emit(data as unknown as TalkEvent);
+        if (!ours.has(jobId) || results.has(jobId)) return;
+        for (const event of relayedEvents(data)) reporter.emit(event);
       });
       events.on('completed', ({ jobId, returnvalue }) => {
         const value = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as QueueJobResult;
@@ -93,7 +134,6 @@ export async function enqueueAndFollow(
       await events.waitUntilReady();
       reporter.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: context.backendId, jobs: plan.jobs.length, resumed: false, plan: planListing(plan) }));
     }
-    const before = await Promise.all(entries.map((e) => queue.getJob(e.id)));
     const already = before.filter((j) => j !== undefined).length;
     // Fairness: the k-th job of every workflow has priority k, so workers take the first jobs of
     // each workflow before the later ones of any — a 10-job workflow enqueued behind a 10,000-job

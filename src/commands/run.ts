@@ -7,9 +7,10 @@ import { planRun, shardPlan, type Plan, type Shard } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import { createReporter, diagnosticAnnotations, formatRequestLine, REPORT_NOTICE } from '../reporters/index.js';
 import { stamp } from '../core/events.js';
-import { cachedHasher, executePlan, fitCredits, hashFile, previewResume, type FileHasher } from '../runner/index.js';
-import { adoptLegacyRunState, openStateStore, readRunState, runDirFor, stateDirFor, type StateStore } from '../state/index.js';
-import { connectBackend, type Connection } from './connect.js';
+import { cachedHasher, executePlan, hashFile } from '../runner/index.js';
+import { adoptLegacyRunState, openStateStore, readRunState, runDirFor, stateDirFor } from '../state/index.js';
+import { connectBackend } from './connect.js';
+import { checkCreditsFit } from './credits-fit.js';
 import type { RequestInfo } from '../backend/types.js';
 import { backendIdFor, formatPlanView } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
@@ -111,7 +112,8 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     connection = await connectBackend(choice, stateDir, ctx, { onRequest });
     // One hasher for the fit check and the run: every input is read once.
     const hasher = cachedHasher(hashFile);
-    await checkCreditsFit(plan, store, connection, { partial: options.partial, hasher, signal: ctx.signal, again }).catch(async (error: unknown) => {
+    const connected = connection;
+    await checkCreditsFit(plan, store.state, { backendId: connected.backendId, connect: () => Promise.resolve(connected) }, { partial: options.partial, hasher, signal: ctx.signal, again }).catch(async (error: unknown) => {
       // Refused before anything was sent: the state says so, not "running".
       if (error instanceof CreditsError && !store.hadPrevious) await store.updateRun({ status: 'credits' });
       throw error;
@@ -153,31 +155,4 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     await store.close().catch((error: unknown) => ctx.stderr.write(`talk: ${(error as Error).message}\n`));
     await connection?.close();
   }
-}
-
-/**
- * Before the first paid request: what the jobs would spend now (resume honoured) against what
- * the budget and the live balance leave. When not every job fits, stop here (exit 3) saying how
- * many fit and what is missing, unless `--partial` runs the ones that do.
- */
-async function checkCreditsFit(
-  plan: Plan,
-  store: StateStore,
-  connection: Connection,
-  o: { partial: boolean; hasher: FileHasher; signal: AbortSignal; again: string },
-): Promise<void> {
-  const preview = await previewResume(plan, store.state, { backendId: connection.backendId, hasher: o.hasher, signal: o.signal });
-  const decisions = new Map([...preview.jobs].map(([id, j]) => [id, j.decision]));
-  const budgetLeft = plan.budget ? Math.max(0, plan.budget.credits - store.state.creditsUsed) : undefined;
-  if (fitCredits(plan, decisions, { budgetLeft }).needsNow === 0) return;
-  const balance = await connection.client.getCredits({ signal: o.signal });
-  const fit = fitCredits(plan, decisions, { budgetLeft, balance: balance.available });
-  if (fit.fitting === fit.jobs || o.partial) return;
-  const where = fit.limitedBy === 'budget' ? `the ${fit.available ?? 0} credits left of the budget of ${plan.budget?.credits ?? 0}` : `${fit.available ?? 0} credits`;
-  const what = plan.jobs.length === 1 ? 'the job' : 'the batch';
-  const fixes = fit.limitedBy === 'budget' ? 'raise budget.credits in the workflow' : connection.client.outOfCreditsHint();
-  const partly = fit.fitting > 0 ? `; or run the ${fit.fitting} that ${fit.fitting === 1 ? 'fits' : 'fit'} now with: ${o.again} --partial` : '';
-  throw new CreditsError(`${fit.fitting} of ${fit.jobs} ${fit.jobs === 1 ? 'job fits' : 'jobs fit'} in ${where}; ${what} needs about ${fit.needsNow}. Nothing was sent.`, {
-    hint: `${fixes}, then run again${partly}`,
-  });
 }

@@ -289,7 +289,7 @@ async function readQueueRuns(address: QueueAddress, workflowPath: string | undef
           updatedAt: new Date().toISOString(),
           finished: status === 'success',
           status,
-          creditsUsed: Number((await redis.get(`${keys.base}:spent`)) ?? 0),
+          creditsUsed: Number((await redis.get(keys.spent)) ?? 0),
           jobs,
         },
       });

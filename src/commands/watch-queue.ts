@@ -8,7 +8,7 @@
  * bundle was queued or running finds the same job again and waits for it; nothing is added.
  */
 import { Queue, QueueEvents } from 'bullmq';
-import { InterruptedError, UsageError } from '../core/errors.js';
+import { InterruptedError } from '../core/errors.js';
 import { stamp, type EventSink } from '../core/events.js';
 import { planJobForItem, planRun } from '../plan/plan-run.js';
 import { cachedHasher, fingerprintJob, hashFile } from '../runner/index.js';
@@ -19,6 +19,7 @@ import type { Workflow } from '../workflow/index.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { backendIdFor } from './resume-view.js';
 import type { WatchJobRunner } from './watch-jobs.js';
+import { localBackendNotShared } from './queue-knobs.js';
 
 export interface QueueBundleOptions {
   address: QueueAddress;
@@ -32,7 +33,7 @@ export interface QueueBundleOptions {
 export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<WatchJobRunner> {
   const first = planRun(o.workflow(), { backend: o.options.backend, concurrency: o.options.concurrency });
   if (first.backend.kind === 'local') {
-    throw new UsageError('workers cannot share the in-process local backend', { hint: 'run one `talk serve` and pass its URL with --backend to `talk watch --queue` and to every `talk worker`' });
+    throw localBackendNotShared('talk watch --queue');
   }
   const backendId = backendIdFor(first, o.ctx.env);
   const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redisOptions(o.address), prefix: KEY_PREFIX });

@@ -15,11 +15,11 @@
  * exit 130.
  */
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import { ExitCode, UsageError } from '../core/errors.js';
+import { ExitCode, StepFailedError, UsageError } from '../core/errors.js';
 import type { TalkEvent } from '../core/events.js';
 import { stamp } from '../core/events.js';
 import type { Plan } from '../plan/types.js';
-import { cachedHasher, changedFields, createLimiters, createRunner, CreditBudget, fingerprintJob, hashFile, TurnsGroup, type Limiters } from '../runner/index.js';
+import { cachedHasher, changedFields, createLimiters, createRunner, CreditBudget, hashFile, TurnsGroup, type Limiters, type StepFingerprint } from '../runner/index.js';
 import { connectRedis, KEY_PREFIX, QUEUE_NAME, redisOptions } from '../queue/connection.js';
 import { JOB_DATA_VERSION, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
 import { openRedisJobStore } from '../queue/redis-state-store.js';
@@ -32,6 +32,7 @@ import type { BackendChoice } from '../plan/types.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RedisTurns } from '../queue/redis-turns.js';
+import { EventRelay } from '../queue/event-relay.js';
 
 export interface WorkerOptions extends SharedOptions {
   queue?: string | undefined;
@@ -40,6 +41,24 @@ export interface WorkerOptions extends SharedOptions {
 
 /** Jobs in flight per worker when `--concurrency` is not given. */
 const DEFAULT_WORKER_CONCURRENCY = 4;
+
+/** The key of the account a connection spends from (credit holds, turns). */
+function accountKeyOf(connection: Connection): string {
+  return runKeyFor(connection.account() ?? 'unknown', connection.backendId);
+}
+
+/** A step whose fingerprint differs from the one enqueued: the job fails saying what changed. */
+function inputsChanged(data: QueueJobData, fingerprints: ReadonlyMap<string, StepFingerprint>): StepFailedError | undefined {
+  const jobId = data.job.id as string;
+  for (const [stepId, fp] of fingerprints) {
+    if (fp.fingerprint === data.fingerprints[stepId]) continue;
+    const changed = changedFields(data.fields[stepId], fp);
+    return new StepFailedError(jobId, stepId, `job ${jobId}, step ${stepId}: ${changed.join(', ') || 'its fingerprint'} differ from what was enqueued (an input changed, or this worker sees other files)`, {
+      hint: 'make every worker see the same inputs at the same paths, then enqueue the workflow again',
+    });
+  }
+  return undefined;
+}
 
 export async function workerCommand(_args: string[], options: WorkerOptions, ctx: CommandContext): Promise<number> {
   const address = queueAddressFrom(options.queue, ctx.env);
@@ -74,6 +93,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
 
   // Found once per worker: the media tools do not change between jobs.
   let provenance: ReturnType<typeof provenanceDeps> | undefined;
+  const provenanceOnce = (): ReturnType<typeof provenanceDeps> => (provenance ??= provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, false, ctx.signal));
   const connectionFor = (choice: BackendChoice): Promise<Connection> => {
     const key = JSON.stringify(choice);
     let connection = connections.get(key);
@@ -88,6 +108,42 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     }
     return connection;
   };
+
+  /**
+   * What every job needs, found before the worker says it is ready rather than by its first
+   * jobs: the media tools, and with `--backend` the connection (its account) and the account's
+   * turns. A backend that cannot be reached yet is tried again by the first job.
+   */
+  const prepare = async (): Promise<void> => {
+    await provenanceOnce();
+    if (!fixedBackend) return;
+    try {
+      const connection = await connectionFor(fixedBackend);
+      await turnsFor(accountKeyOf(connection));
+    } catch (error) {
+      if (ctx.signal.aborted) throw error;
+      emitLine(stamp({ type: 'notice', level: 'warn', message: `could not reach the backend yet (${(error as Error).message}); each job tries again` }));
+    }
+  };
+
+  /**
+   * A job's credit books in Redis. Its hold's lease is twice the lock: renewed with the lock, it
+   * lasts while this worker holds the job, and through the stalled check that hands the job of
+   * a worker that died to another (which admits it again); a worker gone for good frees it
+   * after the lease.
+   */
+  const creditBooks = (job: Job<QueueJobData, QueueJobResult>, connection: Connection, onError?: (error: Error) => void): ReturnType<typeof redisCredits> =>
+    redisCredits({
+      redis,
+      account: accountKeyOf(connection),
+      runKey: runKeyFor(job.data.plan.workflowPath, connection.backendId),
+      holdKey: job.id ?? job.data.job.id,
+      limit: job.data.plan.budget?.credits,
+      leaseMs: 2 * knobs.lockDuration,
+      ...(onError ? { onError } : {}),
+    });
+  /** The books of the jobs in flight, by queue job id: their leases are renewed with their locks. */
+  const heldBooks = new Map<string, ReturnType<typeof redisCredits>>();
 
   // A job whose lock could not be renewed may be handed to another worker: this one stops
   // sending anything for it at once (its next state write would be refused by the fence anyway).
@@ -104,6 +160,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
   };
 
   const processLockedJob = async (job: Job<QueueJobData, QueueJobResult>, token: string | undefined, signal: AbortSignal): Promise<QueueJobResult> => {
+    const takenAt = Date.now();
     const data = job.data;
     if (data.version !== JOB_DATA_VERSION) throw new UnrecoverableError(`job data version ${data.version} is not ${JOB_DATA_VERSION}: enqueue it again with this version of talk`);
     const choice = fixedBackend ?? data.plan.backend;
@@ -117,32 +174,19 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     const plan: Plan = { ...data.plan, jobs: [data.job] };
     const jobId = data.job.id as string;
     const hasher = cachedHasher(hashFile);
-    // The inputs every worker sees must be the ones the plan was made from.
-    const fingerprints = await fingerprintJob(data.job, { backendId: connection.backendId, hasher, signal });
-    for (const [stepId, fp] of fingerprints) {
-      if (fp.fingerprint === data.fingerprints[stepId]) continue;
-      const changed = changedFields(data.fields[stepId], fp);
-      throw new UnrecoverableError(`job ${jobId}, step ${stepId}: ${changed.join(', ') || 'its fingerprint'} differ from what was enqueued (an input changed, or this worker sees other files); enqueue the workflow again`);
-    }
-    const account = runKeyFor(connection.account() ?? 'unknown', connection.backendId);
+    const account = accountKeyOf(connection);
     const runKey = runKeyFor(plan.workflowPath, connection.backendId);
     const store = await openRedisJobStore({ redis, runKey, jobId, workflowPath: plan.workflowPath, name: plan.name, backendId: connection.backendId });
     const book = (await turnsFor(account)).join(job.id ?? jobId);
     book.seed(store.state);
-    let progress: Promise<unknown> = Promise.resolve();
+    // The follower (`talk run --queue`) reads these through BullMQ's events, in order.
+    const relay = new EventRelay((batch) => job.updateProgress(batch));
     const emit = (event: TalkEvent): void => {
       emitLine(event);
-      // The follower (`talk run --queue`) reads these through BullMQ's events, in order.
-      progress = progress.then(() => job.updateProgress(event as unknown as object)).catch(() => undefined);
+      relay.push(event);
     };
-    const shared = redisCredits({
-      redis,
-      account,
-      runKey,
-      holdKey: job.id ?? jobId,
-      limit: plan.budget?.credits,
-      onError: (error) => emit(stamp({ type: 'notice', level: 'warn', job: jobId, message: `could not record a charge in the queue's credit books: ${error.message}` })),
-    });
+    const shared = creditBooks(job, connection, (error) => emit(stamp({ type: 'notice', level: 'warn', job: jobId, message: `could not record a charge in the queue's credit books: ${error.message}` })));
+    heldBooks.set(job.id ?? '', shared);
     const runLimiters = limiters.get(runKey) ?? createLimiters({ concurrency, uploads: plan.limits.uploads, renders: plan.limits.renders });
     limiters.set(runKey, runLimiters);
     const runner = createRunner({
@@ -158,16 +202,23 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       turns: book,
       limiters: runLimiters,
       hasher,
-      provenance: await (provenance ??= provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, false, ctx.signal)),
+      // The inputs every worker sees must be the ones the plan was made from: checked in the
+      // runner's own fingerprinting, so each input is read once.
+      checkFingerprints: (_job, fingerprints) => inputsChanged(data, fingerprints),
+      provenance: await provenanceOnce(),
     });
     say(`job ${jobId} of ${plan.name}: taken${store.hadPrevious ? ' (resuming what was recorded)' : ''}`);
     let outcome;
+    const runFrom = Date.now();
+    let runTo = runFrom;
     try {
       outcome = await runner.runJob(plan, data.job);
+      runTo = Date.now();
     } finally {
+      heldBooks.delete(job.id ?? '');
       book.leave();
       await store.close();
-      await progress;
+      await relay.flushed();
     }
     if (runner.fatal) throw runner.fatal;
     if (outcome.status === 'interrupted' && !ctx.signal.aborted) {
@@ -189,6 +240,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
       creditsUsed,
       ...(outcome.error ? { error: outcome.error } : {}),
       ...(outcome.notStarted ? { notStarted: outcome.notStarted } : {}),
+      timing: { takenAt, runFrom, runTo },
     };
   };
 
@@ -200,17 +252,38 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     lockDuration: knobs.lockDuration,
     stalledInterval: knobs.stalledInterval,
     // A job whose worker died is handed on a few times before it counts as failed.
-    maxStalledCount: 5,
+    maxStalledCount: knobs.maxStalledCount,
   });
   worker.on('lockRenewalFailed', (jobIds) => {
     for (const id of jobIds) lostLocks.get(id)?.abort(new Error(`lost the lock on job ${id}`));
   });
+  worker.on('locksRenewed', ({ jobIds }) => {
+    for (const id of jobIds) {
+      const books = heldBooks.get(id);
+      void books
+        ?.renew()
+        .then((held) => {
+          // Its lease ran out while the job ran: its credits may be promised to another job.
+          if (!held && heldBooks.get(id) === books) lostLocks.get(id)?.abort(new Error(`the credit hold of job ${id} ran out`));
+        })
+        .catch(() => undefined);
+    }
+  });
   worker.on('error', (error) => emitLine(stamp({ type: 'notice', level: 'warn', message: `queue: ${error.message}` })));
   worker.on('failed', (job, error) => {
     if (job && !(error instanceof WaitingError)) say(`job ${job.data.job.id} of ${job.data.plan.name}: failed: ${error.message}`);
+    // BullMQ failed a job whose workers kept dying (its stalled limit): the hold the last one
+    // took goes back now rather than when its lease runs out.
+    const choice = job?.deferredFailure ? (fixedBackend ?? job.data.plan.backend) : undefined;
+    if (job && choice && choice.kind !== 'local') {
+      void connectionFor(choice)
+        .then((connection) => creditBooks(job, connection).release())
+        .catch((e: unknown) => emitLine(stamp({ type: 'notice', level: 'warn', message: `could not give back the credit hold of job ${job.data.job.id}: ${(e as Error).message}` })));
+    }
   });
   try {
     await worker.waitUntilReady();
+    await prepare();
     say(`worker ready: queue ${address.shown}, ${concurrency} jobs at a time`);
     if (json) emitLine(stamp({ type: 'notice', level: 'info', message: `worker ready: queue ${address.shown}, ${concurrency} jobs at a time` }));
     const stopped = new Promise<void>((resolve) => {

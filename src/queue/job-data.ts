@@ -35,6 +35,12 @@ export interface QueueJobResult {
   creditsUsed: number;
   error?: { code: string; message: string; hint?: string };
   notStarted?: { needs: number; available: number; limitedBy: 'budget' | 'balance' };
+  /**
+   * Where the job's time on the worker went (ms since the epoch, the worker's clock): when the
+   * worker took it, when the runner started it and when the runner was done. What lies outside
+   * the runner's span is the queue's share (bench/queue.bench.ts reads it).
+   */
+  timing?: { takenAt: number; runFrom: number; runTo: number };
 }
 
 /** The job's fingerprint: its workflow, backend, id and every step's fingerprint. Hex, no `:`. */

@@ -11,8 +11,15 @@
  * account's sequence; a script that finds it moved since the read refuses to decide, and the
  * worker reads the balance again.
  *
- * Keys: talk:credits:<account>:holds (hash job → credits), talk:credits:<account>:seq,
- * talk:state:<run>:holds (the run's holds, for its budget), talk:state:<run>:spent.
+ * Every hold has a lease (a time on Redis' clock, `leaseMs` from its last renewal): the worker
+ * renews it whenever BullMQ renews its lock on the job, so a hold lasts while its worker is
+ * alive and holds the job. A worker killed for good renews nothing; the next admission on the
+ * account after the lease ran out drops the hold, and other jobs can have the credits. (A job
+ * BullMQ hands to another worker is admitted again there, replacing its hold.)
+ *
+ * Keys: talk:credits:<account>:holds (hash job → credits), talk:credits:<account>:leases
+ * (sorted set job → lease end, ms), talk:credits:<account>:seq, talk:state:<run>:holds and
+ * talk:state:<run>:leases (the run's holds, for its budget), talk:state:<run>:spent.
  */
 import type { Redis } from 'ioredis';
 import { KEY_PREFIX } from './connection.js';
@@ -25,8 +32,22 @@ export interface SharedRefusal {
   limitedBy: 'budget' | 'balance';
 }
 
-const ADMIT = `
+/** Redis' clock in ms, and the function that drops the holds whose lease ran out. */
+const LEASES = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function lapse(holds, leases)
+  local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
+  for _, id in ipairs(gone) do redis.call('HDEL', holds, id) end
+  if #gone > 0 then redis.call('ZREM', leases, unpack(gone)) end
+end
+`;
+
+/** KEYS: account holds, run holds, run spent, account seq, account leases, run leases. */
+const ADMIT = `${LEASES}
 if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[5] then return {2} end
+lapse(KEYS[1], KEYS[5])
+lapse(KEYS[2], KEYS[6])
 local job = ARGV[1]
 local cost = tonumber(ARGV[2])
 local total = tonumber(ARGV[3])
@@ -48,9 +69,25 @@ if cost > available then
   if byBudget <= byBalance then by = 'budget' end
   return {1, math.max(0, available), by}
 end
+local lease = now + tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], job, cost)
 redis.call('HSET', KEYS[2], job, cost)
+redis.call('ZADD', KEYS[5], lease, job)
+redis.call('ZADD', KEYS[6], lease, job)
 return {0}
+`;
+
+/** KEYS: account holds, run holds, account leases, run leases. 1 when the job still holds credits. */
+const RENEW = `${LEASES}
+local lease = now + tonumber(ARGV[2])
+local held = 0
+for i = 1, 2 do
+  if redis.call('HEXISTS', KEYS[i], ARGV[1]) == 1 then
+    redis.call('ZADD', KEYS[i + 2], 'XX', lease, ARGV[1])
+    held = 1
+  end
+end
+return held
 `;
 
 const CHARGE = `
@@ -74,39 +111,56 @@ export interface RedisCreditsOptions {
   holdKey: string;
   /** The workflow's `budget.credits`, when it sets one. */
   limit: number | undefined;
+  /** How long a hold lasts from its last renewal (`renew`). */
+  leaseMs: number;
   /** A charge could not be recorded (Redis gone for good): the worker says so. */
   onError?: (error: Error) => void;
 }
 
-/** The shared books of one queue job (the runner's `SharedCredits`). */
+/** The shared books of one queue job (the runner's `SharedCredits`, and the lease's renewal). */
 export function redisCredits(options: RedisCreditsOptions): {
   admit(cost: number, readAccountTotal: () => Promise<number>): Promise<SharedRefusal | undefined>;
   charged(credits: number): void;
+  /** Extend the hold's lease; false when the hold is gone (its lease had run out). */
+  renew(): Promise<boolean>;
   release(): Promise<void>;
 } {
   const { redis, holdKey } = options;
   const account = `${KEY_PREFIX}:credits:${options.account}`;
   const run = runStateKeys(options.runKey);
-  const keys = [`${account}:holds`, `${run.base}:holds`, `${run.base}:spent`, `${account}:seq`];
+  const holds = [`${account}:holds`, `${run.base}:holds`] as const;
+  const leases = [`${account}:leases`, `${run.base}:leases`] as const;
+  const spent = run.spent;
+  const seq = `${account}:seq`;
   let pending: Promise<unknown> = Promise.resolve();
+  /** Admitted and not released: there is a hold to renew. */
+  let holding = false;
   return {
     async admit(cost, readAccountTotal) {
       for (;;) {
-        const seq = (await redis.get(keys[3]!)) ?? '0';
+        const seen = (await redis.get(seq)) ?? '0';
         const total = await readAccountTotal();
-        const result = (await redis.eval(ADMIT, 4, ...keys, holdKey, cost, total, options.limit ?? -1, seq)) as [number, number?, string?];
+        const result = (await redis.eval(ADMIT, 6, ...holds, spent, seq, ...leases, holdKey, cost, total, options.limit ?? -1, seen, options.leaseMs)) as [number, number?, string?];
         if (result[0] === 2) continue;
-        if (result[0] === 0) return undefined;
+        if (result[0] === 0) {
+          holding = true;
+          return undefined;
+        }
         return { needs: cost, available: Number(result[1] ?? 0), limitedBy: result[2] === 'budget' ? 'budget' : 'balance' };
       }
     },
     charged(credits) {
       // In order, and before the release: the runner's books are synchronous, Redis is not.
-      pending = pending.then(() => redis.eval(CHARGE, 4, ...keys, holdKey, credits)).catch((error: unknown) => options.onError?.(error as Error));
+      pending = pending.then(() => redis.eval(CHARGE, 4, ...holds, spent, seq, holdKey, credits)).catch((error: unknown) => options.onError?.(error as Error));
+    },
+    async renew() {
+      if (!holding) return true;
+      return ((await redis.eval(RENEW, 4, ...holds, ...leases, holdKey, options.leaseMs)) as number) === 1;
     },
     async release() {
+      holding = false;
       await pending;
-      await redis.multi().hdel(keys[0]!, holdKey).hdel(keys[1]!, holdKey).exec();
+      await redis.multi().hdel(holds[0], holdKey).hdel(holds[1], holdKey).zrem(leases[0], holdKey).zrem(leases[1], holdKey).exec();
     },
   };
 }

@@ -14,6 +14,7 @@
  *   talk:state:<run>:fence:<job id>  the fence counter
  *   talk:state:<run>:meta            the run's workflow, name and backend, JSON
  *   talk:state:<run>:jobs            the set of job ids with state
+ *   talk:state:<run>:spent           the credits the run's jobs were charged (redis-credits.ts)
  *   talk:runs                        the set of run keys
  */
 import type { Redis } from 'ioredis';
@@ -22,9 +23,9 @@ import { STATE_FORMAT_VERSION, type JobState, type RunMeta, type RunState, type 
 import { KEY_PREFIX } from './connection.js';
 
 /** Where a run's state lives in Redis. */
-export function runStateKeys(runKey: string): { base: string; meta: string; jobs: string; job(id: string): string; fence(id: string): string } {
+export function runStateKeys(runKey: string): { base: string; meta: string; jobs: string; spent: string; job(id: string): string; fence(id: string): string } {
   const base = `${KEY_PREFIX}:state:${runKey}`;
-  return { base, meta: `${base}:meta`, jobs: `${base}:jobs`, job: (id) => `${base}:job:${id}`, fence: (id) => `${base}:fence:${id}` };
+  return { base, meta: `${base}:meta`, jobs: `${base}:jobs`, spent: `${base}:spent`, job: (id) => `${base}:job:${id}`, fence: (id) => `${base}:fence:${id}` };
 }
 
 /** Set the job's state only while its fence is ours; 1 when written, 0 when the fence moved on. */
@@ -33,6 +34,19 @@ if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[3])
 return 1
+`;
+
+/**
+ * Take the job's fence and load its state in one step (one round trip before a job can start):
+ * the new fence and the job's state (nil when none); the run's meta and the run list are set
+ * on the way.
+ */
+const OPEN = `
+local fence = redis.call('INCR', KEYS[1])
+local job = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[2])
+return {fence, job}
 `;
 
 /** Options for `openRedisJobStore`. */
@@ -50,12 +64,10 @@ export interface RedisJobStoreOptions {
 export async function openRedisJobStore(options: RedisJobStoreOptions): Promise<StateStore> {
   const keys = runStateKeys(options.runKey);
   const { redis, jobId } = options;
-  const fence = String(await redis.incr(keys.fence(jobId)));
-  const text = await redis.get(keys.job(jobId));
-  await redis.set(keys.meta, JSON.stringify({ workflowPath: options.workflowPath, name: options.name, backend: options.backendId }));
-  await redis.sadd(`${KEY_PREFIX}:runs`, options.runKey);
-  const job = text === null ? undefined : (JSON.parse(text) as JobState);
-  return new RedisJobStore(options, keys, fence, job);
+  const meta = JSON.stringify({ workflowPath: options.workflowPath, name: options.name, backend: options.backendId });
+  const [fence, text] = (await redis.eval(OPEN, 4, keys.fence(jobId), keys.job(jobId), keys.meta, `${KEY_PREFIX}:runs`, meta, options.runKey)) as [number, string | null | undefined];
+  const job = typeof text === 'string' ? (JSON.parse(text) as JobState) : undefined;
+  return new RedisJobStore(options, keys, String(fence), job);
 }
 
 /** Read every job's state of a run (for reports; no fence taken). */
@@ -78,6 +90,8 @@ class RedisJobStore implements StateStore {
   readonly hadPrevious: boolean;
   readonly state: RunState;
   private chain: Promise<void> = Promise.resolve();
+  /** The write not started yet, which the changes made now will land with. */
+  private nextWrite: Promise<void> | undefined;
   private failure: StateWriteError | undefined;
   private closed = false;
   private readonly counters: StoreStats = { bytesWritten: 0, changes: 0, flushes: 0, compactions: 0 };
@@ -155,7 +169,12 @@ class RedisJobStore implements StateStore {
     await this.chain;
   }
 
-  /** Apply in memory now; resolve when Redis holds the whole job as it then stands. */
+  /**
+   * Apply in memory now; resolve when Redis holds the whole job as it then stands. Every write
+   * is the whole job, so the changes made while one write is on its way all land with the next
+   * one (it is written when that one is done, as the job then stands): one round trip for them
+   * all instead of one each, and never an older job written after a newer one.
+   */
   private change(jobId: string, apply: (job: JobState) => void): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new StateWriteError(this.dir, new Error('the state store is closed')));
@@ -163,9 +182,12 @@ class RedisJobStore implements StateStore {
     const job = (this.state.jobs[jobId] ??= { status: 'pending', steps: {} });
     apply(job);
     this.counters.changes += 1;
-    const text = JSON.stringify(job);
+    if (this.nextWrite) return this.nextWrite;
     const write = async (): Promise<void> => {
+      // From here on, changes wait for the write after this one.
+      this.nextWrite = undefined;
       if (this.failure) throw this.failure;
+      const text = JSON.stringify(job);
       try {
         const written = (await this.options.redis.eval(FENCED_SET, 3, this.keys.job(jobId), this.keys.fence(jobId), this.keys.jobs, text, this.fence, jobId)) as number;
         if (written !== 1) throw new Error(`another worker took job ${jobId} over (its lock had expired); this worker stops it`);
@@ -177,6 +199,7 @@ class RedisJobStore implements StateStore {
       }
     };
     const next = this.chain.then(write);
+    this.nextWrite = next;
     // The chain itself never rejects, so a later flush waits for every write before it.
     this.chain = next.catch(() => undefined);
     return next;

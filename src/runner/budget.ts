@@ -26,7 +26,9 @@ export interface SharedCredits {
   /**
    * Hold the job's remaining estimate against the account's live total and the workflow's
    * budget, less what every process holds. `readAccountTotal` reads the live balance
-   * (available + frozen); it may be called again when a charge elsewhere made the read stale.
+   * (available + frozen): call it only once whatever tells a stale read apart has been noted
+   * (a balance read earlier could miss a charge made elsewhere in between), and again when a
+   * charge elsewhere made the read stale. The runner reads the balance only through it.
    */
   admit(cost: number, readAccountTotal: () => Promise<number>): Promise<AdmissionRefusal | undefined>;
   /** A paid step of the job was charged `credits` (negative: booked credits given back). */

@@ -103,12 +103,13 @@ export async function fingerprintJob(
   const out = new Map<string, StepFingerprint>();
   const backend = fieldHash(options.backendId);
   const version = fieldHash(String(STATE_FORMAT_VERSION));
+  // Every input file is read at once, not one upload step after another.
+  const files = [...new Set(job.steps.flatMap((step) => (step.kind === 'upload' ? step.inputs.flatMap((i) => (i.path ? [i.path] : [])) : [])))];
+  const hashed = await Promise.all(files.map((file) => options.hasher(file, { signal: options.signal })));
+  const hashOf = new Map(files.map((file, k) => [file, hashed[k]]));
   // Steps are in topological order, so every dependency is fingerprinted first.
   for (const step of job.steps) {
-    const inputs =
-      step.kind === 'upload'
-        ? await Promise.all(step.inputs.map(async (i) => (i.path ? `${i.name}:${await options.hasher(i.path, { signal: options.signal })}` : `${i.name}:url`)))
-        : [];
+    const inputs = step.kind === 'upload' ? step.inputs.map((i) => (i.path ? `${i.name}:${hashOf.get(i.path) ?? ''}` : `${i.name}:url`)) : [];
     const upstream = (deps.get(step.id) ?? []).map((d) => `${d}:${out.get(d)?.fingerprint ?? 'missing'}`).sort();
     const fields: Record<FingerprintField, string> = {
       definition: fieldHash(JSON.stringify(definitionOf(step))),

@@ -19,7 +19,7 @@ export interface ResumePreview {
  */
 export async function previewResume(
   plan: Plan,
-  state: RunState | undefined,
+  state: Pick<RunState, 'jobs'> | undefined,
   options: { backendId: string; hasher?: FileHasher; signal?: AbortSignal },
 ): Promise<ResumePreview> {
   const hasher = options.hasher ?? cachedHasher(hashFile);

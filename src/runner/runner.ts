@@ -83,6 +83,13 @@ export interface RunnerDeps {
   limiters?: Limiters | undefined;
   /** Content hasher for inputs and outputs (a per-run cache by default). */
   hasher?: FileHasher | undefined;
+  /**
+   * Checks a job's fingerprints as soon as they are computed, before anything of the job is
+   * sent (a queue worker: the inputs it sees must be the ones the job was enqueued with). An
+   * error returned fails every step of the job with it. Part of the runner's own fingerprinting,
+   * so the inputs are read once for both.
+   */
+  checkFingerprints?: ((job: PlanJob, fingerprints: ReadonlyMap<string, StepFingerprint>) => Error | undefined) | undefined;
   /** First delay between step attempts (default 1 s; doubles, with jitter). */
   retryBaseMs?: number | undefined;
   /** Least time between two `step:progress` events of one step (default 250 ms). */
@@ -243,31 +250,28 @@ export function createRunner(deps: RunnerDeps): Runner {
     const cost = remainingCredits(job, decision);
     if (cost <= 0) return undefined;
     for (let waited = false; ; waited = true) {
-      let accountTotal: number;
-      try {
+      let accountTotal = 0;
+      const readTotal = async (): Promise<number> => {
         const balance = await deps.client.getCredits({ signal });
         accountTotal = balance.available + balance.frozen;
+        return accountTotal;
+      };
+      let refusal: AdmissionRefusal | undefined;
+      try {
+        // Shared books (other processes' holds, checked atomically in the shared store) read the
+        // balance themselves, after noting the account's charge sequence: a balance read before
+        // that could miss a charge on another worker in between, whose hold is already drawn
+        // down — the same credits counted free twice.
+        if (deps.sharedCredits) refusal = await deps.sharedCredits.admit(cost, readTotal);
+        else await readTotal();
       } catch (error) {
         return signal.aborted ? 'interrupted' : (error as Error);
       }
-      // Synchronous from here: the check and the hold cannot interleave with another job's.
-      let refusal = budget.admit(job.id, cost, accountTotal);
-      if (!refusal && deps.sharedCredits) {
-        // Other processes' holds count too; their check is atomic in the shared store.
-        const first = accountTotal;
-        let reads = 0;
-        try {
-          refusal = await deps.sharedCredits.admit(cost, async () => {
-            reads += 1;
-            if (reads === 1) return first;
-            const balance = await deps.client.getCredits({ signal });
-            return balance.available + balance.frozen;
-          });
-        } catch (error) {
-          budget.endJob(job.id);
-          return signal.aborted ? 'interrupted' : (error as Error);
-        }
-        if (refusal) budget.endJob(job.id);
+      if (!refusal) {
+        // Synchronous: this run's check and hold cannot interleave with another job's.
+        refusal = budget.admit(job.id, cost, accountTotal);
+        // Refused by this run's own books after all: the shared hold goes back.
+        if (refusal) await deps.sharedCredits?.release().catch(() => undefined);
       }
       if (!refusal || !deps.waitForCredits) return refusal;
       if (!waited) {
@@ -297,6 +301,8 @@ export function createRunner(deps: RunnerDeps): Runner {
     let fingerprints: Map<string, StepFingerprint>;
     try {
       fingerprints = await fingerprintJob(job, { backendId: deps.backendId, hasher, signal });
+      const mismatch = deps.checkFingerprints?.(job, fingerprints);
+      if (mismatch) throw mismatch;
     } catch (error) {
       if (signal.aborted) return { job: jobId, status: 'interrupted', outputs: outputs() };
       const described = describeError(error);

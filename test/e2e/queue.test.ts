@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, spawnCli, type CliProcess } from '../helpers/cli.js';
@@ -71,10 +71,10 @@ async function startWorker(served: Served, clientId: string, concurrency: number
   return child;
 }
 
-function follow(cwd: string, served: Served, clientId: string, options: { viaEnv?: boolean } = {}): Promise<Awaited<ReturnType<typeof runCli>>> {
+function follow(cwd: string, served: Served, clientId: string, options: { viaEnv?: boolean; args?: string[] } = {}): Promise<Awaited<ReturnType<typeof runCli>>> {
   // TALK_QUEUE is the environment form of --queue.
   const queue = options.viaEnv ? [] : ['--queue', redis.url];
-  return runCli(['run', 'batch.yaml', ...queue, '--backend', served.url, '--json'], { cwd, env: { NEMO_CLIENT_ID: clientId, ...(options.viaEnv ? { TALK_QUEUE: redis.url } : {}) }, timeoutMs: 300_000 });
+  return runCli(['run', 'batch.yaml', ...queue, '--backend', served.url, '--json', ...(options.args ?? [])], { cwd, env: { NEMO_CLIENT_ID: clientId, ...(options.viaEnv ? { TALK_QUEUE: redis.url } : {}) }, timeoutMs: 300_000 });
 }
 
 async function queueCounts(): Promise<Record<string, number>> {
@@ -156,13 +156,55 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(await queueCounts()).toMatchObject({ completed: 30 });
   }, 300_000);
 
-  it('a 100-credit account and 3 workers: exactly one job is admitted, the others end not-started (exit 3)', async () => {
+  it('3 jobs on a 100-credit account: refused before anything is enqueued, as talk run refuses them (exit 3); with --detach too', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100' });
+    const cwd = await workspace(3);
+    const account = 'e2e-queue-refused';
+    await startWorker(served, account, 1);
+    for (const detach of [[], ['--detach']]) {
+      const refused = await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--reporter', 'plain', ...detach], { cwd, env: { NEMO_CLIENT_ID: account } });
+      expect(refused.code).toBe(3);
+      // talk run's words (test/e2e/credits.test.ts), and the command that would run the one that fits.
+      expect(refused.stderr).toMatch(/1 of 3 jobs fit in 100 credits; the batch needs about 300\. Nothing was sent\./);
+      expect(refused.stderr).toMatch(/run the 1 that fits now with: talk run batch\.yaml --queue redis:\S+ --backend http:\S+ --partial/);
+    }
+    expect(await queueCounts()).toMatchObject({ waiting: 0, prioritized: 0, active: 0, completed: 0 });
+    expect(await served.stats()).toMatchObject({ sessionsCreated: 0, uploads: 0, messages: 0 });
+    // A budget smaller than the balance is the limit, and said so.
+    await writeFile(path.join(cwd, 'batch.yaml'), (await readFile(path.join(cwd, 'batch.yaml'), 'utf8')).replace('foreach:', 'budget:\n  credits: 50\nforeach:'));
+    const overBudget = await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } });
+    expect(overBudget.code).toBe(3);
+    expect(overBudget.stderr).toMatch(/0 of 3 jobs fit in the 50 credits left of the budget of 50; the batch needs about 300\. Nothing was sent\./);
+    expect(await queueCounts()).toMatchObject({ waiting: 0, prioritized: 0 });
+  }, 120_000);
+
+  it('the fit check honours what the workers recorded: a finished job costs nothing, so enqueued again on the emptied account it is not refused', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100' });
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-refit';
+    await startWorker(served, account, 1);
+    expect((await follow(cwd, served, account)).code).toBe(0);
+    // The finished job leaves the queue (its state stays in Redis); the balance is 0 now.
+    const queue = new Queue('jobs', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'talk' });
+    await queue.clean(0, 0, 'completed');
+    await queue.close();
+    expect(await queueCounts()).toMatchObject({ completed: 0 });
+    const again = await follow(cwd, served, account);
+    expect(again.code).toBe(0);
+    expect(again.events.at(-1)).toMatchObject({ type: 'run:done', status: 'success' });
+    // Resumed from its state on the worker: nothing sent or charged again.
+    expect(again.events).toContainEqual(expect.objectContaining({ type: 'step:skipped', step: 'instruction-1', reason: 'resumed' }));
+    expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1, creditsSpent: 100 });
+  }, 120_000);
+
+  it('a 100-credit account and 3 workers, --partial: exactly one job is admitted, the others end not-started (exit 3)', async () => {
     // A generation that takes a while: the other workers decide while the first one's turn runs.
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100', TALK_LOCAL_TURN_DELAY_MS: '1500' });
     const cwd = await workspace(3);
     const account = 'e2e-queue-poor';
     await Promise.all([1, 2, 3].map(() => startWorker(served, account, 1)));
-    const result = await follow(cwd, served, account, { viaEnv: true });
+    // --partial: every job is enqueued, and the workers' shared admission decides.
+    const result = await follow(cwd, served, account, { viaEnv: true, args: ['--partial'] });
     expect(result.code).toBe(3);
     const stats = await served.stats();
     expect(stats).toMatchObject({ messages: 1, creditsSpent: 100, rendersStarted: 1 });
@@ -337,7 +379,102 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(await queueCounts()).toMatchObject({ completed: 2 });
   }, 150_000);
 
-  it('usage: --detach without a queue, a queue that is not redis://, a worker without a queue: exit 2', async () => {
+  /**
+   * A job on a 100-credit account whose worker is killed -9 after admission (its uploads take
+   * 4 s, so nothing is paid yet): the job's hold of 100 credits is left in Redis.
+   */
+  async function orphanedHold(served: Served, account: string, env: Record<string, string>): Promise<{ client: Redis; holdsKey: string; jobId: string }> {
+    const cwd = await workspace(1);
+    expect((await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } })).code).toBe(0);
+    const first = await startWorker(served, account, 1, env);
+    await first.waitForEvent((e) => e.type === 'step:start' && e.kind === 'upload');
+    first.child.kill('SIGKILL');
+    await first.done;
+    const client = new Redis({ host: '127.0.0.1', port: redis.port });
+    cleanups.push(async () => void (await client.quit()));
+    const [holdsKey] = await client.keys('talk:credits:*:holds');
+    const holds = await client.hgetall(holdsKey!);
+    expect(Object.values(holds)).toEqual(['100']);
+    return { client, holdsKey: holdsKey!, jobId: Object.keys(holds)[0]! };
+  }
+
+  /** Another workflow's job on the same account, through a new worker: admitted and paid. */
+  async function anotherJobIsAdmitted(served: Served, account: string, env: Record<string, string>): Promise<void> {
+    const other = await batchWorkspace(1, { name: 'other' });
+    cleanups.push(() => rm(other, { recursive: true, force: true }));
+    await startWorker(served, account, 1, env);
+    const result = await follow(other, served, account);
+    expect(result.code).toBe(0);
+    expect(result.events.at(-1)).toMatchObject({ type: 'run:done', status: 'success', creditsUsed: 100 });
+    expect(await served.stats()).toMatchObject({ messages: 1, creditsSpent: 100 });
+  }
+
+  it('the credit hold of a worker killed -9 whose job never comes back is dropped after its lease; another job is then admitted', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100' }, ['--latency', 'upload=4000']);
+    const account = 'e2e-queue-lease';
+    const { client, holdsKey, jobId } = await orphanedHold(served, account, FAST_LOCKS);
+    // The job is taken off the queue once its lock has run out (BullMQ keeps a locked job), so
+    // no worker ever takes it again.
+    const queue = new Queue('jobs', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'talk' });
+    cleanups.push(() => queue.close());
+    while ((await queue.remove(jobId)) !== 1) await new Promise((resolve) => setTimeout(resolve, 200));
+    // Then its lease runs out on Redis' clock: nothing renews it, its worker is gone.
+    const leaseEnd = Number(await client.zscore(holdsKey.replace(/:holds$/, ':leases'), jobId));
+    expect(leaseEnd).toBeGreaterThan(0);
+    const redisNow = async (): Promise<number> => {
+      const [seconds, micros] = await client.time();
+      return Number(seconds) * 1000 + Number(micros) / 1000;
+    };
+    while ((await redisNow()) <= leaseEnd) await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await client.hexists(holdsKey, jobId)).toBe(1);
+    await anotherJobIsAdmitted(served, account, FAST_LOCKS);
+  }, 120_000);
+
+  it('a job BullMQ fails for stalling (its workers kept dying) gives its credit hold back at once', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100' }, ['--latency', 'upload=4000']);
+    const account = 'e2e-queue-stalled';
+    // Failed at its first stall.
+    const env = { ...FAST_LOCKS, TALK_QUEUE_MAX_STALLED: '0' };
+    const { client, holdsKey, jobId } = await orphanedHold(served, account, env);
+    const events = new QueueEvents('jobs', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'talk' });
+    cleanups.push(() => events.close());
+    await events.waitUntilReady();
+    const failed = new Promise<string>((resolve) => events.on('failed', ({ jobId: id, failedReason }) => id === jobId && resolve(failedReason)));
+    // A second worker's stalled check finds the job, and BullMQ fails it there.
+    await startWorker(served, account, 1, env);
+    expect(await failed).toMatch(/stalled more than allowable limit/);
+    // Nothing was admitted since (a lapsed lease is dropped only by an admission): the worker
+    // that saw the job fail gave the hold back.
+    for (let tries = 0; tries < 100 && (await client.hexists(holdsKey, jobId)) === 1; tries += 1) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await client.hexists(holdsKey, jobId)).toBe(0);
+    expect(await client.zscore(holdsKey.replace(/:holds$/, ':leases'), jobId)).toBeNull();
+    await anotherJobIsAdmitted(served, account, env);
+  }, 120_000);
+
+  it('a worker that sees other bytes than were enqueued fails the job, naming the step and what changed, and sends nothing', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-changed-input';
+    const following = spawnCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--json'], { cwd, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    cleanups.push(async () => {
+      if (following.child.exitCode === null && following.child.signalCode === null) following.child.kill('SIGKILL');
+      await following.done.catch(() => undefined);
+    });
+    await following.waitForEvent((e) => e.type === 'notice' && /^enqueued 1 of 1 jobs/.test(e.message));
+    // Enqueued; then the portrait changes before any worker has seen it.
+    const portrait = path.join(cwd, 'faces', 'p00.jpg');
+    await writeFile(portrait, Buffer.concat([await readFile(portrait), Buffer.from([7])]));
+    await startWorker(served, account, 1);
+    const result = await following.done;
+    expect(result.code).toBe(1);
+    const failed = result.events.filter((e) => e.type === 'step:failed');
+    expect(failed.map((e) => (e as { step: string }).step).sort()).toEqual(['export', 'instruction-1', 'upload-portrait', 'upload-voice']);
+    expect(failed[0]).toMatchObject({ job: 'p00', error: { code: 'step-failed', message: expect.stringMatching(/^job p00, step upload-portrait: inputs differ from what was enqueued/) as unknown } });
+    expect(result.events.at(-1)).toMatchObject({ type: 'run:done', status: 'failed', creditsUsed: 0 });
+    expect(await served.stats()).toMatchObject({ sessionsCreated: 0, uploads: 0, messages: 0, rendersStarted: 0 });
+  }, 120_000);
+
+  it('usage: --detach without a queue, a queue that is not redis://, the in-process local backend on a queue, a worker without a queue: exit 2', async () => {
     const cwd = await workspace(1);
     const noQueue = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--detach'], { cwd });
     expect(noQueue.code).toBe(2);
@@ -345,6 +482,11 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     const badUrl = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--queue', 'http://127.0.0.1:6379'], { cwd });
     expect(badUrl.code).toBe(2);
     expect(badUrl.stderr).toMatch(/--queue expects a redis:\/\/ URL/);
+    const local = await runCli(['run', 'batch.yaml', '--backend', 'local', '--queue', redis.url], { cwd });
+    expect(local.code).toBe(2);
+    expect(local.stderr).toMatch(/workers cannot share the in-process local backend/);
+    expect(local.stderr).toMatch(/pass its URL with --backend to `talk run --queue` and to every `talk worker`/);
+    expect(await queueCounts()).toMatchObject({ waiting: 0, prioritized: 0 });
     const worker = await runCli(['worker'], { cwd });
     expect(worker.code).toBe(2);
     expect(worker.stderr).toMatch(/talk worker needs a queue/);

@@ -48,6 +48,22 @@ describe('Redis job state store', () => {
     expect(third.step('p01', 'export')?.render).toBeUndefined();
   });
 
+  it('changes made while a write is on its way land together with the next write, as the job then stands', async () => {
+    const store = await openRedisJobStore({ redis, ...storeOptions });
+    const first = store.updateJob('p01', { status: 'running', sessionId: '7' });
+    // The first write has gone out (its EVAL is sent in the microtask after the change).
+    await Promise.resolve();
+    const rest = [
+      store.putStep('p01', 'upload-portrait', { kind: 'upload', status: 'running', attempts: 1 }),
+      store.putStep('p01', 'upload-voice', { kind: 'upload', status: 'running', attempts: 1 }),
+      store.putStep('p01', 'upload-portrait', { kind: 'upload', status: 'done', attempts: 1 }),
+    ];
+    await Promise.all([first, ...rest]);
+    expect(store.stats()).toMatchObject({ changes: 4, flushes: 2 });
+    const reloaded = await openRedisJobStore({ redis, ...storeOptions });
+    expect(reloaded.job('p01')).toMatchObject({ status: 'running', sessionId: '7', steps: { 'upload-portrait': { status: 'done' }, 'upload-voice': { status: 'running' } } });
+  });
+
   it('a write waits through a Redis restart and lands (AOF on)', async () => {
     const store = await openRedisJobStore({ redis, ...storeOptions });
     await store.updateJob('p01', { status: 'running' });
@@ -61,7 +77,7 @@ describe('Redis job state store', () => {
 });
 
 describe('shared credit holds', () => {
-  const books = (holdKey: string, limit?: number) => redisCredits({ redis, account: 'acct', runKey: 'run1', holdKey, limit });
+  const books = (holdKey: string, limit?: number, leaseMs = 60_000) => redisCredits({ redis, account: 'acct', runKey: 'run1', holdKey, limit, leaseMs });
 
   it('admits jobs until the holds reach the balance; a charge draws its hold down; release gives the rest back', async () => {
     expect(await books('a').admit(100, async () => 300)).toBeUndefined();
@@ -99,6 +115,32 @@ describe('shared credit holds', () => {
     });
     expect(reads).toBe(2);
     expect(verdict).toEqual({ needs: 100, available: 0, limitedBy: 'balance' });
+  });
+
+  it('a hold whose lease ran out (its worker stopped renewing it) is dropped at the next admission; a renewed one stays', async () => {
+    const kept = books('kept', 150);
+    const dead = books('dead', 150);
+    expect(await kept.admit(100, async () => 300)).toBeUndefined();
+    expect(await dead.admit(50, async () => 300)).toBeUndefined();
+    expect(await books('next', 150).admit(100, async () => 300)).toEqual({ needs: 100, available: 0, limitedBy: 'budget' });
+    const lease = async (job: string): Promise<number> => Number(await redis.zscore('talk:credits:acct:leases', job));
+    const before = await lease('kept');
+    expect(before).toBeGreaterThan(0);
+    // `dead`'s worker renewed nothing for longer than its lease: its lease ended a while ago.
+    const [seconds] = await redis.time();
+    for (const key of ['talk:credits:acct:leases', 'talk:state:run1:leases']) await redis.zadd(key, Number(seconds) * 1000 - 1, 'dead');
+    expect(await kept.renew()).toBe(true);
+    expect(await lease('kept')).toBeGreaterThanOrEqual(before);
+    // Its 50 credits are free again, for the balance and for the budget.
+    expect(await books('next', 150).admit(50, async () => 300)).toBeUndefined();
+    expect(await redis.hkeys('talk:credits:acct:holds')).toEqual(expect.arrayContaining(['kept', 'next']));
+    expect(await redis.hexists('talk:credits:acct:holds', 'dead')).toBe(0);
+    expect(await redis.hexists('talk:state:run1:holds', 'dead')).toBe(0);
+    expect(await dead.renew()).toBe(false);
+    // Released: hold and lease both go.
+    await kept.release();
+    expect(await redis.zscore('talk:credits:acct:leases', 'kept')).toBeNull();
+    expect(await redis.hexists('talk:credits:acct:holds', 'kept')).toBe(0);
   });
 
   it('the workflow budget counts what every worker spent and holds', async () => {

@@ -1,0 +1,88 @@
+// The runner's admission against the queue's shared credit books (real Redis, a real local
+// backend): a charge made on another worker between this worker's balance read and its
+// admission must not leave the same credits counted free twice.
+import path from 'node:path';
+import { rm } from 'node:fs/promises';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, type TestRedis } from '../../helpers/redis.js';
+import { makeWorkspace, shortForm } from '../runner/rig.js';
+import { startLocalBackend } from '../../../src/local-backend/index.js';
+import { createBackendClient, createTokenProvider } from '../../../src/backend/index.js';
+import type { BackendClient } from '../../../src/backend/types.js';
+import { loadWorkflow } from '../../../src/workflow/index.js';
+import { planRun } from '../../../src/plan/index.js';
+import { createRunner, CreditBudget } from '../../../src/runner/index.js';
+import { openRedisJobStore } from '../../../src/queue/redis-state-store.js';
+import { redisCredits } from '../../../src/queue/redis-credits.js';
+import type { TalkEvent } from '../../../src/core/events.js';
+import { writeFile } from 'node:fs/promises';
+
+let server: TestRedis;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis({ host: '127.0.0.1', port: server.port, maxRetriesPerRequest: null });
+});
+
+afterAll(async () => {
+  await redis.quit();
+  await server.stop();
+});
+
+describe('admission with shared credit books', () => {
+  it('a charge on another worker right after this worker read the balance is seen: the job is refused, not admitted on stale credits', async () => {
+    const dir = await makeWorkspace();
+    const backend = await startLocalBackend({ dataDir: path.join(dir, 'backend-data'), silentEditRatio: 0, anonymousCredits: 100 });
+    try {
+      await writeFile(path.join(dir, 'workflow.yaml'), shortForm());
+      const { workflow } = await loadWorkflow(path.join(dir, 'workflow.yaml'), { env: {}, cwd: dir });
+      const plan = planRun(workflow!, { backend: backend.url });
+      const job = plan.jobs[0]!;
+      const real = createBackendClient({ baseUrl: backend.url, auth: createTokenProvider({ env: { NEMO_CLIENT_ID: 'shared-admission' }, configDir: path.join(dir, 'config'), baseUrl: backend.url }), env: {} });
+      const books = (holdKey: string) => redisCredits({ redis, account: 'acct', runKey: 'run1', holdKey, limit: undefined, leaseMs: 60_000 });
+      // Another worker's job holds the account's 100 credits and is about to be charged them.
+      const other = books('other-job');
+      expect(await other.admit(100, async () => 100)).toBeUndefined();
+      // This worker's balance reads: the first returns 100, and the other job's charge lands
+      // right after it (its hold drawn to 0, the sequence bumped); from then on the balance is 0.
+      let reads = 0;
+      const client = new Proxy(real, {
+        get(target, property, receiver) {
+          if (property !== 'getCredits') return Reflect.get(target, property, receiver) as unknown;
+          return async () => {
+            reads += 1;
+            if (reads > 1) return { available: 0, frozen: 0 };
+            other.charged(100);
+            await other.release();
+            return { available: 100, frozen: 0 };
+          };
+        },
+      }) as BackendClient;
+      const store = await openRedisJobStore({ redis, runKey: 'run1', jobId: job.id, workflowPath: plan.workflowPath, name: plan.name, backendId: backend.url });
+      const events: TalkEvent[] = [];
+      const shared = books('this-job');
+      const runner = createRunner({
+        client,
+        store,
+        emit: (e) => events.push(e),
+        signal: new AbortController().signal,
+        backendId: backend.url,
+        limits: { concurrency: 1, uploads: 1, renders: 1 },
+        language: plan.language,
+        credits: new CreditBudget(undefined, 0, (_job, credits) => shared.charged(credits)),
+        sharedCredits: shared,
+      });
+      const outcome = await runner.runJob(plan, job);
+      await store.close();
+      expect(outcome).toMatchObject({ status: 'not-started', notStarted: { needs: 100, available: 0, limitedBy: 'balance' } });
+      expect(reads).toBe(2);
+      expect(backend.stats()).toMatchObject({ sessionsCreated: 0, uploads: 0, messages: 0 });
+      await real.close();
+    } finally {
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
