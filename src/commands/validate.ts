@@ -3,7 +3,8 @@ import type { Diagnostic } from '../core/diagnostics.js';
 import type { MediaInfo } from '../core/media-tools.js';
 import { loadWorkflow } from '../workflow/index.js';
 import { formatDiagnostics, summarizeDiagnostics } from '../reporters/diagnostics.js';
-import { diagnosticAnnotations } from '../reporters/index.js';
+// From github.js, not the reporters' index: that pulls in listr2, which validate never draws.
+import { diagnosticAnnotations } from '../reporters/github.js';
 import type { CommandContext, SharedOptions } from './context.js';
 
 export interface ValidateOptions extends SharedOptions {
