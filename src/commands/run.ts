@@ -2,7 +2,7 @@ import { CreditsError, ExitCode, UsageError, WorkflowInvalidError, exitCodeForSt
 import { queueAddressFrom } from './queue-knobs.js';
 import { enqueueAndFollow } from './run-queue.js';
 import { displayPath } from '../core/paths.js';
-import { loadWorkflow } from '../workflow/index.js';
+import { defaultProbeCacheDir, loadWorkflow } from '../workflow/index.js';
 import { planRun, shardPlan, type Plan, type Shard } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import { createReporter, diagnosticAnnotations, formatRequestLine, REPORT_NOTICE } from '../reporters/index.js';
@@ -52,7 +52,7 @@ export async function runCommand(args: string[], options: RunOptions, ctx: Comma
 async function runOne(file: string, options: RunOptions, ctx: CommandContext): Promise<number> {
   const json = options.reporter === 'json';
   // Preflight before any request (SPEC §1): outputs writable, inputs decoded; not for a dry run.
-  const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: !options.dryRun });
+  const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: !options.dryRun && { probeCacheDir: defaultProbeCacheDir(ctx.env) } });
   // Diagnostics go to stderr: in json mode stdout carries events only.
   if (diagnostics.length > 0) {
     ctx.stderr.write(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY })}\n`);

@@ -23,6 +23,7 @@ import { hashFile } from '../core/hash-file.js';
 import { findMediaTool, probeMedia, type MediaInfo } from '../core/media-tools.js';
 import { TalkError } from '../core/errors.js';
 import { mediaKindOf } from '../contract/media.js';
+import { openProbeCache } from './probe-cache.js';
 import { unreachable } from '../core/unreachable.js';
 
 type Located = SourceSpan & { sourceLine?: string };
@@ -80,6 +81,11 @@ export interface PreflightOptions {
   concurrency?: number;
   /** Probe results by SHA-256, shared between calls (e.g. several workflows of one command). */
   probes?: Map<string, Promise<MediaInfo>>;
+  /**
+   * A folder of ffprobe verdicts kept between runs (probe-cache.ts; commands pass
+   * `defaultProbeCacheDir(env)`): content probed before by the same ffprobe is not probed again.
+   */
+  probeCacheDir?: string | undefined;
   /** Told what the preflight did, when it is done (benchmarks, `--verbose`). */
   onStats?: (stats: PreflightStats) => void;
 }
@@ -92,6 +98,8 @@ export interface PreflightStats {
   files: number;
   /** ffprobe runs (distinct contents not probed before). */
   probes: number;
+  /** Distinct contents whose verdict came from the probe cache instead. */
+  cachedProbes: number;
   /** Wall time of the preflight. */
   ms: number;
 }
@@ -223,8 +231,21 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
   const probes = options.probes ?? new Map<string, Promise<MediaInfo>>();
   let ffprobe = options.ffprobe;
   let probeCount = 0;
+  let cachedCount = 0;
   if (byPath.size > 0 && ffprobe === undefined) ffprobe = findMediaTool('ffprobe', options.env, 'checking the workflow\'s media before a run');
   const tool = ffprobe ?? '';
+  const cache = byPath.size > 0 && options.probeCacheDir !== undefined ? await openProbeCache(options.probeCacheDir, tool) : undefined;
+  const probeOnce = async (sha256: string, absolute: string): Promise<MediaInfo> => {
+    const known = await cache?.get(sha256);
+    if (known !== undefined) {
+      cachedCount += 1;
+      return known;
+    }
+    probeCount += 1;
+    const info = await probeMedia(tool, absolute, signal);
+    await cache?.set(sha256, info);
+    return info;
+  };
   // Paths to one file (hard links, the same file named twice) are read once: same inode, same
   // size and time, same bytes.
   const byInode = new Map<string, Promise<string>>();
@@ -252,8 +273,7 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
         }
         let probe = probes.get(sha256);
         if (!probe) {
-          probeCount += 1;
-          probe = probeMedia(tool, absolute, signal);
+          probe = probeOnce(sha256, absolute);
           probes.set(sha256, probe);
           // A failure is remembered too (same bytes, same verdict), but never left unhandled.
           probe.catch(() => undefined);
@@ -278,7 +298,7 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
       }),
     ),
   );
-  const stats = { folders: folders.size, files: byPath.size, probes: probeCount, ms: performance.now() - started };
+  const stats = { folders: folders.size, files: byPath.size, probes: probeCount, cachedProbes: cachedCount, ms: performance.now() - started };
   options.onStats?.(stats);
   return { diagnostics, stats };
 }
