@@ -16,7 +16,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { makeDiagnostic, type Diagnostic, type SourceSpan } from '../core/diagnostics.js';
 import { hashFile } from '../core/hash-file.js';
@@ -179,7 +178,8 @@ function probeReason(error: unknown, absolute: string): string {
  */
 export async function preflightWorkflow(targets: PreflightTargets, baseDir: string, options: PreflightOptions): Promise<{ diagnostics: Diagnostic[]; stats: PreflightStats }> {
   const { signal } = options;
-  const started = performance.now();
+  // Milliseconds are enough here, and `performance` would load perf_hooks at every validate.
+  const started = Date.now();
   const limit = pLimit(Math.max(1, options.concurrency ?? 4));
   const diagnostics: Diagnostic[] = [];
   const seen = new Set<string>();
@@ -298,7 +298,7 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
       }),
     ),
   );
-  const stats = { folders: folders.size, files: byPath.size, probes: probeCount, cachedProbes: cachedCount, ms: performance.now() - started };
+  const stats = { folders: folders.size, files: byPath.size, probes: probeCount, cachedProbes: cachedCount, ms: Date.now() - started };
   options.onStats?.(stats);
   return { diagnostics, stats };
 }
