@@ -3,7 +3,6 @@
  * signal handling (first signal aborts cleanly, second exits at once), and maps every error
  * to an exit code through one function.
  */
-import { setFlagsFromString } from 'node:v8';
 import { CommanderError } from 'commander';
 import { ExitCode, InterruptedError, TalkError, WorkflowInvalidError, environmentErrorFrom, exitCodeFor } from './core/errors.js';
 import { createRedactor, type OutputSink } from './core/redact.js';
@@ -18,8 +17,10 @@ const VERSION = typeof __TALK_VERSION__ === 'string' ? __TALK_VERSION__ : '0.0.0
 // jobs). V8's default lets the heap grow to several times the live size before it collects,
 // so the same 10,000-item run peaked anywhere from 250 to 395 MB. Growing the heap by half at
 // most keeps the peak near 250 MB for a few more collections (bench/notes/runner.md). V8
-// reads this flag at every collection, so setting it here, before any work, takes effect.
-setFlagsFromString('--heap-growing-percent=50');
+// reads this flag at every collection, so setting it at the start of main, before any work,
+// takes effect. Commands that hold no batch leave it (and node:v8 unloaded, ≈ 1.5 ms).
+// bin/talk.js sets it first, for the same commands, before it compiles anything.
+const HOLDS_NO_BATCH = new Set(['validate', 'schema', 'init', 'help', '--help', '-h', '--version', '-V']);
 
 const redact = createRedactor([process.env['NEMO_TOKEN']]);
 
@@ -68,6 +69,7 @@ function sinkFor(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr'): OutputS
 }
 
 async function main(): Promise<number> {
+  if (process.argv.length > 2 && !HOLDS_NO_BATCH.has(process.argv[2] ?? '')) (await import('node:v8')).setFlagsFromString('--heap-growing-percent=50');
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (name: NodeJS.Signals): void => {
@@ -148,4 +150,7 @@ function reportError(error: unknown, ctx: CommandContext): number {
   return ExitCode.failed;
 }
 
-process.exitCode = await main();
+// A promise, not a top-level await: the bundle is CommonJS (scripts/build.mjs says why).
+void main().then((code) => {
+  process.exitCode = code;
+});
