@@ -72,6 +72,19 @@ describe('talk validate (built CLI)', () => {
     expect(again).toEqual(first);
   });
 
+  it('keeps compiled code under HOME/.cache per command; damaged cached code is compiled again and replaced', async () => {
+    const first = await talk(['validate', 'hello.yaml']);
+    const compile = path.join(dir, '.cache', 'talk', 'compile');
+    const [build] = await readdir(compile);
+    const folder = path.join(compile, build ?? '', 'validate');
+    const files = (await readdir(folder)).filter((f) => f.endsWith('.cache'));
+    expect(files).toContain('talk.js.cache');
+    const garbage = Buffer.alloc(4096, 7);
+    for (const f of files) await writeFile(path.join(folder, f), garbage);
+    expect(await talk(['validate', 'hello.yaml'])).toEqual(first);
+    for (const f of files) expect((await readFile(path.join(folder, f))).equals(garbage)).toBe(false);
+  });
+
   it('exits 2 with every problem located, the line underlined and a hint', async () => {
     const r = await talk(['validate', 'hello.yaml', 'broken.yaml']);
     expect(r.code).toBe(2);
