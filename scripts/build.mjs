@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { shippedPlugins } from './esbuild-plugins.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
@@ -25,23 +26,6 @@ if (existsSync(generator)) {
 }
 
 const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
-
-/**
- * commander requires child_process at load, for executable subcommands talk does not have;
- * loading it costs every start about 2 ms. This hands commander a stand-in that requires it
- * on first use. The build fails if commander's line changes, rather than ship without it.
- */
-const lazyCommanderChildProcess = {
-  name: 'lazy-commander-child-process',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, async (args) => {
-      const line = "const childProcess = require('node:child_process');";
-      const text = await readFile(args.path, 'utf8');
-      if (!text.includes(line)) throw new Error(`${args.path}: expected "${line}" (scripts/build.mjs patches it)`);
-      return { contents: text.replace(line, "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };"), loader: 'js' };
-    });
-  },
-};
 const staging = await mkdtemp(path.join(tmpdir(), 'talk-build-'));
 try {
   await build({
@@ -57,7 +41,7 @@ try {
     // ffmpeg/ffprobe installers locate their binaries relative to their own package folder.
     external: ['@ffmpeg-installer/ffmpeg', '@ffprobe-installer/ffprobe'],
     define: { __TALK_VERSION__: JSON.stringify(pkg.version) },
-    plugins: [lazyCommanderChildProcess],
+    plugins: shippedPlugins,
     logLevel: 'warning',
   });
   // A fresh dist/: chunk names carry content hashes, and old chunks would pile up.
