@@ -21,11 +21,14 @@ import { open, type FileHandle } from 'node:fs/promises';
 import http from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { Agent, request, type Dispatcher } from 'undici';
 import { writeAtomically } from '../src/backend/transfer.js';
 import { ownPeakRss } from '../test/helpers/peak-rss.js';
 
+// The V8 flags `talk run` sets (src/main.ts, v8FlagsFor), unless the bench asks for V8's own.
+if (process.env['BENCH_V8_DEFAULTS'] !== '1') setFlagsFromString('--heap-growing-percent=50 --liftoff-only');
 const [mode = '', url = '', dest = ''] = process.argv.slice(2);
 if (!mode || !url || !dest) throw new Error('usage: download-paths-child MODE URL DEST');
 const hash = createHash('sha256');

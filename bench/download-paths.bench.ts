@@ -8,11 +8,11 @@
 //
 //   node --import tsx bench/download-paths.bench.ts [--mb 200] [--rounds 5] [--modes talk,talk@plain,…]
 //
-// A mode ending in `@plain` runs from a bundle without the shipped bundle's patches of its
-// dependencies (scripts/esbuild-plugins.mjs), e.g. `talk@plain` is the client before llhttp
-// was kept on V8's baseline compiler.
+// Each receiver runs under the V8 flags `talk run` sets (src/main.ts); a mode ending in
+// `@v8-defaults` runs under V8's own, e.g. `talk@v8-defaults` is the client before
+// `--liftoff-only` kept undici's llhttp from tiering up.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,7 +28,7 @@ const { values } = parseArgs({
   options: {
     mb: { type: 'string', default: '200' },
     rounds: { type: 'string', default: '5' },
-    modes: { type: 'string', default: 'talk,talk@plain,talk-worker-hash,undici-dispatch,node-pipeline,undici-drop,undici-drop@plain,node-drop' },
+    modes: { type: 'string', default: 'talk,talk@v8-defaults,talk-worker-hash,undici-dispatch,node-pipeline,undici-drop,undici-drop@v8-defaults,node-drop' },
   },
 });
 const sizeMb = Number(values.mb);
@@ -42,9 +42,6 @@ for (let left = sizeMb * MB; left > 0; left -= MIB) writeSync(fd, randomBytes(Ma
 closeSync(fd);
 const expected = createHash('sha256').update(readFileSync(file)).digest('hex');
 const child = await bundleChild('download-paths-child', dir);
-const plainDir = path.join(dir, 'plain');
-mkdirSync(plainDir);
-const plainChild = await bundleChild('download-paths-child', plainDir, false);
 
 // The file goes up once; every receiver then fetches its cdn_url from the same `talk serve`.
 const server = await serveProcess(path.join(dir, 'backend'), {});
@@ -75,8 +72,9 @@ try {
     note('curl -o alone', fetched.ms, fetched.maxRssMB);
     rmSync(dest);
     for (const mode of MODES) {
-      const [how = '', bundle] = mode.split('@');
-      const out = JSON.parse((await run(process.execPath, [bundle === 'plain' ? plainChild : child, how, url, dest], { encoding: 'utf8' })).stdout) as { ms: number; cpuMs: number; maxRssMB: number; bytes: number; sha256: string };
+      const [how = '', flags] = mode.split('@');
+      const env = { ...process.env, BENCH_V8_DEFAULTS: flags === 'v8-defaults' ? '1' : '0' };
+      const out = JSON.parse((await run(process.execPath, [child, how, url, dest], { encoding: 'utf8', env })).stdout) as { ms: number; cpuMs: number; maxRssMB: number; bytes: number; sha256: string };
       if (out.bytes !== sizeMb * MB) throw new Error(`${mode}: ${out.bytes} bytes`);
       if (!how.endsWith('-drop') && (out.sha256 !== expected || createHash('sha256').update(readFileSync(dest)).digest('hex') !== expected)) throw new Error(`${mode}: wrong bytes`);
       note(mode, out.ms, out.maxRssMB, out.cpuMs);

@@ -32,13 +32,12 @@ if (!existsSync(entry)) {
   process.exit(2);
 }
 
-// The bundle's main caps the heap's growth for commands that hold a batch (src/main.ts says
-// why; this list is its HOLDS_NO_BATCH). It is set here first, before anything is compiled:
-// V8 accepts cached code only under the flags it was made with, and main runs after talk.js
-// is compiled.
+// V8 flags for commands that hold a batch: src/main.ts sets them too (for `node dist/talk.js`)
+// and says why; this is its v8FlagsFor. They are set here first, before anything is compiled:
+// V8 accepts cached code only under the flags it was made with.
 const command = process.argv[2];
 if (command !== undefined && !['validate', 'schema', 'init', 'help', '--help', '-h', '--version', '-V'].includes(command)) {
-  require('node:v8').setFlagsFromString('--heap-growing-percent=50');
+  require('node:v8').setFlagsFromString(command === 'serve' ? '--heap-growing-percent=50' : '--heap-growing-percent=50 --liftoff-only');
 }
 
 const env = process.env;

@@ -2,5 +2,4 @@
 import type { Plugin } from 'esbuild';
 
 export const lazyCommanderChildProcess: Plugin;
-export const baselineLlhttp: Plugin;
 export const shippedPlugins: Plugin[];

@@ -13,15 +13,15 @@ export const run = promisify(execFile);
 
 /**
  * `bench/<name>.ts` bundled into `dir` as the CLI is (CommonJS deps given a require, the
- * shipped bundle's patches of its dependencies applied unless `asShipped` is false).
+ * shipped bundle's patches of its dependencies applied).
  */
-export async function bundleChild(name: string, dir: string, asShipped = true): Promise<string> {
+export async function bundleChild(name: string, dir: string): Promise<string> {
   const outfile = path.join(dir, `${name}.mjs`);
   await build({
     entryPoints: [path.join(path.dirname(fileURLToPath(import.meta.url)), '..', `${name}.ts`)],
     outfile,
     bundle: true,
-    plugins: asShipped ? shippedPlugins : [],
+    plugins: shippedPlugins,
     platform: 'node',
     format: 'esm',
     target: 'node20.18',
