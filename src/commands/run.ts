@@ -1,6 +1,5 @@
 import { CreditsError, ExitCode, UsageError, WorkflowInvalidError, exitCodeForStatus } from '../core/errors.js';
 import { queueAddressFrom } from './queue-knobs.js';
-import { enqueueAndFollow } from './run-queue.js';
 import { displayPath } from '../core/paths.js';
 import { defaultProbeCacheDir, loadWorkflow } from '../workflow/index.js';
 import { planRun, shardPlan, type Plan, type Shard } from '../plan/index.js';
@@ -75,6 +74,8 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   if (options.detach === true && !address) throw new UsageError('--detach needs a queue', { hint: 'pass --queue redis://host:port[/db] (or set TALK_QUEUE), or leave --detach out' });
   if (address && !options.dryRun) {
     const followCommand = resumeCommand(['run', shown, ...(shard ? ['--shard', `${shard.index}/${shard.count}`] : []), '--queue', address.shown], options, ctx.program);
+    // Imported here: bullmq and ioredis (1.6 MB of bundle) are for --queue alone.
+    const { enqueueAndFollow } = await import('./run-queue.js');
     return enqueueAndFollow(plan, { address, backendId, shown, followCommand }, { ...options, detach: options.detach === true }, ctx);
   }
 
