@@ -6,7 +6,8 @@ import { planRun, shardPlan, type Plan, type Shard } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import { createReporter, diagnosticAnnotations, formatRequestLine, REPORT_NOTICE } from '../reporters/index.js';
 import { stamp } from '../core/events.js';
-import { cachedHasher, executePlan, fitCredits, hashFile, previewResume, type FileHasher } from '../runner/index.js';
+import { executePlan, fitCredits, previewResume, type FileHasher } from '../runner/index.js';
+import { sharedFileHasher } from '../core/hash-file.js';
 import { adoptLegacyRunState, openStateStore, readRunState, runDirFor, stateDirFor, type StateStore } from '../state/index.js';
 import { connectBackend, type Connection } from './connect.js';
 import type { RequestInfo } from '../backend/types.js';
@@ -50,8 +51,11 @@ export async function runCommand(args: string[], options: RunOptions, ctx: Comma
 
 async function runOne(file: string, options: RunOptions, ctx: CommandContext): Promise<number> {
   const json = options.reporter === 'json';
+  // One hasher for the whole run — preflight, the fit check, fingerprints, the upload cache:
+  // every input is read once.
+  const hasher = sharedFileHasher();
   // Preflight before any request (SPEC §1): outputs writable, inputs decoded; not for a dry run.
-  const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: !options.dryRun && { probeCacheDir: defaultProbeCacheDir(ctx.env) } });
+  const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: !options.dryRun && { probeCacheDir: defaultProbeCacheDir(ctx.env), hasher } });
   // Diagnostics go to stderr: in json mode stdout carries events only.
   if (diagnostics.length > 0) {
     ctx.stderr.write(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY })}\n`);
@@ -109,9 +113,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     const onRequest = options.verbose
       ? (info: RequestInfo) => reporter.emit(stamp({ type: 'notice', level: 'debug', message: formatRequestLine(info) }))
       : undefined;
-    connection = await connectBackend(choice, stateDir, ctx, { onRequest });
-    // One hasher for the fit check and the run: every input is read once.
-    const hasher = cachedHasher(hashFile);
+    connection = await connectBackend(choice, stateDir, ctx, { onRequest, hasher });
     await checkCreditsFit(plan, store, connection, { partial: options.partial, hasher, signal: ctx.signal, again }).catch(async (error: unknown) => {
       // Refused before anything was sent: the state says so, not "running".
       if (error instanceof CreditsError && !store.hadPrevious) await store.updateRun({ status: 'credits' });

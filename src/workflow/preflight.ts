@@ -18,7 +18,7 @@ import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { makeDiagnostic, type Diagnostic, type SourceSpan } from '../core/diagnostics.js';
-import { hashFile } from '../core/hash-file.js';
+import { sharedFileHasher, type FileHasher } from '../core/hash-file.js';
 import { findMediaTool, probeMedia, type MediaInfo } from '../core/media-tools.js';
 import { TalkError } from '../core/errors.js';
 import { mediaKindOf } from '../contract/media.js';
@@ -85,6 +85,8 @@ export interface PreflightOptions {
    * `defaultProbeCacheDir(env)`): content probed before by the same ffprobe is not probed again.
    */
   probeCacheDir?: string | undefined;
+  /** Hashes the inputs; a command shares one with its run, so each file is read once (default: one of its own). */
+  hasher?: FileHasher | undefined;
   /** Told what the preflight did, when it is done (benchmarks, `--verbose`). */
   onStats?: (stats: PreflightStats) => void;
 }
@@ -247,25 +249,15 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
     return info;
   };
   // Paths to one file (hard links, the same file named twice) are read once: same inode, same
-  // size and time, same bytes.
-  const byInode = new Map<string, Promise<string>>();
-  const hashOnce = async (absolute: string): Promise<string> => {
-    const info = await stat(absolute);
-    const key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
-    let hash = byInode.get(key);
-    if (!hash) {
-      hash = hashFile(absolute, { signal });
-      byInode.set(key, hash);
-    }
-    return hash;
-  };
+  // size and times, same bytes. A command passes the hasher its run uses too.
+  const hashOnce = options.hasher ?? sharedFileHasher();
   await Promise.all(
     [...byPath].map(([absolute, uses]) =>
       limit(async () => {
         signal?.throwIfAborted();
         let sha256: string;
         try {
-          sha256 = await hashOnce(absolute);
+          sha256 = await hashOnce(absolute, { signal });
         } catch (error) {
           if (signal?.aborted) throw error;
           for (const use of uses) add(use.at, `input \`${use.input}\`: ${use.shown} cannot be read (${describeErrno(error)})`, 'check the file\'s permissions');
