@@ -11,7 +11,7 @@ import { sharedFileHasher } from '../core/hash-file.js';
 import { adoptLegacyRunState, openStateStore, readRunState, runDirFor, stateDirFor, type StateStore } from '../state/index.js';
 import { connectBackend, type Connection } from './connect.js';
 import type { RequestInfo } from '../backend/types.js';
-import { backendIdFor, formatPlanView } from './resume-view.js';
+import { backendIdFor, planViewPieces } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { resumeCommand } from './resume-command.js';
 import { findMediaTools, provenanceDeps } from './media-tools.js';
@@ -85,7 +85,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
 
   if (options.dryRun) {
     if (json) ctx.stdout.write(`${JSON.stringify({ plan })}\n`);
-    else ctx.stdout.write(await formatPlanView(plan, { stateDir: options.stateDir, fresh: options.fresh, shard }, ctx));
+    else for (const piece of await planViewPieces(plan, { stateDir: options.stateDir, fresh: options.fresh, shard }, ctx)) ctx.stdout.write(piece);
     return ExitCode.ok;
   }
 
