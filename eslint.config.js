@@ -69,6 +69,12 @@ export default tseslint.config(
     languageOptions: { globals: globals.node, parserOptions: { projectService: false, program: null } },
   },
   {
+    // The launcher is CommonJS (bin/package.json): it starts before any ES module machinery.
+    files: ['bin/**/*.js'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**', 'scripts/**'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off', '@typescript-eslint/no-explicit-any': 'off' },
   },

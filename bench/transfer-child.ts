@@ -2,11 +2,14 @@
 // the backend client, then its time and memory as JSON on stdout.
 //
 //   transfer-child upload URL SESSION FILE | transfer-child download URL SESSION OUTPUT_URL DEST
+import { setFlagsFromString } from 'node:v8';
 import { Agent } from 'undici';
 import { createBackendClient, createTokenProvider } from '../src/backend/index.js';
 import { asRenderId, asSessionId } from '../src/core/ids.js';
 import { ownPeakRss } from '../test/helpers/peak-rss.js';
 
+// The V8 flags `talk run` sets (src/main.ts, v8FlagsFor): the client as it ships.
+setFlagsFromString('--heap-growing-percent=50 --liftoff-only');
 const MB = 1024 * 1024;
 const [mode, url, sessionId, file, dest] = process.argv.slice(2);
 if (!url || !sessionId || !file || (mode !== 'upload' && (mode !== 'download' || !dest))) {

@@ -3,7 +3,6 @@
  * signal handling (first signal aborts cleanly, second exits at once), and maps every error
  * to an exit code through one function.
  */
-import { setFlagsFromString } from 'node:v8';
 import { CommanderError } from 'commander';
 import { ExitCode, InterruptedError, TalkError, WorkflowInvalidError, environmentErrorFrom, exitCodeFor } from './core/errors.js';
 import { createRedactor, type OutputSink } from './core/redact.js';
@@ -14,12 +13,28 @@ import type { CommandContext } from './commands/context.js';
 declare const __TALK_VERSION__: string;
 const VERSION = typeof __TALK_VERSION__ === 'string' ? __TALK_VERSION__ : '0.0.0-dev';
 
-// A batch keeps its plan, run state and tally live for the whole run (about 70 MB at 10,000
-// jobs). V8's default lets the heap grow to several times the live size before it collects,
-// so the same 10,000-item run peaked anywhere from 250 to 395 MB. Growing the heap by half at
-// most keeps the peak near 250 MB for a few more collections (bench/notes/runner.md). V8
-// reads this flag at every collection, so setting it here, before any work, takes effect.
-setFlagsFromString('--heap-growing-percent=50');
+// V8 flags for commands that hold a batch (bench/notes/runner.md, bench/notes/backend.md):
+// - `--heap-growing-percent=50`: a batch keeps its plan, run state and tally live for the
+//   whole run (about 70 MB at 10,000 jobs). V8's default lets the heap grow to several times
+//   the live size before it collects, so the same 10,000-item run peaked anywhere from 250 to
+//   395 MB; growing the heap by half at most keeps the peak near 250 MB for a few more
+//   collections. V8 reads it at every collection, so setting it at the start of main works.
+// - `--liftoff-only` (not for `serve`): undici parses HTTP with llhttp compiled to
+//   WebAssembly, and after some megabytes V8 tiers its one big parsing function up to
+//   TurboFan, a compile of ~100 ms of CPU whose 29 MB of zone memory stay in a thread's malloc
+//   arena: a third of a 200 MB download's peak RSS. On V8's baseline compiler alone parsing
+//   is no slower that a batch shows. `talk serve` keeps TurboFan for the face finder's
+//   WebAssembly (a detection takes ≈ 25 % longer without); a run on `backend: local` pays that.
+// Commands that hold no batch set nothing (and leave node:v8 unloaded, ≈ 1.5 ms). bin/talk.js
+// sets the same flags first, from the same rule, before it compiles anything: V8 accepts cached
+// code only under the flags it was made with.
+const HOLDS_NO_BATCH = new Set(['validate', 'schema', 'init', 'help', '--help', '-h', '--version', '-V']);
+
+/** The V8 flags for `command` (argv[2]), or '' (see above). */
+function v8FlagsFor(command: string | undefined): string {
+  if (command === undefined || HOLDS_NO_BATCH.has(command)) return '';
+  return command === 'serve' ? '--heap-growing-percent=50' : '--heap-growing-percent=50 --liftoff-only';
+}
 
 const redact = createRedactor([process.env['NEMO_TOKEN']]);
 
@@ -68,6 +83,8 @@ function sinkFor(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr'): OutputS
 }
 
 async function main(): Promise<number> {
+  const flags = v8FlagsFor(process.argv[2]);
+  if (flags !== '') (await import('node:v8')).setFlagsFromString(flags);
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (name: NodeJS.Signals): void => {
@@ -148,4 +165,7 @@ function reportError(error: unknown, ctx: CommandContext): number {
   return ExitCode.failed;
 }
 
-process.exitCode = await main();
+// A promise, not a top-level await: the bundle is CommonJS (scripts/build.mjs says why).
+void main().then((code) => {
+  process.exitCode = code;
+});

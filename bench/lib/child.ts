@@ -6,17 +6,22 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
+import { shippedPlugins } from '../../scripts/esbuild-plugins.mjs';
 
 /** `execFile` as a promise: async, so a server on the caller's event loop keeps serving. */
 export const run = promisify(execFile);
 
-/** `bench/<name>.ts` bundled into `dir` as the CLI is (CommonJS deps given a require). */
+/**
+ * `bench/<name>.ts` bundled into `dir` as the CLI is (CommonJS deps given a require, the
+ * shipped bundle's patches of its dependencies applied).
+ */
 export async function bundleChild(name: string, dir: string): Promise<string> {
   const outfile = path.join(dir, `${name}.mjs`);
   await build({
     entryPoints: [path.join(path.dirname(fileURLToPath(import.meta.url)), '..', `${name}.ts`)],
     outfile,
     bundle: true,
+    plugins: shippedPlugins,
     platform: 'node',
     format: 'esm',
     target: 'node20.18',

@@ -20,7 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { hashFile } from '../core/hash-file.js';
+import { sharedFileHasher, type FileHasher } from '../core/hash-file.js';
 import type { SessionId } from '../core/ids.js';
 import type { UploadedFile } from '../contract/bodies.js';
 import type { TokenProvider } from './auth.js';
@@ -37,6 +37,9 @@ interface CacheEntry {
   savedAt: number;
   expiresAt: number;
 }
+
+/** One change to the cache: account, content, and its new entry (none: removed). */
+type Change = [account: string, sha256: string, entry: CacheEntry | undefined];
 
 /** The file on disk: backend identity → account → SHA-256 → entry. */
 interface CacheFile {
@@ -55,6 +58,8 @@ export interface UploadCacheOptions {
   /** Default `UPLOAD_CACHE_TTL_MS`. */
   ttlMs?: number;
   now?: () => number;
+  /** Hashes the files to look them up; a command shares one with its run (default: one of its own). */
+  hasher?: FileHasher | undefined;
 }
 
 /** What `withUploadCache` counted, for tests and benchmarks. */
@@ -107,9 +112,6 @@ export function withUploadCache<T extends BackendClient>(client: T, options: Upl
   let loaded: Promise<CacheFile> | undefined;
   /** Bytes being sent now, per account and content: later uploads of it wait, then go by URL. */
   const sending = new Map<string, Promise<unknown>>();
-  /** Content hashes by file version, so a portrait shared by a batch is read once. */
-  const hashes = new Map<string, Promise<string>>();
-  let writing: Promise<void> = Promise.resolve();
 
   const cache = (): Promise<CacheFile> => (loaded ??= readCache(options.file));
 
@@ -119,40 +121,62 @@ export function withUploadCache<T extends BackendClient>(client: T, options: Upl
     return entry;
   };
 
-  /** Apply `change` to the in-memory cache and to the file (merged with what others wrote). */
-  const persist = (account: string, sha256: string, entry: CacheEntry | undefined): Promise<void> => {
-    const apply = (data: CacheFile): void => {
-      const accounts = (data.backends[options.backendId] ??= {});
-      const entries = (accounts[account] ??= {});
-      if (entry) entries[sha256] = entry;
-      else delete entries[sha256];
-      const t = now();
-      for (const [key, e] of Object.entries(entries)) if (e.expiresAt <= t) delete entries[key];
-    };
-    writing = writing.then(async () => {
-      apply(await cache());
+  /** Set (or, with no entry, remove) one content's entry in `data`. */
+  const apply = (data: CacheFile, [account, sha256, entry]: Change): void => {
+    const entries = ((data.backends[options.backendId] ??= {})[account] ??= {});
+    if (entry) entries[sha256] = entry;
+    else delete entries[sha256];
+  };
+  /** Changes not yet on disk, and who waits for them. */
+  let queued: Change[] = [];
+  let waiting: (() => void)[] = [];
+  let writer: Promise<void> | undefined;
+  /** What this process last wrote, and the file's size and time right after: unchanged since, it need not be read back. */
+  let written: { data: CacheFile; size: number; mtimeMs: number } | undefined;
+
+  /**
+   * Write every queued change in one go, merged into what is on disk (other runs share the
+   * file), until none are left. Group commit: a batch that uploads 20 files at once writes the
+   * file once for all of them, not once each — the file holds every entry, so one write per
+   * upload made a batch of distinct files write the square of its size.
+   */
+  const writeQueued = async (): Promise<void> => {
+    while (queued.length > 0) {
+      const changes = queued;
+      const done = waiting;
+      queued = [];
+      waiting = [];
       try {
-        const onDisk = await readCache(options.file);
-        apply(onDisk);
+        const seen = await stat(options.file).catch(() => undefined);
+        const onDisk = written && seen && seen.size === written.size && seen.mtimeMs === written.mtimeMs ? written.data : await readCache(options.file);
+        for (const change of changes) apply(onDisk, change);
+        const t = now();
+        for (const accounts of Object.values(onDisk.backends)) {
+          for (const entries of Object.values(accounts)) for (const [key, e] of Object.entries(entries)) if (e.expiresAt <= t) delete entries[key];
+        }
         await writeFileAtomic(options.file, `${JSON.stringify(onDisk)}\n`, { mode: 0o600, durable: false });
+        const after = await stat(options.file);
+        written = { data: onDisk, size: after.size, mtimeMs: after.mtimeMs };
       } catch {
         // A cache that cannot be written (read-only config, full disk) only means the next
         // session sends the bytes again; the upload itself succeeded.
+        written = undefined;
       }
-    });
-    return writing;
+      for (const resolve of done) resolve();
+    }
   };
 
-  const hashOf = (filePath: string, size: number, mtimeMs: number, signal: AbortSignal | undefined): Promise<string> => {
-    const key = `${filePath}\0${size}\0${mtimeMs}`;
-    let hit = hashes.get(key);
-    if (!hit) {
-      hit = hashFile(filePath, { signal });
-      hashes.set(key, hit);
-      hit.catch(() => hashes.delete(key));
-    }
-    return hit;
+  /** Apply a change to the in-memory cache now and to the file with the next write; resolves once it is written. */
+  const persist = async (account: string, sha256: string, entry: CacheEntry | undefined): Promise<void> => {
+    apply(await cache(), [account, sha256, entry]);
+    queued.push([account, sha256, entry]);
+    const done = new Promise<void>((resolve) => waiting.push(resolve));
+    writer ??= writeQueued().finally(() => (writer = undefined));
+    return done;
   };
+
+  // The command's hasher when it shares one (preflight and fingerprints read the same inputs).
+  const hashOf = options.hasher ?? sharedFileHasher();
 
   /** The cached file by URL, or undefined when the backend refused it (or answered other bytes). */
   const viaUrl = async (sessionId: SessionId, entry: CacheEntry, sha256: string, o: CallOptions & { onProgress?: TransferProgress }): Promise<UploadResult | undefined> => {
@@ -183,7 +207,7 @@ export function withUploadCache<T extends BackendClient>(client: T, options: Upl
       counters.sent += 1;
       return client.uploadFile(sessionId, filePath, o);
     }
-    const sha256 = await hashOf(filePath, info.size, info.mtimeMs, o.signal);
+    const sha256 = await hashOf(filePath, { signal: o.signal, stats: info });
     const key = `${account}\0${sha256}`;
     const offered = new Set<string>();
     for (;;) {

@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { createBackendClient, createTokenProvider, defaultConfigDir, resolveBackendUrl, uploadAccount, withUploadCache } from '../backend/index.js';
 import type { BackendClient, RequestInfo } from '../backend/types.js';
+import type { FileHasher } from '../core/hash-file.js';
 import { startLocalBackend, type LocalBackend } from '../local-backend/index.js';
 import { localKnobsFromEnv } from './local-knobs.js';
 import type { BackendChoice } from '../plan/types.js';
@@ -43,7 +44,11 @@ export async function connectBackend(
   choice: BackendChoice,
   stateDir: string,
   ctx: CommandContext,
-  options: { onRequest?: ((info: RequestInfo) => void) | undefined } = {},
+  options: {
+    onRequest?: ((info: RequestInfo) => void) | undefined;
+    /** The command's file hasher, for the upload cache (see `sharedFileHasher`). */
+    hasher?: FileHasher | undefined;
+  } = {},
 ): Promise<Connection> {
   let local: LocalBackend | undefined;
   let baseUrl: string;
@@ -75,6 +80,7 @@ export async function connectBackend(
       file: path.join(configDir, UPLOAD_CACHE_FILE),
       backendId,
       account: () => uploadAccount(auth),
+      hasher: options.hasher,
     });
     return {
       client,

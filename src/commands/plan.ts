@@ -3,7 +3,7 @@ import { loadWorkflow } from '../workflow/index.js';
 import { estimateCredits, planRun } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import type { CommandContext, SharedOptions } from './context.js';
-import { formatPlanView } from './resume-view.js';
+import { planViewPieces } from './resume-view.js';
 
 export interface PlanOptions extends SharedOptions {
   json: boolean;
@@ -33,7 +33,7 @@ export async function planCommand(args: string[], options: PlanOptions, ctx: Com
   if (json) {
     ctx.stdout.write(`${JSON.stringify({ valid: true, plan, estimate: estimateCredits(plan), diagnostics: diagnostics.map(({ sourceLine: _s, ...d }) => d) })}\n`);
   } else {
-    ctx.stdout.write(await formatPlanView(plan, { stateDir: options.stateDir, fresh: options.fresh }, ctx));
+    for (const piece of await planViewPieces(plan, { stateDir: options.stateDir, fresh: options.fresh }, ctx)) ctx.stdout.write(piece);
   }
   return ExitCode.ok;
 }

@@ -6,7 +6,7 @@
 import { resolveBackendUrl } from '../backend/index.js';
 import type { Plan } from '../plan/types.js';
 import { fitCredits, previewResume, type FileHasher, type JobDecision } from '../runner/index.js';
-import { formatPlan } from '../plan/index.js';
+import { formatPlanPieces } from '../plan/index.js';
 import { readRunState, runDirFor, stateDirFor } from '../state/index.js';
 import type { CommandContext } from './context.js';
 import { unreachable } from '../core/unreachable.js';
@@ -59,12 +59,22 @@ export async function resumeView(
   };
 }
 
-/** `talk plan`'s text (and `talk run --dry-run`'s): the plan with its resume column and what it would spend now. */
-export async function formatPlanView(plan: Plan, options: { stateDir: string | undefined; fresh: boolean; shard?: { index: number; count: number } | undefined }, ctx: CommandContext): Promise<string> {
+/** Where the state of an earlier run is looked for. */
+export interface PlanViewOptions {
+  stateDir: string | undefined;
+  fresh: boolean;
+  shard?: { index: number; count: number } | undefined;
+}
+
+/**
+ * `talk plan`'s text (and `talk run --dry-run`'s): the plan with its resume column and what it
+ * would spend now, in pieces for writing as they are made (a big plan's text is tens of MB).
+ */
+export async function planViewPieces(plan: Plan, options: PlanViewOptions, ctx: CommandContext): Promise<Iterable<string>> {
   const view = await resumeView(plan, options, ctx);
   const budgetLeft = plan.budget ? Math.max(0, plan.budget.credits - view.creditsUsed) : undefined;
   const fit = fitCredits(plan, view.decisions, { budgetLeft });
-  return formatPlan(plan, {
+  return formatPlanPieces(plan, {
     cwd: ctx.cwd,
     ...(view.annotate ? { annotate: view.annotate } : {}),
     creditsNow: { now: fit.needsNow, fitting: fit.fitting, budgetLeft },

@@ -1,18 +1,18 @@
 import { CreditsError, ExitCode, UsageError, WorkflowInvalidError, exitCodeForStatus } from '../core/errors.js';
 import { queueAddressFrom } from './queue-knobs.js';
-import { enqueueAndFollow } from './run-queue.js';
 import { displayPath } from '../core/paths.js';
-import { loadWorkflow } from '../workflow/index.js';
+import { defaultProbeCacheDir, loadWorkflow } from '../workflow/index.js';
 import { planRun, shardPlan, type Plan, type Shard } from '../plan/index.js';
 import { formatDiagnostics } from '../reporters/diagnostics.js';
 import { createReporter, diagnosticAnnotations, formatRequestLine, REPORT_NOTICE } from '../reporters/index.js';
 import { stamp } from '../core/events.js';
-import { cachedHasher, executePlan, hashFile } from '../runner/index.js';
+import { executePlan } from '../runner/index.js';
+import { sharedFileHasher } from '../core/hash-file.js';
 import { adoptLegacyRunState, openStateStore, readRunState, runDirFor, stateDirFor } from '../state/index.js';
 import { connectBackend } from './connect.js';
 import { checkCreditsFit } from './credits-fit.js';
 import type { RequestInfo } from '../backend/types.js';
-import { backendIdFor, formatPlanView } from './resume-view.js';
+import { backendIdFor, planViewPieces } from './resume-view.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { resumeCommand } from './resume-command.js';
 import { findMediaTools, provenanceDeps } from './media-tools.js';
@@ -52,8 +52,11 @@ export async function runCommand(args: string[], options: RunOptions, ctx: Comma
 
 async function runOne(file: string, options: RunOptions, ctx: CommandContext): Promise<number> {
   const json = options.reporter === 'json';
+  // One hasher for the whole run — preflight, the fit check, fingerprints, the upload cache:
+  // every input is read once.
+  const hasher = sharedFileHasher();
   // Preflight before any request (SPEC §1): outputs writable, inputs decoded; not for a dry run.
-  const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: !options.dryRun });
+  const { workflow, diagnostics } = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: !options.dryRun && { probeCacheDir: defaultProbeCacheDir(ctx.env), hasher } });
   // Diagnostics go to stderr: in json mode stdout carries events only.
   if (diagnostics.length > 0) {
     ctx.stderr.write(`${formatDiagnostics(diagnostics, { color: options.color && ctx.stderr.isTTY })}\n`);
@@ -76,12 +79,14 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   if (options.detach === true && !address) throw new UsageError('--detach needs a queue', { hint: 'pass --queue redis://host:port[/db] (or set TALK_QUEUE), or leave --detach out' });
   if (address && !options.dryRun) {
     const followCommand = resumeCommand(['run', shown, ...(shard ? ['--shard', `${shard.index}/${shard.count}`] : []), '--queue', address.shown], options, ctx.program);
+    // Imported here: bullmq and ioredis (1.6 MB of bundle) are for --queue alone.
+    const { enqueueAndFollow } = await import('./run-queue.js');
     return enqueueAndFollow(plan, { address, backendId, shown, followCommand }, { ...options, detach: options.detach === true }, ctx);
   }
 
   if (options.dryRun) {
     if (json) ctx.stdout.write(`${JSON.stringify({ plan })}\n`);
-    else ctx.stdout.write(await formatPlanView(plan, { stateDir: options.stateDir, fresh: options.fresh, shard }, ctx));
+    else for (const piece of await planViewPieces(plan, { stateDir: options.stateDir, fresh: options.fresh, shard }, ctx)) ctx.stdout.write(piece);
     return ExitCode.ok;
   }
 
@@ -109,9 +114,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
     const onRequest = options.verbose
       ? (info: RequestInfo) => reporter.emit(stamp({ type: 'notice', level: 'debug', message: formatRequestLine(info) }))
       : undefined;
-    connection = await connectBackend(choice, stateDir, ctx, { onRequest });
-    // One hasher for the fit check and the run: every input is read once.
-    const hasher = cachedHasher(hashFile);
+    connection = await connectBackend(choice, stateDir, ctx, { onRequest, hasher });
     const connected = connection;
     await checkCreditsFit(plan, store.state, { backendId: connected.backendId, connect: () => Promise.resolve(connected) }, { partial: options.partial, hasher, signal: ctx.signal, again }).catch(async (error: unknown) => {
       // Refused before anything was sent: the state says so, not "running".

@@ -1,9 +1,10 @@
 import { ExitCode } from '../core/errors.js';
 import type { Diagnostic } from '../core/diagnostics.js';
 import type { MediaInfo } from '../core/media-tools.js';
-import { loadWorkflow } from '../workflow/index.js';
+import { defaultProbeCacheDir, loadWorkflow } from '../workflow/index.js';
 import { formatDiagnostics, summarizeDiagnostics } from '../reporters/diagnostics.js';
-import { diagnosticAnnotations } from '../reporters/index.js';
+// From github.js, not the reporters' index: that pulls in listr2, which validate never draws.
+import { diagnosticAnnotations } from '../reporters/github.js';
 import type { CommandContext, SharedOptions } from './context.js';
 
 export interface ValidateOptions extends SharedOptions {
@@ -25,10 +26,11 @@ export interface ValidateFileResult {
 export async function validateCommand(files: string[], options: ValidateOptions, ctx: CommandContext): Promise<number> {
   const loaded: { shown: string; result: Awaited<ReturnType<typeof loadWorkflow>> }[] = [];
   const probes = new Map<string, Promise<MediaInfo>>();
+  const probeCacheDir = defaultProbeCacheDir(ctx.env);
   for (const file of files) {
     ctx.signal.throwIfAborted();
     // Preflight too (output folders writable, media decoded), shared probes across the files.
-    const result = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: { probes } });
+    const result = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: { probes, probeCacheDir } });
     loaded.push({ shown: result.diagnostics[0]?.file ?? result.workflow?.displayFile ?? file, result });
   }
   // `--json` lists the files in the order they were named, so a tool can pair them with its

@@ -21,7 +21,6 @@ import type { CommandContext, SharedOptions } from './context.js';
 import { createWatchJobRunner } from './watch-jobs.js';
 import { findMediaTools } from './media-tools.js';
 import { writeWatchIndex } from './report.js';
-import { createQueueBundleRunner } from './watch-queue.js';
 import { queueAddressFrom } from './queue-knobs.js';
 import { resumeCommand } from './resume-command.js';
 import { unreachable } from '../core/unreachable.js';
@@ -99,8 +98,9 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   let creditsUsed = 0;
 
   const address = queueAddressFrom(options.queue, ctx.env);
+  // watch-queue.js is imported only with --queue: bullmq and ioredis are for it alone.
   const jobs = address
-    ? await createQueueBundleRunner({ address, workflow: () => current.workflow, options, ctx, emit: (event) => reporter.emit(event) })
+    ? await (await import('./watch-queue.js')).createQueueBundleRunner({ address, workflow: () => current.workflow, options, ctx, emit: (event) => reporter.emit(event) })
     : await createWatchJobRunner({
     workflow: () => current.workflow,
     options,

@@ -5,7 +5,7 @@
  * `FFMPEG_PATH` / `FFPROBE_PATH` → `ffmpeg` / `ffprobe` on PATH → the static build shipped by
  * `@ffmpeg-installer/ffmpeg` / `@ffprobe-installer/ffprobe`.
  */
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { accessSync, constants, existsSync } from 'node:fs';
@@ -88,12 +88,15 @@ export interface RunResult {
  * signal's reason when aborted (the child is killed then). `onStdout` streams stdout instead
  * of collecting it.
  */
-export function runTool(
+export async function runTool(
   binary: string,
   args: readonly string[],
   options: { signal?: AbortSignal | undefined; onStdout?: (chunk: Buffer) => void; cwd?: string; stdin?: Iterable<Uint8Array> | AsyncIterable<Uint8Array> } = {},
 ): Promise<RunResult> {
   const { signal } = options;
+  // Loaded when a tool first runs, not with this module: `talk validate` on inputs whose
+  // verdicts are cached starts no process and need not load child_process at all.
+  const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(abortReason(signal));

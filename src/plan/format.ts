@@ -54,17 +54,36 @@ function table(rows: string[][]): string[] {
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
 }
 
+/** Pieces of `formatPlan`'s text are about this long: a big plan's text is never one string. */
+const PIECE_CHARS = 64 * 1024;
+
 /** The plan as text, ending in a newline. */
 export function formatPlan(plan: Plan, options: FormatPlanOptions = {}): string {
+  return [...formatPlanPieces(plan, options)].join('');
+}
+
+/**
+ * `formatPlan`'s text in pieces of about 64 KB, for writing as it is made: the text of a
+ * 100,000-item plan is 37 MB, and its lines and then its one string were the largest things a
+ * `talk plan` held.
+ */
+export function* formatPlanPieces(plan: Plan, options: FormatPlanOptions = {}): Generator<string> {
   const base = options.cwd ?? plan.workflowDir;
   const shown = (p: string): string => {
     const rel = path.relative(base, p);
     return rel === '' || rel.startsWith('..') || path.isAbsolute(rel) ? p : rel.split(path.sep).join('/');
   };
   const width = options.maxTextWidth ?? 60;
-  const estimate = estimateCredits(plan);
-  const lines: string[] = [];
-  lines.push(`plan ${plan.name} (${shown(plan.workflowPath)})`);
+  let piece = '';
+  const line = (text: string): string | undefined => {
+    piece += `${text}\n`;
+    if (piece.length < PIECE_CHARS) return undefined;
+    const full = piece;
+    piece = '';
+    return full;
+  };
+  let full: string | undefined;
+  line(`plan ${plan.name} (${shown(plan.workflowPath)})`);
   const settings = [
     `backend ${backendLabel(plan.backend)}`,
     `language ${plan.language}`,
@@ -73,12 +92,25 @@ export function formatPlan(plan: Plan, options: FormatPlanOptions = {}): string 
     `renders ${plan.limits.renders}`,
   ];
   if (plan.budget) settings.push(`budget ${plan.budget.credits} credits`);
-  lines.push(settings.join(' · '));
+  line(settings.join(' · '));
   if (plan.jobs.length === 0) {
-    lines.push('', 'no jobs: foreach matched nothing, or the items come from a watch folder (`talk watch`)');
+    line('');
+    line('no jobs: foreach matched nothing, or the items come from a watch folder (`talk watch`)');
   }
+  // The estimate, job by job as the jobs are written (estimateCredits' table of 100,000 ids is
+  // needed only for a short list).
+  let total = 0;
+  let least = Infinity;
+  let most = 0;
   for (const job of plan.jobs) {
-    lines.push('', `job ${job.id}${job.item ? ` (${Object.entries(job.item).map(([k, v]) => `${k}: ${shown(v)}`).join(', ')})` : ''}`);
+    let credits = 0;
+    for (const step of job.steps) if (step.kind === 'instruction') credits += step.estimatedCredits;
+    total += credits;
+    least = Math.min(least, credits);
+    most = Math.max(most, credits);
+    line('');
+    full = line(`job ${job.id}${job.item ? ` (${Object.entries(job.item).map(([k, v]) => `${k}: ${shown(v)}`).join(', ')})` : ''}`);
+    if (full !== undefined) yield full;
     const rows: string[][] = [['#', 'step', 'needs', 'does', 'credits']];
     const annotated = options.annotate !== undefined;
     if (annotated) rows[0]?.push('');
@@ -93,31 +125,34 @@ export function formatPlan(plan: Plan, options: FormatPlanOptions = {}): string 
       if (annotated) row.push(options.annotate?.(job.id, step.id) ?? '');
       rows.push(row);
     });
-    lines.push(...table(rows).map((l) => `  ${l}`));
+    for (const l of table(rows)) {
+      full = line(`  ${l}`);
+      if (full !== undefined) yield full;
+    }
   }
-  lines.push('');
-  const perJob = Object.entries(estimate.perJob);
+  line('');
+  const jobs = plan.jobs.length;
   // Per job while it reads as a list; a big batch says how many jobs and the range instead.
-  const least = perJob.reduce((m, [, n]) => Math.min(m, n), Infinity);
-  const most = perJob.reduce((m, [, n]) => Math.max(m, n), 0);
   const breakdown =
-    perJob.length <= 1
+    jobs <= 1
       ? ''
-      : perJob.length <= 10
-        ? ` (${perJob.map(([id, n]) => `${id} ${n}`).join(', ')})`
-        : ` (${perJob.length} jobs, ${least === most ? `about ${most} each` : `${least}–${most} each`})`;
+      : jobs <= 10
+        ? ` (${Object.entries(estimateCredits(plan).perJob)
+            .map(([id, n]) => `${id} ${n}`)
+            .join(', ')})`
+        : ` (${jobs} jobs, ${least === most ? `about ${most} each` : `${least}–${most} each`})`;
   const now = options.creditsNow;
   if (now) {
-    lines.push(`credits now: about ${now.now}, the whole workflow about ${estimate.total}${breakdown}; a generation costs about 100, an edit about 50, an export nothing`);
+    line(`credits now: about ${now.now}, the whole workflow about ${total}${breakdown}; a generation costs about 100, an edit about 50, an export nothing`);
     if (now.budgetLeft !== undefined && now.fitting < plan.jobs.length) {
-      lines.push(`budget: ${now.fitting} of ${plan.jobs.length} jobs fit in the ${now.budgetLeft} credits the budget leaves; talk run stops before anything is paid unless --partial`);
+      line(`budget: ${now.fitting} of ${plan.jobs.length} jobs fit in the ${now.budgetLeft} credits the budget leaves; talk run stops before anything is paid unless --partial`);
     }
-    if (now.now > 0) lines.push('balance: checked by talk run before anything is paid');
+    if (now.now > 0) line('balance: checked by talk run before anything is paid');
   } else {
-    lines.push(`credits: about ${estimate.total}${breakdown}; a generation costs about 100, an edit about 50, an export nothing`);
-    if (plan.budget && estimate.total > plan.budget.credits) {
-      lines.push(`budget: the estimate exceeds the budget of ${plan.budget.credits}; the run will stop before the step that would cross it`);
+    line(`credits: about ${total}${breakdown}; a generation costs about 100, an edit about 50, an export nothing`);
+    if (plan.budget && total > plan.budget.credits) {
+      line(`budget: the estimate exceeds the budget of ${plan.budget.credits}; the run will stop before the step that would cross it`);
     }
   }
-  return `${lines.join('\n')}\n`;
+  if (piece !== '') yield piece;
 }

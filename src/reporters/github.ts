@@ -140,6 +140,15 @@ export function runAnnotations(
 }
 
 /**
+ * GitHub annotations for validation diagnostics when running in GitHub Actions, else ''.
+ * For `talk validate` and `talk run` on an invalid workflow: write it to stdout after the
+ * pretty diagnostics (stderr in json mode).
+ */
+export function diagnosticAnnotations(diagnostics: readonly Diagnostic[], env: Readonly<Record<string, string | undefined>>): string {
+  return isGitHubActions(env) ? formatDiagnosticAnnotations(diagnostics) : '';
+}
+
+/**
  * Validation diagnostics as annotations, for `talk validate` in GitHub Actions: each on its
  * own file, line and column, in source order, within the caps.
  */

@@ -4,7 +4,6 @@
  * summary. `createReporter` is the one entry point commands use.
  */
 import { appendFile } from 'node:fs/promises';
-import type { Diagnostic } from '../core/diagnostics.js';
 import type { TalkEvent } from '../core/events.js';
 import { planListing, type Plan } from '../plan/types.js';
 
@@ -14,7 +13,7 @@ export const REPORT_NOTICE = 'report: ';
 export { planListing };
 import { createRedactor, type OutputSink } from '../core/redact.js';
 import { createPaint } from './format.js';
-import { formatAnnotation, formatDiagnosticAnnotations, isGitHubActions, runAnnotations } from './github.js';
+import { formatAnnotation, isGitHubActions, runAnnotations } from './github.js';
 import { JsonWriter } from './json.js';
 import { PlainWriter } from './plain.js';
 import { RunTally, formatStepSummaryMarkdown, formatSummary } from './summary.js';
@@ -98,15 +97,6 @@ export function stepLocatorFor(plan: Plan): StepLocator {
 
 /** The `run:start.plan` listing of a plan: jobs and their step ids in plan order. */
 
-/**
- * GitHub annotations for validation diagnostics when running in GitHub Actions, else ''.
- * For `talk validate` and `talk run` on an invalid workflow: write it to stdout after the
- * pretty diagnostics (stderr in json mode).
- */
-export function diagnosticAnnotations(diagnostics: readonly Diagnostic[], env: Readonly<Record<string, string | undefined>>): string {
-  return isGitHubActions(env) ? formatDiagnosticAnnotations(diagnostics) : '';
-}
-
 /** Builds the reporter for a run. */
 export function createReporter(options: ReporterOptions): Reporter {
   const stdout = redactingSink(options.stdout, options.env);
@@ -172,5 +162,5 @@ export function createReporter(options: ReporterOptions): Reporter {
 
 export { RunTally, formatStepSummaryMarkdown, formatSummary, nextAction } from './summary.js';
 export { formatRequestLine } from './format.js';
-export { formatDiagnosticAnnotations, formatAnnotation, isGitHubActions } from './github.js';
+export { diagnosticAnnotations, formatDiagnosticAnnotations, formatAnnotation, isGitHubActions } from './github.js';
 export { formatJsonLine } from './json.js';

@@ -10,7 +10,7 @@
  * - `upstream`: the fingerprints of the steps it depends on (see `dependenciesOf`).
  */
 import { createHash } from 'node:crypto';
-import { hashFile } from '../core/hash-file.js';
+import { hashFile, sharedFileHasher, type FileHasher } from '../core/hash-file.js';
 import { STATE_FORMAT_VERSION } from '../state/types.js';
 import type { PlanJob, PlanStep } from '../plan/types.js';
 import type { SignalOptions } from '../core/abort.js';
@@ -27,8 +27,7 @@ export interface StepFingerprint {
   fields: Record<FingerprintField, string>;
 }
 
-/** Hashes a local file's content; the runner shares one cache for a whole run. */
-export type FileHasher = (file: string, options?: SignalOptions) => Promise<string>;
+export type { FileHasher } from '../core/hash-file.js';
 
 const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
 
@@ -43,19 +42,12 @@ const fieldHash = (text: string): string => createHash('sha256').update(text).di
 // The one file hasher lives in core (preflight and the upload cache hash inputs too).
 export { hashFile } from '../core/hash-file.js';
 
-/** A hasher that hashes each path once per run (a shared voice-over is read once, not per job). */
-export function cachedHasher(inner: FileHasher = hashFile): FileHasher {
-  const cache = new Map<string, Promise<string>>();
-  return (file, options) => {
-    let hit = cache.get(file);
-    if (!hit) {
-      hit = inner(file, options);
-      cache.set(file, hit);
-      // A failed read (aborted, file gone) must not stay cached.
-      hit.catch(() => cache.delete(file));
-    }
-    return hit;
-  };
+/**
+ * A hasher that reads each file once per run while it stays the same (`sharedFileHasher`: a
+ * shared voice-over is read once, not per job; an output written again is read again).
+ */
+export function cachedHasher(inner: (file: string, options?: SignalOptions) => Promise<string> = hashFile): FileHasher {
+  return sharedFileHasher(inner);
 }
 
 /**

@@ -367,7 +367,13 @@ export function filePartsOf(pathOrUrl: string): FileParts {
       base = pathOrUrl;
     }
   }
-  const name = base.split(/[\\/]/).filter((s) => s !== '').pop() ?? '';
+  // The last non-empty segment, found from the end (no array of every segment: a 100,000-item
+  // batch takes this for each of its files several times).
+  let end = base.length;
+  while (end > 0 && (base[end - 1] === '/' || base[end - 1] === '\\')) end -= 1;
+  let start = end;
+  while (start > 0 && base[start - 1] !== '/' && base[start - 1] !== '\\') start -= 1;
+  const name = base.slice(start, end);
   const dot = name.lastIndexOf('.');
   const hasExt = dot > 0;
   return { path: pathOrUrl, name, stem: hasExt ? name.slice(0, dot) : name, ext: hasExt ? name.slice(dot + 1) : '' };

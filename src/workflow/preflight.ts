@@ -16,13 +16,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import pLimit from 'p-limit';
 import { makeDiagnostic, type Diagnostic, type SourceSpan } from '../core/diagnostics.js';
-import { hashFile } from '../core/hash-file.js';
+import { sharedFileHasher, type FileHasher } from '../core/hash-file.js';
 import { findMediaTool, probeMedia, type MediaInfo } from '../core/media-tools.js';
 import { TalkError } from '../core/errors.js';
 import { mediaKindOf } from '../contract/media.js';
+import { openProbeCache } from './probe-cache.js';
 import { unreachable } from '../core/unreachable.js';
 
 type Located = SourceSpan & { sourceLine?: string };
@@ -80,6 +80,13 @@ export interface PreflightOptions {
   concurrency?: number;
   /** Probe results by SHA-256, shared between calls (e.g. several workflows of one command). */
   probes?: Map<string, Promise<MediaInfo>>;
+  /**
+   * A folder of ffprobe verdicts kept between runs (probe-cache.ts; commands pass
+   * `defaultProbeCacheDir(env)`): content probed before by the same ffprobe is not probed again.
+   */
+  probeCacheDir?: string | undefined;
+  /** Hashes the inputs; a command shares one with its run, so each file is read once (default: one of its own). */
+  hasher?: FileHasher | undefined;
   /** Told what the preflight did, when it is done (benchmarks, `--verbose`). */
   onStats?: (stats: PreflightStats) => void;
 }
@@ -92,6 +99,8 @@ export interface PreflightStats {
   files: number;
   /** ffprobe runs (distinct contents not probed before). */
   probes: number;
+  /** Distinct contents whose verdict came from the probe cache instead. */
+  cachedProbes: number;
   /** Wall time of the preflight. */
   ms: number;
 }
@@ -171,7 +180,8 @@ function probeReason(error: unknown, absolute: string): string {
  */
 export async function preflightWorkflow(targets: PreflightTargets, baseDir: string, options: PreflightOptions): Promise<{ diagnostics: Diagnostic[]; stats: PreflightStats }> {
   const { signal } = options;
-  const started = performance.now();
+  // Milliseconds are enough here, and `performance` would load perf_hooks at every validate.
+  const started = Date.now();
   const limit = pLimit(Math.max(1, options.concurrency ?? 4));
   const diagnostics: Diagnostic[] = [];
   const seen = new Set<string>();
@@ -223,28 +233,31 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
   const probes = options.probes ?? new Map<string, Promise<MediaInfo>>();
   let ffprobe = options.ffprobe;
   let probeCount = 0;
+  let cachedCount = 0;
   if (byPath.size > 0 && ffprobe === undefined) ffprobe = findMediaTool('ffprobe', options.env, 'checking the workflow\'s media before a run');
   const tool = ffprobe ?? '';
-  // Paths to one file (hard links, the same file named twice) are read once: same inode, same
-  // size and time, same bytes.
-  const byInode = new Map<string, Promise<string>>();
-  const hashOnce = async (absolute: string): Promise<string> => {
-    const info = await stat(absolute);
-    const key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
-    let hash = byInode.get(key);
-    if (!hash) {
-      hash = hashFile(absolute, { signal });
-      byInode.set(key, hash);
+  const cache = byPath.size > 0 && options.probeCacheDir !== undefined ? await openProbeCache(options.probeCacheDir, tool) : undefined;
+  const probeOnce = async (sha256: string, absolute: string): Promise<MediaInfo> => {
+    const known = await cache?.get(sha256);
+    if (known !== undefined) {
+      cachedCount += 1;
+      return known;
     }
-    return hash;
+    probeCount += 1;
+    const info = await probeMedia(tool, absolute, signal);
+    await cache?.set(sha256, info);
+    return info;
   };
+  // Paths to one file (hard links, the same file named twice) are read once: same inode, same
+  // size and times, same bytes. A command passes the hasher its run uses too.
+  const hashOnce = options.hasher ?? sharedFileHasher();
   await Promise.all(
     [...byPath].map(([absolute, uses]) =>
       limit(async () => {
         signal?.throwIfAborted();
         let sha256: string;
         try {
-          sha256 = await hashOnce(absolute);
+          sha256 = await hashOnce(absolute, { signal });
         } catch (error) {
           if (signal?.aborted) throw error;
           for (const use of uses) add(use.at, `input \`${use.input}\`: ${use.shown} cannot be read (${describeErrno(error)})`, 'check the file\'s permissions');
@@ -252,8 +265,7 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
         }
         let probe = probes.get(sha256);
         if (!probe) {
-          probeCount += 1;
-          probe = probeMedia(tool, absolute, signal);
+          probe = probeOnce(sha256, absolute);
           probes.set(sha256, probe);
           // A failure is remembered too (same bytes, same verdict), but never left unhandled.
           probe.catch(() => undefined);
@@ -278,7 +290,7 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
       }),
     ),
   );
-  const stats = { folders: folders.size, files: byPath.size, probes: probeCount, ms: performance.now() - started };
+  const stats = { folders: folders.size, files: byPath.size, probes: probeCount, cachedProbes: cachedCount, ms: Date.now() - started };
   options.onStats?.(stats);
   return { diagnostics, stats };
 }

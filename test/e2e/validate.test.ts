@@ -1,7 +1,7 @@
 // The built CLI (`node bin/talk.js`, after `npm run build`) in a temp folder with a scrubbed
 // environment: exit codes 0/2 and located output for validate, plan, schema, init, --version.
 import { spawn } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,8 @@ function talk(args: string[], cwd = dir): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
       cwd,
-      env: { PATH: process.env['PATH'] ?? '', HOME: cwd, LANG: 'C.UTF-8', NO_COLOR: '1' },
+      // HOME is the temp folder even when the command runs in the repository (its caches stay out of it).
+      env: { PATH: process.env['PATH'] ?? '', HOME: dir, LANG: 'C.UTF-8', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -61,6 +62,27 @@ describe('talk validate (built CLI)', () => {
   it('exits 0 on a valid workflow', async () => {
     const r = await talk(['validate', 'hello.yaml']);
     expect(r).toEqual({ code: 0, stdout: 'hello.yaml: valid\n', stderr: '' });
+  });
+
+  it('keeps ffprobe\'s verdicts under HOME/.cache, and says the same from them', async () => {
+    const first = await talk(['validate', 'hello.yaml']);
+    const probes = path.join(dir, '.cache', 'talk', 'probes');
+    expect((await readdir(probes)).filter((f) => f.endsWith('.json'))).toHaveLength(2);
+    const again = await talk(['validate', 'hello.yaml']);
+    expect(again).toEqual(first);
+  });
+
+  it('keeps compiled code under HOME/.cache per command; damaged cached code is compiled again and replaced', async () => {
+    const first = await talk(['validate', 'hello.yaml']);
+    const compile = path.join(dir, '.cache', 'talk', 'compile');
+    const [build] = await readdir(compile);
+    const folder = path.join(compile, build ?? '', 'validate');
+    const files = (await readdir(folder)).filter((f) => f.endsWith('.cache'));
+    expect(files).toContain('talk.js.cache');
+    const garbage = Buffer.alloc(4096, 7);
+    for (const f of files) await writeFile(path.join(folder, f), garbage);
+    expect(await talk(['validate', 'hello.yaml'])).toEqual(first);
+    for (const f of files) expect((await readFile(path.join(folder, f))).equals(garbage)).toBe(false);
   });
 
   it('exits 2 with every problem located, the line underlined and a hint', async () => {

@@ -53,6 +53,27 @@ describe('upload cache', () => {
     expect(await readFile(cacheFile, 'utf8')).not.toMatch(/nmv_usr_/);
   });
 
+  it('distinct files sent at once are all in the file when their uploads resolve, and a later process sends none of them', async () => {
+    const { portrait } = makeMedia();
+    const bytes = await readFile(portrait);
+    const files: string[] = [];
+    for (let i = 0; i < 8; i += 1) {
+      const file = path.join(rig.dir, `distinct-${i}.jpg`);
+      // Same picture, other bytes: a comment segment after the JPEG's start marker.
+      await writeFile(file, Buffer.concat([bytes.subarray(0, 2), Buffer.from([0xff, 0xfe, 0x00, 0x04, i, i]), bytes.subarray(2)]));
+      files.push(file);
+    }
+    const client = cached();
+    await Promise.all(files.map(async (f) => client.uploadFile(await session(client), f)));
+    expect(client.uploadCounters).toEqual({ sent: 8, byUrl: 0, refused: 0 });
+    const onDisk = JSON.parse(await readFile(cacheFile, 'utf8')) as { backends: Record<string, Record<string, Record<string, unknown>>> };
+    expect(Object.values(Object.values(onDisk.backends)[0] ?? {}).reduce((n, entries) => n + Object.keys(entries).length, 0)).toBe(8);
+
+    const later = cached();
+    await Promise.all(files.map(async (f) => later.uploadFile(await session(later), f)));
+    expect(later.uploadCounters).toEqual({ sent: 0, byUrl: 8, refused: 0 });
+  });
+
   it('a URL the backend refuses: the bytes are sent once, and the entry replaced', async () => {
     const { portrait } = makeMedia();
     const size = (await stat(portrait)).size;

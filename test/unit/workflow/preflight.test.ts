@@ -120,6 +120,39 @@ describe('preflight', () => {
     expect(bad.diagnostics[0]).toMatchObject({ line: 3, col: 5, severity: 'error' });
   });
 
+  it('a probe cache: the same bytes and ffprobe are not probed again; another ffprobe, or a failure, is', async () => {
+    const { ffprobe } = testTools();
+    const probeCacheDir = path.join(dir, 'cache', 'probes');
+    const at = { file: 'hello.yaml', line: 4, col: 10 };
+    const targets = {
+      media: [
+        { input: 'portrait', absolute: path.join(dir, 'assets', 'portrait.jpg'), shown: 'assets/portrait.jpg', at },
+        { input: 'voice', absolute: path.join(dir, 'assets', 'voice.mp3'), shown: 'assets/voice.mp3', at: { ...at, line: 5 } },
+      ],
+      outputs: [],
+    };
+    const first = await preflightWorkflow(targets, dir, { env: {}, ffprobe, probeCacheDir });
+    expect(first.stats).toMatchObject({ probes: 2, cachedProbes: 0 });
+    expect(await readdir(probeCacheDir)).toHaveLength(2);
+    const again = await preflightWorkflow(targets, dir, { env: {}, ffprobe, probeCacheDir });
+    expect(again).toMatchObject({ diagnostics: [], stats: { probes: 0, cachedProbes: 2 } });
+
+    // Changed bytes are other content; a failed probe leaves no entry and is probed next time.
+    await writeFile(path.join(dir, 'assets', 'voice.mp3'), noiseBytes(20_000));
+    for (let i = 0; i < 2; i += 1) {
+      const bad = await preflightWorkflow(targets, dir, { env: {}, ffprobe, probeCacheDir });
+      expect(bad.stats).toMatchObject({ probes: 1, cachedProbes: 1 });
+      expect(bad.diagnostics).toHaveLength(1);
+    }
+
+    // Another ffprobe (here one that hears no sound in anything) is asked, not the cache.
+    const deaf = path.join(dir, 'deaf-ffprobe');
+    await writeFile(deaf, `#!/bin/sh\necho '{"streams":[{"codec_type":"video","width":270,"height":480}],"format":{"duration":"1"}}'\n`, { mode: 0o755 });
+    const other = await preflightWorkflow(targets, dir, { env: {}, ffprobe: deaf, probeCacheDir });
+    expect(other.stats).toMatchObject({ probes: 2, cachedProbes: 0 });
+    expect(other.diagnostics.map((d) => d.message)).toEqual(['input `voice`: assets/voice.mp3 has no sound track']);
+  });
+
   it('no ffprobe: an environment error that says how to get one', async () => {
     await writeFile(path.join(dir, 'hello.yaml'), HELLO);
     const attempt = preflightWorkflow(
