@@ -12,6 +12,10 @@
  * "lanes" (listr2 tasks) show the running jobs, each with its steps as lines under it; a lane
  * with an empty title draws nothing (idle), and the header counts finished and waiting jobs.
  * 1,000 jobs draw as the header plus at most `LANES` running ones.
+ *
+ * Why one file of this size: the per-job view and the big-batch lanes draw the same rows from
+ * the same event handling; the formatting (format.ts) and the counts (summary.ts) are already
+ * their own modules.
  */
 import { DefaultRenderer, Listr, ListrDefaultRendererLogLevels, ListrLogger, PRESET_TIMER, color, ProcessOutput, SimpleRenderer, TestRenderer, type ListrRendererFactory, type ListrTask, type ListrTaskWrapper } from 'listr2';
 import { Writable } from 'node:stream';

@@ -14,6 +14,11 @@
  * SIGINT/SIGTERM aborts `deps.signal`: no new step starts, in-flight requests are cancelled,
  * their recorded intent stays on disk (a render keeps running at the backend), and the job is
  * left resumable.
+ *
+ * Why one file of this size: job scheduling, the step lifecycle (intent, attempts, backoff,
+ * timeouts, skip decisions) and the run's outcome share the same closures over limiters,
+ * budget and stop switch; the step executors (steps.ts), resume decisions (resume.ts) and
+ * credit books (budget.ts) are already their own modules.
  */
 import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
