@@ -32,11 +32,11 @@ if (!existsSync(entry)) {
   process.exit(2);
 }
 
-// V8 flags for commands that hold a batch: src/main.ts sets them too (for `node dist/talk.js`)
+// V8 flags for the commands that run for long: src/main.ts sets them too (for `node dist/talk.js`)
 // and says why; this is its v8FlagsFor. They are set here first, before anything is compiled:
 // V8 accepts cached code only under the flags it was made with.
 const command = process.argv[2];
-if (command !== undefined && !['validate', 'schema', 'init', 'help', '--help', '-h', '--version', '-V'].includes(command)) {
+if (command !== undefined && !['validate', 'plan', 'schema', 'init', 'help', '--help', '-h', '--version', '-V'].includes(command)) {
   require('node:v8').setFlagsFromString(command === 'serve' ? '--heap-growing-percent=50' : '--heap-growing-percent=50 --liftoff-only');
 }
 

@@ -13,7 +13,7 @@ import type { CommandContext } from './commands/context.js';
 declare const __TALK_VERSION__: string;
 const VERSION = typeof __TALK_VERSION__ === 'string' ? __TALK_VERSION__ : '0.0.0-dev';
 
-// V8 flags for commands that hold a batch (bench/notes/runner.md, bench/notes/backend.md):
+// V8 flags for the commands that run for long (bench/notes/runner.md, bench/notes/backend.md):
 // - `--heap-growing-percent=50`: a batch keeps its plan, run state and tally live for the
 //   whole run (about 70 MB at 10,000 jobs). V8's default lets the heap grow to several times
 //   the live size before it collects, so the same 10,000-item run peaked anywhere from 250 to
@@ -25,14 +25,15 @@ const VERSION = typeof __TALK_VERSION__ === 'string' ? __TALK_VERSION__ : '0.0.0
 //   arena: a third of a 200 MB download's peak RSS. On V8's baseline compiler alone parsing
 //   is no slower that a batch shows. `talk serve` keeps TurboFan for the face finder's
 //   WebAssembly (a detection takes ≈ 25 % longer without); a run on `backend: local` pays that.
-// Commands that hold no batch set nothing (and leave node:v8 unloaded, ≈ 1.5 ms). bin/talk.js
-// sets the same flags first, from the same rule, before it compiles anything: V8 accepts cached
-// code only under the flags it was made with.
-const HOLDS_NO_BATCH = new Set(['validate', 'schema', 'init', 'help', '--help', '-h', '--version', '-V']);
+// Commands that print and end set nothing (and leave node:v8 unloaded, ≈ 1.5 ms): `plan` too,
+// whose 100,000-item plan spent 2 s more of CPU collecting under the cap to peak ≈ 60 MB lower,
+// far under its 600 MB. bin/talk.js sets the same flags first, from the same rule, before it
+// compiles anything: V8 accepts cached code only under the flags it was made with.
+const SHORT_LIVED = new Set(['validate', 'plan', 'schema', 'init', 'help', '--help', '-h', '--version', '-V']);
 
 /** The V8 flags for `command` (argv[2]), or '' (see above). */
 function v8FlagsFor(command: string | undefined): string {
-  if (command === undefined || HOLDS_NO_BATCH.has(command)) return '';
+  if (command === undefined || SHORT_LIVED.has(command)) return '';
   return command === 'serve' ? '--heap-growing-percent=50' : '--heap-growing-percent=50 --liftoff-only';
 }
 

@@ -69,8 +69,11 @@ export function formatPlan(plan: Plan, options: FormatPlanOptions = {}): string 
  */
 export function* formatPlanPieces(plan: Plan, options: FormatPlanOptions = {}): Generator<string> {
   const base = options.cwd ?? plan.workflowDir;
+  const inside = base.endsWith(path.sep) ? base : `${base}${path.sep}`;
   const shown = (p: string): string => {
-    const rel = path.relative(base, p);
+    // Plan paths are resolved (normalised, absolute): one below the folder is the rest of it,
+    // without path.relative's work, 300,000 times in a 100,000-item plan.
+    const rel = p.startsWith(inside) ? p.slice(inside.length) : path.relative(base, p);
     return rel === '' || rel.startsWith('..') || path.isAbsolute(rel) ? p : rel.split(path.sep).join('/');
   };
   const width = options.maxTextWidth ?? 60;
