@@ -233,6 +233,24 @@ export async function applyRules(
   if (nw.foreach && nw.foreach.length > 0) {
     const [first, ...rest] = nw.foreach;
     if (first) {
+      /**
+       * An item's files: `firstFile`, then each later key resolved from the ones before it and
+       * placed by `place` (undefined when it cannot be, having said why). Undefined when any fails.
+       */
+      const pairItem = async (firstFile: string, place: (entry: (typeof rest)[number], value: string) => Promise<string | undefined>): Promise<Record<string, string> | undefined> => {
+        const files: Record<string, string> = { [first.key]: firstFile };
+        for (const entry of rest) {
+          const resolved = resolveTemplate(entry.template, { ...baseScope, item: partsOfItem(files), where: 'foreach can use workflow, vars, env and earlier item keys' });
+          if (!resolved.ok) {
+            out.addExpressionErrors(resolved.errors, entry.template, entry.location);
+            return undefined;
+          }
+          const file = await place(entry, resolved.value);
+          if (file === undefined) return undefined;
+          files[entry.key] = file;
+        }
+        return files;
+      };
       const pattern = resolveTemplate(first.template, { ...baseScope, where: 'foreach can use workflow, vars and env' });
       if (!pattern.ok) {
         out.addExpressionErrors(pattern.errors, first.template, first.location);
@@ -242,34 +260,16 @@ export async function applyRules(
           out.add(first.location, top, 'warning', `\`foreach.${first.key}\`: ${pattern.value} matches no files`, 'the batch has no jobs; check the pattern (it is relative to the workflow file)');
           // The item's keys are known without a match: check every `item.*` reference against
           // a stand-in item, as for watch folders, so a typo is found before files arrive.
-          const files: Record<string, string> = { [first.key]: path.join(nw.dir, `${first.key}.placeholder`) };
-          let complete = true;
-          for (const entry of rest) {
-            const resolved = resolveTemplate(entry.template, { ...baseScope, item: partsOfItem(files), where: 'foreach can use workflow, vars, env and earlier item keys' });
-            if (!resolved.ok) {
-              out.addExpressionErrors(resolved.errors, entry.template, entry.location);
-              complete = false;
-              break;
-            }
-            files[entry.key] = path.resolve(nw.dir, resolved.value);
-          }
-          if (complete) items.push({ files, placeholder: true });
+          const files = await pairItem(path.join(nw.dir, `${first.key}.placeholder`), async (_entry, value) => path.resolve(nw.dir, value));
+          if (files) items.push({ files, placeholder: true });
         }
         // Every item's files are stat'ed below, in order; ask for all of them at once first.
         await fs.prefetch(matches.flatMap((match) => pairedCandidates(match, first.key, rest, baseScope, nw.dir)));
         for (const match of matches) {
           ctx.signal?.throwIfAborted();
-          const files: Record<string, string> = { [first.key]: match };
-          let complete = true;
-          for (const entry of rest) {
-            const resolved = resolveTemplate(entry.template, { ...baseScope, item: partsOfItem(files), where: 'foreach can use workflow, vars, env and earlier item keys' });
-            if (!resolved.ok) {
-              out.addExpressionErrors(resolved.errors, entry.template, entry.location);
-              complete = false;
-              break;
-            }
-            const target = path.resolve(nw.dir, resolved.value);
-            const found = hasGlobMagic(resolved.value) ? (await globFiles(resolved.value, nw.dir, ctx.fs, ctx.signal))[0] : target;
+          const files = await pairItem(match, async (entry, value) => {
+            const target = path.resolve(nw.dir, value);
+            const found = hasGlobMagic(value) ? (await globFiles(value, nw.dir, ctx.fs, ctx.signal))[0] : target;
             let exists = false;
             if (found !== undefined) {
               try {
@@ -280,13 +280,12 @@ export async function applyRules(
             }
             if (!exists || found === undefined) {
               const stem = filePartsOf(match).stem;
-              out.add(entry.location, top, 'error', `\`foreach.${entry.key}\`: no ${resolved.value} for item \`${stem}\``, `add the file, or move ${path.relative(nw.dir, match)} out of the batch`);
-              complete = false;
-              break;
+              out.add(entry.location, top, 'error', `\`foreach.${entry.key}\`: no ${value} for item \`${stem}\``, `add the file, or move ${path.relative(nw.dir, match)} out of the batch`);
+              return undefined;
             }
-            files[entry.key] = found;
-          }
-          if (complete) items.push({ files, placeholder: false });
+            return found;
+          });
+          if (files) items.push({ files, placeholder: false });
         }
       }
     }
