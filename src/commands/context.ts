@@ -39,3 +39,8 @@ export interface SharedOptions {
   dryRun: boolean;
   failFast: boolean;
 }
+
+/** What every reporter a command makes takes from the shared flags and the context. */
+export function reporterOutput(options: Pick<SharedOptions, 'quiet' | 'verbose' | 'color'>, ctx: Pick<CommandContext, 'stdout' | 'stderr' | 'env'>) {
+  return { stdout: ctx.stdout, stderr: ctx.stderr, quiet: options.quiet, verbose: options.verbose, color: options.color, env: ctx.env };
+}

@@ -21,7 +21,7 @@ import { readRedisRunJobs, runStateKeys } from '../queue/redis-state-store.js';
 import { relayedEvents } from '../queue/event-relay.js';
 import { JOB_DATA_VERSION, queueJobId, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
 import { connectBackend, type Connection } from './connect.js';
-import type { CommandContext, SharedOptions } from './context.js';
+import { reporterOutput, type CommandContext, type SharedOptions } from './context.js';
 import { checkCreditsFit } from './credits-fit.js';
 import { localBackendNotShared } from './queue-knobs.js';
 
@@ -100,7 +100,7 @@ export async function enqueueAndFollow(
   let events: QueueEvents | undefined;
   const reporter = options.detach
     ? undefined
-    : createReporter({ name: options.reporter, stdout: ctx.stdout, stderr: ctx.stderr, quiet: options.quiet, verbose: options.verbose, color: options.color, env: ctx.env, workflowFile: context.shown, resumeCommand: context.followCommand, plan, cwd: ctx.cwd });
+    : createReporter({ name: options.reporter, ...reporterOutput(options, ctx), workflowFile: context.shown, resumeCommand: context.followCommand, plan, cwd: ctx.cwd });
   try {
     const ours = new Map(entries.map((e) => [e.id, e.data.job.id as string]));
     const results = new Map<string, QueueJobResult>();

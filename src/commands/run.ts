@@ -13,7 +13,7 @@ import { connectBackend } from './connect.js';
 import { checkCreditsFit } from './credits-fit.js';
 import type { RequestInfo } from '../backend/types.js';
 import { backendIdFor, planViewPieces } from './resume-view.js';
-import type { CommandContext, SharedOptions } from './context.js';
+import { reporterOutput, type CommandContext, type SharedOptions } from './context.js';
 import { resumeCommand } from './resume-command.js';
 import { findMediaTools, provenanceDeps } from './media-tools.js';
 import { writeRunReport } from './report.js';
@@ -97,12 +97,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   if (shard && (store.state.shard?.index !== shard.index || store.state.shard.count !== shard.count)) await store.updateRun({ shard });
   const reporter = createReporter({
     name: options.reporter,
-    stdout: ctx.stdout,
-    stderr: ctx.stderr,
-    quiet: options.quiet,
-    verbose: options.verbose,
-    color: options.color,
-    env: ctx.env,
+    ...reporterOutput(options, ctx),
     workflowFile: shown,
     resumeCommand: again,
     plan,

@@ -17,7 +17,7 @@ import { loadWorkflow, type Workflow } from '../workflow/index.js';
 import { previewFolder, resolveWatchConfig, watchFolder, type RunBundle, type WatchConfig, type WatchEvent } from '../watch/index.js';
 import { estimateCredits } from '../plan/index.js';
 import { planJobForItem, planRun } from '../plan/plan-run.js';
-import type { CommandContext, SharedOptions } from './context.js';
+import { reporterOutput, type CommandContext, type SharedOptions } from './context.js';
 import { createWatchJobRunner } from './watch-jobs.js';
 import { findMediaTools } from './media-tools.js';
 import { writeWatchIndex } from './report.js';
@@ -80,12 +80,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const reporter: Reporter = createReporter({
     // A watcher is a long-lived log, not one run's progress view: `auto` means plain lines.
     name: options.reporter === 'auto' ? 'plain' : options.reporter,
-    stdout: ctx.stdout,
-    stderr: ctx.stderr,
-    quiet: options.quiet,
-    verbose: options.verbose,
-    color: options.color,
-    env: ctx.env,
+    ...reporterOutput(options, ctx),
     workflowFile: options.workflow,
     resumeCommand: again,
   });
