@@ -82,9 +82,11 @@ export const renderHandlers: Handlers<'render' | 'render-status' | 'render-cance
     ctx.emit({ type: 'render:submitted', renderId: id, sessionId: session.id });
     // The job starts while its record is written (a cached render is done in milliseconds);
     // the answer still waits until the record is on disk.
+    // The answer is the render as accepted: the job may move it on while the record is written.
+    const accepted = { id, status: 'pending', progress: record.progress };
     ctx.renders.start(record);
     await ctx.store.save({ renders: id });
-    sendSuccess(res, { id, status: 'pending', progress: record.progress });
+    sendSuccess(res, accepted);
   },
 
   'render-status': async (ctx, req, res, params) => {
