@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { makeTestMedia } from '../test/helpers/media.js';
+import { bigForeachYaml } from './lib/big-foreach.js';
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { items: { type: 'string', default: '100000' }, runs: { type: 'string', default: '3' } } });
@@ -41,18 +42,7 @@ try {
   }
   await writeFile(
     path.join(root, 'big.yaml'),
-    [
-      'version: 1',
-      'name: big',
-      'foreach:',
-      '  portrait: faces/*.jpg',
-      '  voice: voices/${{ item.portrait.stem }}.mp3',
-      'steps:',
-      '  - { id: portrait, upload: portrait }',
-      '  - { id: voice, upload: voice }',
-      '  - { id: talk, needs: [portrait, voice], instruction: Make this photo talk using my voiceover }',
-      '',
-    ].join('\n'),
+    bigForeachYaml(),
   );
   const samples = new Map<string, { s: number; mb: number }[]>();
   for (let r = 0; r < runs; r += 1) {

@@ -30,6 +30,7 @@ import { executePlan } from '../src/runner/index.js';
 import { makeTestMedia } from '../test/helpers/media.js';
 import { createBackendClient, createTokenProvider } from '../src/backend/index.js';
 import { serveProcess } from './lib/serve.js';
+import { bigForeachYaml } from './lib/big-foreach.js';
 
 const { values } = parseArgs({
   options: {
@@ -258,19 +259,7 @@ async function runCli(items: number, backendUrl: string): Promise<{ wallMs: numb
   const workflow = path.join(dir, 'big.yaml');
   await writeFile(
     workflow,
-    [
-      'version: 1',
-      'name: big',
-      `concurrency: ${concurrency}`,
-      'foreach:',
-      '  portrait: faces/*.jpg',
-      '  voice: voices/${{ item.portrait.stem }}.mp3',
-      'steps:',
-      '  - { id: portrait, upload: portrait }',
-      '  - { id: voice, upload: voice }',
-      '  - { id: talk, needs: [portrait, voice], instruction: Make this photo talk using my voiceover }',
-      '',
-    ].join('\n'),
+    bigForeachYaml({ concurrency }),
   );
   const started = performance.now();
   const child = spawn('/usr/bin/time', ['-f', '%M', process.execPath, cli, 'run', workflow, '--backend', backendUrl, '--json'], {
