@@ -93,10 +93,10 @@ export interface ServerContext {
 }
 
 /** The shaping faults that reach a handler (terminal faults were answered before it). */
-export type StreamFaults = Pick<FaultDecision, 'drop' | 'notext' | 'fail'>;
+export type ShapingFaults = Pick<FaultDecision, 'drop' | 'notext' | 'fail'>;
 
 /** Answers one route; `params` are the route's, by name. */
-export type Handler<Id extends RouteId> = (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, params: ParamsOf<Id>, faults: StreamFaults) => Promise<void>;
+export type Handler<Id extends RouteId> = (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, params: ParamsOf<Id>, faults: ShapingFaults) => Promise<void>;
 
 /** Handlers for some routes (a handler file's share of the table). */
 export type Handlers<Ids extends RouteId> = { [Id in Ids]: Handler<Id> };
