@@ -7,9 +7,9 @@
  * local backend, its encoded renders) are written to an `AtomicTarget`'s temp path by their
  * producer and committed through it.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { tempSuffix } from './temp-name.js';
 
 /** A new version of `dest` being written: write it at `tempPath`, then `commit()` or `abort()`. */
 export interface AtomicTarget {
@@ -28,10 +28,10 @@ export interface AtomicTarget {
  * process writing the temp path itself). `durable` (default true) makes `commit` fsync the new
  * content before the rename, so it also survives a power loss; see `writeFileAtomic`.
  * `tempName` names the temp file (in the folder of `dest`, which must exist), e.g. a hidden
- * `.name.part` for a download a user may see arrive; by default `<dest>.<hex>.tmp`.
+ * `.name.part` for a download a user may see arrive; by default `<dest>.<unique>.tmp`.
  */
 export function createAtomicTarget(dest: string, options: { durable?: boolean; tempName?: string } = {}): AtomicTarget {
-  const tempPath = options.tempName === undefined ? `${dest}.${randomBytes(6).toString('hex')}.tmp` : path.join(path.dirname(dest), path.basename(options.tempName));
+  const tempPath = options.tempName === undefined ? `${dest}.${tempSuffix()}.tmp` : path.join(path.dirname(dest), path.basename(options.tempName));
   return {
     dest,
     tempPath,

@@ -1,5 +1,4 @@
 /** SHA-256 of a file's content: the one file hasher (fingerprints, preflight, the upload cache). */
-import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { SignalOptions } from './abort.js';
@@ -14,6 +13,8 @@ const HASH_CHUNK_BYTES = 1024 * 1024;
  * read stream's buffers).
  */
 export async function hashFile(file: string, options: SignalOptions = {}): Promise<string> {
+  // Loaded on first use: a warm `talk validate` knows its inputs' hashes and never needs it.
+  const { createHash } = await import('node:crypto');
   const hash = createHash('sha256');
   const handle = await open(file, 'r');
   try {

@@ -13,7 +13,6 @@
  * the folder or collide between jobs). Problems come back as located diagnostics, at the
  * input's or the output's place in the file.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -24,6 +23,8 @@ import { TalkError } from '../core/errors.js';
 import { mediaKindOf } from '../contract/media.js';
 import { openProbeCache } from './probe-cache.js';
 import { unreachable } from '../core/unreachable.js';
+import { tempSuffix } from '../core/temp-name.js';
+import type { Clock } from '../core/clock.js';
 
 type Located = SourceSpan & { sourceLine?: string };
 
@@ -89,6 +90,8 @@ export interface PreflightOptions {
   hasher?: FileHasher | undefined;
   /** Told what the preflight did, when it is done (benchmarks, `--verbose`). */
   onStats?: (stats: PreflightStats) => void;
+  /** For the probe cache's "changed lately" test (default: the system's). */
+  clock?: Clock | undefined;
 }
 
 /** Figures of a preflight, for benchmarks and `--verbose`. */
@@ -134,7 +137,7 @@ async function checkFolder(dir: string, shownDir: string, baseDir: string): Prom
     }
     return { message: `the output folder ${shownDir} cannot be created (${describeErrno(error)})`, hint: 'check the folder\'s permissions, or write the output somewhere else' };
   }
-  const probe = path.join(dir, `.talk-preflight-${randomBytes(6).toString('hex')}.tmp`);
+  const probe = path.join(dir, `.talk-preflight-${tempSuffix()}.tmp`);
   try {
     await writeFile(probe, 'talk preflight\n', { flag: 'wx' });
   } catch (error) {
@@ -236,7 +239,7 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
   let cachedCount = 0;
   if (byPath.size > 0 && ffprobe === undefined) ffprobe = findMediaTool('ffprobe', options.env, 'checking the workflow\'s media before a run');
   const tool = ffprobe ?? '';
-  const cache = byPath.size > 0 && options.probeCacheDir !== undefined ? await openProbeCache(options.probeCacheDir, tool) : undefined;
+  const cache = byPath.size > 0 && options.probeCacheDir !== undefined ? await openProbeCache(options.probeCacheDir, tool, options.clock) : undefined;
   const probeOnce = async (sha256: string, absolute: string): Promise<MediaInfo> => {
     const known = await cache?.get(sha256);
     if (known !== undefined) {
@@ -249,15 +252,25 @@ export async function preflightWorkflow(targets: PreflightTargets, baseDir: stri
     return info;
   };
   // Paths to one file (hard links, the same file named twice) are read once: same inode, same
-  // size and times, same bytes. A command passes the hasher its run uses too.
-  const hashOnce = options.hasher ?? sharedFileHasher();
+  // size and times, same bytes. A command passes the hasher its run uses too. With a cache, a
+  // file hashed by an earlier command under the same stat is not read again.
+  const hasher = options.hasher ?? sharedFileHasher();
+  const hashOnce = async (absolute: string): Promise<string> => {
+    if (cache === undefined) return hasher(absolute, { signal });
+    const stats = await stat(absolute);
+    const known = await cache.contentOf(stats);
+    if (known !== undefined) return known;
+    const sha256 = await hasher(absolute, { signal, stats });
+    await cache.rememberContent(stats, sha256);
+    return sha256;
+  };
   await Promise.all(
     [...byPath].map(([absolute, uses]) =>
       limit(async () => {
         signal?.throwIfAborted();
         let sha256: string;
         try {
-          sha256 = await hashOnce(absolute, { signal });
+          sha256 = await hashOnce(absolute);
         } catch (error) {
           if (signal?.aborted) throw error;
           for (const use of uses) add(use.at, `input \`${use.input}\`: ${use.shown} cannot be read (${describeErrno(error)})`, 'check the file\'s permissions');

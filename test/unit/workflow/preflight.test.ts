@@ -1,12 +1,14 @@
 // Preflight (loadWorkflow's last stage when asked): output folders created and proved writable,
 // every input decoded by ffprobe as its role needs, one probe per distinct content. Real files,
 // real ffprobe; every problem a located diagnostic.
-import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatDiagnosticLine } from '../../../src/core/diagnostics.js';
 import { TalkError } from '../../../src/core/errors.js';
+import { hashFile, sharedFileHasher as sharedFileHasherOf, type FileHasher } from '../../../src/core/hash-file.js';
+import { SETTLED_MS } from '../../../src/workflow/probe-cache.js';
 import { loadWorkflow, preflightWorkflow, roleOf } from '../../../src/workflow/index.js';
 import { makeTestMedia, noiseBytes, testTools } from '../../helpers/media.js';
 
@@ -133,7 +135,7 @@ describe('preflight', () => {
     };
     const first = await preflightWorkflow(targets, dir, { env: {}, ffprobe, probeCacheDir });
     expect(first.stats).toMatchObject({ probes: 2, cachedProbes: 0 });
-    expect(await readdir(probeCacheDir)).toHaveLength(2);
+    expect((await readdir(probeCacheDir)).filter((f) => f.endsWith('.json'))).toHaveLength(2);
     const again = await preflightWorkflow(targets, dir, { env: {}, ffprobe, probeCacheDir });
     expect(again).toMatchObject({ diagnostics: [], stats: { probes: 0, cachedProbes: 2 } });
 
@@ -151,6 +153,60 @@ describe('preflight', () => {
     const other = await preflightWorkflow(targets, dir, { env: {}, ffprobe: deaf, probeCacheDir });
     expect(other.stats).toMatchObject({ probes: 2, cachedProbes: 0 });
     expect(other.diagnostics.map((d) => d.message)).toEqual(['input `voice`: assets/voice.mp3 has no sound track']);
+  });
+
+  it('a probe cache remembers what it hashed: settled inputs are not read again until stat changes', async () => {
+    const { ffprobe } = testTools();
+    const probeCacheDir = path.join(dir, 'cache', 'probes');
+    const voice = path.join(dir, 'assets', 'voice.mp3');
+    const targets = {
+      media: [
+        { input: 'portrait', absolute: path.join(dir, 'assets', 'portrait.jpg'), shown: 'assets/portrait.jpg', at: { file: 'hello.yaml', line: 4, col: 10 } },
+        { input: 'voice', absolute: voice, shown: 'assets/voice.mp3', at: { file: 'hello.yaml', line: 5, col: 10 } },
+      ],
+      outputs: [],
+    };
+    const reads: string[] = [];
+    const hasher: FileHasher = (file, o) => {
+      reads.push(path.basename(file));
+      return hashFile(file, o);
+    };
+    const lastChange = async (): Promise<number> => Math.max(...(await Promise.all(targets.media.map((m) => stat(m.absolute)))).map((s) => Math.max(s.mtimeMs, s.ctimeMs)));
+    // The clock reads the files' own times: just written, then settled.
+    let now = await lastChange();
+    const clock = { now: () => now };
+    const preflight = () => preflightWorkflow(targets, dir, { env: {}, ffprobe, probeCacheDir, hasher: sharedFileHasherOf(hasher), clock });
+
+    // Just written: hashed, and hashed again next time (a write within one tick of the file
+    // times could otherwise hide behind the same stat).
+    await preflight();
+    await preflight();
+    expect(reads.sort()).toEqual(['portrait.jpg', 'portrait.jpg', 'voice.mp3', 'voice.mp3']);
+
+    // Settled (the clock past the files' last change by SETTLED_MS; file times carry a fraction
+    // of a millisecond Date.now drops): hashed once more and remembered, then not read at all.
+    now = (await lastChange()) + SETTLED_MS;
+    reads.length = 0;
+    await preflight();
+    expect(reads.sort()).toEqual(['portrait.jpg', 'voice.mp3']);
+    const again = await preflight();
+    expect(again).toMatchObject({ diagnostics: [], stats: { probes: 0, cachedProbes: 2 } });
+    expect(reads).toHaveLength(2);
+
+    // Other bytes of the same size, written in place: the change time moved, so it is read,
+    // and its verdict is its own.
+    await writeFile(voice, noiseBytes((await stat(voice)).size));
+    now = (await lastChange()) + SETTLED_MS;
+    reads.length = 0;
+    const changed = await preflight();
+    expect(reads).toEqual(['voice.mp3']);
+    expect(changed.diagnostics.map((d) => d.message)).toEqual([expect.stringContaining('does not decode as audio')]);
+
+    // A damaged memo is a miss, not a verdict.
+    for (const f of await readdir(path.join(probeCacheDir, 'files'))) await writeFile(path.join(probeCacheDir, 'files', f), '{"version":1,');
+    reads.length = 0;
+    await preflight();
+    expect(reads.sort()).toEqual(['portrait.jpg', 'voice.mp3']);
   });
 
   it('no ffprobe: an environment error that says how to get one', async () => {
