@@ -170,7 +170,7 @@ async function redisCpuMs(): Promise<number> {
   return (read('used_cpu_user') + read('used_cpu_sys')) * 1000;
 }
 
-/** Redis commands run so far, by command (INFO commandstats; a script counts once, as EVALSHA). */
+/** Redis commands run so far, by command (INFO commandstats: a script call counts as EVAL or EVALSHA, and each command the script runs counts too). */
 async function redisCalls(): Promise<Map<string, number>> {
   const info = await redisClient.info('commandstats');
   return new Map([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));

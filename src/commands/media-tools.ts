@@ -5,7 +5,8 @@
  * the report its frames.
  */
 import { stat } from 'node:fs/promises';
-import { findFfmpeg, probeMedia, runTool, type FfmpegTools } from '../local-backend/ffmpeg.js';
+import { findFfmpeg, probeMedia, runTool, type FfmpegTools, type MediaInfo } from '../local-backend/ffmpeg.js';
+import { defaultProbeCacheDir, openProbeCache } from '../workflow/index.js';
 import type { MediaFacts, ProvenanceDeps } from '../runner/index.js';
 
 /** The tools, or undefined when there are none on this machine. */
@@ -19,7 +20,11 @@ export function findMediaTools(env: Readonly<Record<string, string | undefined>>
 
 /** Duration, pixel size and codecs of a media file, from the one ffprobe reader (`probeMedia`). */
 export async function probeFacts(ffprobe: string, file: string, signal?: AbortSignal): Promise<MediaFacts> {
-  const info = await probeMedia(ffprobe, file, signal);
+  return factsOf(await probeMedia(ffprobe, file, signal));
+}
+
+/** What a provenance record says of media ffprobe described. */
+function factsOf(info: MediaInfo): MediaFacts {
   const facts: MediaFacts = {};
   // A still image reports a duration of one frame (or none): only moving media has one.
   const still = !info.hasAudio && (info.videoCodec === 'mjpeg' || info.videoCodec === 'png');
@@ -46,19 +51,39 @@ export async function ffmpegVersion(ffmpeg: string, signal?: AbortSignal): Promi
 /**
  * What the runner needs to write provenance records. `local`: the run uses the local backend,
  * whose renders come from this ffmpeg, so its version is recorded.
+ *
+ * Media facts are looked up by content: once per content per process (a batch often reuses one
+ * voice or one portrait, under many names), then in the probe cache preflight fills
+ * (`probeCacheDir`, normally `defaultProbeCacheDir(env)`), and only then from ffprobe. Each
+ * ffprobe start blocks the event loop for milliseconds while it forks (most of a queue
+ * worker's CPU per job before, bench/notes/queue.md), so a run's inputs, which preflight
+ * probed, start none here.
  */
-export async function provenanceDeps(env: Readonly<Record<string, string | undefined>>, versions: { talk: string; node: string }, local: boolean, signal?: AbortSignal): Promise<ProvenanceDeps> {
+export async function provenanceDeps(
+  env: Readonly<Record<string, string | undefined>>,
+  versions: { talk: string; node: string },
+  local: boolean,
+  signal?: AbortSignal,
+  probeCacheDir: string | undefined = defaultProbeCacheDir(env),
+): Promise<ProvenanceDeps> {
   const tools = findMediaTools(env);
   const ffmpeg = local && tools ? await ffmpegVersion(tools.ffmpeg, signal) : undefined;
-  // One probe per file per run: a batch often reuses one voice or one portrait.
+  const cache = tools && probeCacheDir !== undefined ? await openProbeCache(probeCacheDir, tools.ffprobe) : undefined;
   const probed = new Map<string, Promise<MediaFacts | undefined>>();
+  const lookUp = async (ffprobe: string, file: string, sha256: string, probeSignal: AbortSignal): Promise<MediaFacts> => {
+    const known = await cache?.get(sha256);
+    if (known !== undefined) return factsOf(known);
+    const info = await probeMedia(ffprobe, file, probeSignal);
+    await cache?.set(sha256, info);
+    return factsOf(info);
+  };
   return {
-    probe: (file, probeSignal) => {
-      let facts = probed.get(file);
+    probe: (file, sha256, probeSignal) => {
+      let facts = probed.get(sha256);
       if (!facts) {
-        facts = tools ? probeFacts(tools.ffprobe, file, probeSignal) : Promise.resolve(undefined);
-        probed.set(file, facts);
-        facts.catch(() => probed.delete(file));
+        facts = tools ? lookUp(tools.ffprobe, file, sha256, probeSignal) : Promise.resolve(undefined);
+        probed.set(sha256, facts);
+        facts.catch(() => probed.delete(sha256));
       }
       return facts;
     },

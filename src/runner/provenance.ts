@@ -32,8 +32,12 @@ export interface MediaFacts {
  * binaries itself): a prober and the versions to record.
  */
 export interface ProvenanceDeps {
-  /** Media facts of a file; undefined when it cannot be probed (the record then omits them). */
-  probe(file: string, signal: AbortSignal): Promise<MediaFacts | undefined>;
+  /**
+   * Media facts of a file whose content hashes to `sha256` (the same bytes have the same facts,
+   * so a prober may answer from what it saw before); undefined when it cannot be probed (the
+   * record then omits them).
+   */
+  probe(file: string, sha256: string, signal: AbortSignal): Promise<MediaFacts | undefined>;
   versions: { talk: string; node: string; ffmpeg?: string | undefined };
 }
 
@@ -111,12 +115,7 @@ export async function writeProvenance(
   if (!state?.sessionId) return [];
   const workflowSha = await input.hasher(plan.workflowPath, { signal });
   const written: string[] = [];
-  const facts = new Map<string, Promise<MediaFacts | undefined>>();
-  const probe = (file: string): Promise<MediaFacts | undefined> => {
-    let p = facts.get(file);
-    if (!p) facts.set(file, (p = deps.probe(file, signal).catch(() => undefined)));
-    return p;
-  };
+  const probe = (file: string, sha256: string): Promise<MediaFacts | undefined> => deps.probe(file, sha256, signal).catch(() => undefined);
   for (const step of job.steps) {
     if (step.kind !== 'export') continue;
     const rec = state.steps[step.id];
@@ -133,7 +132,8 @@ export async function writeProvenance(
           inputs.push({ name: i.name, ...(i.url ? { url: publicUrl(i.url) } : {}) });
           continue;
         }
-        const [st, sha, media] = await Promise.all([stat(i.path), input.hasher(i.path, { signal }), probe(i.path)]);
+        const [st, sha] = await Promise.all([stat(i.path), input.hasher(i.path, { signal })]);
+        const media = await probe(i.path, sha);
         inputs.push({ name: i.name, path: relativeTo(dir, i.path), bytes: st.size, sha256: sha, ...(media ? { media } : {}) });
       }
     }
@@ -158,7 +158,7 @@ export async function writeProvenance(
       if (now) timings.push(now);
       else if (before) timings.push({ ...before, resumed: true });
     }
-    const media = await probe(rec.output.path);
+    const media = await probe(rec.output.path, rec.output.sha256);
     const ex: ExportStep = step;
     const record: ProvenanceRecord = {
       format: 'talk-provenance',

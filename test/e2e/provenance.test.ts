@@ -1,14 +1,15 @@
 // Provenance records and run reports around the edges of a run, through the built CLI on the
 // in-process local backend: a resumed job keeps one record (and says which steps an earlier run
-// did), the GitHub step summary links the report, `--no-report` writes none, and `talk report`
+// did), media facts are probed once per content, the GitHub step summary links the report, `--no-report` writes none, and `talk report`
 // with no workflow reports every workflow the state dir has runs of.
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { batchWorkspace } from '../helpers/serve.js';
+import { testTools } from '../helpers/media.js';
 import { readRecord } from '../helpers/records.js';
 
 let dir: string | undefined;
@@ -59,6 +60,30 @@ describe('provenance and reports at the edges of a run (built CLI)', () => {
     expect(third.code, third.stderr).toBe(0);
     expect((await readdir(path.join(cwd, 'out'))).filter((f) => f.endsWith('.talk.json'))).toEqual(['p00.talk.json']);
     expect((await readRecord<Record>(path.join(cwd, 'out', 'p00.talk.json'))).render.id).toBe(record.render.id);
+  });
+
+  it('media facts come by content: inputs preflight probed start no ffprobe, each distinct output one', async () => {
+    const cwd = await workspace(3);
+    // The real ffprobe behind a wrapper that notes what it was asked to read.
+    const calls = path.join(cwd, 'ffprobe-calls.txt');
+    const ffprobe = path.join(cwd, 'ffprobe-logged');
+    await writeFile(ffprobe, `#!/bin/sh\nfor a; do last="$a"; done\necho "$last" >> '${calls}'\nexec '${testTools().ffprobe}' "$@"\n`, { mode: 0o755 });
+    const run = await runCli(['run', 'batch.yaml', '--json'], { cwd, env: { FFPROBE_PATH: ffprobe, TALK_LOCAL_ANONYMOUS_CREDITS: '1000' } });
+    expect(run.code, run.stderr).toBe(0);
+
+    const probed = (await readFile(calls, 'utf8')).split('\n').filter((line) => line !== '');
+    const ofInputs = probed.filter((f) => /\/(faces|voices)\//.test(f));
+    const ofOutputs = probed.filter((f) => f.startsWith(path.join(cwd, 'out')));
+    // Three copies of one portrait and of one voice: two contents, probed once each, by preflight.
+    expect(ofInputs).toHaveLength(2);
+    const records = await Promise.all(['p00', 'p01', 'p02'].map((stem) => readRecord<{ inputs: { media?: { width?: number; duration?: number } }[]; video: { sha256: string; duration?: number; width?: number } }>(path.join(cwd, 'out', `${stem}.talk.json`))));
+    expect(ofOutputs).toHaveLength(new Set(records.map((r) => r.video.sha256)).size);
+    // And every record still has its facts.
+    for (const record of records) {
+      expect(record.video.duration).toBeGreaterThan(0);
+      expect(record.video.width).toBeGreaterThan(0);
+      expect(record.inputs.map((i) => i.media?.width ?? i.media?.duration)).toEqual([expect.any(Number), expect.any(Number)]);
+    }
   });
 
   it('the GitHub step summary links the report; --no-report writes none and links none', async () => {
