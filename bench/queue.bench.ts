@@ -16,6 +16,7 @@
 // runner's own time at a given load does not enter it. What the queue costs inside the
 // runner's span (state writes, relayed events) shows in the wall difference and the CPU per
 // job. `--rounds N` repeats every mode N times, interleaved, and prints the medians.
+// `BENCH_DEBUG=1` prints the first jobs' timeline (added, taken, runner start and end, finished).
 // Goal: 4 workers within 5 % of single-process; overhead ≤ 5 ms per job. Benchmarks print;
 // they never assert. Figures and conditions: bench/notes/queue.md.
 import { spawn } from 'node:child_process';
@@ -219,6 +220,9 @@ async function queueShare(slots: number): Promise<{ total: number; firstWave: nu
     const held = records.reduce((sum, r) => sum + Math.max(0, Math.min(r.runTo, lastStart) - Math.max(r.runFrom, added)), 0);
     const idle = slots * (lastStart - added) - held;
     const firstWave = starts.slice(0, slots).reduce((sum, t) => sum + (t - added), 0);
+    if (process.env['BENCH_DEBUG']) {
+      for (const r of [...records].sort((a, b) => a.runFrom - b.runFrom).slice(0, slots + 5)) console.log(`      added +${r.added - added} taken +${r.taken - added} runFrom +${r.runFrom - added} runTo +${r.runTo - added} finished +${r.finished - added}`);
+    }
     const n = records.length;
     const mean = (f: (r: (typeof records)[number]) => number): number => records.reduce((sum, r) => sum + f(r), 0) / n;
     return {
