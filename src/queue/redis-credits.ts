@@ -15,7 +15,8 @@
  * renews it whenever BullMQ renews its lock on the job, so a hold lasts while its worker is
  * alive and holds the job. A worker killed for good renews nothing; the next admission on the
  * account after the lease ran out drops the hold, and other jobs can have the credits. (A job
- * BullMQ hands to another worker is admitted again there, replacing its hold.)
+ * BullMQ hands to another worker is admitted again there, replacing its hold.) A hold found
+ * without a lease, as versions before leases left them, is given one at the next admission.
  *
  * Keys: talk:credits:<account>:holds (hash job → credits), talk:credits:<account>:leases
  * (sorted set job → lease end, ms), talk:credits:<account>:seq, talk:state:<run>:holds and
@@ -36,7 +37,9 @@ export interface SharedRefusal {
 const LEASES = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function lapse(holds, leases)
+local function lapse(holds, leases, leaseMs)
+  -- A hold with no lease (taken before holds had them) gets one from now, so it ends too.
+  for _, id in ipairs(redis.call('HKEYS', holds)) do redis.call('ZADD', leases, 'NX', now + leaseMs, id) end
   local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
   for _, id in ipairs(gone) do redis.call('HDEL', holds, id) end
   if #gone > 0 then redis.call('ZREM', leases, unpack(gone)) end
@@ -46,8 +49,8 @@ end
 /** KEYS: account holds, run holds, run spent, account seq, account leases, run leases. */
 const ADMIT = `${LEASES}
 if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[5] then return {2} end
-lapse(KEYS[1], KEYS[5])
-lapse(KEYS[2], KEYS[6])
+lapse(KEYS[1], KEYS[5], tonumber(ARGV[6]))
+lapse(KEYS[2], KEYS[6], tonumber(ARGV[6]))
 local job = ARGV[1]
 local cost = tonumber(ARGV[2])
 local total = tonumber(ARGV[3])

@@ -143,6 +143,23 @@ describe('shared credit holds', () => {
     expect(await redis.hexists('talk:credits:acct:holds', 'kept')).toBe(0);
   });
 
+  it('a hold without a lease (left by a version before leases) is given one at the next admission, and ends with it', async () => {
+    await redis.hset('talk:credits:acct:holds', 'legacy', '50');
+    await redis.hset('talk:state:run1:holds', 'legacy', '50');
+    const kept = books('kept', 150, 60_000);
+    expect(await kept.admit(100, async () => 300)).toBeUndefined();
+    // Adopted: the legacy hold counts, and has a lease of the admitting job's length from now.
+    const [seconds] = await redis.time();
+    for (const key of ['talk:credits:acct:leases', 'talk:state:run1:leases']) {
+      expect(Number(await redis.zscore(key, 'legacy'))).toBeGreaterThan(Number(seconds) * 1000 + 50_000);
+    }
+    expect(await books('next', 150).admit(50, async () => 300)).toEqual({ needs: 50, available: 0, limitedBy: 'budget' });
+    // Nobody renews it: once its lease ends (moved into the past here, as in the test above), its credits are free.
+    for (const key of ['talk:credits:acct:leases', 'talk:state:run1:leases']) await redis.zadd(key, Number(seconds) * 1000 - 1, 'legacy');
+    expect(await books('next', 150).admit(50, async () => 300)).toBeUndefined();
+    expect(await redis.hexists('talk:credits:acct:holds', 'legacy')).toBe(0);
+  });
+
   it('the workflow budget counts what every worker spent and holds', async () => {
     expect(await books('a', 150).admit(100, async () => 1000)).toBeUndefined();
     expect(await books('b', 150).admit(100, async () => 1000)).toEqual({ needs: 100, available: 50, limitedBy: 'budget' });
