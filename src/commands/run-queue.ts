@@ -65,6 +65,9 @@ async function checkAddedJobsFit(adding: Plan, context: { address: QueueAddress;
   }
 }
 
+/** Jobs added per round trip to Redis. */
+const ADD_SLICE = 25;
+
 /** Enqueue the plan's jobs; follow them unless `detach`. Returns the exit code. */
 export async function enqueueAndFollow(
   plan: Plan,
@@ -138,7 +141,11 @@ export async function enqueueAndFollow(
     // Fairness: the k-th job of every workflow has priority k, so workers take the first jobs of
     // each workflow before the later ones of any — a 10-job workflow enqueued behind a 10,000-job
     // one is not starved; it interleaves. (BullMQ: 1 is first; jobs of one priority in order.)
-    await queue.addBulk(entries.map((e, k) => ({ name: plan.name, data: e.data, opts: { jobId: e.id, priority: Math.min(k + 1, MAX_PRIORITY), removeOnComplete: false, removeOnFail: false } })));
+    const adds = entries.map((e, k) => ({ name: plan.name, data: e.data, opts: { jobId: e.id, priority: Math.min(k + 1, MAX_PRIORITY), removeOnComplete: false, removeOnFail: false } }));
+    // In slices: one MULTI holds Redis until its last job is added, and no worker can take the
+    // first job meanwhile. A slice interrupted half-way leaves what it added queued; running the
+    // same command again adds the rest (job ids are the jobs' fingerprints).
+    for (let from = 0; from < adds.length; from += ADD_SLICE) await queue.addBulk(adds.slice(from, from + ADD_SLICE));
     const message = `enqueued ${entries.length - already} of ${entries.length} jobs on ${context.address.shown}${already > 0 ? ` (${already} were already queued: the same jobs are never added twice)` : ''}`;
     if (!reporter) {
       const backend = plan.backend.kind === 'url' ? ` --backend ${context.backendId}` : '';
