@@ -51,6 +51,9 @@ export class CreditBudget {
   private usedThisRun = 0;
   private readonly holds = new Map<string, number>();
   private waiters: (() => void)[] = [];
+  /** Paid steps reserved and not yet committed or released: their charge may be on the balance already. */
+  private stepsInFlight = 0;
+  private settleWaiters: (() => void)[] = [];
 
   /**
    * @param limit `budget.credits`, when the workflow sets one
@@ -106,6 +109,27 @@ export class CreditBudget {
   }
 
   /**
+   * Paid steps of this run in flight. While one is, a balance read can already show its charge
+   * (the backend charges as the turn ends, before the runner hears of it) while its reservation
+   * still counts here: a refusal by balance then is not final (see `nextSettle`).
+   */
+  get inFlight(): number {
+    return this.stepsInFlight;
+  }
+
+  /** Resolves when the next paid step in flight is committed or released. */
+  nextSettle(): Promise<void> {
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  private settledOne(): void {
+    this.stepsInFlight -= 1;
+    const waiters = this.settleWaiters;
+    this.settleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /**
    * Reserve `cost` for a step of `jobId`: from the job's hold first, and only for the rest
    * against the budget; throws a `CreditsError` when that would cross it.
    */
@@ -118,13 +142,17 @@ export class CreditBudget {
     }
     this.holds.set(jobId, held - (cost - extra));
     this.reserved += extra;
+    this.stepsInFlight += 1;
   }
 
   /** The reserved step ran: its reservation is spent as `actualCost`, the real charge. */
   commit(reservedCost: number, actualCost = reservedCost, jobId?: string): void {
-    if (reservedCost > 0) this.reserved -= reservedCost;
     this.usedThisRun += actualCost;
     if (jobId !== undefined && actualCost !== 0) this.onCharge?.(jobId, actualCost);
+    if (reservedCost > 0) {
+      this.reserved -= reservedCost;
+      this.settledOne();
+    }
   }
 
   /** Credits booked for a step that is checked again (it may not have run after all). */
@@ -135,7 +163,10 @@ export class CreditBudget {
 
   /** The reserved step did not run: its cost goes back to its job's hold (a retry may need it). */
   release(cost: number, jobId: string): void {
-    if (cost > 0) this.holds.set(jobId, (this.holds.get(jobId) ?? 0) + cost);
+    if (cost > 0) {
+      this.holds.set(jobId, (this.holds.get(jobId) ?? 0) + cost);
+      this.settledOne();
+    }
   }
 }
 

@@ -45,6 +45,8 @@ import { systemClock, type Clock } from '../core/clock.js';
 
 /** The longest wait between two attempts of a step. */
 const STEP_BACKOFF_CAP_MS = 30_000;
+/** While a refusal by balance waits for this run's turns in flight to settle, the balance is read again at least this often. */
+const SETTLE_RECHECK_MS = 5_000;
 
 /** What the runner needs. Everything with an edge to the outside world is passed in. */
 export interface RunnerDeps {
@@ -254,7 +256,8 @@ export function createRunner(deps: RunnerDeps): Runner {
   async function admit(job: PlanJob, decision: JobDecision): Promise<AdmissionRefusal | Error | 'interrupted' | undefined> {
     const cost = remainingCredits(job, decision);
     if (cost <= 0) return undefined;
-    for (let waited = false; ; waited = true) {
+    let noticed = false;
+    for (;;) {
       let accountTotal = 0;
       const readTotal = async (): Promise<number> => {
         const balance = await deps.client.getCredits({ signal });
@@ -278,8 +281,22 @@ export function createRunner(deps: RunnerDeps): Runner {
         // Refused by this run's own books after all: the shared hold goes back.
         if (refusal) await deps.sharedCredits?.release().catch(() => undefined);
       }
+      if (refusal?.limitedBy === 'balance' && budget.inFlight > 0) {
+        // A turn of this run may be charged on the balance just read and still reserved here,
+        // counted twice: decide again once it has settled.
+        const settled = new AbortController();
+        try {
+          await Promise.race([budget.nextSettle(), sleep(SETTLE_RECHECK_MS, AbortSignal.any([signal, settled.signal]))]);
+        } catch {
+          if (signal.aborted) return 'interrupted';
+        } finally {
+          settled.abort();
+        }
+        continue;
+      }
       if (!refusal || !deps.waitForCredits) return refusal;
-      if (!waited) {
+      if (!noticed) {
+        noticed = true;
         emit({ type: 'notice', level: 'warn', job: job.id, message: `job ${job.id} waits for credits: it needs about ${refusal.needs} and ${refusal.available} are left for it; it starts when ${refusal.limitedBy === 'budget' ? 'budget.credits' : 'the balance'} allows` });
         await deps.waitForCredits.onWait?.(job.id, refusal).catch((error: unknown) => {
           emit({ type: 'notice', level: 'warn', job: job.id, message: `could not record that job ${job.id} waits for credits: ${(error as Error).message}` });

@@ -16,6 +16,7 @@ import type { Clock } from '../../../src/core/clock.js';
 import type { TalkEvent } from '../../../src/core/events.js';
 import { Agent } from 'undici';
 import { createBackendClient, createTokenProvider } from '../../../src/backend/index.js';
+import type { BackendClient } from '../../../src/backend/types.js';
 import { makeTestMedia } from '../../helpers/media.js';
 
 const mediaDir = path.join(os.tmpdir(), 'talk-test-media-runner');
@@ -43,7 +44,7 @@ export interface Rig {
   backend: LocalBackend;
   workflow: string;
   writeWorkflow(yaml: string): Promise<void>;
-  run(options?: { signal?: AbortSignal; fresh?: boolean; concurrency?: number; failFast?: boolean; projectLinks?: boolean; onEvent?: (e: TalkEvent) => void; clock?: Clock }): Promise<{ outcome: RunOutcome; events: TalkEvent[]; plan: Plan }>;
+  run(options?: { signal?: AbortSignal; fresh?: boolean; concurrency?: number; failFast?: boolean; projectLinks?: boolean; onEvent?: (e: TalkEvent) => void; clock?: Clock; wrapClient?: (client: BackendClient) => BackendClient }): Promise<{ outcome: RunOutcome; events: TalkEvent[]; plan: Plan }>;
   close(): Promise<void>;
 }
 
@@ -77,7 +78,7 @@ export async function createRig(yaml: string, backendOptions: LocalBackendOption
       const events: TalkEvent[] = [];
       try {
         const outcome = await executePlan(plan, {
-          client,
+          client: options.wrapClient ? options.wrapClient(client) : client,
           store,
           emit: (e) => {
             events.push(e);
