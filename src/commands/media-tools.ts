@@ -54,19 +54,14 @@ export async function ffmpegVersion(ffmpeg: string, signal?: AbortSignal): Promi
  *
  * Media facts are looked up by content: once per content per process (a batch often reuses one
  * voice or one portrait, under many names), then in the probe cache preflight fills
- * (`probeCacheDir`, normally `defaultProbeCacheDir(env)`), and only then from ffprobe. Each
+ * (`defaultProbeCacheDir(env)`), and only then from ffprobe. Each
  * ffprobe start blocks the event loop for milliseconds while it forks (most of a queue
  * worker's CPU per job before, bench/notes/queue.md), so a run's inputs, which preflight
  * probed, start none here.
  */
-export async function provenanceDeps(
-  env: Readonly<Record<string, string | undefined>>,
-  versions: { talk: string; node: string },
-  local: boolean,
-  signal?: AbortSignal,
-  probeCacheDir: string | undefined = defaultProbeCacheDir(env),
-): Promise<ProvenanceDeps> {
+export async function provenanceDeps(env: Readonly<Record<string, string | undefined>>, versions: { talk: string; node: string }, local: boolean, signal?: AbortSignal): Promise<ProvenanceDeps> {
   const tools = findMediaTools(env);
+  const probeCacheDir = defaultProbeCacheDir(env);
   const ffmpeg = local && tools ? await ffmpegVersion(tools.ffmpeg, signal) : undefined;
   const cache = tools && probeCacheDir !== undefined ? await openProbeCache(probeCacheDir, tools.ffprobe) : undefined;
   const probed = new Map<string, Promise<MediaFacts | undefined>>();
