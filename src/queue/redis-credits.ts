@@ -39,7 +39,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function lapse(holds, leases, leaseMs)
   -- A hold with no lease (taken before holds had them) gets one from now, so it ends too.
-  for _, id in ipairs(redis.call('HKEYS', holds)) do redis.call('ZADD', leases, 'NX', now + leaseMs, id) end
+  -- Every hold taken since has its lease: only fewer leases than holds means there is one.
+  if redis.call('HLEN', holds) > redis.call('ZCARD', leases) then
+    for _, id in ipairs(redis.call('HKEYS', holds)) do redis.call('ZADD', leases, 'NX', now + leaseMs, id) end
+  end
   local gone = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
   for _, id in ipairs(gone) do redis.call('HDEL', holds, id) end
   if #gone > 0 then redis.call('ZREM', leases, unpack(gone)) end
