@@ -30,7 +30,7 @@ export async function validateCommand(files: string[], options: ValidateOptions,
   for (const file of files) {
     ctx.signal.throwIfAborted();
     // Preflight too (output folders writable, media decoded), shared probes across the files.
-    const result = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: { probes, probeCacheDir } });
+    const result = await loadWorkflow(file, { vars: options.vars, env: { ...ctx.env }, cwd: ctx.cwd, signal: ctx.signal, preflight: { probes, probeCacheDir, rememberHashes: true } });
     loaded.push({ shown: result.diagnostics[0]?.file ?? result.workflow?.displayFile ?? file, result });
   }
   // `--json` lists the files in the order they were named, so a tool can pair them with its

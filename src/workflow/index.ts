@@ -20,7 +20,7 @@ export {
 export { parseBackend, languageFromEnv } from './normalise.js';
 export { jobIdFromStem, uniqueIds } from './rules.js';
 export { preflightWorkflow, roleOf, type MediaRole, type PreflightOptions, type PreflightTargets, type PreflightStats } from './preflight.js';
-export { defaultProbeCacheDir, openProbeCache, type ProbeCache } from './probe-cache.js';
+export { defaultProbeCacheDir, openProbeCache } from './probe-cache.js';
 export { validateAgainstSchema } from './schema-check.js';
 export { workflowSchemaText } from './schema-text.js';
 export { nodeWorkflowFs, type WorkflowFs } from './fs.js';

@@ -31,7 +31,7 @@ export interface LoadOptions {
    * Also run preflight (`talk validate`, `talk run`): output folders created and proved
    * writable, every input decoded by ffprobe as its role needs. `true`, or its options.
    */
-  preflight?: boolean | Pick<PreflightOptions, 'ffprobe' | 'probes' | 'probeCacheDir' | 'hasher' | 'concurrency' | 'onStats'>;
+  preflight?: boolean | Pick<PreflightOptions, 'ffprobe' | 'probes' | 'probeCacheDir' | 'hasher' | 'rememberHashes' | 'concurrency' | 'onStats'>;
   signal?: AbortSignal;
 }
 

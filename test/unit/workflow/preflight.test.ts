@@ -175,7 +175,7 @@ describe('preflight', () => {
     // The clock reads the files' own times: just written, then settled.
     let now = await lastChange();
     const clock = { now: () => now };
-    const preflight = () => preflightWorkflow(targets, dir, { env: {}, ffprobe, probeCacheDir, hasher: sharedFileHasherOf(hasher), clock });
+    const preflight = () => preflightWorkflow(targets, dir, { env: {}, ffprobe, probeCacheDir, hasher: sharedFileHasherOf(hasher), rememberHashes: true, clock });
 
     // Just written: hashed, and hashed again next time (a write within one tick of the file
     // times could otherwise hide behind the same stat).
@@ -192,6 +192,9 @@ describe('preflight', () => {
     const again = await preflight();
     expect(again).toMatchObject({ diagnostics: [], stats: { probes: 0, cachedProbes: 2 } });
     expect(reads).toHaveLength(2);
+    // A run (no rememberHashes: it hashes every input for its fingerprints anyway) reads them.
+    await preflightWorkflow(targets, dir, { env: {}, ffprobe, probeCacheDir, hasher: sharedFileHasherOf(hasher), clock });
+    expect(reads).toHaveLength(4);
 
     // Other bytes of the same size, written in place: the change time moved, so it is read,
     // and its verdict is its own.
