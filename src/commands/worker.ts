@@ -39,6 +39,9 @@ export interface WorkerOptions extends SharedOptions {
   json: boolean;
 }
 
+/** Input files whose hashes a worker remembers at most (a few MB). */
+const HASHER_FILES = 10_000;
+
 /** Jobs in flight per worker when `--concurrency` is not given. */
 const DEFAULT_WORKER_CONCURRENCY = 4;
 
@@ -91,6 +94,9 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
   };
   const fixedBackend: BackendChoice | undefined = options.backend === undefined ? undefined : chooseBackend(options.backend, undefined);
 
+  // One per worker: the jobs of a batch share their inputs, and each is read once (a worker
+  // taking one job after another forgets the files it was asked for least recently).
+  const hasher = cachedHasher(hashFile, { maxEntries: HASHER_FILES });
   // Found once per worker: the media tools do not change between jobs.
   let provenance: ReturnType<typeof provenanceDeps> | undefined;
   const provenanceOnce = (): ReturnType<typeof provenanceDeps> => (provenance ??= provenanceDeps(ctx.env, { talk: ctx.version, node: ctx.nodeVersion ?? 'unknown' }, false, ctx.signal));
@@ -173,7 +179,6 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     }
     const plan: Plan = { ...data.plan, jobs: [data.job] };
     const jobId = data.job.id as string;
-    const hasher = cachedHasher(hashFile);
     const account = accountKeyOf(connection);
     const runKey = runKeyFor(plan.workflowPath, connection.backendId);
     const store = await openRedisJobStore({ redis, runKey, jobId, workflowPath: plan.workflowPath, name: plan.name, backendId: connection.backendId });

@@ -10,7 +10,7 @@
  * - `upstream`: the fingerprints of the steps it depends on (see `dependenciesOf`).
  */
 import { createHash } from 'node:crypto';
-import { hashFile, sharedFileHasher, type FileHasher } from '../core/hash-file.js';
+import { hashFile, sharedFileHasher, type FileHasher, type SharedHasherOptions } from '../core/hash-file.js';
 import { STATE_FORMAT_VERSION } from '../state/types.js';
 import type { PlanJob, PlanStep } from '../plan/types.js';
 import type { SignalOptions } from '../core/abort.js';
@@ -46,8 +46,8 @@ export { hashFile } from '../core/hash-file.js';
  * A hasher that reads each file once per run while it stays the same (`sharedFileHasher`: a
  * shared voice-over is read once, not per job; an output written again is read again).
  */
-export function cachedHasher(inner: (file: string, options?: SignalOptions) => Promise<string> = hashFile): FileHasher {
-  return sharedFileHasher(inner);
+export function cachedHasher(inner: (file: string, options?: SignalOptions) => Promise<string> = hashFile, options: SharedHasherOptions = {}): FileHasher {
+  return sharedFileHasher(inner, options);
 }
 
 /**
