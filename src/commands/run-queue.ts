@@ -17,7 +17,7 @@ import { planListing, type Plan } from '../plan/types.js';
 import { createReporter } from '../reporters/index.js';
 import { cachedHasher, fingerprintJob, hashFile, type FileHasher } from '../runner/index.js';
 import { connectRedis, KEY_PREFIX, QUEUE_NAME, redisOptions, type QueueAddress } from '../queue/connection.js';
-import { readRedisRunJobs, runStateKeys } from '../queue/redis-state-store.js';
+import { readRedisRunJobs, readStateMirrors, runStateKeys, type StateMirror } from '../queue/redis-state-store.js';
 import { relayedEvents } from '../queue/event-relay.js';
 import { JOB_DATA_VERSION, queueJobId, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
 import { connectBackend, type Connection } from './connect.js';
@@ -67,6 +67,16 @@ async function checkAddedJobsFit(adding: Plan, context: { address: QueueAddress;
 
 /** Jobs added per round trip to Redis. */
 const ADD_SLICE = 25;
+
+/** The states of a run's jobs as they stand in Redis, for their queue jobs to carry. */
+async function readJobStates(address: QueueAddress, runKey: string, jobIds: string[]): Promise<Map<string, StateMirror>> {
+  const redis = connectRedis(address);
+  try {
+    return await readStateMirrors(redis, runKey, jobIds);
+  } finally {
+    await redis.quit().catch(() => undefined);
+  }
+}
 
 /** Enqueue the plan's jobs; follow them unless `detach`. Returns the exit code. */
 export async function enqueueAndFollow(
@@ -141,7 +151,9 @@ export async function enqueueAndFollow(
     // Fairness: the k-th job of every workflow has priority k, so workers take the first jobs of
     // each workflow before the later ones of any — a 10-job workflow enqueued behind a 10,000-job
     // one is not starved; it interleaves. (BullMQ: 1 is first; jobs of one priority in order.)
-    const adds = entries.map((e, k) => ({ name: plan.name, data: e.data, opts: { jobId: e.id, priority: Math.min(k + 1, MAX_PRIORITY), removeOnComplete: false, removeOnFail: false } }));
+    // Each job carries its state as it stands (none, for a new job): a worker starts it from that.
+    const states = await readJobStates(context.address, runKeyFor(plan.workflowPath, context.backendId), entries.map((e) => e.data.job.id));
+    const adds = entries.map((e, k) => ({ name: plan.name, data: { ...e.data, state: states.get(e.data.job.id) }, opts: { jobId: e.id, priority: Math.min(k + 1, MAX_PRIORITY), removeOnComplete: false, removeOnFail: false } }));
     // In slices: one MULTI holds Redis until its last job is added, and no worker can take the
     // first job meanwhile. A slice interrupted half-way leaves what it added queued; running the
     // same command again adds the rest (job ids are the jobs' fingerprints).

@@ -12,8 +12,9 @@ import { InterruptedError } from '../core/errors.js';
 import { stamp, type EventSink } from '../core/events.js';
 import { planJobForItem, planRun } from '../plan/plan-run.js';
 import { cachedHasher, fingerprintJob, hashFile } from '../runner/index.js';
-import { KEY_PREFIX, QUEUE_NAME, redisOptions, type QueueAddress } from '../queue/connection.js';
-import { JOB_DATA_VERSION, queueJobId, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
+import { connectRedis, KEY_PREFIX, QUEUE_NAME, redisOptions, type QueueAddress } from '../queue/connection.js';
+import { JOB_DATA_VERSION, queueJobId, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
+import { readStateMirrors } from '../queue/redis-state-store.js';
 import type { BundleResult, RunBundle } from '../watch/index.js';
 import type { Workflow } from '../workflow/index.js';
 import type { CommandContext, SharedOptions } from './context.js';
@@ -39,6 +40,8 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
   const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redisOptions(o.address), prefix: KEY_PREFIX });
   const events = new QueueEvents(QUEUE_NAME, { connection: redisOptions(o.address), prefix: KEY_PREFIX });
   await events.waitUntilReady();
+  // For the state each bundle's job carries.
+  const redis = connectRedis(o.address);
   let creditsUsed = 0;
 
   const runBundle: RunBundle = async (bundle, signal): Promise<BundleResult> => {
@@ -50,7 +53,9 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
     const fields = Object.fromEntries([...fingerprints].map(([id, fp]) => [id, fp.fields]));
     const { jobs: _jobs, ...settings } = plan;
     const id = queueJobId(workflow.file, backendId, job.id, fps);
-    const data: QueueJobData = { version: JOB_DATA_VERSION, plan: settings, job, backendId, fingerprints: fps, fields, enqueuedAt: new Date().toISOString() };
+    // The job carries its state as it stands (none, for a new bundle): a worker starts it from that.
+    const state = (await readStateMirrors(redis, runKeyFor(plan.workflowPath, backendId), [job.id])).get(job.id);
+    const data: QueueJobData = { version: JOB_DATA_VERSION, plan: settings, job, backendId, fingerprints: fps, fields, enqueuedAt: new Date().toISOString(), state };
     const queued = await queue.add(workflow.name, data, { jobId: id, removeOnComplete: false, removeOnFail: false });
     o.emit(stamp({ type: 'notice', level: 'info', job: bundle.name, message: `queued for the workers on ${o.address.shown}` }));
     let result: QueueJobResult;
@@ -81,6 +86,7 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
     async close() {
       await events.close();
       await queue.close();
+      await redis.quit().catch(() => undefined);
     },
   };
 }

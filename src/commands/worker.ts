@@ -4,17 +4,18 @@
  *
  * Exactly once across workers: BullMQ gives a job to one worker at a time under a lock the
  * worker renews; a worker that dies stops renewing, and BullMQ's stalled-job check hands the
- * job to another after the lock expires. That one loads the job's state from Redis — the render
- * id recorded before the submit, the turn recorded before the instruction — and the runner's
- * resume rules take it from there: the render is re-attached, the instruction judged by
- * disconnect recovery, nothing paid is sent twice. Taking a job moves its state fence, so the
- * old owner, should it still be alive, cannot write over the new one's records.
+ * job to another after the lock expires. That one gets the job's state with the job — the
+ * render id recorded before the submit, the turn recorded before the instruction — and the
+ * runner's resume rules take it from there: the render is re-attached, the instruction judged
+ * by disconnect recovery, nothing paid is sent twice. Every state write checks that the job's
+ * lock is still this worker's, so the old owner, should it still be alive, cannot write over
+ * the new one's records.
  *
  * SIGINT/SIGTERM: stop taking jobs; jobs in flight stop starting steps, their state lands, and
  * each goes back to the queue (renders keep running at the backend, a next worker re-attaches);
  * exit 130.
  */
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { ExitCode, StepFailedError, UsageError } from '../core/errors.js';
 import type { TalkEvent } from '../core/events.js';
 import { stamp } from '../core/events.js';
@@ -33,6 +34,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RedisTurns } from '../queue/redis-turns.js';
 import { EventRelay } from '../queue/event-relay.js';
+import { StateCarryingWorker } from '../queue/job-worker.js';
 
 export interface WorkerOptions extends SharedOptions {
   queue?: string | undefined;
@@ -152,7 +154,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
   const heldBooks = new Map<string, ReturnType<typeof redisCredits>>();
 
   // A job whose lock could not be renewed may be handed to another worker: this one stops
-  // sending anything for it at once (its next state write would be refused by the fence anyway).
+  // sending anything for it at once (its next state write would be refused anyway: the lock is not its own).
   const lostLocks = new Map<string, AbortController>();
 
   const processJob = async (job: Job<QueueJobData, QueueJobResult>, token: string | undefined): Promise<QueueJobResult> => {
@@ -181,7 +183,10 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     const jobId = data.job.id as string;
     const account = accountKeyOf(connection);
     const runKey = runKeyFor(plan.workflowPath, connection.backendId);
-    const store = await openRedisJobStore({ redis, runKey, jobId, workflowPath: plan.workflowPath, name: plan.name, backendId: connection.backendId });
+    if (token === undefined) throw new Error(`job ${jobId} came without a lock token`);
+    // Its state: as its last owner wrote it, else as it was enqueued (else read from Redis).
+    const hold = worker.holdOf(job, token);
+    const store = await openRedisJobStore({ redis, runKey, jobId, workflowPath: plan.workflowPath, name: plan.name, backendId: connection.backendId, queueJob: { ...hold, mirror: hold.mirror ?? data.state } });
     const book = (await turnsFor(account)).join(job.id ?? jobId);
     book.seed(store.state);
     // The follower (`talk run --queue`) reads these through BullMQ's events, in order.
@@ -249,7 +254,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     };
   };
 
-  const worker = new Worker<QueueJobData, QueueJobResult>(QUEUE_NAME, processJob, {
+  const worker = new StateCarryingWorker<QueueJobData, QueueJobResult>(QUEUE_NAME, processJob, {
     connection: redisOptions(address),
     prefix: KEY_PREFIX,
     concurrency,

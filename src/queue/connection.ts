@@ -1,6 +1,6 @@
 /**
  * The queue's address and its Redis connections. One BullMQ queue (`talk:jobs`) carries every
- * job of every workflow enqueued on a Redis; the run state, credit holds and fences live beside
+ * job of every workflow enqueued on a Redis; the run state and credit holds live beside
  * it under the same `talk:` prefix.
  */
 import { Redis, type RedisOptions } from 'ioredis';

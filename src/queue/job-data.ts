@@ -25,6 +25,13 @@ export interface QueueJobData {
   /** Step id → field → hash, to say which field changed when a worker's differ. */
   fields: Record<string, Record<string, string>>;
   enqueuedAt: string;
+  /**
+   * The job's state in Redis as it was enqueued (its JSON, empty for none, and its revision):
+   * taken for the first time, the job starts from it without reading Redis. (Taken again, it
+   * comes with the state its last owner wrote; redis-state-store.ts.) Absent from jobs an
+   * older talk enqueued.
+   */
+  state?: { text: string; revision: number };
 }
 
 /** What a finished queue job returns (its BullMQ return value). */

@@ -1,11 +1,14 @@
-// The Redis pieces against a real redis-server: the job state store (write-through, loaded by
-// the next owner, fenced against an owner that lost the job) and the shared credit holds
-// (atomic admission, charges drawing holds down, a stale balance read refused).
+// The Redis pieces against a real redis-server: the job state store (write-through, mirrored
+// onto the queue job so the next owner gets it with the job, fenced against an owner that lost
+// the job's lock and against a store that read a state changed since) and the shared credit
+// holds (atomic admission, charges drawing holds down, a stale balance read refused).
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startRedis, type TestRedis } from '../../helpers/redis.js';
-import { openRedisJobStore } from '../../../src/queue/redis-state-store.js';
+import { openRedisJobStore, readStateMirrors, runStateKeys, stateMirrorOf, type QueueJobHold } from '../../../src/queue/redis-state-store.js';
 import { redisCredits } from '../../../src/queue/redis-credits.js';
+import { StateCarryingWorker } from '../../../src/queue/job-worker.js';
 import { StateWriteError } from '../../../src/state/state-store.js';
 
 let server: TestRedis;
@@ -27,14 +30,34 @@ afterAll(async () => {
 
 const storeOptions = { runKey: 'run1', jobId: 'p01', workflowPath: '/w.yaml', name: 'w', backendId: 'http://b' };
 
+/**
+ * A queue job as BullMQ keeps it (a hash with its data) held by `token` (its lock), and the
+ * hold a worker that took it would open the store with: the mirror as the hash then stands.
+ */
+async function take(queueJob: string, token: string): Promise<QueueJobHold> {
+  const key = `talk:jobs:${queueJob}`;
+  await redis.hset(key, 'data', '{}');
+  await redis.set(`${key}:lock`, token);
+  return { key, lockKey: `${key}:lock`, token, mirror: stateMirrorOf(await redis.hgetall(key)) };
+}
+
 describe('Redis job state store', () => {
-  it('writes through; the next owner loads it; the one before can no longer write', async () => {
-    const first = await openRedisJobStore({ redis, ...storeOptions });
+  it('writes through and onto the queue job; the next owner gets it with the job; the one before can no longer write', async () => {
+    const first = await openRedisJobStore({ redis, ...storeOptions, queueJob: await take('q1', 'worker-a:1') });
     expect(first.hadPrevious).toBe(false);
     await first.updateJob('p01', { status: 'running', sessionId: '42' });
     await first.putStep('p01', 'export', { kind: 'export', status: 'running', attempts: 1, render: { id: 'r-1', phase: 'submitting' } });
+    const keys = runStateKeys('run1');
+    const mirror = stateMirrorOf(await redis.hgetall('talk:jobs:q1'));
+    expect(mirror).toEqual({ text: await redis.get(keys.job('p01')), revision: Number(await redis.get(keys.revision('p01'))) });
+    expect(mirror?.revision).toBe(2);
 
-    const second = await openRedisJobStore({ redis, ...storeOptions });
+    // BullMQ handed the job on (its lock is another worker's now): the state comes with it.
+    const hold = await take('q1', 'worker-b:7');
+    expect(hold.mirror).toEqual(mirror);
+    await redis.del(keys.job('p01'));
+    const second = await openRedisJobStore({ redis, ...storeOptions, queueJob: hold });
+    // Read from the mirror: the key just deleted was not read.
     expect(second.hadPrevious).toBe(true);
     expect(second.job('p01')).toMatchObject({ status: 'running', sessionId: '42' });
     expect(second.step('p01', 'export')).toMatchObject({ render: { id: 'r-1', phase: 'submitting' } });
@@ -43,13 +66,51 @@ describe('Redis job state store', () => {
     await expect(first.putStep('p01', 'export', { kind: 'export', status: 'running', attempts: 2 })).rejects.toBeInstanceOf(StateWriteError);
     await expect(first.updateJob('p01', { status: 'done' })).rejects.toThrow(/another worker took job p01 over/);
     await second.putStep('p01', 'export', { kind: 'export', status: 'done', attempts: 1 });
-    const third = await openRedisJobStore({ redis, ...storeOptions });
+    const third = await openRedisJobStore({ redis, ...storeOptions, queueJob: await take('q1', 'worker-c:1') });
     expect(third.step('p01', 'export')?.status).toBe('done');
     expect(third.step('p01', 'export')?.render).toBeUndefined();
+    expect(JSON.parse(await redis.get(keys.job('p01')) ?? '{}')).toMatchObject({ steps: { export: { status: 'done' } } });
+  });
+
+  it('a store that read the state before it changed is refused at its first write: a second queue job of the job, an older talk taking it', async () => {
+    const keys = runStateKeys('run1');
+    const a = await openRedisJobStore({ redis, ...storeOptions, queueJob: await take('q1', 'a:1') });
+    // Another queue job of the same plan job (enqueued again after an input changed).
+    const b = await openRedisJobStore({ redis, ...storeOptions, queueJob: await take('q2', 'b:1') });
+    await a.updateJob('p01', { status: 'running', sessionId: '1' });
+    await expect(b.updateJob('p01', { status: 'running', sessionId: '2' })).rejects.toThrow(/state of job p01 was changed since this worker read it/);
+    expect(JSON.parse(await redis.get(keys.job('p01')) ?? '{}')).toMatchObject({ sessionId: '1' });
+    // q2 keeps no mirror of a state it never wrote.
+    expect(stateMirrorOf(await redis.hgetall('talk:jobs:q2'))).toBeUndefined();
+
+    // An older talk takes the job by bumping the same counter (its fence): this store stops.
+    await a.updateJob('p01', { status: 'running', sessionId: '3' });
+    await redis.incr(keys.revision('p01'));
+    await expect(a.updateJob('p01', { status: 'done' })).rejects.toThrow(/was changed since this worker read it/);
+  });
+
+  it('a job carries its state as enqueued: none for a new job, the state and revision of one that has them; taken, it starts from that', async () => {
+    const keys = runStateKeys('run1');
+    await redis.set(keys.job('p02'), '{"status":"done","steps":{}}');
+    await redis.set(keys.revision('p02'), '5');
+    const states = await readStateMirrors(redis, 'run1', ['p01', 'p02']);
+    expect(states.get('p01')).toEqual({ text: '', revision: 0 });
+    expect(states.get('p02')).toEqual({ text: '{"status":"done","steps":{}}', revision: 5 });
+
+    const hold = await take('fresh', 't:1');
+    expect(hold.mirror).toBeUndefined();
+    const store = await openRedisJobStore({ redis, ...storeOptions, queueJob: { ...hold, mirror: states.get('p01') } });
+    expect(store.hadPrevious).toBe(false);
+    await store.updateJob('p01', { status: 'running' });
+    expect(stateMirrorOf(await redis.hgetall('talk:jobs:fresh'))).toEqual({ text: await redis.get(keys.job('p01')), revision: 1 });
+    const resumed = await openRedisJobStore({ redis, ...storeOptions, jobId: 'p02', queueJob: { ...(await take('again', 't:1')), mirror: states.get('p02') } });
+    expect(resumed.job('p02')?.status).toBe('done');
+    await resumed.updateJob('p02', { status: 'done' });
+    expect(await redis.get(keys.revision('p02'))).toBe('6');
   });
 
   it('changes made while a write is on its way land together with the next write, as the job then stands', async () => {
-    const store = await openRedisJobStore({ redis, ...storeOptions });
+    const store = await openRedisJobStore({ redis, ...storeOptions, queueJob: await take('q1', 't:1') });
     const first = store.updateJob('p01', { status: 'running', sessionId: '7' });
     // The first write has gone out (its EVAL is sent in the microtask after the change).
     await Promise.resolve();
@@ -60,19 +121,51 @@ describe('Redis job state store', () => {
     ];
     await Promise.all([first, ...rest]);
     expect(store.stats()).toMatchObject({ changes: 4, flushes: 2 });
-    const reloaded = await openRedisJobStore({ redis, ...storeOptions });
+    const reloaded = await openRedisJobStore({ redis, ...storeOptions, queueJob: await take('q1', 't:2') });
     expect(reloaded.job('p01')).toMatchObject({ status: 'running', sessionId: '7', steps: { 'upload-portrait': { status: 'done' }, 'upload-voice': { status: 'running' } } });
   });
 
   it('a write waits through a Redis restart and lands (AOF on)', async () => {
-    const store = await openRedisJobStore({ redis, ...storeOptions });
+    const store = await openRedisJobStore({ redis, ...storeOptions, queueJob: await take('q1', 't:1') });
     await store.updateJob('p01', { status: 'running' });
     const restarting = server.restart();
     const write = store.putStep('p01', 'instruction-1', { kind: 'instruction', status: 'running', attempts: 1 });
     await restarting;
     await write;
-    const reloaded = await openRedisJobStore({ redis, ...storeOptions });
+    const reloaded = await openRedisJobStore({ redis, ...storeOptions, queueJob: await take('q1', 't:2') });
     expect(reloaded.job('p01')).toMatchObject({ status: 'running', steps: { 'instruction-1': { status: 'running' } } });
+  });
+});
+
+describe('a BullMQ worker takes a job with its state', () => {
+  it('the hold has the mirror on the job hash as fetched (none before a first write), and the lock BullMQ gave this worker', async () => {
+    const connection = { host: '127.0.0.1', port: server.port, maxRetriesPerRequest: null };
+    const queue = new Queue('jobs', { connection, prefix: 'talk' });
+    await queue.add('w', { n: 1 }, { jobId: 'q-fresh' });
+    await queue.add('w', { n: 2 }, { jobId: 'q-written' });
+    // As an earlier owner's write left it.
+    await redis.hset(queue.toKey('q-written'), 'talk:state', '{"status":"running","steps":{}}', 'talk:rev', '4');
+    const seen = new Map<string, { hold: QueueJobHold; lockHolder: string | null }>();
+    const worker: StateCarryingWorker<unknown, void> = new StateCarryingWorker(
+      'jobs',
+      async (job, token) => {
+        const hold = worker.holdOf(job, token ?? '');
+        seen.set(job.id ?? '', { hold, lockHolder: await redis.get(hold.lockKey) });
+      },
+      { connection, prefix: 'talk', autorun: false },
+    );
+    const drained = new Promise<void>((resolve) => worker.once('drained', () => resolve()));
+    void worker.run();
+    await drained;
+    await worker.close();
+    await queue.close();
+    expect(seen.get('q-fresh')?.hold.mirror).toBeUndefined();
+    expect(seen.get('q-written')?.hold.mirror).toEqual({ text: '{"status":"running","steps":{}}', revision: 4 });
+    expect(seen.size).toBe(2);
+    for (const { hold, lockHolder } of seen.values()) {
+      expect(hold.key).toMatch(/^talk:jobs:q-/);
+      expect(lockHolder).toBe(hold.token);
+    }
   });
 });
 

@@ -60,7 +60,11 @@ describe('admission with shared credit books', () => {
           };
         },
       }) as BackendClient;
-      const store = await openRedisJobStore({ redis, runKey: 'run1', jobId: job.id, workflowPath: plan.workflowPath, name: plan.name, backendId: backend.url });
+      // The queue job this state belongs to, held by this test as a worker would hold it.
+      await redis.hset('talk:jobs:this-job', 'data', '{}');
+      await redis.set('talk:jobs:this-job:lock', 'token-1');
+      const queueJob = { key: 'talk:jobs:this-job', lockKey: 'talk:jobs:this-job:lock', token: 'token-1' };
+      const store = await openRedisJobStore({ redis, runKey: 'run1', jobId: job.id, workflowPath: plan.workflowPath, name: plan.name, backendId: backend.url, queueJob });
       const events: TalkEvent[] = [];
       const shared = books('this-job');
       const runner = createRunner({
