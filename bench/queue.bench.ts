@@ -31,6 +31,7 @@ import { makeTestMedia } from '../test/helpers/media.js';
 import { startRedis } from '../test/helpers/redis.js';
 import type { QueueJobData, QueueJobResult } from '../src/queue/job-data.js';
 import { serveProcess } from './lib/serve.js';
+import { slotIdle, type SlotIdle } from './lib/slot-idle.js';
 
 const { values } = parseArgs({
   options: {
@@ -194,17 +195,8 @@ async function procCpuMs(pid: number | undefined): Promise<number | undefined> {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/**
- * The queue's share of the jobs' time, from their records, in slot-ms per job: how long the
- * runners' slots (the workers' concurrency together) stood empty while jobs waited for them,
- * from the first job added to the last one a runner started. In single-process `talk run` a
- * slot is refilled the moment its job ends; here the end is recorded in Redis, the next job
- * fetched from it and its state loaded before a runner starts it. Split into the first wave
- * (each slot empty from the first job added until its first job starts) and the rest (between
- * a job's end and the next start on its slot). Beside it, per job: BullMQ taking the job →
- * the runner starting it, and the runner's end → BullMQ recording the job finished.
- */
-async function queueShare(slots: number): Promise<{ total: number; firstWave: number; between: number; before: number; after: number; head: number; lastFinished: number }> {
+/** The queue's overhead per job (bench/lib/slot-idle.ts), from the completed jobs' records. */
+async function queueShare(slots: number): Promise<SlotIdle> {
   const queue = new Queue<QueueJobData, QueueJobResult>('jobs', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'talk' });
   try {
     const done = await queue.getJobs(['completed'], 0, -1);
@@ -212,28 +204,9 @@ async function queueShare(slots: number): Promise<{ total: number; firstWave: nu
     const records = done.map((job) => {
       const timing = job.returnvalue.timing;
       if (!timing || job.processedOn === undefined || job.finishedOn === undefined) throw new Error(`job ${job.id ?? '?'} has no timing`);
-      return { added: job.timestamp, taken: job.processedOn, finished: job.finishedOn, ...timing };
+      return { added: job.timestamp, taken: job.processedOn, finished: job.finishedOn, runFrom: timing.runFrom, runTo: timing.runTo };
     });
-    const added = Math.min(...records.map((r) => r.added));
-    const starts = records.map((r) => r.runFrom).sort((a, b) => a - b);
-    const lastStart = starts.at(-1) ?? added;
-    const held = records.reduce((sum, r) => sum + Math.max(0, Math.min(r.runTo, lastStart) - Math.max(r.runFrom, added)), 0);
-    const idle = slots * (lastStart - added) - held;
-    const firstWave = starts.slice(0, slots).reduce((sum, t) => sum + (t - added), 0);
-    if (process.env['BENCH_DEBUG']) {
-      for (const r of [...records].sort((a, b) => a.runFrom - b.runFrom).slice(0, slots + 5)) console.log(`      added +${r.added - added} taken +${r.taken - added} runFrom +${r.runFrom - added} runTo +${r.runTo - added} finished +${r.finished - added}`);
-    }
-    const n = records.length;
-    const mean = (f: (r: (typeof records)[number]) => number): number => records.reduce((sum, r) => sum + f(r), 0) / n;
-    return {
-      total: idle / n,
-      firstWave: firstWave / n,
-      between: (idle - firstWave) / n,
-      before: mean((r) => r.runFrom - r.taken),
-      after: mean((r) => r.finished - r.runTo),
-      head: added,
-      lastFinished: Math.max(...records.map((r) => r.finished)),
-    };
+    return slotIdle(records, slots, process.env['BENCH_DEBUG'] !== undefined);
   } finally {
     await queue.close();
   }
