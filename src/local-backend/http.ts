@@ -132,9 +132,14 @@ export async function readMultipart<T extends AtomicTarget>(req: IncomingMessage
   // answer goes out on.
   const parsed = pipeline(counter, parser);
   req.on('error', (error) => counter.destroy(error));
-  req.on('close', () => {
-    if (!req.complete) counter.destroy(new Error('the client closed the connection mid-upload'));
-  });
+  // A request that closes before all of it was read never ends: even one whose body had fully
+  // arrived (buffered, unread) loses that buffer. It may have closed already, while the route's
+  // latency was waited: no close event comes then.
+  const gone = (): void => {
+    if (!req.readableEnded) counter.destroy(new Error('the client closed the connection mid-upload'));
+  };
+  req.on('close', gone);
+  if (req.destroyed) gone();
   req.pipe(counter);
   try {
     await parsed;

@@ -168,8 +168,11 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
   };
 
   const sockets = new Set<Socket>();
+  // Requests being handled: close() waits for them, so none writes into the data dir after it.
+  const handling = new Set<Promise<void>>();
   const server: Server = createServer({ requestTimeout: 0 }, (req, res) => {
-    void handleRequest(ctx, req, res);
+    const handled = handleRequest(ctx, req, res).finally(() => handling.delete(handled));
+    handling.add(handled);
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -219,7 +222,7 @@ async function start(options: LocalBackendOptions, dataDir: string, ephemeral: b
         shutdown.abort();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         for (const socket of sockets) socket.destroy();
-        await Promise.allSettled([...ctx.turns]);
+        await Promise.allSettled([...handling, ...ctx.turns]);
         await renders.settle();
         await closed;
         await store.flush();

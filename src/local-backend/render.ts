@@ -178,20 +178,40 @@ export async function encodeRender(
   stillSize: { width: number; height: number } | undefined,
   workDir: string,
   outFile: string,
-  options: {
-    signal?: AbortSignal | undefined;
-    onProgress?: EncodeProgress;
-    /** The portrait's face, in its own pixels; undefined when none was found (or no still). */
-    face?: FaceLandmarks | undefined;
-    /** The first voice's phones, when a recogniser found them. */
-    phones?: Phone[] | undefined;
-    /** Whether a phoneme recogniser is installed (for the note when it failed on this voice). */
-    phonemesInstalled?: boolean;
-  } = {},
+  options: EncodeOptions = {},
 ): Promise<{ notes: string[] }> {
-  const notes: string[] = [];
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
+  try {
+    return await encodeIn(tools, caps, job, stillSize, workDir, outFile, options);
+  } finally {
+    // Also when the encode failed or was stopped: its ffmpeg has exited by now.
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** How an encode reports and what it knows of the portrait and the voice. */
+export interface EncodeOptions {
+  signal?: AbortSignal | undefined;
+  onProgress?: EncodeProgress;
+  /** The portrait's face, in its own pixels; undefined when none was found (or no still). */
+  face?: FaceLandmarks | undefined;
+  /** The first voice's phones, when a recogniser found them. */
+  phones?: Phone[] | undefined;
+  /** Whether a phoneme recogniser is installed (for the note when it failed on this voice). */
+  phonemesInstalled?: boolean;
+}
+
+async function encodeIn(
+  tools: { ffmpeg: string },
+  caps: RenderCapabilities,
+  job: RenderJob,
+  stillSize: { width: number; height: number } | undefined,
+  workDir: string,
+  outFile: string,
+  options: EncodeOptions,
+): Promise<{ notes: string[] }> {
+  const notes: string[] = [];
   const { width: W, height: H } = job;
   const face = job.still && stillSize ? options.face : undefined;
   if (job.still && !face) notes.push('no face found in the portrait: the preview moves the whole picture with the voice instead of animating a mouth');
@@ -370,7 +390,6 @@ export async function encodeRender(
       }
     },
   });
-  await rm(workDir, { recursive: true, force: true });
   return { notes };
 }
 

@@ -87,6 +87,8 @@ export class RenderManager {
   private readonly encoding = new Map<string, SharedEncode>();
   private readonly controllers = new Map<string, AbortController>();
   private readonly running = new Set<Promise<void>>();
+  /** Encodes still going, including those every waiter has left (they stop and clean up). */
+  private readonly encodes = new Set<Promise<unknown>>();
 
   private readonly store: Store;
   private readonly tools: FfmpegTools;
@@ -133,9 +135,9 @@ export class RenderManager {
     return true;
   }
 
-  /** Wait for running jobs to stop (after the shutdown signal aborted them). */
+  /** Wait for running jobs and their encodes to stop (after the shutdown signal aborted them). */
   async settle(): Promise<void> {
-    await Promise.allSettled([...this.running]);
+    await Promise.allSettled([...this.running, ...this.encodes]);
   }
 
   /** The file of a finished render. */
@@ -265,6 +267,8 @@ export class RenderManager {
           throw error;
         }
       }).finally(() => this.encoding.delete(cacheKey));
+      const settled: Promise<unknown> = entry.done.catch(() => undefined).finally(() => this.encodes.delete(settled));
+      this.encodes.add(settled);
       this.encoding.set(cacheKey, entry);
       shared = entry;
     }

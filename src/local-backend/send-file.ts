@@ -5,6 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { requestHeader } from './http.js';
 
 /** Serve `file` as `type`, honouring a single `Range: bytes=a-b` (206, or 416 when unsatisfiable). */
@@ -30,16 +31,10 @@ export async function sendFile(req: IncomingMessage, res: ServerResponse, file: 
   const headers: Record<string, string | number> = { 'content-type': type, 'content-length': end - start + 1, 'accept-ranges': 'bytes' };
   if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${info.size}`;
   res.writeHead(status, headers);
-  await new Promise<void>((resolve) => {
-    const stream = createReadStream(file, { start, end });
-    stream.on('error', () => {
-      res.destroy();
-      resolve();
-    });
-    res.on('close', () => {
-      stream.destroy();
-      resolve();
-    });
-    stream.pipe(res);
-  });
+  try {
+    // Also when the client went away before this began (no close event would come then).
+    await pipeline(createReadStream(file, { start, end }), res);
+  } catch {
+    res.destroy();
+  }
 }

@@ -21,7 +21,7 @@ const NOISE = 'I encountered a temporary issue while finishing up. Please try ag
 
 /** Writes SSE messages in the selected style; silently drops writes once the client is gone. */
 export class SseWriter {
-  private connected = true;
+  private connected: boolean;
   private ended = false;
 
   constructor(
@@ -31,6 +31,8 @@ export class SseWriter {
     /** Stamps each event's `timestamp`. */
     private readonly clock: Clock,
   ) {
+    // A client may be gone before the turn begins (while the route's latency was waited).
+    this.connected = !res.destroyed;
     res.on('close', () => {
       this.connected = false;
     });

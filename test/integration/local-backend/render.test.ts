@@ -1,8 +1,8 @@
 /* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call -- wire JSON is read loosely here; the assertions check its shape */
 import { describe, expect, it, vi } from 'vitest';
-import { writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fetch } from 'undici';
+import { fetch, FormData, type RequestInit } from 'undici';
 import { probeMedia, startLocalBackend, type LocalBackend } from '../../../src/local-backend/index.js';
 import { runTool } from '../../../src/local-backend/ffmpeg.js';
 import { ManualTime } from '../../helpers/manual-time.js';
@@ -120,6 +120,48 @@ describe('renders are real videos', () => {
     expect(info).toMatchObject({ width: 720, height: 1280, hasAudio: true });
     const credits = (await json(await fetch(`${second.url}/api/credits/balance/simple`, { headers: account.headers })))['data'];
     expect(credits).toEqual({ available: 0, frozen: 0, total: 0 });
+  });
+
+  it('close() stops an encode in flight and leaves neither its work folder nor a temp file behind', async () => {
+    const dataDir = path.join(fx.dir, 'left');
+    const b = await startLocalBackend({ env: process.env, dataDir, turnDelayMs: { generation: 5, edit: 5 } });
+    const { account, sessionId, draft } = await talkingDraft(b, 'make this photo talk');
+    const workDir = path.join(dataDir, 'work');
+    await submit(b, account, { id: 'render_left', sessionId, draft, output: { format: 'mp4', quality: 'low', resolution: '720p' } });
+    // The encode is under way once its work folder exists.
+    await expect.poll(async () => (await readdir(workDir)).length, { timeout: 10_000, interval: 5 }).toBeGreaterThan(0);
+    await b.close();
+    // The stopped encode's ffmpeg is gone and its work folder and temp file removed.
+    expect(await readdir(workDir)).toEqual([]);
+    expect((await readdir(path.join(dataDir, 'renders'))).filter((f) => f.includes('.tmp'))).toEqual([]);
+  });
+
+  it('a client gone while its route waits out its latency leaves no request behind: close() still ends', async () => {
+    const dataDir = path.join(fx.dir, 'gone');
+    const b = await startLocalBackend({ env: process.env, dataDir, turnDelayMs: { generation: 5, edit: 5 } });
+    const { account, sessionId, draft } = await talkingDraft(b, 'make this photo talk');
+    await submit(b, account, { id: 'render_gone', sessionId, draft, output: { format: 'mp4', quality: 'low', resolution: '720p' } });
+    const done = await waitForRender(b, account, 'render_gone');
+    // Only now are uploads and downloads slow: the client leaves during the wait.
+    const slow = 300;
+    const latency = { upload: slow, download: slow };
+    await b.close();
+    const again = await startLocalBackend({ env: process.env, dataDir, latency });
+    const form = new FormData();
+    form.append('files', new Blob([await readFile(fx.media.portrait)]), 'late.jpg');
+    const leave = (url: string, init: RequestInit): Promise<unknown> => {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 50);
+      return fetch(url, { ...init, signal: controller.signal }).then((r) => r.arrayBuffer()).catch((e: unknown) => e);
+    };
+    await Promise.all([
+      leave(`${again.url}/api/upload-video/nemo_agent/me/${sessionId}`, { method: 'POST', headers: account.headers, body: form }),
+      leave(String(done['data'].outputUrl).replace(b.url, again.url), { headers: account.headers }),
+    ]);
+    // Past the latency: both handlers ran on a request whose client had gone.
+    await new Promise((resolve) => setTimeout(resolve, slow + 200));
+    await again.close();
+    expect((await readdir(path.join(dataDir, 'uploads'))).filter((f) => f.includes('.tmp') || f.includes('.part'))).toEqual([]);
   });
 
   it('fails a render whose media is gone with an error, never crashing', async () => {
