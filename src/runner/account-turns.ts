@@ -85,6 +85,14 @@ export class AccountTurns {
     this.changed(key);
   }
 
+  /**
+   * Turns of the account open now in other jobs, and in other processes sharing the books: a
+   * charge one of them made may not be booked yet.
+   */
+  openElsewhere(): number {
+    return this.activity(NO_TURN, this.now()).othersOpen;
+  }
+
   /** The other turns overlapping the window from `since` to now. */
   activity(key: string, since: number): AccountActivity {
     let alone = true;

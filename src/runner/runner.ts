@@ -47,6 +47,8 @@ import { systemClock, type Clock } from '../core/clock.js';
 const STEP_BACKOFF_CAP_MS = 30_000;
 /** While a refusal by balance waits for this run's turns in flight to settle, the balance is read again at least this often. */
 const SETTLE_RECHECK_MS = 5_000;
+/** …and this often while only turns elsewhere (other workers of a queue) are open: their settling is seen when read. */
+const ELSEWHERE_RECHECK_MS = 250;
 
 /** What the runner needs. Everything with an edge to the outside world is passed in. */
 export interface RunnerDeps {
@@ -281,12 +283,14 @@ export function createRunner(deps: RunnerDeps): Runner {
         // Refused by this run's own books after all: the shared hold goes back.
         if (refusal) await deps.sharedCredits?.release().catch(() => undefined);
       }
-      if (refusal?.limitedBy === 'balance' && budget.inFlight > 0) {
-        // A turn of this run may be charged on the balance just read and still reserved here,
-        // counted twice: decide again once it has settled.
+      if (refusal?.limitedBy === 'balance' && (budget.inFlight > 0 || turns.openElsewhere() > 0)) {
+        // A turn of this run, or of another worker sharing the account's books, may be charged
+        // on the balance just read and still held: counted twice. Decide again once it has
+        // settled (one of this run's is heard at once; another worker's when its books are read).
         const settled = new AbortController();
         try {
-          await Promise.race([budget.nextSettle(), sleep(SETTLE_RECHECK_MS, AbortSignal.any([signal, settled.signal]))]);
+          const recheck = sleep(budget.inFlight > 0 ? SETTLE_RECHECK_MS : ELSEWHERE_RECHECK_MS, AbortSignal.any([signal, settled.signal]));
+          await (budget.inFlight > 0 ? Promise.race([budget.nextSettle(), recheck]) : recheck);
         } catch {
           if (signal.aborted) return 'interrupted';
         } finally {

@@ -168,8 +168,10 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
     const outcome = await recover(ctx, step, sessionId, baseline as TurnBaseline, turn.sentAt);
     if (outcome.applied) {
       const charged = outcome.credits ?? cost;
-      ctx.turns.settle(key, charged);
+      // The charge booked before the turn is told settled: a worker elsewhere that waits for it
+      // to settle then finds its hold drawn down.
       ctx.budget.commit(0, charged, ctx.jobId);
+      ctx.turns.settle(key, charged);
       await update(ctx, step, { status: 'done', turn: { ...turn, creditsUsed: charged, recovered: true, settledAt: new Date(ctx.clock.now()).toISOString() } }, books(ctx));
       ctx.notice('info', `${label}: the instruction sent earlier was applied; it was not sent again`);
       return { reply: '', creditsUsed: charged };
@@ -226,8 +228,8 @@ export async function runInstruction(ctx: StepContext, step: InstructionStep, la
       recovered = true;
       reply = '';
     }
-    ctx.turns.settle(key, charged);
     ctx.budget.commit(cost, charged, ctx.jobId);
+    ctx.turns.settle(key, charged);
     committed = true;
     const settledAt = new Date(ctx.clock.now()).toISOString();
     await update(

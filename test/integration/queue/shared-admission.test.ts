@@ -1,18 +1,21 @@
 // The runner's admission against the queue's shared credit books (real Redis, a real local
 // backend): a charge made on another worker between this worker's balance read and its
-// admission must not leave the same credits counted free twice.
+// admission must not leave the same credits counted free twice; and a turn another worker has
+// been charged for but not booked yet must not be counted twice either (gone from the balance
+// and still held).
 import path from 'node:path';
 import { rm } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type TestRedis } from '../../helpers/redis.js';
-import { makeWorkspace, shortForm } from '../runner/rig.js';
+import { batchForm, makeWorkspace, shortForm } from '../runner/rig.js';
 import { startLocalBackend } from '../../../src/local-backend/index.js';
 import { createBackendClient, createTokenProvider } from '../../../src/backend/index.js';
 import type { BackendClient } from '../../../src/backend/types.js';
 import { loadWorkflow } from '../../../src/workflow/index.js';
 import { planRun } from '../../../src/plan/index.js';
-import { createRunner, CreditBudget } from '../../../src/runner/index.js';
+import { createRunner, CreditBudget, TurnsGroup } from '../../../src/runner/index.js';
+import { RedisTurns } from '../../../src/queue/redis-turns.js';
 import { openRedisJobStore } from '../../../src/queue/redis-state-store.js';
 import { redisCredits } from '../../../src/queue/redis-credits.js';
 import type { TalkEvent } from '../../../src/core/events.js';
@@ -85,6 +88,73 @@ describe('admission with shared credit books', () => {
       expect(backend.stats()).toMatchObject({ sessionsCreated: 0, uploads: 0, messages: 0 });
       await real.close();
     } finally {
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it('two workers on exactly 200 credits: the second waits for the first one\'s turn, charged but not yet booked, instead of counting it twice', async () => {
+    const dir = await makeWorkspace(2);
+    const backend = await startLocalBackend({ dataDir: path.join(dir, 'backend-data'), silentEditRatio: 0, anonymousCredits: 200 });
+    const remotes = [new RedisTurns({ redis, account: 'acct', worker: 'A' }), new RedisTurns({ redis, account: 'acct', worker: 'B' })];
+    try {
+      await writeFile(path.join(dir, 'workflow.yaml'), batchForm('pair', 1));
+      const { workflow } = await loadWorkflow(path.join(dir, 'workflow.yaml'), { env: {}, cwd: dir });
+      const plan = planRun(workflow!, { backend: backend.url });
+      expect(plan.jobs).toHaveLength(2);
+      const real = createBackendClient({ baseUrl: backend.url, auth: createTokenProvider({ env: { NEMO_CLIENT_ID: 'shared-admission-2' }, configDir: path.join(dir, 'config'), baseUrl: backend.url }), env: {} });
+      // Worker A hears of its turn 1.5 s after the backend ended and charged it.
+      let charged!: () => void;
+      const chargedAtBackend = new Promise<void>((resolve) => (charged = resolve));
+      const heardLate = new Proxy(real, {
+        get(target, property, receiver) {
+          if (property !== 'sendInstruction') return Reflect.get(target, property, receiver) as unknown;
+          return async (...args: Parameters<BackendClient['sendInstruction']>) => {
+            const result = await target.sendInstruction(...args);
+            charged();
+            await new Promise((resolve) => setTimeout(resolve, 1_500));
+            return result;
+          };
+        },
+      }) as BackendClient;
+      for (const remote of remotes) await remote.start();
+      const [onA, onB] = remotes.map((remote, i) => new TurnsGroup(Date.now, undefined, remote).join(`queue-job-${i}`));
+      const runOn = async (worker: number, client: BackendClient, turns: NonNullable<typeof onA>) => {
+        const job = plan.jobs[worker]!;
+        const key = `talk:jobs:q${worker}`;
+        await redis.hset(key, 'data', '{}');
+        await redis.set(`${key}:lock`, `token-${worker}`);
+        const store = await openRedisJobStore({ redis, runKey: 'run2', jobId: job.id, workflowPath: plan.workflowPath, name: plan.name, backendId: backend.url, queueJob: { key, lockKey: `${key}:lock`, token: `token-${worker}` } });
+        const shared = redisCredits({ redis, account: 'acct', runKey: 'run2', holdKey: `q${worker}`, limit: undefined, leaseMs: 60_000 });
+        const runner = createRunner({
+          client,
+          store,
+          emit: () => undefined,
+          signal: new AbortController().signal,
+          backendId: backend.url,
+          limits: { concurrency: 1, uploads: 1, renders: 1 },
+          language: plan.language,
+          credits: new CreditBudget(undefined, 0, (_job, credits) => shared.charged(credits)),
+          sharedCredits: shared,
+          turns,
+        });
+        try {
+          return await runner.runJob(plan, job);
+        } finally {
+          await store.close();
+        }
+      };
+      const first = runOn(0, heardLate, onA!);
+      await chargedAtBackend;
+      // Worker B has read A's turn as open (its books are read every 250 ms).
+      while (onB!.openElsewhere() === 0) await remotes[1]!.refresh();
+      expect((await real.getCredits()).available).toBe(100);
+      const second = await runOn(1, real, onB!);
+      expect(second.status).toBe('done');
+      expect((await first).status).toBe('done');
+      expect(backend.stats()).toMatchObject({ messages: 2, creditsSpent: 200 });
+      await real.close();
+    } finally {
+      for (const remote of remotes) await remote.stop();
       await backend.close();
       await rm(dir, { recursive: true, force: true });
     }
