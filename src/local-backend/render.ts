@@ -202,15 +202,8 @@ export interface EncodeOptions {
   phonemesInstalled?: boolean;
 }
 
-async function encodeIn(
-  tools: { ffmpeg: string },
-  caps: RenderCapabilities,
-  job: RenderJob,
-  stillSize: { width: number; height: number } | undefined,
-  workDir: string,
-  outFile: string,
-  options: EncodeOptions,
-): Promise<{ notes: string[] }> {
+/** The encode itself, in a work folder `encodeRender` made and removes. */
+async function encodeIn(...[tools, caps, job, stillSize, workDir, outFile, options = {}]: Parameters<typeof encodeRender>): Promise<{ notes: string[] }> {
   const notes: string[] = [];
   const { width: W, height: H } = job;
   const face = job.still && stillSize ? options.face : undefined;

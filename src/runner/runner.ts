@@ -283,14 +283,15 @@ export function createRunner(deps: RunnerDeps): Runner {
         // Refused by this run's own books after all: the shared hold goes back.
         if (refusal) await deps.sharedCredits?.release().catch(() => undefined);
       }
-      if (refusal?.limitedBy === 'balance' && (budget.inFlight > 0 || turns.openElsewhere() > 0)) {
+      const ownInFlight = budget.inFlight > 0;
+      if (refusal?.limitedBy === 'balance' && (ownInFlight || turns.openElsewhere() > 0)) {
         // A turn of this run, or of another worker sharing the account's books, may be charged
         // on the balance just read and still held: counted twice. Decide again once it has
         // settled (one of this run's is heard at once; another worker's when its books are read).
         const settled = new AbortController();
         try {
-          const recheck = sleep(budget.inFlight > 0 ? SETTLE_RECHECK_MS : ELSEWHERE_RECHECK_MS, AbortSignal.any([signal, settled.signal]));
-          await (budget.inFlight > 0 ? Promise.race([budget.nextSettle(), recheck]) : recheck);
+          const recheck = sleep(ownInFlight ? SETTLE_RECHECK_MS : ELSEWHERE_RECHECK_MS, AbortSignal.any([signal, settled.signal]));
+          await (ownInFlight ? Promise.race([budget.nextSettle(), recheck]) : recheck);
         } catch {
           if (signal.aborted) return 'interrupted';
         } finally {
