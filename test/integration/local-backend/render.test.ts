@@ -149,17 +149,19 @@ describe('renders are real videos', () => {
     const again = await startLocalBackend({ env: process.env, dataDir, latency });
     const form = new FormData();
     form.append('files', new Blob([await readFile(fx.media.portrait)]), 'late.jpg');
-    const leave = (url: string, init: RequestInit): Promise<unknown> => {
-      const controller = new AbortController();
-      setTimeout(() => controller.abort(), 50);
-      return fetch(url, { ...init, signal: controller.signal }).then((r) => r.arrayBuffer()).catch((e: unknown) => e);
-    };
-    await Promise.all([
-      leave(`${again.url}/api/upload-video/nemo_agent/me/${sessionId}`, { method: 'POST', headers: account.headers, body: form }),
-      leave(String(done['data'].outputUrl).replace(b.url, again.url), { headers: account.headers }),
+    const leaving = new AbortController();
+    const ask = (url: string, init: RequestInit): Promise<unknown> => fetch(url, { ...init, signal: leaving.signal }).then((r) => r.arrayBuffer()).catch((e: unknown) => e);
+    const asked = Promise.all([
+      ask(`${again.url}/api/upload-video/nemo_agent/me/${sessionId}`, { method: 'POST', headers: account.headers, body: form }),
+      ask(String(done['data'].outputUrl).replace(b.url, again.url), { headers: account.headers }),
     ]);
-    // Past the latency: both handlers ran on a request whose client had gone.
-    await new Promise((resolve) => setTimeout(resolve, slow + 200));
+    // Both requests are in the server (counted as they enter, before their latency), then the client leaves.
+    await expect.poll(() => again.stats().requests, { timeout: 10_000, interval: 5 }).toMatchObject({ upload: 1, download: 1 });
+    leaving.abort();
+    await asked;
+    // The server's latency timers were set before this one, so they fire first (same process):
+    // when it fires, both handlers have gone on with a request whose client had gone.
+    await new Promise((resolve) => setTimeout(resolve, slow));
     await again.close();
     expect((await readdir(path.join(dataDir, 'uploads'))).filter((f) => f.includes('.tmp') || f.includes('.part'))).toEqual([]);
   });

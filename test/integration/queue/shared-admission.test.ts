@@ -13,12 +13,12 @@ import { startLocalBackend } from '../../../src/local-backend/index.js';
 import { createBackendClient, createTokenProvider } from '../../../src/backend/index.js';
 import type { BackendClient } from '../../../src/backend/types.js';
 import { loadWorkflow } from '../../../src/workflow/index.js';
-import { planRun } from '../../../src/plan/index.js';
-import { createRunner, CreditBudget, TurnsGroup } from '../../../src/runner/index.js';
+import { planRun, type Plan, type PlanJob } from '../../../src/plan/index.js';
+import { createRunner, CreditBudget, TurnsGroup, type AccountTurns, type Runner, type SharedCredits } from '../../../src/runner/index.js';
 import { RedisTurns } from '../../../src/queue/redis-turns.js';
 import { openRedisJobStore } from '../../../src/queue/redis-state-store.js';
+import type { StateStore } from '../../../src/state/index.js';
 import { redisCredits } from '../../../src/queue/redis-credits.js';
-import type { TalkEvent } from '../../../src/core/events.js';
 import { writeFile } from 'node:fs/promises';
 
 let server: TestRedis;
@@ -33,6 +33,30 @@ afterAll(async () => {
   await redis.quit();
   await server.stop();
 });
+
+/** A queue job's state store, its BullMQ hash and lock held by this test as a worker holds them. */
+async function heldStore(plan: Plan, job: PlanJob, runKey: string, queueKey: string, token: string, backendId: string): Promise<StateStore> {
+  await redis.hset(queueKey, 'data', '{}');
+  await redis.set(`${queueKey}:lock`, token);
+  return openRedisJobStore({ redis, runKey, jobId: job.id, workflowPath: plan.workflowPath, name: plan.name, backendId, queueJob: { key: queueKey, lockKey: `${queueKey}:lock`, token } });
+}
+
+/** A runner as a worker builds one for a job: one slot, the shared credit books, perhaps shared turns. */
+function workerRunner(plan: Plan, deps: { client: BackendClient; store: StateStore; shared: SharedCredits; backendId: string; turns?: AccountTurns }): Runner {
+  const { shared } = deps;
+  return createRunner({
+    client: deps.client,
+    store: deps.store,
+    emit: () => undefined,
+    signal: new AbortController().signal,
+    backendId: deps.backendId,
+    limits: { concurrency: 1, uploads: 1, renders: 1 },
+    language: plan.language,
+    credits: new CreditBudget(undefined, 0, (_job, credits) => shared.charged(credits)),
+    sharedCredits: shared,
+    turns: deps.turns,
+  });
+}
 
 describe('admission with shared credit books', () => {
   it('a charge on another worker right after this worker read the balance is seen: the job is refused, not admitted on stale credits', async () => {
@@ -63,24 +87,8 @@ describe('admission with shared credit books', () => {
           };
         },
       }) as BackendClient;
-      // The queue job this state belongs to, held by this test as a worker would hold it.
-      await redis.hset('talk:jobs:this-job', 'data', '{}');
-      await redis.set('talk:jobs:this-job:lock', 'token-1');
-      const queueJob = { key: 'talk:jobs:this-job', lockKey: 'talk:jobs:this-job:lock', token: 'token-1' };
-      const store = await openRedisJobStore({ redis, runKey: 'run1', jobId: job.id, workflowPath: plan.workflowPath, name: plan.name, backendId: backend.url, queueJob });
-      const events: TalkEvent[] = [];
-      const shared = books('this-job');
-      const runner = createRunner({
-        client,
-        store,
-        emit: (e) => events.push(e),
-        signal: new AbortController().signal,
-        backendId: backend.url,
-        limits: { concurrency: 1, uploads: 1, renders: 1 },
-        language: plan.language,
-        credits: new CreditBudget(undefined, 0, (_job, credits) => shared.charged(credits)),
-        sharedCredits: shared,
-      });
+      const store = await heldStore(plan, job, 'run1', 'talk:jobs:this-job', 'token-1', backend.url);
+      const runner = workerRunner(plan, { client, store, shared: books('this-job'), backendId: backend.url });
       const outcome = await runner.runJob(plan, job);
       await store.close();
       expect(outcome).toMatchObject({ status: 'not-started', notStarted: { needs: 100, available: 0, limitedBy: 'balance' } });
@@ -120,23 +128,9 @@ describe('admission with shared credit books', () => {
       const [onA, onB] = remotes.map((remote, i) => new TurnsGroup(Date.now, undefined, remote).join(`queue-job-${i}`));
       const runOn = async (worker: number, client: BackendClient, turns: NonNullable<typeof onA>) => {
         const job = plan.jobs[worker]!;
-        const key = `talk:jobs:q${worker}`;
-        await redis.hset(key, 'data', '{}');
-        await redis.set(`${key}:lock`, `token-${worker}`);
-        const store = await openRedisJobStore({ redis, runKey: 'run2', jobId: job.id, workflowPath: plan.workflowPath, name: plan.name, backendId: backend.url, queueJob: { key, lockKey: `${key}:lock`, token: `token-${worker}` } });
+        const store = await heldStore(plan, job, 'run2', `talk:jobs:q${worker}`, `token-${worker}`, backend.url);
         const shared = redisCredits({ redis, account: 'acct', runKey: 'run2', holdKey: `q${worker}`, limit: undefined, leaseMs: 60_000 });
-        const runner = createRunner({
-          client,
-          store,
-          emit: () => undefined,
-          signal: new AbortController().signal,
-          backendId: backend.url,
-          limits: { concurrency: 1, uploads: 1, renders: 1 },
-          language: plan.language,
-          credits: new CreditBudget(undefined, 0, (_job, credits) => shared.charged(credits)),
-          sharedCredits: shared,
-          turns,
-        });
+        const runner = workerRunner(plan, { client, store, shared, backendId: backend.url, turns });
         try {
           return await runner.runJob(plan, job);
         } finally {
