@@ -11,7 +11,7 @@
 import { Queue } from 'bullmq';
 import { ExitCode, UsageError } from '../core/errors.js';
 import { formatDuration, parseDuration } from '../core/abort.js';
-import { KEY_PREFIX, QUEUE_NAME, redisOptions } from '../queue/connection.js';
+import { KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions } from '../queue/connection.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { queueAddressFrom } from './queue-knobs.js';
 import { unreachable } from '../core/unreachable.js';
@@ -33,6 +33,7 @@ export async function queueCommand(args: string[], options: QueueOptions, ctx: C
   if (!address) throw new UsageError(`talk queue ${action} needs a queue`, { hint: 'pass --queue redis://host:port[/db] or set TALK_QUEUE' });
   const settings = action === 'limit' ? parseLimits(args.slice(1)) : undefined;
   if (action !== 'limit' && args.length > 1) throw new UsageError(`talk queue ${action} takes no settings, got "${args.slice(1).join(' ')}"`);
+  await reachRedis(address);
   const queue = new Queue(QUEUE_NAME, { connection: redisOptions(address), prefix: KEY_PREFIX });
   try {
     const before = await counts(queue);

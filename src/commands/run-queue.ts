@@ -16,7 +16,7 @@ import { stamp } from '../core/events.js';
 import { planListing, type Plan } from '../plan/types.js';
 import { createReporter } from '../reporters/index.js';
 import { cachedHasher, fingerprintJob, hashFile, type FileHasher } from '../runner/index.js';
-import { connectRedis, KEY_PREFIX, QUEUE_NAME, redisOptions, type QueueAddress } from '../queue/connection.js';
+import { connectRedis, KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions, type QueueAddress } from '../queue/connection.js';
 import { readRedisRunJobs, readStateMirrors, runStateKeys, type StateMirror } from '../queue/redis-state-store.js';
 import { relayedEvents } from '../queue/event-relay.js';
 import { JOB_DATA_VERSION, queueJobId, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
@@ -86,6 +86,7 @@ export async function enqueueAndFollow(
   ctx: CommandContext,
 ): Promise<number> {
   if (plan.backend.kind === 'local') throw localBackendNotShared('talk run --queue');
+  await reachRedis(context.address);
   const started = Date.now();
   const hasher = cachedHasher(hashFile);
   const entries: { id: string; data: QueueJobData }[] = [];

@@ -8,7 +8,7 @@ import { currentLockEnvironment, type LockOwner } from '../state/lock.js';
 import { displayPath } from '../core/paths.js';
 import { connectBackend, type Connection } from './connect.js';
 import { queueAddressFrom } from './queue-knobs.js';
-import { connectRedis, KEY_PREFIX, type QueueAddress } from '../queue/connection.js';
+import { connectRedis, KEY_PREFIX, reachRedis, type QueueAddress } from '../queue/connection.js';
 import { readRedisRunJobs, runStateKeys } from '../queue/redis-state-store.js';
 import { STATE_FORMAT_VERSION } from '../state/types.js';
 import type { CommandContext, SharedOptions } from './context.js';
@@ -268,6 +268,7 @@ async function mergedStatus(dirs: string[], file: string | undefined, options: S
  * render ids and outputs; the run's status from its jobs (running while any is unfinished).
  */
 async function readQueueRuns(address: QueueAddress, workflowPath: string | undefined): Promise<{ runDir: string; state: RunState }[]> {
+  await reachRedis(address);
   const redis = connectRedis(address);
   try {
     const out: { runDir: string; state: RunState }[] = [];

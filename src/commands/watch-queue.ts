@@ -12,7 +12,7 @@ import { InterruptedError } from '../core/errors.js';
 import { stamp, type EventSink } from '../core/events.js';
 import { planJobForItem, planRun } from '../plan/plan-run.js';
 import { cachedHasher, fingerprintJob, hashFile } from '../runner/index.js';
-import { connectRedis, KEY_PREFIX, QUEUE_NAME, redisOptions, type QueueAddress } from '../queue/connection.js';
+import { connectRedis, KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions, type QueueAddress } from '../queue/connection.js';
 import { JOB_DATA_VERSION, queueJobId, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
 import { readStateMirrors } from '../queue/redis-state-store.js';
 import type { BundleResult, RunBundle } from '../watch/index.js';
@@ -37,6 +37,7 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
     throw localBackendNotShared('talk watch --queue');
   }
   const backendId = backendIdFor(first, o.ctx.env);
+  await reachRedis(o.address);
   const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redisOptions(o.address), prefix: KEY_PREFIX });
   const events = new QueueEvents(QUEUE_NAME, { connection: redisOptions(o.address), prefix: KEY_PREFIX });
   await events.waitUntilReady();

@@ -21,7 +21,7 @@ import type { TalkEvent } from '../core/events.js';
 import { stamp } from '../core/events.js';
 import type { Plan } from '../plan/types.js';
 import { cachedHasher, changedFields, createLimiters, createRunner, CreditBudget, hashFile, TurnsGroup, type Limiters, type StepFingerprint } from '../runner/index.js';
-import { connectRedis, KEY_PREFIX, QUEUE_NAME, redisOptions } from '../queue/connection.js';
+import { connectRedis, KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions } from '../queue/connection.js';
 import { JOB_DATA_VERSION, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
 import { openRedisJobStore } from '../queue/redis-state-store.js';
 import { redisCredits } from '../queue/redis-credits.js';
@@ -79,6 +79,12 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     else if (event.type === 'notice' && event.level === 'warn') ctx.stdout.write(`warning: ${event.message}\n`);
   };
 
+  // A worker may start before its Redis: it says so and starts when Redis answers.
+  await reachRedis(address, {
+    wait: true,
+    signal: ctx.signal,
+    onWaiting: (error) => emitLine(stamp({ type: 'notice', level: 'warn', message: `${error.message}; waiting for it (Ctrl-C to stop)` })),
+  });
   const redis = connectRedis(address);
   const connections = new Map<string, Promise<Connection>>();
   const limiters = new Map<string, Limiters>();

@@ -4,7 +4,8 @@
  * it under the same `talk:` prefix.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { UsageError } from '../core/errors.js';
+import { sleep } from '../core/abort.js';
+import { EnvironmentError, UsageError } from '../core/errors.js';
 
 /** The key prefix of everything talk keeps in Redis. */
 export const KEY_PREFIX = 'talk';
@@ -67,4 +68,66 @@ export function redisOptions(address: QueueAddress): RedisOptions {
     // Reconnect quickly and keep trying: workers outlive a Redis restart.
     retryStrategy: (times) => Math.min(times * 100, 2000),
   };
+}
+
+/** How long one look at Redis waits for a host that does not answer at all. */
+const REACH_TIMEOUT_MS = 3000;
+/** Between looks, while a worker waits for Redis to come up. */
+const REACH_RETRY_MS = 1000;
+
+/** One look: connect and PING, no retries; rejects with why not. */
+async function pingOnce(address: QueueAddress): Promise<void> {
+  const probe = new Redis({ ...redisOptions(address), lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: REACH_TIMEOUT_MS });
+  // Why a connection failed comes as an 'error' event; connect() then only says it closed.
+  let failure: Error | undefined;
+  probe.on('error', (error: Error) => (failure ??= error));
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (error) {
+    throw failure ?? error;
+  } finally {
+    // A connection that failed has ended already: disconnecting it again would leave a timer
+    // (ioredis's disconnect timeout) holding the process for two seconds.
+    if (probe.status !== 'end') probe.disconnect();
+  }
+}
+
+/** Why Redis did not answer, in a user's words. */
+function unreachableError(address: QueueAddress, error: Error): EnvironmentError {
+  const text = error.message;
+  if (/NOAUTH|WRONGPASS|invalid password|invalid username/i.test(text)) {
+    return new EnvironmentError('redis-auth', `the queue's Redis at ${address.shown} refused the login: ${text}`, { cause: error, hint: 'put its user and password in the URL (redis://user:password@host:port), or check them' });
+  }
+  if (/Protocol error/i.test(text)) {
+    return new EnvironmentError('redis-protocol', `something answers at ${address.shown}, but not as Redis does (${text})`, { cause: error, hint: 'check the host and port of --queue / TALK_QUEUE: they must be a Redis server\'s' });
+  }
+  return new EnvironmentError('redis-unreachable', `cannot reach the queue's Redis at ${address.shown}: ${text}`, {
+    cause: error,
+    hint: `start Redis there (e.g. \`redis-server --port ${address.port} --appendonly yes\`), or point --queue / TALK_QUEUE at one that runs`,
+  });
+}
+
+/**
+ * Make sure Redis answers before a command builds on it. The connections talk keeps wait
+ * through a restart (`maxRetriesPerRequest: null`), so without this look a wrong address or a
+ * Redis that is down would leave a command waiting silently. `wait`: a worker started before
+ * its Redis says so once (`onWaiting`) and looks again every second until Redis answers or
+ * `signal` aborts; everything else fails at once with what to do.
+ */
+export async function reachRedis(address: QueueAddress, options: { signal?: AbortSignal; wait?: boolean; onWaiting?: (error: EnvironmentError) => void } = {}): Promise<void> {
+  let told = false;
+  for (;;) {
+    try {
+      await pingOnce(address);
+      return;
+    } catch (error) {
+      const reason = unreachableError(address, error as Error);
+      // Only a Redis that is not up yet is worth waiting for.
+      if (!options.wait || reason.reason !== 'redis-unreachable') throw reason;
+      if (!told) options.onWaiting?.(reason);
+      told = true;
+      await sleep(REACH_RETRY_MS, options.signal);
+    }
+  }
 }

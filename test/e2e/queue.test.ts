@@ -12,7 +12,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, spawnCli, type CliProcess } from '../helpers/cli.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { freePort, startRedis, type TestRedis } from '../helpers/redis.js';
 import { batchWorkspace, startServe, type Served } from '../helpers/serve.js';
 import { makeTestMedia, testTools } from '../helpers/media.js';
 import type { TalkEvent } from '../../src/core/events.js';
@@ -491,6 +491,48 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(worker.code).toBe(2);
     expect(worker.stderr).toMatch(/talk worker needs a queue/);
   });
+
+  it('a Redis that is not there: run --queue, queue, status --queue and watch --queue stop at once saying what to do (exit 1); a worker started before its Redis waits for it, then takes jobs', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const cwd = await workspace(1);
+    const port = await freePort();
+    const absent = `redis://127.0.0.1:${port}`;
+    const account = 'e2e-queue-absent';
+    await writeFile(path.join(cwd, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', 'watch:', '  settle: 200ms', ''].join('\n'));
+    await mkdir(path.join(cwd, 'inbox'));
+    const commands = [
+      ['run', 'batch.yaml', '--queue', absent, '--backend', served.url],
+      ['run', 'batch.yaml', '--queue', absent, '--backend', served.url, '--detach'],
+      ['queue', 'status', '--queue', absent],
+      ['status', '--queue', absent],
+      ['watch', 'inbox', '--workflow', 'watch.yaml', '--once', '--queue', absent, '--backend', served.url],
+    ];
+    for (const args of commands) {
+      const result = await runCli(args, { cwd, env: { NEMO_CLIENT_ID: account }, timeoutMs: 60_000 });
+      expect(result.code, `${args.join(' ')}\n${result.stdout}\n${result.stderr}`).toBe(1);
+      expect(result.stderr, args.join(' ')).toContain(`cannot reach the queue's Redis at ${absent}: connect ECONNREFUSED`);
+      expect(result.stderr, args.join(' ')).toContain(`redis-server --port ${port} --appendonly yes`);
+    }
+    expect(await served.stats()).toMatchObject({ messages: 0, uploads: 0 });
+
+    const workerDir = await mkdtemp(path.join(tmpdir(), 'talk-e2e-worker-'));
+    const worker = spawnCli(['worker', '--queue', absent, '--backend', served.url, '--concurrency', '1', '--json'], { cwd: workerDir, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    cleanups.push(async () => {
+      if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
+      await worker.done.catch(() => undefined);
+      await rm(workerDir, { recursive: true, force: true });
+    });
+    const waiting = await worker.waitForEvent((e) => e.type === 'notice' && e.level === 'warn');
+    expect(waiting).toMatchObject({ message: expect.stringMatching(/^cannot reach the queue's Redis at .*; waiting for it/) as unknown });
+    const late = await startRedis({ port });
+    cleanups.push(() => late.stop());
+    await worker.waitForEvent((e) => e.type === 'notice' && /worker ready/.test(e.message));
+    const result = await runCli(['run', 'batch.yaml', '--queue', late.url, '--backend', served.url, '--json'], { cwd, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1 });
+    worker.child.kill('SIGINT');
+    expect((await worker.done).code).toBe(130);
+  }, 150_000);
 
   it('a worker that loses its lock on a job stops sending for it; the job is resumed from its state, rendered once', async () => {
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=4000']);

@@ -5,6 +5,7 @@
  *
  * - `startRedis()` → `{ url, port, dir, restart(), stop() }`; `restart()` stops it (SIGTERM:
  *   Redis writes its AOF and exits) and starts it again on the same port and data.
+ * - `freePort()`: a loopback port nobody listens on (a Redis that is not there).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -26,7 +27,7 @@ export interface TestRedis {
 const INSTALL = 'the queue tests need redis-server (Redis 7): install it with `apt-get install redis-server` (Debian/Ubuntu), or put a redis-server on the PATH';
 
 /** A port nobody listens on now (the OS picks it; Redis binds it right after). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -38,8 +39,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-function launch(command: string, port: number, dir: string): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--loglevel', 'notice'];
+function launch(command: string, port: number, dir: string, extra: readonly string[]): Promise<ChildProcess> {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--loglevel', 'notice', ...extra];
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -67,14 +68,18 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Start a redis-server; `command` names another binary (tests of the missing-binary error). */
-export async function startRedis(options: { command?: string } = {}): Promise<TestRedis> {
+/**
+ * Start a redis-server; `command` names another binary (tests of the missing-binary error),
+ * `port` a port to bind (else a free one), `args` more of its options (e.g. `--requirepass`).
+ */
+export async function startRedis(options: { command?: string; port?: number; args?: readonly string[] } = {}): Promise<TestRedis> {
   const command = options.command ?? 'redis-server';
+  const extra = options.args ?? [];
   const dir = await mkdtemp(path.join(tmpdir(), 'talk-redis-'));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   let child: ChildProcess;
   try {
-    child = await launch(command, port, dir);
+    child = await launch(command, port, dir, extra);
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
@@ -85,7 +90,7 @@ export async function startRedis(options: { command?: string } = {}): Promise<Te
     dir,
     async restart() {
       await stopChild(child);
-      child = await launch(command, port, dir);
+      child = await launch(command, port, dir, extra);
     },
     async stop() {
       await stopChild(child);
