@@ -146,7 +146,7 @@ export async function enqueueAndFollow(
         if (ours.has(jobId) && !results.has(jobId)) record(jobId, failedResult(jobId, failedReason));
       });
       await events.waitUntilReady();
-      reporter.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: context.backendId, jobs: plan.jobs.length, resumed: false, plan: planListing(plan) }));
+      reporter.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: context.backendId, jobs: plan.jobs.length, resumed: false, ...(plan.shard ? { shard: plan.shard } : {}), plan: planListing(plan) }));
     }
     const already = before.filter((j) => j !== undefined).length;
     // Fairness: the k-th job of every workflow has priority k, so workers take the first jobs of

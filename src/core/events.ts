@@ -24,6 +24,8 @@ export interface RunStartEvent {
   jobs: number;
   /** True when an unfinished earlier run is being continued. */
   resumed: boolean;
+  /** `--shard i/n`: this run is the i-th of n slices of the workflow's `of` jobs (`jobs` are its own). */
+  shard?: { index: number; count: number; of: number };
   /**
    * Optional: the jobs and their step ids in plan order. Reporters use it to draw every step
    * before it starts and to know when a job has finished (all its steps settled).

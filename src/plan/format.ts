@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { estimateCredits } from './estimate.js';
+import { shardSummary } from './shard.js';
 import type { BackendChoice, Plan, PlanStep } from './types.js';
 import { unreachable } from '../core/unreachable.js';
 
@@ -96,7 +97,9 @@ export function* formatPlanPieces(plan: Plan, options: FormatPlanOptions = {}): 
   ];
   if (plan.budget) settings.push(`budget ${plan.budget.credits} credits`);
   line(settings.join(' · '));
-  if (plan.jobs.length === 0) {
+  const sharded = shardSummary(plan);
+  if (sharded !== undefined) line(sharded);
+  if (plan.jobs.length === 0 && plan.shard === undefined) {
     line('');
     line('no jobs: foreach matched nothing, or the items come from a watch folder (`talk watch`)');
   }

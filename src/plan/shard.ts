@@ -39,5 +39,13 @@ export function shardName(shard: Shard): string {
 export function shardPlan(plan: Plan, shard: Shard): Plan {
   const sorted = plan.jobs.map((job) => job.id as string).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const mine = new Set(sorted.filter((_, k) => k % shard.count === shard.index - 1));
-  return { ...plan, jobs: plan.jobs.filter((job) => mine.has(job.id)) };
+  return { ...plan, jobs: plan.jobs.filter((job) => mine.has(job.id)), shard: { index: shard.index, count: shard.count, of: plan.jobs.length } };
+}
+
+/** What a sharded plan holds, in a line (`talk plan`/`--dry-run`, and the run's first notice). */
+export function shardSummary(plan: Plan): string | undefined {
+  if (!plan.shard) return undefined;
+  const { index, count, of } = plan.shard;
+  const jobs = plan.jobs.length;
+  return `shard ${index}/${count}: ${jobs === 0 ? 'none' : jobs} of the workflow's ${of} ${of === 1 ? 'job' : 'jobs'} (dealt out by sorted job id)`;
 }

@@ -25,6 +25,8 @@ export interface Plan {
   limits: { uploads: number; renders: number };
   budget?: { credits: number };
   jobs: PlanJob[];
+  /** `--shard i/n`: this plan holds the i-th of n slices of the workflow's `of` jobs. */
+  shard?: { index: number; count: number; of: number };
 }
 
 /** One unit of work with its own backend session: the whole workflow, or one `foreach` item. */

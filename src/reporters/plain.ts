@@ -143,7 +143,7 @@ export class PlainWriter {
         return at(
           undefined,
           undefined,
-          `${event.resumed ? 'resuming' : 'starting'} ${event.name} (${event.workflow}) on ${event.backend}: ${event.jobs} ${event.jobs === 1 ? 'job' : 'jobs'}`,
+          `${event.resumed ? 'resuming' : 'starting'} ${event.name} (${event.workflow}) on ${event.backend}: ${event.jobs} ${event.jobs === 1 ? 'job' : 'jobs'}${event.shard ? ` (shard ${event.shard.index}/${event.shard.count}, of ${event.shard.of})` : ''}`,
         );
       case 'step:start': {
         const now = Date.parse(event.ts);

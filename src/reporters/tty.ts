@@ -325,7 +325,7 @@ export class TtyView {
   private start(event: Extract<TalkEvent, { type: 'run:start' }>): void {
     // A second run:start (watch mode feeding one reporter) adds to the counts only.
     if (this.listr !== undefined) return;
-    this.name = event.name;
+    this.name = event.shard ? `${event.name} (shard ${event.shard.index}/${event.shard.count})` : event.name;
     this.big = event.jobs > BIG_BATCH_JOBS;
     const plan = event.plan ?? [];
     const rows: ListrTask<unknown, ListrRendererFactory, ListrRendererFactory>[] = [];

@@ -594,7 +594,7 @@ export async function executePlan(plan: Plan, deps: RunnerDeps): Promise<RunOutc
   const at = (): Date => new Date(clock.now());
   const started = clock.now();
   const resumed = deps.store.hadPrevious && !deps.store.state.finished && Object.keys(deps.store.state.jobs).length > 0;
-  deps.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: deps.backendId, jobs: plan.jobs.length, resumed, plan: planListing(plan) }, at));
+  deps.emit(stamp({ type: 'run:start', workflow: plan.workflowPath, name: plan.name, backend: deps.backendId, jobs: plan.jobs.length, resumed, ...(plan.shard ? { shard: plan.shard } : {}), plan: planListing(plan) }, at));
   if (deps.store.tookOverFrom) {
     const o = deps.store.tookOverFrom;
     deps.emit(stamp({ type: 'notice', level: 'warn', message: `took over the run lock of a runner that is gone (pid ${o.pid} on ${o.host}, started ${o.startedAt})` }, at));

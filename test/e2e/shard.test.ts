@@ -52,8 +52,8 @@ describe('talk run --shard (built CLI)', () => {
     const all = slices.flat().sort();
     expect(all).toEqual(Array.from({ length: ITEMS }, (_, i) => `p${String(i).padStart(2, '0')}`));
     expect(new Set(all).size).toBe(ITEMS);
-    // Each run:start announces its slice only.
-    for (const [i, s] of shards.entries()) expect(s.events[0]).toMatchObject({ type: 'run:start', jobs: slices[i]?.length });
+    // Each run:start announces its slice only, and which slice of the whole it is.
+    for (const [i, s] of shards.entries()) expect(s.events[0]).toMatchObject({ type: 'run:start', jobs: slices[i]?.length, shard: { index: i + 1, count: 3, of: ITEMS } });
     const stats = await served.stats();
     expect(stats).toMatchObject({ messages: ITEMS, rendersStarted: ITEMS, creditsSpent: 100 * ITEMS });
     for (const job of all) expect((await readFile(path.join(cwd, 'out', `${job}.mp4`))).subarray(4, 8).toString()).toBe('ftyp');
@@ -64,6 +64,10 @@ describe('talk run --shard (built CLI)', () => {
     expect(again.events.filter((e) => e.type === 'step:start')).toHaveLength(0);
     expect(again.events[0]).toMatchObject({ type: 'run:start', resumed: false, jobs: 2 });
     expect((await served.stats()).messages).toBe(ITEMS);
+    const plain = await runCli(['run', 'batch.yaml', '--shard', '3/3', '--backend', served.url, '--reporter', 'plain', '--no-report'], { cwd, env });
+    expect(plain.stdout).toMatch(/starting batch \(.*batch\.yaml\) on .*: 2 jobs \(shard 3\/3, of 7\)/);
+    const dry = await runCli(['run', 'batch.yaml', '--shard', '1/3', '--dry-run'], { cwd });
+    expect(dry.stdout).toContain("shard 1/3: 3 of the workflow's 7 jobs (dealt out by sorted job id)");
 
     const merged = await runCli(['status', '--merge', '.talk', '--json'], { cwd });
     expect(merged.code).toBe(0);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parseShard, shardName, shardPlan } from '../../../src/plan/index.js';
+import { formatPlan, parseShard, shardName, shardPlan, shardSummary } from '../../../src/plan/index.js';
 import type { JobId } from '../../../src/core/ids.js';
 import type { Plan } from '../../../src/plan/types.js';
 
@@ -35,5 +35,19 @@ describe('shardPlan', () => {
         expect(reversed).toEqual(slices.map((s) => [...s].sort()));
       }),
     );
+  });
+
+  it('says what a slice holds of the whole — also when it holds none — in the plan text and the run notice', () => {
+    const plan = planOf(['c', 'a', 'e', 'b', 'd']);
+    expect(shardSummary(plan)).toBeUndefined();
+    const second = shardPlan(plan, { index: 2, count: 3 });
+    expect(second.shard).toEqual({ index: 2, count: 3, of: 5 });
+    expect(shardSummary(second)).toBe("shard 2/3: 2 of the workflow's 5 jobs (dealt out by sorted job id)");
+    expect(formatPlan(second)).toContain("\nshard 2/3: 2 of the workflow's 5 jobs");
+    const empty = shardPlan(planOf(['only']), { index: 2, count: 3 });
+    expect(shardSummary(empty)).toBe("shard 2/3: none of the workflow's 1 job (dealt out by sorted job id)");
+    // Not "foreach matched nothing": the workflow has jobs, this slice got none of them.
+    expect(formatPlan(empty)).not.toContain('foreach matched nothing');
+    expect(formatPlan(planOf([]))).toContain('foreach matched nothing');
   });
 });
