@@ -91,6 +91,11 @@ type StepOutcome = { kind: 'done'; title: string } | { kind: 'skipped'; reason: 
 
 type Wrapper = ListrTaskWrapper<unknown, ListrRendererFactory, ListrRendererFactory>;
 
+/** A notice as the view shows it: its level unless info, its job, the message on one line. */
+function noticeText(event: Extract<TalkEvent, { type: 'notice' }>): string {
+  return `${event.level === 'info' ? '' : `${event.level}: `}${event.job === undefined ? '' : `${event.job}: `}${oneLine(event.message, 200)}`;
+}
+
 /**
  * Coalesces row changes into one application per frame. listr2 redraws the whole list on every
  * title or output change, and a redraw costs milliseconds (string widths for wrapping), so a
@@ -229,6 +234,13 @@ export class TtyView {
   private readonly headerDone = deferred<void>();
   private big = false;
   private name = '';
+  /**
+   * Set at `run:done`: the rows are final. A change to a listr2 task after its renderer ended
+   * draws the whole tree again below the last frame, so what comes later (the report's notice)
+   * is kept here and written as lines once the last frame is drawn.
+   */
+  private ended = false;
+  private readonly late: string[] = [];
 
   constructor(private readonly options: TtyViewOptions) {
     // The test renderer records every change; a terminal gets at most one frame per 100 ms.
@@ -237,6 +249,10 @@ export class TtyView {
   }
 
   emit(event: TalkEvent, finishedJob: string | undefined): void {
+    if (this.ended) {
+      if (event.type === 'notice' && (event.level !== 'debug' || this.options.verbose)) this.late.push(noticeText(event));
+      return;
+    }
     switch (event.type) {
       case 'run:start':
         this.start(event);
@@ -293,7 +309,7 @@ export class TtyView {
       }
       case 'notice':
         if (event.level === 'debug' && !this.options.verbose) break;
-        this.header.setOutput(`${event.level === 'info' ? '' : `${event.level}: `}${event.job === undefined ? '' : `${event.job}: `}${oneLine(event.message, 200)}`);
+        this.header.setOutput(noticeText(event));
         break;
       case 'run:done':
         this.finishAll();
@@ -320,6 +336,8 @@ export class TtyView {
   async close(): Promise<void> {
     this.finishAll();
     if (this.running !== undefined) await this.running;
+    if (this.late.length > 0) this.options.out.write(`${this.late.join('\n')}\n`);
+    this.late.length = 0;
   }
 
   private start(event: Extract<TalkEvent, { type: 'run:start' }>): void {
@@ -580,6 +598,7 @@ export class TtyView {
   }
 
   private finishAll(): void {
+    this.ended = true;
     this.frames.immediate();
     // Planless rows carried their steps' activity in the title; at the end they read as the job.
     for (const view of this.jobs.values()) if (!this.big && view.started && view.row.title.startsWith(`${view.id} › `)) view.row.setTitle(view.id);

@@ -133,6 +133,21 @@ describe('talk run output (e2e)', () => {
     }
   });
 
+  it('tty: a batch ends with its tree drawn once, then the report line, then the summary', async () => {
+    const dir = await project();
+    try {
+      const result = await runCliInTerminal(['run', 'examples/batch.yaml'], { cwd: dir, env: { NEMO_CLIENT_ID: 'e2e-tty-batch', TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, columns: 120 });
+      expect(result.code, result.stdout).toBe(0);
+      // What stays on screen: the last frame listr2 drew in place, and what was written after it.
+      const raw = result.rawStdout;
+      const tail = stripAnsi(raw.slice(raw.lastIndexOf('\u001b[G')));
+      expect(tail.match(/✔ team-intros · \d+ done/g), tail).toHaveLength(1);
+      expect(tail).toMatch(/✔ team-intros · \d+ done[^]*\nreport: examples\/out\/batch\/report\.html\n[^]*Summary: success/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('tty: Ctrl-C keeps the step lines, marks the step in flight ■ and the job ↓ interrupted, and says how to resume once', async () => {
     const dir = await project();
     const slow = await serve(['--latency', 'render=20000']);
