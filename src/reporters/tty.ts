@@ -464,9 +464,12 @@ export class TtyView {
       task: async (_ctx, wrapper) => {
         step.row.attach(wrapper);
         const outcome = await step.outcome.promise;
+        // The mark changes the moment the task ends: its final title goes with it, not a frame
+        // later (a ✔ beside "generating video" for up to a frame otherwise).
         switch (outcome.kind) {
           case 'done':
             step.row.setTitle(outcome.title);
+            step.row.apply();
             return;
           case 'skipped':
             wrapper.skip(outcome.reason);
@@ -474,10 +477,14 @@ export class TtyView {
           case 'interrupted':
             // listr2 rolls back a task that throws and has a rollback: its ■ mark says
             // "stopped here", neither done nor failed.
-            definition.rollback = () => step.row.setTitle(outcome.title);
+            definition.rollback = () => {
+              step.row.setTitle(outcome.title);
+              step.row.apply();
+            };
             throw new Error(outcome.title);
           case 'failed':
             step.row.setTitle(`${step.id} · failed`);
+            step.row.apply();
             throw new Error(outcome.message);
           default:
             return unreachable(outcome, 'outcome');

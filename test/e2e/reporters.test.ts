@@ -133,7 +133,7 @@ describe('talk run output (e2e)', () => {
     }
   });
 
-  it('tty: a batch ends with its tree drawn once, then the report line, then the summary', async () => {
+  it('tty: a batch ends with its tree drawn once, then the report line, then the summary; a step marked ✔ always reads done', async () => {
     const dir = await project();
     try {
       const result = await runCliInTerminal(['run', 'examples/batch.yaml'], { cwd: dir, env: { NEMO_CLIENT_ID: 'e2e-tty-batch', TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, columns: 120 });
@@ -143,6 +143,9 @@ describe('talk run output (e2e)', () => {
       const tail = stripAnsi(raw.slice(raw.lastIndexOf('\u001b[G')));
       expect(tail.match(/✔ team-intros · \d+ done/g), tail).toHaveLength(1);
       expect(tail).toMatch(/✔ team-intros · \d+ done[^]*\nreport: examples\/out\/batch\/report\.html\n[^]*Summary: success/);
+      // In every frame a step marked ✔ reads as done, never as what it was doing.
+      expect(result.stdout).toMatch(/✔ instruction-1 · done in /);
+      expect(result.stdout).not.toMatch(/✔ (upload-\w+|instruction-\d+|export) · (?!done in )/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
