@@ -12,6 +12,7 @@
  */
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import { ExitCode } from '../core/errors.js';
+import { shellQuote } from '../core/shell-quote.js';
 import { stamp } from '../core/events.js';
 import { planListing, type Plan } from '../plan/types.js';
 import { createReporter } from '../reporters/index.js';
@@ -161,13 +162,15 @@ export async function enqueueAndFollow(
     for (let from = 0; from < adds.length; from += ADD_SLICE) await queue.addBulk(adds.slice(from, from + ADD_SLICE));
     const message = `enqueued ${entries.length - already} of ${entries.length} jobs on ${context.address.shown}${already > 0 ? ` (${already} were already queued: the same jobs are never added twice)` : ''}`;
     if (!reporter) {
-      const backend = plan.backend.kind === 'url' ? ` --backend ${context.backendId}` : '';
+      const program = ctx.program ?? 'talk';
+      const worker = [program, ...['worker', '--queue', context.address.shown, ...(plan.backend.kind === 'url' ? ['--backend', context.backendId] : [])].map(shellQuote)].join(' ');
+      const status = [program, ...['status', context.shown, '--queue', context.address.shown].map(shellQuote)].join(' ');
       if (options.reporter === 'json') {
         // stdout carries JSON lines only in this mode.
         ctx.stdout.write(`${JSON.stringify(stamp({ type: 'notice', level: 'info', message: `${message}; follow with: ${context.followCommand}` }))}\n`);
         return ExitCode.ok;
       }
-      ctx.stdout.write(`${message}\nfollow with: ${context.followCommand}\nrun them with: talk worker --queue ${context.address.shown}${backend}\nsee where they are: talk status ${context.shown} --queue ${context.address.shown}\n`);
+      ctx.stdout.write(`${message}\nfollow with: ${context.followCommand}\nrun them with: ${worker}\nsee where they are: ${status}\n`);
       return ExitCode.ok;
     }
     reporter.emit(stamp({ type: 'notice', level: 'info', message }));

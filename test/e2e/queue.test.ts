@@ -106,7 +106,7 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
       const detached = await runCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } });
       expect(detached.code).toBe(0);
       expect(detached.stdout).toContain(round === 1 ? 'enqueued 30 of 30 jobs' : 'enqueued 0 of 30 jobs');
-      expect(detached.stdout).toMatch(/follow with: talk run batch\.yaml --queue redis:\S+ --backend http:\S+\nrun them with: talk worker --queue redis:\S+ --backend http:/);
+      expect(detached.stdout).toMatch(/follow with: talk run batch\.yaml --queue redis:\S+ --backend http:\S+\nrun them with: talk worker --queue redis:\S+ --backend http:\S+\nsee where they are: talk status batch\.yaml --queue redis:\S+\n/);
     }
     // Waiting in priority order (the k-th job of a workflow has priority k, see the fairness test).
     expect(await queueCounts()).toMatchObject({ prioritized: 30, waiting: 0, active: 0, completed: 0 });
