@@ -25,6 +25,7 @@ import { connectBackend, type Connection } from './connect.js';
 import { reporterOutput, type CommandContext, type SharedOptions } from './context.js';
 import { checkCreditsFit } from './credits-fit.js';
 import { localBackendNotShared } from './queue-knobs.js';
+import { watchQueuePresence } from './queue-presence.js';
 
 /** How a queued run is reported. */
 export interface QueueRunOptions extends SharedOptions {
@@ -187,7 +188,24 @@ export async function enqueueAndFollow(
       if (ctx.signal.aborted) resolve();
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    await Promise.race([allSettled, interrupted]);
+    // Jobs that nothing takes (no worker, or the queue paused) are said to wait, and why.
+    const followed = new AbortController();
+    const presence = results.size < ours.size
+      ? watchQueuePresence({
+          queue,
+          address: context.address,
+          backend: plan.backend.kind === 'url' ? context.backendId : undefined,
+          program: ctx.program ?? 'talk',
+          say: (level, message) => reporter.emit(stamp({ type: 'notice', level, message })),
+          signal: AbortSignal.any([followed.signal, ctx.signal]),
+        })
+      : undefined;
+    try {
+      await Promise.race([allSettled, interrupted]);
+    } finally {
+      followed.abort();
+      await presence;
+    }
     const done = [...results.values()];
     const status = statusOf(done, results.size < ours.size);
     const notStarted = done.filter((r) => r.status === 'not-started');

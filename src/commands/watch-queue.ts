@@ -21,6 +21,7 @@ import type { CommandContext, SharedOptions } from './context.js';
 import { backendIdFor } from './resume-view.js';
 import type { WatchJobRunner } from './watch-jobs.js';
 import { localBackendNotShared } from './queue-knobs.js';
+import { watchQueuePresence } from './queue-presence.js';
 
 export interface QueueBundleOptions {
   address: QueueAddress;
@@ -44,6 +45,29 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
   // For the state each bundle's job carries.
   const redis = connectRedis(o.address);
   let creditsUsed = 0;
+  // While bundles wait on the workers: whether any worker takes them (said once per stretch).
+  let waiting = 0;
+  let presence: { stop: AbortController; done: Promise<void> } | undefined;
+  const waitStarts = (): void => {
+    waiting += 1;
+    if (presence) return;
+    const stop = new AbortController();
+    const done = watchQueuePresence({
+      queue,
+      address: o.address,
+      backend: first.backend.kind === 'url' ? backendId : undefined,
+      program: o.ctx.program ?? 'talk',
+      say: (level, message) => o.emit(stamp({ type: 'notice', level, message })),
+      signal: AbortSignal.any([stop.signal, o.ctx.signal]),
+    });
+    presence = { stop, done };
+  };
+  const waitEnds = (): void => {
+    waiting -= 1;
+    if (waiting > 0 || !presence) return;
+    presence.stop.abort();
+    presence = undefined;
+  };
 
   const runBundle: RunBundle = async (bundle, signal): Promise<BundleResult> => {
     const workflow = o.workflow();
@@ -65,7 +89,12 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
         if (signal.aborted) reject(new InterruptedError(`${bundle.name} stays queued`));
         signal.addEventListener('abort', () => reject(new InterruptedError(`${bundle.name} stays queued`)), { once: true });
       });
-      result = await Promise.race([queued.waitUntilFinished(events), stopped]);
+      waitStarts();
+      try {
+        result = await Promise.race([queued.waitUntilFinished(events), stopped]);
+      } finally {
+        waitEnds();
+      }
     } catch (error) {
       if (error instanceof InterruptedError) throw error;
       return { status: 'failed', error: { code: 'queue', message: `${bundle.name}: ${(error as Error).message}`, hint: 'see the worker\'s output; drop the files again once it is fixed' } };
@@ -85,6 +114,8 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
     runBundle,
     creditsUsed: () => creditsUsed,
     async close() {
+      presence?.stop.abort();
+      await presence?.done;
       await events.close();
       await queue.close();
       await redis.quit().catch(() => undefined);

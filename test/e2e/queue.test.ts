@@ -409,6 +409,30 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(await served.stats()).toMatchObject({ messages: 1, creditsSpent: 100 });
   }
 
+  it('talk watch --queue with no worker: says its bundles wait for one, and how to start it; a worker started then runs them', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const cwd = await mkdtemp(path.join(tmpdir(), 'talk-e2e-watchq-'));
+    cleanups.push(() => rm(cwd, { recursive: true, force: true }));
+    const inbox = path.join(cwd, 'inbox');
+    await mkdir(inbox);
+    await writeFile(path.join(cwd, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', '  resolution: 720p', 'watch:', '  settle: 200ms', ''].join('\n'));
+    const media = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-e2e'));
+    await writeFile(path.join(inbox, 'cleo.jpg'), Buffer.concat([await readFile(media.portrait), Buffer.from([7])]));
+    await copyFile(media.voice, path.join(inbox, 'cleo.mp3'));
+    const account = 'e2e-queue-watch-idle';
+    const watching = spawnCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--once', '--queue', redis.url, '--backend', served.url, '--json'], { cwd, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    cleanups.push(async () => {
+      if (watching.child.exitCode === null) watching.child.kill('SIGKILL');
+      await watching.done.catch(() => undefined);
+    });
+    const said = await watching.waitForEvent((e) => e.type === 'notice' && e.level === 'warn' && /no worker/.test(e.message));
+    expect(said).toMatchObject({ message: `no worker is taking jobs from ${redis.url}; the jobs wait until one starts: talk worker --queue ${redis.url} --backend ${served.url}` });
+    await startWorker(served, account, 1);
+    const done = await watching.done;
+    expect(done.code, done.stderr).toBe(0);
+    assertValidMp4(path.join(inbox, 'out', 'cleo.mp4'));
+  }, 150_000);
+
   it('the credit hold of a worker killed -9 whose job never comes back is dropped after its lease; another job is then admitted', async () => {
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100' }, ['--latency', 'upload=4000']);
     const account = 'e2e-queue-lease';
@@ -532,6 +556,35 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1 });
     worker.child.kill('SIGINT');
     expect((await worker.done).code).toBe(130);
+  }, 150_000);
+
+  it('jobs nothing takes are said to wait, and why: no worker (with the command that starts one), a paused queue (with the one that resumes it)', async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const account = 'e2e-queue-presence';
+    const cwd = await workspace(2);
+    const following = spawnCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--json'], { cwd, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    cleanups.push(async () => {
+      if (following.child.exitCode === null) following.child.kill('SIGKILL');
+      await following.done.catch(() => undefined);
+    });
+    const none = await following.waitForEvent((e) => e.type === 'notice' && e.level === 'warn');
+    expect(none).toMatchObject({ message: `no worker is taking jobs from ${redis.url}; the jobs wait until one starts: talk worker --queue ${redis.url} --backend ${served.url}` });
+    await startWorker(served, account, 2);
+    const done = await following.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.events.filter((e) => e.type === 'notice' && e.level === 'warn')).toHaveLength(1);
+
+    expect((await runCli(['queue', 'pause', '--queue', redis.url], { cwd })).code).toBe(0);
+    const other = await workspace(1);
+    const paused = spawnCli(['run', 'batch.yaml', '--queue', redis.url, '--backend', served.url, '--json'], { cwd: other, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    cleanups.push(async () => {
+      if (paused.child.exitCode === null) paused.child.kill('SIGKILL');
+      await paused.done.catch(() => undefined);
+    });
+    const said = await paused.waitForEvent((e) => e.type === 'notice' && e.level === 'warn');
+    expect(said).toMatchObject({ message: `the queue on ${redis.url} is paused; the jobs wait until it is resumed: talk queue resume --queue ${redis.url}` });
+    expect((await runCli(['queue', 'resume', '--queue', redis.url], { cwd })).code).toBe(0);
+    expect((await paused.done).code).toBe(0);
   }, 150_000);
 
   it('a worker that loses its lock on a job stops sending for it; the job is resumed from its state, rendered once', async () => {
