@@ -8,7 +8,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
-import type { CommandContext, ReporterName, SharedOptions } from '../commands/context.js';
+import { STATUS_LISTED_JOBS, type CommandContext, type ReporterName, type SharedOptions } from '../commands/context.js';
 import { unreachable } from '../core/unreachable.js';
 import { parseShard, type Shard } from '../plan/shard.js';
 
@@ -85,6 +85,7 @@ const FLAGS = {
   queue: () => new Option('--queue <redis-url>', 'the shared queue: redis://host:port[/db] (or TALK_QUEUE)'),
   detach: () => new Option('--detach', 'with --queue: enqueue the jobs and return (follow later with the same command without --detach)'),
   workerConcurrency: () => new Option('--concurrency <n>', 'jobs this worker runs at once (default 4)').argParser(positiveInt),
+  all: () => new Option('--all', `list every job of a run (a run of more than ${STATUS_LISTED_JOBS} jobs lists those not done, and counts the rest)`),
   merge: () => new Option('--merge <state-dir...>', 'report the whole of several state dirs together (e.g. the shards of a CI matrix, one state dir each)'),
 } satisfies Record<string, () => Option>;
 
@@ -100,7 +101,7 @@ export const COMMAND_FLAGS = {
   validate: ['jsonOnly', 'color', 'var', 'strict'],
   plan: ['backend', 'stateDir', 'jsonOnly', 'color', 'var', 'strict', 'concurrency', 'fresh'],
   watch: ['workflow', 'backend', 'stateDir', ...OUTPUT, 'var', 'strict', 'concurrency', 'once', 'poll', 'onSuccess', 'watchDryRun', 'queue'],
-  status: ['stateDir', 'jsonOnly', 'merge', 'queue'],
+  status: ['stateDir', 'jsonOnly', 'merge', 'queue', 'all'],
   credits: ['backend', 'stateDir', 'jsonOnly'],
   worker: ['queue', 'backend', 'workerConcurrency', 'jsonOnly'],
   queue: ['queue', 'jsonOnly'],
@@ -146,7 +147,7 @@ export function optionsFor(name: CommandName, raw: Raw, ctx: CommandContext): Sh
     case 'report':
       return shared;
     case 'status':
-      return { ...shared, merge: raw['merge'], queue: raw['queue'] };
+      return { ...shared, merge: raw['merge'], queue: raw['queue'], all: raw['all'] === true };
     case 'validate':
     case 'plan':
     case 'credits':

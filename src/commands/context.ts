@@ -21,6 +21,9 @@ export interface CommandContext {
 /** Reporter choice (SPEC §1). `auto` = tty on a terminal, plain otherwise. */
 export type ReporterName = 'auto' | 'tty' | 'plain' | 'json';
 
+/** `talk status` lists every job of a run this size or smaller; a bigger run, those not done (`--all`: every one). */
+export const STATUS_LISTED_JOBS = 20;
+
 /** Flags shared by every command, normalised (SPEC §1). */
 export interface SharedOptions {
   /** `cloud`, `local` or a URL; undefined = as the workflow says (default cloud). */

@@ -11,7 +11,9 @@ import { queueAddressFrom } from './queue-knobs.js';
 import { connectRedis, KEY_PREFIX, reachRedis, type QueueAddress } from '../queue/connection.js';
 import { readRedisRunJobs, runStateKeys } from '../queue/redis-state-store.js';
 import { STATE_FORMAT_VERSION } from '../state/types.js';
-import type { CommandContext, SharedOptions } from './context.js';
+import { STATUS_LISTED_JOBS, type CommandContext, type SharedOptions } from './context.js';
+import type { JobState, JobStatus } from '../state/types.js';
+import { resumeCommand } from './resume-command.js';
 
 export interface StatusOptions extends SharedOptions {
   json: boolean;
@@ -19,6 +21,36 @@ export interface StatusOptions extends SharedOptions {
   merge?: string[] | undefined;
   /** `--queue redis://…` (or `TALK_QUEUE`): the runs whose state the queue's workers keep in Redis. */
   queue?: string | undefined;
+  /** `--all`: list every job of a big run too. */
+  all?: boolean;
+}
+
+/** The order job counts are said in: what needs a look first. */
+const STATUS_ORDER: readonly JobStatus[] = ['failed', 'not-started', 'running', 'pending', 'done'];
+
+/** `12 done, 1 failed, 3 running`, the unfinished first. */
+function jobCounts(jobs: readonly JobState[]): string {
+  const counts = new Map<JobStatus, number>();
+  for (const job of jobs) counts.set(job.status, (counts.get(job.status) ?? 0) + 1);
+  return STATUS_ORDER.filter((s) => counts.has(s)).map((s) => `${counts.get(s)} ${s}`).join(', ');
+}
+
+/**
+ * The jobs `talk status` lists of a run: all of a small run (or with `--all`); of a big one,
+ * those not done, at most STATUS_LISTED_JOBS of them (a 10,000-job batch is a count, and the
+ * jobs that need a look).
+ */
+function listedJobs<J extends { status: string }>(entries: [string, J][], all: boolean): [string, J][] {
+  if (all || entries.length <= STATUS_LISTED_JOBS) return entries;
+  return entries.filter(([, job]) => job.status !== 'done').slice(0, STATUS_LISTED_JOBS);
+}
+
+/** The line under a listing that left jobs out: how many, which kind, and the command that lists every one. */
+function unlistedLine(jobs: readonly { status: string }[], listed: number, every: string): string | undefined {
+  const unlisted = jobs.length - listed;
+  if (unlisted <= 0) return undefined;
+  const notDone = jobs.filter((j) => j.status !== 'done').length - listed;
+  return `  ${unlisted} ${unlisted === 1 ? 'job' : 'jobs'} not listed (${notDone > 0 ? `${notDone} not done, ` : ''}${unlisted - notDone} done); every one: ${every}`;
 }
 
 const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))}s`;
@@ -107,7 +139,8 @@ export async function statusCommand(args: string[], options: StatusOptions, ctx:
     return ExitCode.ok;
   }
 
-  for (const report of reports) await addTimelines(report, stateDir, ctx);
+  const all = options.all === true || options.json;
+  for (const report of reports) await addTimelines(report, listedJobs(Object.entries(report.state.jobs), all), stateDir, ctx);
 
   if (options.json) {
     ctx.stdout.write(`${JSON.stringify({ runs: reports.map((r) => ({ ...r.state, runDir: r.runDir, runningNow: r.runningNow ?? null, timelines: r.timelines })) })}\n`);
@@ -118,7 +151,10 @@ export async function statusCommand(args: string[], options: StatusOptions, ctx:
     const status = runningNow ? `running now (pid ${runningNow.pid})` : (state.status ?? 'unknown');
     lines.push(`${state.name} (${displayPath(state.workflowPath, ctx.cwd)}): ${status} · ${state.creditsUsed} credits used · updated ${state.updatedAt}`);
     if (state.backend ?? state.backendUrl) lines.push(`  backend ${state.backend === 'local' ? 'local (in-process)' : (state.backendUrl ?? state.backend ?? '')}`);
-    for (const [jobId, job] of Object.entries(state.jobs)) {
+    const jobs = Object.values(state.jobs);
+    if (jobs.length > 1) lines.push(`  ${jobs.length} jobs: ${jobCounts(jobs)}`);
+    const listed = listedJobs(Object.entries(state.jobs), all);
+    for (const [jobId, job] of listed) {
       lines.push(`  job ${jobId}: ${job.status}${job.sessionId ? ` · session ${job.sessionId}` : ''}`);
       for (const [stepId, step] of Object.entries(job.steps)) {
         const bits = [`${step.kind}`, step.status, `${step.attempts} ${step.attempts === 1 ? 'attempt' : 'attempts'}`];
@@ -130,14 +166,17 @@ export async function statusCommand(args: string[], options: StatusOptions, ctx:
       const timeline = timelines[jobId];
       if (timeline) lines.push(`    ${timeline}`);
     }
+    const every = resumeCommand(['status', displayPath(state.workflowPath, ctx.cwd), ...(address && options.queue !== undefined ? ['--queue', address.shown] : []), '--all'], { backend: undefined, stateDir: options.stateDir, vars: {} }, ctx.program);
+    const left = unlistedLine(jobs, listed.length, every);
+    if (left !== undefined) lines.push(left);
   }
   ctx.stdout.write(`${lines.join('\n')}\n`);
   return ExitCode.ok;
 }
 
 /** Ask the backend for each session's timeline; silently leave them out when it does not answer. */
-async function addTimelines(report: RunReport, stateDir: string, ctx: CommandContext): Promise<void> {
-  const sessions = Object.entries(report.state.jobs).filter(([, job]) => job.sessionId !== undefined);
+async function addTimelines(report: RunReport, jobs: readonly [string, JobState][], stateDir: string, ctx: CommandContext): Promise<void> {
+  const sessions = jobs.filter(([, job]) => job.sessionId !== undefined);
   const backend = report.state.backend ?? report.state.backendUrl;
   if (sessions.length === 0 || !backend) return;
   const local = backend === 'local';
@@ -255,9 +294,12 @@ async function mergedStatus(dirs: string[], file: string | undefined, options: S
     const counts = [`${t.done} done`, ...(t.failed ? [`${t.failed} failed`] : []), ...(t.notStarted ? [`${t.notStarted} not started`] : []), ...(t.unfinished ? [`${t.unfinished} unfinished`] : [])];
     lines.push(`${run.name} (${run.workflow}) on ${run.backend}: ${run.complete ? 'complete' : 'incomplete'} · ${shards}${t.jobs} jobs: ${counts.join(', ')} · ${run.creditsUsed} credits used`);
     if (run.duplicates.length > 0) lines.push(`  recorded by more than one state: ${run.duplicates.join(', ')}`);
-    for (const [jobId, job] of Object.entries(run.jobs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const listed = listedJobs(Object.entries(run.jobs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), options.all === true);
+    for (const [jobId, job] of listed) {
       lines.push(`  job ${jobId}: ${job.status}${job.shard ? ` · shard ${job.shard}` : ''}${job.outputs.length ? ` → ${job.outputs.join(', ')}` : ''}`);
     }
+    const left = unlistedLine(Object.values(run.jobs), listed.length, resumeCommand(['status', ...(file === undefined ? [] : [file]), '--merge', ...dirs, '--all'], { backend: undefined, stateDir: undefined, vars: {} }, ctx.program));
+    if (left !== undefined) lines.push(left);
   }
   ctx.stdout.write(`${lines.join('\n')}\n`);
   return ExitCode.ok;

@@ -147,6 +147,10 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     }
     const text = await runCli(['status', 'batch.yaml', '--queue', redis.url], { cwd });
     expect(text.stdout).toMatch(/batch \(batch\.yaml\): success · 3000 credits used/);
+    // 30 jobs, all done: counted, not listed one by one.
+    expect(text.stdout).toContain('  30 jobs: 30 done\n');
+    expect(text.stdout).toContain(`  30 jobs not listed (30 done); every one: talk status batch.yaml --queue ${redis.url} --all\n`);
+    expect((await runCli(['status', 'batch.yaml', '--queue', redis.url, '--all'], { cwd })).stdout.match(/^ {2}job p\d\d: done/gm)).toHaveLength(30);
 
     // And once more, after everything finished: nothing is added, nothing sent, exit 0.
     const again = await follow(cwd, served, account);

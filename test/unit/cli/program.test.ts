@@ -95,6 +95,7 @@ describe('argv → typed options, one row per command and flag', () => {
     ['status --json', ['status', 'a.yaml', '--json'], 'status', ['a.yaml'], { json: true }],
     ['status --queue', ['status', 'a.yaml', '--queue', 'redis://h:1'], 'status', ['a.yaml'], { queue: 'redis://h:1' }],
     ['status --merge', ['status', 'a.yaml', '--merge', 's1', 's2'], 'status', ['a.yaml'], { merge: ['s1', 's2'] }],
+    ['status --all', ['status', 'a.yaml', '--all'], 'status', ['a.yaml'], { all: true }],
     ['credits', ['credits'], 'credits', [], { backend: undefined }],
     ['credits workflow', ['credits', 'a.yaml'], 'credits', ['a.yaml'], {}],
     ['credits --backend', ['credits', '--backend', 'local'], 'credits', [], { backend: 'local' }],
