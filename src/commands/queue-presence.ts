@@ -6,8 +6,8 @@
  */
 import type { Queue } from 'bullmq';
 import { sleep } from '../core/abort.js';
-import { shellQuote } from '../core/shell-quote.js';
 import type { QueueAddress } from '../queue/connection.js';
+import { commandLine, workerCommandLine } from './resume-command.js';
 
 /** How often the queue's workers are counted while jobs wait. */
 export const PRESENCE_CHECK_MS = 5000;
@@ -19,7 +19,7 @@ export interface PresenceOptions {
   address: QueueAddress;
   /** The backend the workers must use (`--backend` of the worker command shown), if a URL. */
   backend: string | undefined;
-  program: string;
+  program: string | undefined;
   say: (level: 'info' | 'warn', message: string) => void;
   /** Ends the watch (the jobs settled, or the command stops). */
   signal: AbortSignal;
@@ -28,8 +28,8 @@ export interface PresenceOptions {
 
 /** Count the workers now and every `everyMs` until `signal` aborts; say each change that matters. */
 export async function watchQueuePresence(o: PresenceOptions): Promise<void> {
-  const words = (args: string[]): string => [o.program, ...args.map(shellQuote)].join(' ');
-  const worker = words(['worker', '--queue', o.address.shown, ...(o.backend === undefined ? [] : ['--backend', o.backend])]);
+  const worker = workerCommandLine(o.address.shown, o.backend, o.program);
+  const resume = commandLine(['queue', 'resume', '--queue', o.address.shown], o.program);
   let last: Presence = 'taking';
   while (!o.signal.aborted) {
     let now: Presence;
@@ -44,7 +44,7 @@ export async function watchQueuePresence(o: PresenceOptions): Promise<void> {
     }
     if (now !== last && !o.signal.aborted) {
       if (now === 'no-workers') o.say('warn', `no worker is taking jobs from ${o.address.shown}; the jobs wait until one starts: ${worker}`);
-      else if (now === 'paused') o.say('warn', `the queue on ${o.address.shown} is paused; the jobs wait until it is resumed: ${words(['queue', 'resume', '--queue', o.address.shown])}`);
+      else if (now === 'paused') o.say('warn', `the queue on ${o.address.shown} is paused; the jobs wait until it is resumed: ${resume}`);
       else o.say('info', `${workers} ${workers === 1 ? 'worker is' : 'workers are'} taking jobs from ${o.address.shown}`);
       last = now;
     }

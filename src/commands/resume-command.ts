@@ -13,6 +13,15 @@ export function resumeCommand(words: string[], options: Pick<SharedOptions, 'bac
   if (options.backend !== undefined) args.push('--backend', options.backend);
   if (options.stateDir !== undefined) args.push('--state-dir', options.stateDir);
   for (const [name, value] of Object.entries(options.vars)) args.push('--var', `${name}=${value}`);
-  // `program` is already shell words (`node ./bin/talk.js`); the arguments are quoted.
-  return [program, ...args.map(shellQuote)].join(' ');
+  return commandLine(args, program);
+}
+
+/** A talk command as the user types it: `program` is already shell words (`node ./bin/talk.js`); the arguments are quoted. */
+export function commandLine(words: readonly string[], program = 'talk'): string {
+  return [program, ...words.map(shellQuote)].join(' ');
+}
+
+/** The `talk worker` that takes a queue's jobs (with the backend they were enqueued for, when it is a URL). */
+export function workerCommandLine(queue: string, backend: string | undefined, program = 'talk'): string {
+  return commandLine(['worker', '--queue', queue, ...(backend === undefined ? [] : ['--backend', backend])], program);
 }

@@ -12,7 +12,6 @@
  */
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import { ExitCode } from '../core/errors.js';
-import { shellQuote } from '../core/shell-quote.js';
 import { stamp } from '../core/events.js';
 import { planListing, type Plan } from '../plan/types.js';
 import { createReporter } from '../reporters/index.js';
@@ -26,6 +25,7 @@ import { reporterOutput, type CommandContext, type SharedOptions } from './conte
 import { checkCreditsFit } from './credits-fit.js';
 import { localBackendNotShared } from './queue-knobs.js';
 import { watchQueuePresence } from './queue-presence.js';
+import { commandLine, workerCommandLine } from './resume-command.js';
 
 /** How a queued run is reported. */
 export interface QueueRunOptions extends SharedOptions {
@@ -163,9 +163,8 @@ export async function enqueueAndFollow(
     for (let from = 0; from < adds.length; from += ADD_SLICE) await queue.addBulk(adds.slice(from, from + ADD_SLICE));
     const message = `enqueued ${entries.length - already} of ${entries.length} jobs on ${context.address.shown}${already > 0 ? ` (${already} were already queued: the same jobs are never added twice)` : ''}`;
     if (!reporter) {
-      const program = ctx.program ?? 'talk';
-      const worker = [program, ...['worker', '--queue', context.address.shown, ...(plan.backend.kind === 'url' ? ['--backend', context.backendId] : [])].map(shellQuote)].join(' ');
-      const status = [program, ...['status', context.shown, '--queue', context.address.shown].map(shellQuote)].join(' ');
+      const worker = workerCommandLine(context.address.shown, plan.backend.kind === 'url' ? context.backendId : undefined, ctx.program);
+      const status = commandLine(['status', context.shown, '--queue', context.address.shown], ctx.program);
       if (options.reporter === 'json') {
         // stdout carries JSON lines only in this mode.
         ctx.stdout.write(`${JSON.stringify(stamp({ type: 'notice', level: 'info', message: `${message}; follow with: ${context.followCommand}` }))}\n`);
@@ -195,7 +194,7 @@ export async function enqueueAndFollow(
           queue,
           address: context.address,
           backend: plan.backend.kind === 'url' ? context.backendId : undefined,
-          program: ctx.program ?? 'talk',
+          program: ctx.program,
           say: (level, message) => reporter.emit(stamp({ type: 'notice', level, message })),
           signal: AbortSignal.any([followed.signal, ctx.signal]),
         })

@@ -13,7 +13,7 @@ import { readRedisRunJobs, runStateKeys } from '../queue/redis-state-store.js';
 import { STATE_FORMAT_VERSION } from '../state/types.js';
 import { STATUS_LISTED_JOBS, type CommandContext, type SharedOptions } from './context.js';
 import type { JobState, JobStatus } from '../state/types.js';
-import { resumeCommand } from './resume-command.js';
+import { commandLine, resumeCommand } from './resume-command.js';
 
 export interface StatusOptions extends SharedOptions {
   json: boolean;
@@ -298,7 +298,7 @@ async function mergedStatus(dirs: string[], file: string | undefined, options: S
     for (const [jobId, job] of listed) {
       lines.push(`  job ${jobId}: ${job.status}${job.shard ? ` · shard ${job.shard}` : ''}${job.outputs.length ? ` → ${job.outputs.join(', ')}` : ''}`);
     }
-    const left = unlistedLine(Object.values(run.jobs), listed.length, resumeCommand(['status', ...(file === undefined ? [] : [file]), '--merge', ...dirs, '--all'], { backend: undefined, stateDir: undefined, vars: {} }, ctx.program));
+    const left = unlistedLine(Object.values(run.jobs), listed.length, commandLine(['status', ...(file === undefined ? [] : [file]), '--merge', ...dirs, '--all'], ctx.program));
     if (left !== undefined) lines.push(left);
   }
   ctx.stdout.write(`${lines.join('\n')}\n`);

@@ -56,7 +56,7 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
       queue,
       address: o.address,
       backend: first.backend.kind === 'url' ? backendId : undefined,
-      program: o.ctx.program ?? 'talk',
+      program: o.ctx.program,
       say: (level, message) => o.emit(stamp({ type: 'notice', level, message })),
       signal: AbortSignal.any([stop.signal, o.ctx.signal]),
     });
