@@ -19,6 +19,7 @@ import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { ExitCode, StepFailedError, UsageError } from '../core/errors.js';
 import type { TalkEvent } from '../core/events.js';
 import { stamp } from '../core/events.js';
+import { clockTime } from '../reporters/format.js';
 import type { Plan } from '../plan/types.js';
 import { cachedHasher, changedFields, createLimiters, createRunner, CreditBudget, hashFile, TurnsGroup, type Limiters, type StepFingerprint } from '../runner/index.js';
 import { connectRedis, KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions } from '../queue/connection.js';
@@ -71,12 +72,13 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
   const knobs = queueKnobsFromEnv(ctx.env);
   const concurrency = options.concurrency ?? DEFAULT_WORKER_CONCURRENCY;
   const json = options.json || options.reporter === 'json';
+  // A worker's text is a log: every line says when (UTC, as the plain reporter's lines).
   const say = (text: string): void => {
-    if (!json) ctx.stdout.write(`${text}\n`);
+    if (!json) ctx.stdout.write(`${clockTime(new Date().toISOString())} ${text}\n`);
   };
   const emitLine = (event: TalkEvent): void => {
     if (json) ctx.stdout.write(`${JSON.stringify(event)}\n`);
-    else if (event.type === 'notice' && event.level === 'warn') ctx.stdout.write(`warning: ${event.message}\n`);
+    else if (event.type === 'notice' && event.level === 'warn') say(`warning: ${event.message}`);
   };
 
   // A worker may start before its Redis: it says so and starts when Redis answers.
@@ -300,8 +302,9 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
   try {
     await worker.waitUntilReady();
     await prepare();
-    say(`worker ready: queue ${address.shown}, ${concurrency} jobs at a time`);
-    if (json) emitLine(stamp({ type: 'notice', level: 'info', message: `worker ready: queue ${address.shown}, ${concurrency} jobs at a time` }));
+    const ready = `worker ready: queue ${address.shown}, ${concurrency} ${concurrency === 1 ? 'job' : 'jobs'} at a time`;
+    say(ready);
+    if (json) emitLine(stamp({ type: 'notice', level: 'info', message: ready }));
     const stopped = new Promise<void>((resolve) => {
       if (ctx.signal.aborted) resolve();
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });

@@ -562,6 +562,30 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect((await worker.done).code).toBe(130);
   }, 150_000);
 
+  it("a worker's text is a log: ready, each job taken and done, the stop — every line timed", async () => {
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const account = 'e2e-queue-worker-text';
+    const cwd = await workspace(2);
+    const workerDir = await mkdtemp(path.join(tmpdir(), 'talk-e2e-worker-'));
+    const worker = spawnCli(['worker', '--queue', redis.url, '--backend', served.url, '--concurrency', '1'], { cwd: workerDir, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    cleanups.push(async () => {
+      if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
+      await worker.done.catch(() => undefined);
+      await rm(workerDir, { recursive: true, force: true });
+    });
+    await worker.waitForOutput(/worker ready/);
+    expect((await follow(cwd, served, account)).code).toBe(0);
+    worker.child.kill('SIGINT');
+    const result = await worker.done;
+    expect(result.code).toBe(130);
+    const lines = result.stdout.trim().split('\n');
+    for (const line of lines) expect(line).toMatch(/^\d\d:\d\d:\d\d \S/);
+    const text = lines.map((l) => l.slice(9));
+    expect(text[0]).toBe(`worker ready: queue ${redis.url}, 1 job at a time`);
+    expect(text).toEqual(expect.arrayContaining(['job p00 of batch: taken', 'job p00 of batch: done', 'job p01 of batch: taken', 'job p01 of batch: done']));
+    expect(text.at(-1)).toBe('stopping: jobs in flight save their state and go back to the queue');
+  }, 150_000);
+
   it('jobs nothing takes are said to wait, and why: no worker (with the command that starts one), a paused queue (with the one that resumes it)', async () => {
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
     const account = 'e2e-queue-presence';
