@@ -1,5 +1,5 @@
 import { CreditsError, ExitCode, UsageError, WorkflowInvalidError, exitCodeForStatus } from '../core/errors.js';
-import { queueAddressFrom } from './queue-knobs.js';
+import { localBackendNotShared, queueAddressFrom } from './queue-knobs.js';
 import { displayPath } from '../core/paths.js';
 import { defaultProbeCacheDir, loadWorkflow } from '../workflow/index.js';
 import { planRun, shardPlan, type Plan, type Shard } from '../plan/index.js';
@@ -85,8 +85,14 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   }
 
   if (options.dryRun) {
-    if (json) ctx.stdout.write(`${JSON.stringify({ plan })}\n`);
-    else for (const piece of await planViewPieces(plan, { stateDir: options.stateDir, fresh: options.fresh, shard }, ctx)) ctx.stdout.write(piece);
+    // With --queue the jobs would go to the workers: the dry run says so (and enqueues nothing),
+    // and refuses what the enqueue would refuse.
+    if (address && plan.backend.kind === 'local') throw localBackendNotShared('talk run --queue');
+    if (json) ctx.stdout.write(`${JSON.stringify({ plan, ...(address ? { queue: address.shown } : {}) })}\n`);
+    else {
+      for (const piece of await planViewPieces(plan, { stateDir: options.stateDir, fresh: options.fresh, shard }, ctx)) ctx.stdout.write(piece);
+      if (address) ctx.stdout.write(`with --queue: ${plan.jobs.length === 1 ? 'this job' : `these ${plan.jobs.length} jobs`} would be enqueued on ${address.shown} for the workers (jobs already queued are not added again); nothing was enqueued\n`);
+    }
     return ExitCode.ok;
   }
 

@@ -21,7 +21,8 @@ import { reporterOutput, type CommandContext, type SharedOptions } from './conte
 import { createWatchJobRunner } from './watch-jobs.js';
 import { findMediaTools } from './media-tools.js';
 import { writeWatchIndex } from './report.js';
-import { queueAddressFrom } from './queue-knobs.js';
+import { localBackendNotShared, queueAddressFrom } from './queue-knobs.js';
+import type { QueueAddress } from '../queue/connection.js';
 import { resumeCommand } from './resume-command.js';
 import { unreachable } from '../core/unreachable.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -75,7 +76,12 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const stateDir = stateDirFor(workflowFile, options.stateDir, ctx.cwd);
   // One clock for the watch: the watcher's settle window, its dates, and this command's timings.
   const clock: Clock = systemClock;
-  if (options.dryRun) return previewWatch(dir, current.workflow, config, stateDir, workflowFile, options, ctx, clock);
+  if (options.dryRun) {
+    const queue = queueAddressFrom(options.queue, ctx.env);
+    // What the queued watcher would refuse, its dry run refuses too.
+    if (queue && planRun(current.workflow, { backend: options.backend, concurrency: options.concurrency }).backend.kind === 'local') throw localBackendNotShared('talk watch --queue');
+    return previewWatch(dir, current.workflow, config, stateDir, workflowFile, options, ctx, clock, queue);
+  }
 
   const reporter: Reporter = createReporter({
     // A watcher is a long-lived log, not one run's progress view: `auto` means plain lines.
@@ -179,7 +185,7 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
  * `talk watch --dry-run`: the bundles a watcher would take now and what each would cost, by the
  * plan's price list; nothing is written, moved or sent (no backend is started).
  */
-async function previewWatch(dir: string, workflow: Workflow, config: WatchConfig, stateDir: string, workflowFile: string, options: WatchOptions, ctx: CommandContext, clock: Clock): Promise<number> {
+async function previewWatch(dir: string, workflow: Workflow, config: WatchConfig, stateDir: string, workflowFile: string, options: WatchOptions, ctx: CommandContext, clock: Clock, queue: QueueAddress | undefined): Promise<number> {
   const entries = await previewFolder({ dir, config, stateDir, exclude: [workflowFile], clock, signal: ctx.signal });
   const plan = planRun(workflow, { backend: options.backend, concurrency: options.concurrency });
   const rows = entries.map((entry) => {
@@ -191,12 +197,12 @@ async function previewWatch(dir: string, workflow: Workflow, config: WatchConfig
   const total = rows.reduce((sum, r) => sum + r.credits, 0);
   const taken = rows.filter((r) => r.kind === 'take').length;
   if (options.reporter === 'json') {
-    ctx.stdout.write(`${JSON.stringify({ dryRun: true, bundles: rows, credits: total })}\n`);
+    ctx.stdout.write(`${JSON.stringify({ dryRun: true, bundles: rows, credits: total, ...(queue ? { queue: queue.shown } : {}) })}\n`);
     return 0;
   }
   const rel = (p: string): string => path.relative(ctx.cwd, p) || p;
   const width = Math.max(4, ...rows.map((r) => r.name.length));
-  const lines = [`dry run: ${taken} ${taken === 1 ? 'bundle' : 'bundles'} would be taken now from ${rel(dir)} · about ${total} credits; nothing was changed`];
+  const lines = [`dry run: ${taken} ${taken === 1 ? 'bundle' : 'bundles'} would be taken now from ${rel(dir)}${queue ? ` and queued for the workers on ${queue.shown}` : ''} · about ${total} credits; nothing was changed`];
   for (const row of rows) {
     const name = row.name.padEnd(width);
     switch (row.kind) {

@@ -502,7 +502,7 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(await served.stats()).toMatchObject({ sessionsCreated: 0, uploads: 0, messages: 0, rendersStarted: 0 });
   }, 120_000);
 
-  it('usage: --detach without a queue, a queue that is not redis://, the in-process local backend on a queue, a worker without a queue: exit 2', async () => {
+  it('usage: --detach without a queue, a queue that is not redis://, the in-process local backend on a queue (also in a dry run, which says where the jobs would go), a worker without a queue: exit 2', async () => {
     const cwd = await workspace(1);
     const noQueue = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--detach'], { cwd });
     expect(noQueue.code).toBe(2);
@@ -514,6 +514,21 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(local.code).toBe(2);
     expect(local.stderr).toMatch(/workers cannot share the in-process local backend/);
     expect(local.stderr).toMatch(/pass its URL with --backend to `talk run --queue` and to every `talk worker`/);
+    // A dry run with --queue refuses what the enqueue would, and says where the jobs would go.
+    const localDry = await runCli(['run', 'batch.yaml', '--backend', 'local', '--queue', redis.url, '--dry-run'], { cwd });
+    expect(localDry.code).toBe(2);
+    expect(localDry.stderr).toMatch(/workers cannot share the in-process local backend/);
+    const dry = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--queue', redis.url, '--dry-run'], { cwd });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`with --queue: this job would be enqueued on ${redis.url} for the workers (jobs already queued are not added again); nothing was enqueued`);
+    await mkdir(path.join(cwd, 'inbox'));
+    await copyFile(path.join(cwd, 'faces', 'p00.jpg'), path.join(cwd, 'inbox', 'zed.jpg'));
+    await copyFile(path.join(cwd, 'voices', 'p00.mp3'), path.join(cwd, 'inbox', 'zed.mp3'));
+    await writeFile(path.join(cwd, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'watch:', '  settle: 200ms', ''].join('\n'));
+    const watchDry = await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--queue', redis.url, '--backend', 'http://127.0.0.1:9', '--dry-run'], { cwd });
+    expect(watchDry.code, watchDry.stderr).toBe(0);
+    expect(watchDry.stdout).toContain(`dry run: 1 bundle would be taken now from inbox and queued for the workers on ${redis.url}`);
+    expect((await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--queue', redis.url, '--backend', 'local', '--dry-run'], { cwd })).code).toBe(2);
     expect(await queueCounts()).toMatchObject({ waiting: 0, prioritized: 0 });
     const worker = await runCli(['worker'], { cwd });
     expect(worker.code).toBe(2);
