@@ -174,13 +174,16 @@ export async function enqueueAndFollow(
       return ExitCode.ok;
     }
     reporter.emit(stamp({ type: 'notice', level: 'info', message }));
-    // Jobs that ended before we listened (enqueued and finished earlier) are read back.
+    // Jobs that ended before we listened (enqueued and finished earlier) are read back. Their
+    // state first, then the job: a job read while it ran and found finished a moment later
+    // would bring no result (the 'completed' event brings it then).
     for (const entry of entries) {
-      const job = (await queue.getJob(entry.id));
+      const state = await queue.getJobState(entry.id);
+      if (state !== 'completed' && state !== 'failed') continue;
+      const job = await queue.getJob(entry.id);
       if (!job) continue;
-      const state = await job.getState();
-      if (state === 'completed') record(entry.id, job.returnvalue);
-      else if (state === 'failed') record(entry.id, failedResult(entry.id, job.failedReason));
+      if (state === 'failed') record(entry.id, failedResult(entry.id, job.failedReason));
+      else if (job.returnvalue) record(entry.id, job.returnvalue);
     }
     if (entries.length === 0) settle();
     const interrupted = new Promise<void>((resolve) => {

@@ -5,7 +5,7 @@
 // restarted mid-batch. Moments are picked from the processes' events, never from sleeps.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
@@ -194,7 +194,7 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     await queue.close();
     expect(await queueCounts()).toMatchObject({ completed: 0 });
     const again = await follow(cwd, served, account);
-    expect(again.code).toBe(0);
+    expect(again.code, `${again.stdout.slice(-3000)}\n${again.stderr}`).toBe(0);
     expect(again.events.at(-1)).toMatchObject({ type: 'run:done', status: 'success' });
     // Resumed from its state on the worker: nothing sent or charged again.
     expect(again.events).toContainEqual(expect.objectContaining({ type: 'step:skipped', step: 'instruction-1', reason: 'resumed' }));
@@ -524,6 +524,9 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     await mkdir(path.join(cwd, 'inbox'));
     await copyFile(path.join(cwd, 'faces', 'p00.jpg'), path.join(cwd, 'inbox', 'zed.jpg'));
     await copyFile(path.join(cwd, 'voices', 'p00.mp3'), path.join(cwd, 'inbox', 'zed.mp3'));
+    // Written a minute ago: settled, whatever the time this test takes to get here.
+    const settled = new Date(Date.now() - 60_000);
+    for (const name of ['zed.jpg', 'zed.mp3']) await utimes(path.join(cwd, 'inbox', name), settled, settled);
     await writeFile(path.join(cwd, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'watch:', '  settle: 200ms', ''].join('\n'));
     const watchDry = await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--queue', redis.url, '--backend', 'http://127.0.0.1:9', '--dry-run'], { cwd });
     expect(watchDry.code, watchDry.stderr).toBe(0);
