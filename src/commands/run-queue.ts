@@ -23,7 +23,6 @@ import { JOB_DATA_VERSION, queueJobId, runKeyFor, type QueueJobData, type QueueJ
 import { connectBackend, type Connection } from './connect.js';
 import { reporterOutput, type CommandContext, type SharedOptions } from './context.js';
 import { checkCreditsFit } from './credits-fit.js';
-import { localBackendNotShared } from './queue-knobs.js';
 import { watchQueuePresence } from './queue-presence.js';
 import { commandLine, workerCommandLine } from './resume-command.js';
 
@@ -80,14 +79,13 @@ async function readJobStates(address: QueueAddress, runKey: string, jobIds: stri
   }
 }
 
-/** Enqueue the plan's jobs; follow them unless `detach`. Returns the exit code. */
+/** Enqueue the plan's jobs (on a backend workers can share: run.ts refuses the in-process one); follow them unless `detach`. Returns the exit code. */
 export async function enqueueAndFollow(
   plan: Plan,
   context: { address: QueueAddress; backendId: string; shown: string; followCommand: string },
   options: QueueRunOptions,
   ctx: CommandContext,
 ): Promise<number> {
-  if (plan.backend.kind === 'local') throw localBackendNotShared('talk run --queue');
   await reachRedis(context.address);
   const started = Date.now();
   const hasher = cachedHasher(hashFile);

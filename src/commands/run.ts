@@ -77,6 +77,8 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
 
   const address = queueAddressFrom(options.queue, ctx.env);
   if (options.detach === true && !address) throw new UsageError('--detach needs a queue', { hint: 'pass --queue redis://host:port[/db] (or set TALK_QUEUE), or leave --detach out' });
+  // Workers cannot share an in-process backend: refused before anything, a dry run included.
+  if (address && plan.backend.kind === 'local') throw localBackendNotShared('talk run --queue');
   if (address && !options.dryRun) {
     const followCommand = resumeCommand(['run', shown, ...(shard ? ['--shard', `${shard.index}/${shard.count}`] : []), '--queue', address.shown], options, ctx.program);
     // Imported here: bullmq and ioredis (1.6 MB of bundle) are for --queue alone.
@@ -85,9 +87,7 @@ async function runOne(file: string, options: RunOptions, ctx: CommandContext): P
   }
 
   if (options.dryRun) {
-    // With --queue the jobs would go to the workers: the dry run says so (and enqueues nothing),
-    // and refuses what the enqueue would refuse.
-    if (address && plan.backend.kind === 'local') throw localBackendNotShared('talk run --queue');
+    // With --queue the jobs would go to the workers: the dry run says so (and enqueues nothing).
     if (json) ctx.stdout.write(`${JSON.stringify({ plan, ...(address ? { queue: address.shown } : {}) })}\n`);
     else {
       for (const piece of await planViewPieces(plan, { stateDir: options.stateDir, fresh: options.fresh, shard }, ctx)) ctx.stdout.write(piece);

@@ -10,9 +10,8 @@ import { connectBackend, type Connection } from './connect.js';
 import { queueAddressFrom } from './queue-knobs.js';
 import { connectRedis, KEY_PREFIX, reachRedis, type QueueAddress } from '../queue/connection.js';
 import { readRedisRunJobs, runStateKeys } from '../queue/redis-state-store.js';
-import { STATE_FORMAT_VERSION } from '../state/types.js';
+import { STATE_FORMAT_VERSION, type JobState, type JobStatus } from '../state/types.js';
 import { STATUS_LISTED_JOBS, type CommandContext, type SharedOptions } from './context.js';
-import type { JobState, JobStatus } from '../state/types.js';
 import { commandLine, resumeCommand } from './resume-command.js';
 
 export interface StatusOptions extends SharedOptions {

@@ -20,7 +20,6 @@ import type { Workflow } from '../workflow/index.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { backendIdFor } from './resume-view.js';
 import type { WatchJobRunner } from './watch-jobs.js';
-import { localBackendNotShared } from './queue-knobs.js';
 import { watchQueuePresence } from './queue-presence.js';
 
 export interface QueueBundleOptions {
@@ -33,10 +32,8 @@ export interface QueueBundleOptions {
 
 /** A `WatchJobRunner` whose bundles run on the queue's workers. */
 export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<WatchJobRunner> {
+  // On a backend workers can share: watch.ts refuses the in-process one.
   const first = planRun(o.workflow(), { backend: o.options.backend, concurrency: o.options.concurrency });
-  if (first.backend.kind === 'local') {
-    throw localBackendNotShared('talk watch --queue');
-  }
   const backendId = backendIdFor(first, o.ctx.env);
   await reachRedis(o.address);
   const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redisOptions(o.address), prefix: KEY_PREFIX });

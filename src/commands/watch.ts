@@ -16,7 +16,7 @@ import { stateDirFor } from '../state/index.js';
 import { loadWorkflow, type Workflow } from '../workflow/index.js';
 import { previewFolder, resolveWatchConfig, watchFolder, type RunBundle, type WatchConfig, type WatchEvent } from '../watch/index.js';
 import { estimateCredits } from '../plan/index.js';
-import { planJobForItem, planRun } from '../plan/plan-run.js';
+import { backendChoice, planJobForItem, planRun } from '../plan/plan-run.js';
 import { reporterOutput, type CommandContext, type SharedOptions } from './context.js';
 import { createWatchJobRunner } from './watch-jobs.js';
 import { findMediaTools } from './media-tools.js';
@@ -76,12 +76,10 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const stateDir = stateDirFor(workflowFile, options.stateDir, ctx.cwd);
   // One clock for the watch: the watcher's settle window, its dates, and this command's timings.
   const clock: Clock = systemClock;
-  if (options.dryRun) {
-    const queue = queueAddressFrom(options.queue, ctx.env);
-    // What the queued watcher would refuse, its dry run refuses too.
-    if (queue && planRun(current.workflow, { backend: options.backend, concurrency: options.concurrency }).backend.kind === 'local') throw localBackendNotShared('talk watch --queue');
-    return previewWatch(dir, current.workflow, config, stateDir, workflowFile, options, ctx, clock, queue);
-  }
+  const address = queueAddressFrom(options.queue, ctx.env);
+  // Workers cannot share an in-process backend: refused before anything, a dry run included.
+  if (address && backendChoice(options.backend, current.workflow.backend).kind === 'local') throw localBackendNotShared('talk watch --queue');
+  if (options.dryRun) return previewWatch(dir, current.workflow, config, stateDir, workflowFile, options, ctx, clock, address);
 
   const reporter: Reporter = createReporter({
     // A watcher is a long-lived log, not one run's progress view: `auto` means plain lines.
@@ -98,7 +96,6 @@ export async function watchCommand(args: string[], options: WatchOptions, ctx: C
   const outputs: Extract<TalkEvent, { type: 'run:done' }>['outputs'] = [];
   let creditsUsed = 0;
 
-  const address = queueAddressFrom(options.queue, ctx.env);
   // watch-queue.js is imported only with --queue: bullmq and ioredis are for it alone.
   const jobs = address
     ? await (await import('./watch-queue.js')).createQueueBundleRunner({ address, workflow: () => current.workflow, options, ctx, emit: (event) => reporter.emit(event) })

@@ -42,7 +42,7 @@ export function shardPlan(plan: Plan, shard: Shard): Plan {
   return { ...plan, jobs: plan.jobs.filter((job) => mine.has(job.id)), shard: { index: shard.index, count: shard.count, of: plan.jobs.length } };
 }
 
-/** What a sharded plan holds, in a line (`talk plan`/`--dry-run`, and the run's first notice). */
+/** What a sharded plan holds, in a line (`talk plan` and `--dry-run`; a run's `run:start` carries `plan.shard`). */
 export function shardSummary(plan: Plan): string | undefined {
   if (!plan.shard) return undefined;
   const { index, count, of } = plan.shard;

@@ -86,6 +86,27 @@ async function queueCounts(): Promise<Record<string, number>> {
   }
 }
 
+/**
+ * A watch folder in `dir`: `watch.yaml` (one instruction, a low-quality 720p export, a 200 ms
+ * settle) and `inbox/` with a portrait (its own bytes per stem) and a voice-over per stem, dated
+ * a minute ago so they count as settled whenever the test looks. Returns the inbox.
+ */
+async function watchInbox(dir: string, stems: readonly string[]): Promise<string> {
+  await writeFile(path.join(dir, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', '  resolution: 720p', 'watch:', '  settle: 200ms', ''].join('\n'));
+  const inbox = path.join(dir, 'inbox');
+  await mkdir(inbox);
+  const media = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-e2e'));
+  const settled = new Date(Date.now() - 60_000);
+  for (const stem of stems) {
+    const portrait = path.join(inbox, `${stem}.jpg`);
+    const voice = path.join(inbox, `${stem}.mp3`);
+    await writeFile(portrait, Buffer.concat([await readFile(media.portrait), Buffer.from(stem)]));
+    await copyFile(media.voice, voice);
+    for (const file of [portrait, voice]) await utimes(file, settled, settled);
+  }
+  return inbox;
+}
+
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `p${String(i).padStart(2, '0')}`);
 
 /** An MP4 that ffprobe reads, with a video stream and a duration. */
@@ -361,14 +382,7 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
     const cwd = await mkdtemp(path.join(tmpdir(), 'talk-e2e-watchq-'));
     cleanups.push(() => rm(cwd, { recursive: true, force: true }));
-    const inbox = path.join(cwd, 'inbox');
-    await mkdir(inbox);
-    await writeFile(path.join(cwd, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', '  resolution: 720p', 'watch:', '  settle: 200ms', ''].join('\n'));
-    const media = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-e2e'));
-    for (const [stem, salt] of [['anna', 1], ['bob', 2]] as const) {
-      await writeFile(path.join(inbox, `${stem}.jpg`), Buffer.concat([await readFile(media.portrait), Buffer.from([salt])]));
-      await copyFile(media.voice, path.join(inbox, `${stem}.mp3`));
-    }
+    const inbox = await watchInbox(cwd, ['anna', 'bob']);
     const account = 'e2e-queue-watch';
     const worker = await startWorker(served, account, 2);
     const watched = await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--once', '--queue', redis.url, '--backend', served.url, '--reporter', 'plain'], { cwd, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
@@ -417,12 +431,7 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
     const cwd = await mkdtemp(path.join(tmpdir(), 'talk-e2e-watchq-'));
     cleanups.push(() => rm(cwd, { recursive: true, force: true }));
-    const inbox = path.join(cwd, 'inbox');
-    await mkdir(inbox);
-    await writeFile(path.join(cwd, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', '  resolution: 720p', 'watch:', '  settle: 200ms', ''].join('\n'));
-    const media = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-e2e'));
-    await writeFile(path.join(inbox, 'cleo.jpg'), Buffer.concat([await readFile(media.portrait), Buffer.from([7])]));
-    await copyFile(media.voice, path.join(inbox, 'cleo.mp3'));
+    const inbox = await watchInbox(cwd, ['cleo']);
     const account = 'e2e-queue-watch-idle';
     const watching = spawnCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--once', '--queue', redis.url, '--backend', served.url, '--json'], { cwd, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
     cleanups.push(async () => {
@@ -521,13 +530,7 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     const dry = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--queue', redis.url, '--dry-run'], { cwd });
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain(`with --queue: this job would be enqueued on ${redis.url} for the workers (jobs already queued are not added again); nothing was enqueued`);
-    await mkdir(path.join(cwd, 'inbox'));
-    await copyFile(path.join(cwd, 'faces', 'p00.jpg'), path.join(cwd, 'inbox', 'zed.jpg'));
-    await copyFile(path.join(cwd, 'voices', 'p00.mp3'), path.join(cwd, 'inbox', 'zed.mp3'));
-    // Written a minute ago: settled, whatever the time this test takes to get here.
-    const settled = new Date(Date.now() - 60_000);
-    for (const name of ['zed.jpg', 'zed.mp3']) await utimes(path.join(cwd, 'inbox', name), settled, settled);
-    await writeFile(path.join(cwd, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'watch:', '  settle: 200ms', ''].join('\n'));
+    await watchInbox(cwd, ['zed']);
     const watchDry = await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--queue', redis.url, '--backend', 'http://127.0.0.1:9', '--dry-run'], { cwd });
     expect(watchDry.code, watchDry.stderr).toBe(0);
     expect(watchDry.stdout).toContain(`dry run: 1 bundle would be taken now from inbox and queued for the workers on ${redis.url}`);
@@ -544,8 +547,7 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     const port = await freePort();
     const absent = `redis://127.0.0.1:${port}`;
     const account = 'e2e-queue-absent';
-    await writeFile(path.join(cwd, 'watch.yaml'), ['version: 1', 'name: inbox', 'instructions:', '  - Make this photo talk using my voiceover', 'export:', '  quality: low', 'watch:', '  settle: 200ms', ''].join('\n'));
-    await mkdir(path.join(cwd, 'inbox'));
+    await watchInbox(cwd, []);
     const commands = [
       ['run', 'batch.yaml', '--queue', absent, '--backend', served.url],
       ['run', 'batch.yaml', '--queue', absent, '--backend', served.url, '--detach'],
