@@ -169,11 +169,12 @@ export async function writeAtomically(
   // The stream's `flush` fsyncs the bytes, so the commit only renames.
   const target = createAtomicTarget(dest, { durable: false, tempName: partialName(dest) });
   const tap = new ByteTap(expected, onProgress);
+  // `flush: true` fsyncs the file before the stream closes, so the rename publishes complete
+  // bytes. A 1 MiB buffer gathers the socket's 64 KiB reads into fewer, larger writes.
+  const file = createWriteStream(target.tempPath, { flush: true, mode: 0o644, highWaterMark: DOWNLOAD_BUFFER_BYTES });
   let committed = false;
   try {
-    // `flush: true` fsyncs the file before the stream closes, so the rename publishes complete
-    // bytes. A 1 MiB buffer gathers the socket's 64 KiB reads into fewer, larger writes.
-    await pipeline(body, tap.transform(), createWriteStream(target.tempPath, { flush: true, mode: 0o644, highWaterMark: DOWNLOAD_BUFFER_BYTES }), { signal });
+    await pipeline(body, tap.transform(), file, { signal });
     if (expected !== undefined && tap.bytes !== expected) {
       throw new BackendError({
         message: `the download ended after ${tap.bytes} of ${expected} bytes`,
@@ -186,6 +187,11 @@ export async function writeAtomically(
     committed = true;
     return { bytes: tap.bytes, sha256: tap.digest() };
   } finally {
-    if (!committed) await target.abort();
+    if (!committed) {
+      // A failed pipeline rejects before the file stream has closed, and a stream destroyed
+      // before its file opened still opens (creates) it: removed only after the close.
+      if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
+      await target.abort();
+    }
   }
 }
