@@ -103,7 +103,7 @@ if (process.argv[2] === 'worker') {
     for (const count of workerCounts) {
       const share = await batch(count);
       (totals.get(count) ?? totals.set(count, []).get(count)!).push(share.total);
-      console.log(`round ${round} · ${count} worker${count === 1 ? ' ' : 's'} × ${Math.round(concurrency / count)}: overhead per job ${fmt(share.total)} slot-ms (first wave ${fmt(share.firstWave)}, between jobs ${fmt(share.between)}; taken → job ${fmt(share.before)} ms)`);
+      console.log(`round ${round} · ${count} worker${count === 1 ? ' ' : 's'} × ${Math.round(concurrency / count)}: overhead per job ${fmt(share.total)} slot-ms (first wave ${fmt(share.firstWave)}: slots started ${share.slotStart.toFixed(0)} ms after the first add; between jobs ${fmt(share.between)}; taken → job ${fmt(share.before)} ms)`);
     }
   }
   for (const [count, all] of totals) {

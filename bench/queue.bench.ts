@@ -2,7 +2,7 @@
 // (separate processes of the built CLI, one Redis, one `talk serve`) beside a single-process
 // `talk run` at the same total concurrency.
 //
-//   npm run build && node --import tsx bench/queue.bench.ts [--jobs 200] [--concurrency 20] [--workers 1,2,4] [--scale 5] [--rounds 1] [--no-single] [--cpu-prof DIR]
+//   npm run build && node --import tsx bench/queue.bench.ts [--jobs 200] [--concurrency 20] [--workers 1,2,4] [--scale 5] [--rounds 1] [--no-single] [--cold] [--cpu-prof DIR]
 //
 // Each job: 2 uploads → 1 instruction → export, latencies × `--scale` (as scheduler.bench.ts).
 // Ideal = one job alone (median of three) × ⌈jobs ÷ concurrency⌉. Printed per mode: wall,
@@ -45,6 +45,8 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     // Repeat every mode this many times, interleaved, and print the medians.
     rounds: { type: 'string', default: '1' },
+    // Leave out the warm-up job through one worker: workers then start without a code cache.
+    cold: { type: 'boolean', default: false },
   },
 });
 const jobs = Number(values.jobs);
@@ -225,6 +227,15 @@ try {
   const alone = singles.sort((a, b) => a - b)[1]!;
   const ideal = alone * Math.ceil(jobs / concurrency);
   console.log(`one job alone (CLI start to exit, median of 3): ${alone.toFixed(0)} ms · ideal ${ideal.toFixed(0)} ms`);
+  // `talk run` starts every timed run with the code cache its runs above wrote (bin/talk.js);
+  // a worker gets its own the same way, from one job through one worker (--cold: none).
+  if (!values.cold) {
+    await fresh();
+    const warm = await worker(1, 'warm-up');
+    const r = await cli(['run', 'one.yaml', '--queue', redis.url, '--backend', serve.url, '--no-report', '--reporter', 'plain'], 'warm-up-follow');
+    await warm.stop();
+    if (r.code !== 0) throw new Error(`warm-up job on the queue: exit ${String(r.code)}\n${r.stderr}`);
+  }
 
   /** Single-process `talk run` over the batch: its wall time. */
   const runSingle = async (): Promise<number> => {
@@ -258,7 +269,7 @@ try {
     const versus = single === undefined ? '' : ` · vs talk run ${((run.ms / single - 1) * 100).toFixed(1)} % (Δwall × ${concurrency} ÷ ${jobs}: ${fmt(((run.ms - single) * concurrency) / jobs)} ms)`;
     console.log(
       `${count} worker${count === 1 ? ' ' : 's'} × ${perWorker}: ${run.ms.toFixed(0)} ms · wall ÷ ideal ${(run.ms / ideal).toFixed(3)}${versus} · messages ${sent}\n` +
-        `    queue overhead per job ${fmt(share.total)} slot-ms (first wave ${fmt(share.firstWave)}, between jobs ${fmt(share.between)}; per job: taken → runner ${fmt(share.before)} ms, runner → finished ${fmt(share.after)} ms) · ` +
+        `    queue overhead per job ${fmt(share.total)} slot-ms (first wave ${fmt(share.firstWave)}: each slot's first job started ${share.slotStart.toFixed(0)} ms after the first was added, once per batch; between jobs ${fmt(share.between)}; per job: taken → runner ${fmt(share.before)} ms, runner → finished ${fmt(share.after)} ms) · ` +
         `enqueue: start → first job added ${(share.head - run.startedAt).toFixed(0)} ms · last job finished → follower exit ${(run.endedAt - share.lastFinished).toFixed(0)} ms\n` +
         `    CPU per job: talk ${fmt(cpu)} ms (workers from ready to stop + follower), redis ${fmt((redis1 - redis0) / jobs)} ms${serve0 === undefined || serve1 === undefined ? '' : `, serve ${fmt((serve1 - serve0) / jobs)} ms`} · Redis commands per job ${callsPerJob(calls0, calls1)}`,
     );

@@ -15,6 +15,8 @@ export interface SlotIdle {
   total: number;
   firstWave: number;
   between: number;
+  /** The first wave as a time: how long after the first job was added a slot's first job started, mean over the slots (once per batch, whatever its size). */
+  slotStart: number;
   /** BullMQ taking a job → the runner starting it. */
   before: number;
   /** The runner's end → BullMQ recording the job finished. */
@@ -51,6 +53,7 @@ export function slotIdle(records: readonly JobRecord[], slots: number, debug = f
     total: idle / n,
     firstWave: firstWave / n,
     between: (idle - firstWave) / n,
+    slotStart: firstWave / Math.min(slots, starts.length),
     before: mean((r) => r.runFrom - r.taken),
     after: mean((r) => r.finished - r.runTo),
     head: added,
