@@ -7,6 +7,7 @@
 import type { Queue } from 'bullmq';
 import { sleep } from '../core/abort.js';
 import type { QueueAddress } from '../queue/connection.js';
+import { workerProcesses } from '../queue/job-worker.js';
 import { commandLine, workerCommandLine } from './resume-command.js';
 
 /** How often the queue's workers are counted while jobs wait. */
@@ -36,7 +37,7 @@ export async function watchQueuePresence(o: PresenceOptions): Promise<void> {
     let workers = 0;
     try {
       const [list, paused] = await Promise.all([o.queue.getWorkers(), o.queue.isPaused()]);
-      workers = list.length;
+      workers = workerProcesses(list);
       now = paused ? 'paused' : workers === 0 ? 'no-workers' : 'taking';
     } catch {
       // Redis away for a moment: the follow itself waits for it; nothing to say here.

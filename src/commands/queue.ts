@@ -12,6 +12,7 @@ import { Queue } from 'bullmq';
 import { ExitCode, UsageError } from '../core/errors.js';
 import { formatDuration, parseDuration } from '../core/abort.js';
 import { KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions } from '../queue/connection.js';
+import { workerProcesses } from '../queue/job-worker.js';
 import type { CommandContext, SharedOptions } from './context.js';
 import { queueAddressFrom } from './queue-knobs.js';
 import { unreachable } from '../core/unreachable.js';
@@ -63,7 +64,7 @@ export async function queueCommand(args: string[], options: QueueOptions, ctx: C
     }
     const after = action === 'status' ? before : await counts(queue);
     const paused = await queue.isPaused();
-    const workers = (await queue.getWorkers()).length;
+    const workers = workerProcesses(await queue.getWorkers());
     const removed = action === 'drain' ? before.waiting - after.waiting : 0;
     const rate = await queue.getGlobalRateLimit();
     const atOnce = await queue.getGlobalConcurrency();

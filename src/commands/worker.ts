@@ -22,7 +22,7 @@ import { stamp } from '../core/events.js';
 import { clockTime } from '../reporters/format.js';
 import type { Plan } from '../plan/types.js';
 import { cachedHasher, changedFields, createLimiters, createRunner, CreditBudget, hashFile, TurnsGroup, type Limiters, type StepFingerprint } from '../runner/index.js';
-import { connectRedis, KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions } from '../queue/connection.js';
+import { closeRedis, connectRedis, KEY_PREFIX, QUEUE_NAME, reachRedis } from '../queue/connection.js';
 import { JOB_DATA_VERSION, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
 import { openRedisJobStore } from '../queue/redis-state-store.js';
 import { redisCredits } from '../queue/redis-credits.js';
@@ -35,7 +35,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { RedisTurns } from '../queue/redis-turns.js';
 import { EventRelay } from '../queue/event-relay.js';
-import { StateCarryingWorker } from '../queue/job-worker.js';
+import { SlotWorkers } from '../queue/job-worker.js';
 
 export interface WorkerOptions extends SharedOptions {
   queue?: string | undefined;
@@ -262,11 +262,11 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     };
   };
 
-  const worker = new StateCarryingWorker<QueueJobData, QueueJobResult>(QUEUE_NAME, processJob, {
-    connection: redisOptions(address),
+  const worker = new SlotWorkers<QueueJobData, QueueJobResult>(QUEUE_NAME, processJob, {
+    connection: connectRedis(address),
     prefix: KEY_PREFIX,
-    concurrency,
-    autorun: false,
+    slots: concurrency,
+    name: workerId,
     lockDuration: knobs.lockDuration,
     stalledInterval: knobs.stalledInterval,
     // A job whose worker died is handed on a few times before it counts as failed.
@@ -287,7 +287,7 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
         .catch(() => undefined);
     }
   });
-  worker.on('error', (error) => emitLine(stamp({ type: 'notice', level: 'warn', message: `queue: ${error.message}` })));
+  worker.onError((error) => emitLine(stamp({ type: 'notice', level: 'warn', message: `queue: ${error.message}` })));
   worker.on('failed', (job, error) => {
     if (job && !(error instanceof WaitingError)) say(`job ${job.data.job.id} of ${job.data.plan.name}: failed: ${error.message}`);
     // BullMQ failed a job whose workers kept dying (its stalled limit): the hold the last one
@@ -313,12 +313,16 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     await stopped;
     say('stopping: jobs in flight save their state and go back to the queue');
     // Waits for the jobs in flight: each sees the abort, lands its state and is handed back.
-    await worker.close();
+    if (!(await worker.close())) {
+      emitLine(stamp({ type: 'notice', level: 'warn', message: `the queue's Redis at ${address.shown} is not answering: jobs in flight could not be handed back; another worker resumes them when their locks run out (${Math.round(knobs.lockDuration / 1000)} s)` }));
+    }
     return ExitCode.interrupted;
   } finally {
     await worker.close().catch(() => undefined);
     for (const connection of connections.values()) await (await connection.catch(() => undefined))?.close();
+    // With Redis away the turns' last writes cannot land: dropping the connection ends the wait for them.
+    if (redis.status !== 'ready') await closeRedis(redis);
     for (const entry of groups.values()) await (await entry.catch(() => undefined))?.remote.stop();
-    await redis.quit().catch(() => undefined);
+    await closeRedis(redis);
   }
 }

@@ -70,6 +70,16 @@ export function redisOptions(address: QueueAddress): RedisOptions {
   };
 }
 
+/**
+ * End a connection: QUIT when it is connected, else drop it. A connection waiting for a Redis
+ * that is away would hold a QUIT (and every command still queued on it) until Redis is back;
+ * dropping it fails those commands at once.
+ */
+export async function closeRedis(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+  else if (redis.status !== 'end') redis.disconnect();
+}
+
 /** How long one look at Redis waits for a host that does not answer at all. */
 const REACH_TIMEOUT_MS = 3000;
 /** Between looks, while a worker waits for Redis to come up. */

@@ -281,6 +281,35 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(await served.stats()).toMatchObject({ messages: 1, rendersStarted: 1 });
   }, 120_000);
 
+  it('SIGTERM while the Redis is away: the worker still stops (exit 130), saying its job could not be handed back', async () => {
+    const own = await startRedis();
+    cleanups.push(() => own.stop());
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' }, ['--latency', 'render=3000']);
+    const cwd = await workspace(1);
+    const account = 'e2e-queue-sigterm-away';
+    const workerDir = await mkdtemp(path.join(tmpdir(), 'talk-e2e-worker-'));
+    const worker = spawnCli(['worker', '--queue', own.url, '--backend', served.url, '--concurrency', '2', '--json'], { cwd: workerDir, env: { NEMO_CLIENT_ID: account }, timeoutMs: 120_000 });
+    cleanups.push(async () => {
+      if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
+      await worker.done.catch(() => undefined);
+      await rm(workerDir, { recursive: true, force: true });
+    });
+    await worker.waitForEvent((e) => e.type === 'notice' && /worker ready/.test(e.message));
+    const detached = await runCli(['run', 'batch.yaml', '--queue', own.url, '--backend', served.url, '--detach'], { cwd, env: { NEMO_CLIENT_ID: account } });
+    expect(detached.code).toBe(0);
+    await worker.waitForEvent((e) => e.type === 'step:progress' && e.step === 'export' && e.percent !== undefined);
+    await own.stop();
+    // Its slots report the lost connection: once each message, not once per slot.
+    await worker.waitForEvent((e) => e.type === 'notice' && e.level === 'warn' && /^queue: /.test(e.message));
+    worker.child.kill('SIGTERM');
+    const stopped = await worker.done;
+    expect(stopped.code).toBe(130);
+    const warnings = stopped.events.flatMap((e) => (e.type === 'notice' && e.level === 'warn' ? [e.message] : []));
+    expect(warnings).toContainEqual(expect.stringMatching(new RegExp(`^the queue's Redis at ${own.url} is not answering: jobs in flight could not be handed back; another worker resumes them when their locks run out \\(30 s\\)$`)));
+    const queueWarnings = warnings.filter((m) => m.startsWith('queue: '));
+    expect(new Set(queueWarnings).size).toBe(queueWarnings.length);
+  }, 120_000);
+
   it('fairness: a small workflow enqueued behind a big one is not starved; their jobs interleave', async () => {
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '2000' });
     const big = await workspace(10);

@@ -2,13 +2,11 @@
 // onto the queue job so the next owner gets it with the job, fenced against an owner that lost
 // the job's lock and against a store that read a state changed since) and the shared credit
 // holds (atomic admission, charges drawing holds down, a stale balance read refused).
-import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startRedis, type TestRedis } from '../../helpers/redis.js';
 import { openRedisJobStore, readStateMirrors, runStateKeys, stateMirrorOf, type QueueJobHold } from '../../../src/queue/redis-state-store.js';
 import { redisCredits } from '../../../src/queue/redis-credits.js';
-import { StateCarryingWorker } from '../../../src/queue/job-worker.js';
 import { StateWriteError } from '../../../src/state/state-store.js';
 
 let server: TestRedis;
@@ -134,38 +132,6 @@ describe('Redis job state store', () => {
     await write;
     const reloaded = await openRedisJobStore({ redis, ...storeOptions, queueJob: await take('q1', 't:2') });
     expect(reloaded.job('p01')).toMatchObject({ status: 'running', steps: { 'instruction-1': { status: 'running' } } });
-  });
-});
-
-describe('a BullMQ worker takes a job with its state', () => {
-  it('the hold has the mirror on the job hash as fetched (none before a first write), and the lock BullMQ gave this worker', async () => {
-    const connection = { host: '127.0.0.1', port: server.port, maxRetriesPerRequest: null };
-    const queue = new Queue('jobs', { connection, prefix: 'talk' });
-    await queue.add('w', { n: 1 }, { jobId: 'q-fresh' });
-    await queue.add('w', { n: 2 }, { jobId: 'q-written' });
-    // As an earlier owner's write left it.
-    await redis.hset(queue.toKey('q-written'), 'talk:state', '{"status":"running","steps":{}}', 'talk:rev', '4');
-    const seen = new Map<string, { hold: QueueJobHold; lockHolder: string | null }>();
-    const worker: StateCarryingWorker<unknown, void> = new StateCarryingWorker(
-      'jobs',
-      async (job, token) => {
-        const hold = worker.holdOf(job, token ?? '');
-        seen.set(job.id ?? '', { hold, lockHolder: await redis.get(hold.lockKey) });
-      },
-      { connection, prefix: 'talk', autorun: false },
-    );
-    const drained = new Promise<void>((resolve) => worker.once('drained', () => resolve()));
-    void worker.run();
-    await drained;
-    await worker.close();
-    await queue.close();
-    expect(seen.get('q-fresh')?.hold.mirror).toBeUndefined();
-    expect(seen.get('q-written')?.hold.mirror).toEqual({ text: '{"status":"running","steps":{}}', revision: 4 });
-    expect(seen.size).toBe(2);
-    for (const { hold, lockHolder } of seen.values()) {
-      expect(hold.key).toMatch(/^talk:jobs:q-/);
-      expect(lockHolder).toBe(hold.token);
-    }
   });
 });
 
