@@ -1,11 +1,12 @@
 // The queue engine's own floor under queue.bench.ts's overhead figure: the same batch shape —
 // N jobs, a total concurrency split over 1, 2 and 4 worker processes, one Redis with AOF, jobs
 // added 25 at a time with talk's priorities and job data of talk's size — run by bare BullMQ
-// workers whose jobs only wait as long as a talk job runs. No talk code runs. What it scores
-// is what BullMQ and Redis cost on this machine with nothing else on it: a talk worker's
-// overhead can come close to it, not under it.
+// workers whose jobs only wait as long as a talk job runs, each slot a Worker of its own as in a
+// talk worker (`--one-worker`: one Worker of the whole concurrency per process). No talk code
+// runs. What it scores is what BullMQ and Redis cost on this machine with nothing else on it: a
+// talk worker's overhead can come close to it, not under it.
 //
-//   node --import tsx bench/queue-floor.bench.ts [--jobs 200] [--concurrency 20] [--workers 1,2,4] [--job-ms 2500] [--data-bytes 2763] [--rounds 3]
+//   node --import tsx bench/queue-floor.bench.ts [--jobs 200] [--concurrency 20] [--workers 1,2,4] [--job-ms 2500] [--data-bytes 2763] [--rounds 3] [--one-worker]
 //
 // `--data-bytes`: the JSON of one of queue.bench.ts's jobs is 2,763 bytes. Prints, per worker
 // count and round, the overhead per job in slot-ms (bench/lib/slot-idle.ts, the same figure as
@@ -22,27 +23,31 @@ import { slotIdle, type SlotIdle } from './lib/slot-idle.js';
 const PREFIX = 'talk';
 const QUEUE = 'jobs';
 
-/** A worker process: `worker <port> <concurrency> <job ms>`; says 'ready', stops on any message. */
-async function workerProcess(port: number, concurrency: number, jobMs: number): Promise<void> {
-  const worker = new Worker<unknown, { runFrom: number; runTo: number }>(
-    QUEUE,
-    async () => {
-      const runFrom = Date.now();
-      await new Promise((resolve) => setTimeout(resolve, jobMs));
-      return { runFrom, runTo: Date.now() };
-    },
-    { connection: { host: '127.0.0.1', port }, prefix: PREFIX, concurrency, autorun: false },
-  );
-  await worker.waitUntilReady();
+/**
+ * A worker process: `worker <port> <slots> <job ms> [one]`; says 'ready', stops on any message.
+ * Its slots take jobs as talk's do (src/queue/job-worker.ts): one Worker of one job at a time per
+ * slot, on one shared command connection; `one`: a single Worker of concurrency `slots`.
+ */
+async function workerProcess(port: number, slots: number, jobMs: number, one: boolean): Promise<void> {
+  const connection = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: null });
+  const job = async (): Promise<{ runFrom: number; runTo: number }> => {
+    const runFrom = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, jobMs));
+    return { runFrom, runTo: Date.now() };
+  };
+  const workers = Array.from({ length: one ? 1 : slots }, () => new Worker<unknown, { runFrom: number; runTo: number }>(QUEUE, job, { connection, prefix: PREFIX, concurrency: one ? slots : 1, autorun: false }));
+  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
   process.send?.('ready');
-  void worker.run();
+  for (const worker of workers) void worker.run();
   process.once('message', () => {
-    void worker.close().then(() => process.exit(0));
+    void Promise.all(workers.map((worker) => worker.close()))
+      .then(() => connection.quit())
+      .then(() => process.exit(0));
   });
 }
 
 if (process.argv[2] === 'worker') {
-  await workerProcess(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]));
+  await workerProcess(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), process.argv[6] === 'one');
 } else {
   const { values } = parseArgs({
     options: {
@@ -52,6 +57,8 @@ if (process.argv[2] === 'worker') {
       'job-ms': { type: 'string', default: '2500' },
       'data-bytes': { type: 'string', default: '2763' },
       rounds: { type: 'string', default: '3' },
+      // One BullMQ Worker of the whole concurrency per process, instead of one per slot.
+      'one-worker': { type: 'boolean', default: false },
     },
   });
   const jobs = Number(values.jobs);
@@ -73,7 +80,7 @@ if (process.argv[2] === 'worker') {
         { length: count },
         () =>
           new Promise<ChildProcess>((resolve, reject) => {
-            const child = fork(self, ['worker', String(redis.port), String(perWorker), String(jobMs)], { execArgv: ['--import', 'tsx'] });
+            const child = fork(self, ['worker', String(redis.port), String(perWorker), String(jobMs), ...(values['one-worker'] ? ['one'] : [])], { execArgv: ['--import', 'tsx'] });
             child.once('message', () => resolve(child));
             child.once('exit', (code) => reject(new Error(`a worker exited (${String(code)}) before it was ready`)));
           }),

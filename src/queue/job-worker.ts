@@ -7,7 +7,7 @@
  * worker, its slots stand empty for as many round trips as it has slots, each one longer for
  * the jobs already starting on the same event loop; one Worker per slot fetches for every slot
  * at once. Measured in bench/notes/queue.md (1 worker × 20 slots: a slot's first job started
- * 53–75 ms after the batch was added with one Worker, 15–17 ms with one per slot). Between jobs
+ * 50–52 ms after the batch was added with one Worker, 15–17 ms with one per slot). Between jobs
  * nothing changes: a slot's next job comes with the reply that records its last one finished.
  *
  * The Workers share one connection for their commands; each has its own blocking one (BullMQ
