@@ -6,15 +6,19 @@
  * - TALK_QUEUE_STALLED_MS: how often workers look for jobs whose lock expired (BullMQ
  *   `stalledInterval`, default 30 s);
  * - TALK_QUEUE_MAX_STALLED: how many times a job whose worker died is handed on before it
- *   counts as failed (BullMQ `maxStalledCount`, default 5 here).
+ *   counts as failed (BullMQ `maxStalledCount`, default 5 here);
+ * - TALK_QUEUE_PRESENCE_MS: how often a following `talk run --queue` or `talk watch --queue`
+ *   counts the workers while its jobs wait (default 5 s).
  */
 import { UsageError } from '../core/errors.js';
 import { parseQueueUrl, type QueueAddress } from '../queue/connection.js';
+import { PRESENCE_CHECK_MS } from './queue-presence.js';
 
 export interface QueueKnobs {
   lockDuration: number;
   stalledInterval: number;
   maxStalledCount: number;
+  presenceInterval: number;
 }
 
 function ms(env: Readonly<Record<string, string | undefined>>, name: string, fallback: number): number {
@@ -38,6 +42,7 @@ export function queueKnobsFromEnv(env: Readonly<Record<string, string | undefine
     lockDuration: ms(env, 'TALK_QUEUE_LOCK_MS', 30_000),
     stalledInterval: ms(env, 'TALK_QUEUE_STALLED_MS', 30_000),
     maxStalledCount: count(env, 'TALK_QUEUE_MAX_STALLED', 5),
+    presenceInterval: ms(env, 'TALK_QUEUE_PRESENCE_MS', PRESENCE_CHECK_MS),
   };
 }
 

@@ -5,7 +5,7 @@
  * take jobs once more.
  */
 import type { Queue } from 'bullmq';
-import { sleep } from '../core/abort.js';
+import { abortable, sleep } from '../core/abort.js';
 import type { QueueAddress } from '../queue/connection.js';
 import { workerProcesses } from '../queue/job-worker.js';
 import { commandLine, workerCommandLine } from './resume-command.js';
@@ -36,7 +36,8 @@ export async function watchQueuePresence(o: PresenceOptions): Promise<void> {
     let now: Presence;
     let workers = 0;
     try {
-      const [list, paused] = await Promise.all([o.queue.getWorkers(), o.queue.isPaused()]);
+      // Redis away: the look waits for it, the stop does not.
+      const [list, paused] = await abortable(Promise.all([o.queue.getWorkers(), o.queue.isPaused()]), o.signal);
       workers = workerProcesses(list);
       now = paused ? 'paused' : workers === 0 ? 'no-workers' : 'taking';
     } catch {

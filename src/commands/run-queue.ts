@@ -16,7 +16,7 @@ import { stamp } from '../core/events.js';
 import { planListing, type Plan } from '../plan/types.js';
 import { createReporter } from '../reporters/index.js';
 import { cachedHasher, fingerprintJob, hashFile, type FileHasher } from '../runner/index.js';
-import { connectRedis, KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions, type QueueAddress } from '../queue/connection.js';
+import { closeRedis, connectRedis, KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions, type QueueAddress } from '../queue/connection.js';
 import { readRedisRunJobs, readStateMirrors, runStateKeys, type StateMirror } from '../queue/redis-state-store.js';
 import { relayedEvents } from '../queue/event-relay.js';
 import { JOB_DATA_VERSION, queueJobId, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
@@ -24,6 +24,7 @@ import { connectBackend, type Connection } from './connect.js';
 import { reporterOutput, type CommandContext, type SharedOptions } from './context.js';
 import { checkCreditsFit } from './credits-fit.js';
 import { watchQueuePresence } from './queue-presence.js';
+import { queueKnobsFromEnv } from './queue-knobs.js';
 import { commandLine, workerCommandLine } from './resume-command.js';
 
 /** How a queued run is reported. */
@@ -100,7 +101,9 @@ export async function enqueueAndFollow(
       data: { version: JOB_DATA_VERSION, plan: settings, job, backendId: context.backendId, fingerprints: fps, fields, enqueuedAt: new Date().toISOString() },
     });
   }
-  const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redisOptions(context.address), prefix: KEY_PREFIX });
+  // Our connection, not one BullMQ makes: closing it does not wait for a Redis that went away.
+  const redis = connectRedis(context.address);
+  const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redis, prefix: KEY_PREFIX });
   let before: (Job<QueueJobData, QueueJobResult> | undefined)[];
   try {
     before = await Promise.all(entries.map((e) => queue.getJob(e.id)));
@@ -109,6 +112,7 @@ export async function enqueueAndFollow(
     await checkAddedJobsFit({ ...plan, jobs: plan.jobs.filter((_, k) => before[k] === undefined) }, context, options, ctx, hasher);
   } catch (error) {
     await queue.close().catch(() => undefined);
+    await closeRedis(redis);
     throw error;
   }
   let events: QueueEvents | undefined;
@@ -198,6 +202,7 @@ export async function enqueueAndFollow(
           program: ctx.program,
           say: (level, message) => reporter.emit(stamp({ type: 'notice', level, message })),
           signal: AbortSignal.any([followed.signal, ctx.signal]),
+          everyMs: queueKnobsFromEnv(ctx.env).presenceInterval,
         })
       : undefined;
     try {
@@ -223,5 +228,6 @@ export async function enqueueAndFollow(
     await reporter?.close();
     await events?.close().catch(() => undefined);
     await queue.close().catch(() => undefined);
+    await closeRedis(redis);
   }
 }

@@ -12,7 +12,7 @@ import { InterruptedError } from '../core/errors.js';
 import { stamp, type EventSink } from '../core/events.js';
 import { planJobForItem, planRun } from '../plan/plan-run.js';
 import { cachedHasher, fingerprintJob, hashFile } from '../runner/index.js';
-import { connectRedis, KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions, type QueueAddress } from '../queue/connection.js';
+import { closeRedis, connectRedis, KEY_PREFIX, QUEUE_NAME, reachRedis, redisOptions, type QueueAddress } from '../queue/connection.js';
 import { JOB_DATA_VERSION, queueJobId, runKeyFor, type QueueJobData, type QueueJobResult } from '../queue/job-data.js';
 import { readStateMirrors } from '../queue/redis-state-store.js';
 import type { BundleResult, RunBundle } from '../watch/index.js';
@@ -21,6 +21,7 @@ import type { CommandContext, SharedOptions } from './context.js';
 import { backendIdFor } from './resume-view.js';
 import type { WatchJobRunner } from './watch-jobs.js';
 import { watchQueuePresence } from './queue-presence.js';
+import { queueKnobsFromEnv } from './queue-knobs.js';
 
 export interface QueueBundleOptions {
   address: QueueAddress;
@@ -36,11 +37,12 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
   const first = planRun(o.workflow(), { backend: o.options.backend, concurrency: o.options.concurrency });
   const backendId = backendIdFor(first, o.ctx.env);
   await reachRedis(o.address);
-  const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redisOptions(o.address), prefix: KEY_PREFIX });
+  // The queue's commands and the state each bundle's job carries, on our connection, not one
+  // BullMQ makes: closing it does not wait for a Redis that went away.
+  const redis = connectRedis(o.address);
+  const queue = new Queue<QueueJobData, QueueJobResult>(QUEUE_NAME, { connection: redis, prefix: KEY_PREFIX });
   const events = new QueueEvents(QUEUE_NAME, { connection: redisOptions(o.address), prefix: KEY_PREFIX });
   await events.waitUntilReady();
-  // For the state each bundle's job carries.
-  const redis = connectRedis(o.address);
   let creditsUsed = 0;
   // While bundles wait on the workers: whether any worker takes them (said once per stretch).
   let waiting = 0;
@@ -56,6 +58,7 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
       program: o.ctx.program,
       say: (level, message) => o.emit(stamp({ type: 'notice', level, message })),
       signal: AbortSignal.any([stop.signal, o.ctx.signal]),
+      everyMs: queueKnobsFromEnv(o.ctx.env).presenceInterval,
     });
     presence = { stop, done };
   };
@@ -113,9 +116,9 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
     async close() {
       presence?.stop.abort();
       await presence?.done;
-      await events.close();
-      await queue.close();
-      await redis.quit().catch(() => undefined);
+      await events.close().catch(() => undefined);
+      await queue.close().catch(() => undefined);
+      await closeRedis(redis);
     },
   };
 }

@@ -63,6 +63,23 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   }
 }
 
+/**
+ * `promise`, or its abort: rejects as soon as `signal` aborts, for work that cannot be
+ * cancelled (a command queued on a connection that waits for its server). What `promise` does
+ * later is ignored, a rejection included.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(abortReason(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    void promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 /** The error to raise for an aborted signal: its reason when it is ours, else an interrupt. */
 export function abortReason(signal: AbortSignal | undefined, fallback?: unknown): Error {
   const reason: unknown = signal?.reason;

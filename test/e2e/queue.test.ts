@@ -475,6 +475,35 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     assertValidMp4(path.join(inbox, 'out', 'cleo.mp4'));
   }, 150_000);
 
+  it('Ctrl-C while the Redis is away: a following talk run --queue and a talk watch --queue stop at once (exit 130)', async () => {
+    const own = await startRedis();
+    cleanups.push(() => own.stop());
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const runDir = await workspace(1);
+    const watchDir = await mkdtemp(path.join(tmpdir(), 'talk-e2e-watchq-'));
+    cleanups.push(() => rm(watchDir, { recursive: true, force: true }));
+    await watchInbox(watchDir, ['cleo']);
+    // Workers counted every 200 ms: a count is on its way when the Redis goes, and never comes back.
+    const env = { NEMO_CLIENT_ID: 'e2e-queue-away', TALK_QUEUE_PRESENCE_MS: '200' };
+    const following = spawnCli(['run', 'batch.yaml', '--queue', own.url, '--backend', served.url, '--json'], { cwd: runDir, env, timeoutMs: 120_000 });
+    const watching = spawnCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--queue', own.url, '--backend', served.url, '--json'], { cwd: watchDir, env, timeoutMs: 120_000 });
+    for (const child of [following, watching]) {
+      cleanups.push(async () => {
+        if (child.child.exitCode === null) child.child.kill('SIGKILL');
+        await child.done.catch(() => undefined);
+      });
+    }
+    // Both wait for a worker; then their Redis goes away.
+    for (const child of [following, watching]) await child.waitForEvent((e) => e.type === 'notice' && e.level === 'warn' && /no worker/.test(e.message));
+    await own.stop();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    for (const child of [following, watching]) child.child.kill('SIGINT');
+    const [followed, watched] = await Promise.all([following.done, watching.done]);
+    expect(followed.code, followed.stderr).toBe(130);
+    expect(followed.stderr).toContain('stopped following; the jobs stay queued');
+    expect(watched.code, watched.stderr).toBe(130);
+  }, 120_000);
+
   it('the credit hold of a worker killed -9 whose job never comes back is dropped after its lease; another job is then admitted', async () => {
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100' }, ['--latency', 'upload=4000']);
     const account = 'e2e-queue-lease';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { getEventListeners, setMaxListeners } from 'node:events';
 import { createRedactor, REDACTED } from '../../../src/core/redact.js';
-import { formatDuration, parseDuration, sleep, withDeadline } from '../../../src/core/abort.js';
+import { abortable, formatDuration, parseDuration, sleep, withDeadline } from '../../../src/core/abort.js';
 import { fileParts, isInside, sanitizeFileName } from '../../../src/core/paths.js';
 import { BackendError, CreditsError, ExitCode, InterruptedError, UsageError, exitCodeFor } from '../../../src/core/errors.js';
 import { TimeoutError } from '../../../src/core/errors.js';
@@ -77,6 +77,23 @@ describe('deadlines and cancellation', () => {
     expect(getEventListeners(parent.signal, 'abort')).toHaveLength(0);
     parent.abort(new InterruptedError('stop'));
     expect(deadlines.every((d) => !d.signal.aborted)).toBe(true);
+  });
+
+  it('abortable: the promise when it settles first; the abort, at once, when it comes first — and then nothing of the promise', async () => {
+    const stop = new AbortController();
+    await expect(abortable(Promise.resolve(7), stop.signal)).resolves.toBe(7);
+    await expect(abortable(Promise.reject(new Error('no')), stop.signal)).rejects.toThrow('no');
+    expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0);
+
+    let fail: (error: Error) => void = () => undefined;
+    const never = new Promise<number>((_resolve, reject) => (fail = reject));
+    const waiting = abortable(never, stop.signal);
+    stop.abort(new InterruptedError('stop'));
+    await expect(waiting).rejects.toBeInstanceOf(InterruptedError);
+    expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0);
+    // The abandoned promise failing later is no unhandled rejection (vitest would fail the run).
+    fail(new Error('connection is closed'));
+    await expect(abortable(new Promise(() => undefined), stop.signal)).rejects.toBeInstanceOf(InterruptedError);
   });
 
   it('a cleared deadline never fires (its timer is gone)', async () => {
