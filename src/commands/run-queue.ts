@@ -87,6 +87,8 @@ export async function enqueueAndFollow(
   options: QueueRunOptions,
   ctx: CommandContext,
 ): Promise<number> {
+  // Read first: a wrong value is refused before anything is enqueued.
+  const knobs = queueKnobsFromEnv(ctx.env);
   await reachRedis(context.address);
   const started = Date.now();
   const hasher = cachedHasher(hashFile);
@@ -202,7 +204,7 @@ export async function enqueueAndFollow(
           program: ctx.program,
           say: (level, message) => reporter.emit(stamp({ type: 'notice', level, message })),
           signal: AbortSignal.any([followed.signal, ctx.signal]),
-          everyMs: queueKnobsFromEnv(ctx.env).presenceInterval,
+          everyMs: knobs.presenceInterval,
         })
       : undefined;
     try {

@@ -36,6 +36,8 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
   // On a backend workers can share: watch.ts refuses the in-process one.
   const first = planRun(o.workflow(), { backend: o.options.backend, concurrency: o.options.concurrency });
   const backendId = backendIdFor(first, o.ctx.env);
+  // Read first: a wrong value is refused before the watch starts.
+  const knobs = queueKnobsFromEnv(o.ctx.env);
   await reachRedis(o.address);
   // The queue's commands and the state each bundle's job carries, on our connection, not one
   // BullMQ makes: closing it does not wait for a Redis that went away.
@@ -58,7 +60,7 @@ export async function createQueueBundleRunner(o: QueueBundleOptions): Promise<Wa
       program: o.ctx.program,
       say: (level, message) => o.emit(stamp({ type: 'notice', level, message })),
       signal: AbortSignal.any([stop.signal, o.ctx.signal]),
-      everyMs: queueKnobsFromEnv(o.ctx.env).presenceInterval,
+      everyMs: knobs.presenceInterval,
     });
     presence = { stop, done };
   };

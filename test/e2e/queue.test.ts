@@ -569,7 +569,7 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(await served.stats()).toMatchObject({ sessionsCreated: 0, uploads: 0, messages: 0, rendersStarted: 0 });
   }, 120_000);
 
-  it('usage: --detach without a queue, a queue that is not redis://, the in-process local backend on a queue (also in a dry run, which says where the jobs would go), a worker without a queue: exit 2', async () => {
+  it('usage: --detach without a queue, a queue that is not redis://, the in-process local backend on a queue (also in a dry run, which says where the jobs would go), a queue knob out of range, a worker without a queue: exit 2', async () => {
     const cwd = await workspace(1);
     const noQueue = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--detach'], { cwd });
     expect(noQueue.code).toBe(2);
@@ -593,6 +593,10 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(watchDry.code, watchDry.stderr).toBe(0);
     expect(watchDry.stdout).toContain(`dry run: 1 bundle would be taken now from inbox and queued for the workers on ${redis.url}`);
     expect((await runCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--queue', redis.url, '--backend', 'local', '--dry-run'], { cwd })).code).toBe(2);
+    // A queue knob out of range is refused before anything is enqueued.
+    const knob = await runCli(['run', 'batch.yaml', '--backend', 'http://127.0.0.1:9', '--queue', redis.url], { cwd, env: { TALK_QUEUE_PRESENCE_MS: '5' } });
+    expect(knob.code).toBe(2);
+    expect(knob.stderr).toMatch(/TALK_QUEUE_PRESENCE_MS must be a whole number of milliseconds, at least 100; got "5"/);
     expect(await queueCounts()).toMatchObject({ waiting: 0, prioritized: 0 });
     const worker = await runCli(['worker'], { cwd });
     expect(worker.code).toBe(2);
