@@ -504,6 +504,35 @@ describe('talk run --queue + talk worker (built CLI, real Redis)', () => {
     expect(watched.code, watched.stderr).toBe(130);
   }, 120_000);
 
+  it('a bundle taken while the Redis is away: Ctrl-C stops talk watch --queue at once (exit 130), the bundle left for the next start', async () => {
+    const own = await startRedis();
+    cleanups.push(() => own.stop());
+    const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '1000' });
+    const cwd = await mkdtemp(path.join(tmpdir(), 'talk-e2e-watchq-'));
+    cleanups.push(() => rm(cwd, { recursive: true, force: true }));
+    const inbox = await watchInbox(cwd, []);
+    const watching = spawnCli(['watch', 'inbox', '--workflow', 'watch.yaml', '--queue', own.url, '--backend', served.url, '--json'], { cwd, env: { NEMO_CLIENT_ID: 'e2e-queue-away-add' }, timeoutMs: 120_000 });
+    cleanups.push(async () => {
+      if (watching.child.exitCode === null) watching.child.kill('SIGKILL');
+      await watching.done.catch(() => undefined);
+    });
+    await watching.waitForEvent((e) => e.type === 'notice' && /^watching /.test(e.message));
+    await own.stop();
+    // Settled at once (dated a minute back): the watcher takes it and tries to queue it.
+    const media = await makeTestMedia(path.join(tmpdir(), 'talk-test-media-e2e'));
+    const settled = new Date(Date.now() - 60_000);
+    for (const [from, name] of [[media.portrait, 'ann.jpg'], [media.voice, 'ann.mp3']] as const) {
+      await copyFile(from, path.join(inbox, name));
+      await utimes(path.join(inbox, name), settled, settled);
+    }
+    await watching.waitForEvent((e) => e.type === 'notice' && e.job === 'ann' && e.message === 'started');
+    watching.child.kill('SIGINT');
+    const stopped = await watching.done;
+    expect(stopped.code, stopped.stderr).toBe(130);
+    expect(stopped.events).toContainEqual(expect.objectContaining({ type: 'notice', job: 'ann', message: 'stopped; the next start resumes it' }));
+    expect(existsSync(path.join(inbox, 'ann.jpg'))).toBe(true);
+  }, 120_000);
+
   it('the credit hold of a worker killed -9 whose job never comes back is dropped after its lease; another job is then admitted', async () => {
     const served = await serve({ TALK_LOCAL_ANONYMOUS_CREDITS: '100' }, ['--latency', 'upload=4000']);
     const account = 'e2e-queue-lease';
