@@ -311,11 +311,10 @@ export async function workerCommand(_args: string[], options: WorkerOptions, ctx
     });
     void worker.run().catch((error: unknown) => emitLine(stamp({ type: 'notice', level: 'warn', message: `queue: ${(error as Error).message}` })));
     await stopped;
-    say('stopping: jobs in flight save their state and go back to the queue');
+    if (worker.connected) say('stopping: jobs in flight save their state and go back to the queue');
+    else emitLine(stamp({ type: 'notice', level: 'warn', message: `the queue's Redis at ${address.shown} is not answering: jobs in flight could not be handed back; another worker resumes them when their locks run out (${Math.round(knobs.lockDuration / 1000)} s)` }));
     // Waits for the jobs in flight: each sees the abort, lands its state and is handed back.
-    if (!(await worker.close())) {
-      emitLine(stamp({ type: 'notice', level: 'warn', message: `the queue's Redis at ${address.shown} is not answering: jobs in flight could not be handed back; another worker resumes them when their locks run out (${Math.round(knobs.lockDuration / 1000)} s)` }));
-    }
+    await worker.close();
     return ExitCode.interrupted;
   } finally {
     await worker.close().catch(() => undefined);

@@ -105,7 +105,7 @@ async function pingOnce(address: QueueAddress): Promise<void> {
     throw failure ?? error;
   } finally {
     // A connection that failed has ended already: disconnecting it again would leave a timer
-    // (ioredis's disconnect timeout) holding the process for two seconds.
+    // (ioredis's disconnect timeout, DISCONNECT_MS) holding the process for nothing.
     if (probe.status !== 'end') probe.disconnect();
   }
 }

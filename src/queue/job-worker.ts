@@ -125,20 +125,24 @@ export class SlotWorkers<Data, Result> {
     await Promise.all(this.workers.map((worker) => worker.run()));
   }
 
+  /** Whether Redis answers on the slots' connection now (else `close()` cannot hand jobs back). */
+  get connected(): boolean {
+    return this.connection.status === 'ready';
+  }
+
   /**
    * Stop taking jobs, wait for the ones in flight (they hand themselves back), and close the
-   * connections. With Redis away nothing can be handed back or recorded, and BullMQ's close
-   * would wait for it: the slots are closed at once, and their jobs' locks run out so that
-   * BullMQ's stalled check hands the jobs on, as after a worker killed. Resolves `false` then.
+   * connections. With Redis away (not `connected`) nothing can be handed back or recorded, and
+   * BullMQ's close would wait for it: the slots are closed at once, and their jobs' locks run
+   * out so that BullMQ's stalled check hands the jobs on, as after a worker killed.
    */
-  async close(): Promise<boolean> {
-    const reachable = this.connection.status === 'ready';
+  async close(): Promise<void> {
+    const force = !this.connected;
     try {
-      await Promise.all(this.workers.map((worker) => worker.close(!reachable)));
+      await Promise.all(this.workers.map((worker) => worker.close(force)));
     } finally {
       await closeRedis(this.connection);
     }
-    return reachable;
   }
 }
 
